@@ -1,0 +1,99 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Mizu",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Mizu", targets: ["Mizu"]),
+        .library(name: "MizuCompat", targets: ["MizuCompat"]),
+        .library(name: "MizuLive", targets: ["MizuLive"]),
+        .executable(name: "ChatApp", targets: ["ChatApp"]),
+        .executable(name: "EchoServer", targets: ["EchoServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(
+            name: "Mizu",
+            dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "MizuCompat",
+            dependencies: ["Mizu"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "MizuLive",
+            dependencies: [
+                "Mizu", "CZlib",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ChatApp",
+            dependencies: [
+                "Mizu", "MizuCompat", "MizuLive",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/ChatApp",
+            resources: [.copy("Public")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "EchoServer",
+            dependencies: [
+                "Mizu", "MizuLive",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/EchoServer",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "MizuTestSupport",
+            dependencies: [
+                "Mizu",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tests/Support",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "MizuTests", dependencies: ["Mizu", "MizuTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "MizuCompatTests", dependencies: ["Mizu", "MizuCompat", "MizuTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MizuLiveTests",
+            dependencies: [
+                "Mizu", "MizuCompat", "MizuLive", "MizuTestSupport",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,125 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Runs any ``HTTPHandler`` over HTTP/1.1 on SwiftNIO: the "standard library" server.
+public final class HTTPServer: Sendable {
+    private struct State {
+        var serverChannel: (any Channel)?
+        var connections: [ObjectIdentifier: any Channel] = [:]
+        var shuttingDown = false
+    }
+
+    private let handler: any HTTPHandler
+    /// The limits and timeouts in force.
+    public let configuration: HTTPServerConfiguration
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let state = NIOLockedValueBox(State())
+
+    /// Creates a server for `handler`; nothing listens until ``start(host:port:)``.
+    public init(
+        handler: any HTTPHandler,
+        configuration: HTTPServerConfiguration = HTTPServerConfiguration(),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "mizu.http")
+    ) {
+        self.handler = handler
+        self.configuration = configuration
+        self.group = eventLoopGroup
+        self.logger = logger
+    }
+
+    /// Binds and starts accepting. Port 0 picks a free port; the bound address is returned.
+    @discardableResult
+    public func start(host: String, port: Int) async throws -> SocketAddress {
+        let bootstrap = ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: self.configuration.backlog)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.initializeConnection(channel)
+                }
+            }
+        let channel = try await bootstrap.bind(host: host, port: port).get()
+        self.state.withLockedValue { $0.serverChannel = channel }
+        guard let address = channel.localAddress else { throw ChannelError.unknownLocalAddress }
+        return address
+    }
+
+    /// The bound address, once started.
+    public var localAddress: SocketAddress? {
+        self.state.withLockedValue { $0.serverChannel?.localAddress }
+    }
+
+    /// The number of open connections (upgraded ones included).
+    public var connectionCount: Int {
+        self.state.withLockedValue { $0.connections.count }
+    }
+
+    private func initializeConnection(_ channel: any Channel) throws {
+        let accepted = self.state.withLockedValue { state -> Bool in
+            guard !state.shuttingDown else { return false }
+            state.connections[ObjectIdentifier(channel)] = channel
+            return true
+        }
+        guard accepted else {
+            channel.close(promise: nil)
+            return
+        }
+        channel.closeFuture.whenComplete { [self] _ in
+            _ = self.state.withLockedValue { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+        }
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = self.configuration.maxHeadSize
+        limits.maxHeaderFieldSize = self.configuration.maxHeadSize
+        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits))
+        let encoder = HTTPResponseEncoder()
+        let observer = ByteActivityObserver()
+        let connection = HTTPConnectionHandler(
+            handler: self.handler,
+            configuration: self.configuration,
+            logger: self.logger,
+            decoder: decoder,
+            encoder: encoder,
+            observer: observer
+        )
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(observer)
+        try sync.addHandler(decoder)
+        try sync.addHandler(encoder)
+        try sync.addHandler(connection)
+    }
+
+    /// Graceful shutdown: stops accepting, lets in-flight requests (and upgraded
+    /// connections, which receive ``ServerQuiesceEvent``) finish within `gracePeriod`
+    /// (the configuration's by default), then closes whatever is left.
+    public func shutdown(gracePeriod: TimeAmount? = nil) async {
+        let (serverChannel, connections) = self.state.withLockedValue { state in
+            state.shuttingDown = true
+            return (state.serverChannel, Array(state.connections.values))
+        }
+        try? await serverChannel?.close()
+        for channel in connections {
+            channel.pipeline.fireUserInboundEventTriggered(ServerQuiesceEvent())
+        }
+        let deadline = NIODeadline.now() + (gracePeriod ?? self.configuration.shutdownGracePeriod)
+        while self.connectionCount > 0, NIODeadline.now() < deadline {
+            try? await Task.sleep(nanoseconds: 10_000_000)
+        }
+        let leftovers = self.state.withLockedValue { Array($0.connections.values) }
+        for channel in leftovers {
+            try? await channel.close()
+        }
+    }
+
+    /// Waits until the listening socket is closed (by ``shutdown(gracePeriod:)``).
+    public func waitUntilClosed() async throws {
+        let channel = self.state.withLockedValue { $0.serverChannel }
+        try await channel?.closeFuture.get()
+    }
+}

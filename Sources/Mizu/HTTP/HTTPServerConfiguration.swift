@@ -1,0 +1,21 @@
+import NIOCore
+
+/// Limits and timeouts of an ``HTTPServer``. Every default suits a public server.
+public struct HTTPServerConfiguration: Sendable {
+    /// Largest request body accepted; larger gets 413. Default 8 MiB.
+    public var maxBodySize: Int = 8 * 1024 * 1024
+    /// Largest request head (all header names and values); larger gets 431. Default 16 KiB.
+    public var maxHeadSize: Int = 16 * 1024
+    /// Time a client has to send a complete request head once it has started one; late
+    /// gets 408 and the connection closes (slowloris). Default 10 s.
+    public var requestHeadTimeout: TimeAmount = .seconds(10)
+    /// An idle keep-alive connection (no request started) is closed after this. Default 60 s.
+    public var idleTimeout: TimeAmount = .seconds(60)
+    /// How long graceful shutdown lets in-flight requests finish before closing. Default 10 s.
+    public var shutdownGracePeriod: TimeAmount = .seconds(10)
+    /// Listen backlog.
+    public var backlog: Int32 = 1024
+
+    /// The defaults.
+    public init() {}
+}

@@ -1,0 +1,26 @@
+import Logging
+import NIOCore
+
+extension Middlewares {
+    /// Logs one line per request: method, path, status and duration.
+    public static func logger(_ logger: Logger = Logger(label: "mizu.request")) -> Middleware {
+        { next in
+            { ctx in
+                let start = NIODeadline.now()
+                var failure: (any Error)?
+                do {
+                    try await next(ctx)
+                } catch {
+                    failure = error
+                }
+                let micros = (NIODeadline.now() - start).nanoseconds / 1000
+                let status = failure == nil ? ctx.writer.status.code : (failure as? HTTPError)?.status.code ?? 500
+                logger.info(
+                    "\(ctx.request.method.rawValue) \(ctx.request.path) \(status) \(micros)us",
+                    metadata: failure.map { ["error": "\($0)"] } ?? [:]
+                )
+                if let failure { throw failure }
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import NIOCore
+import NIOPosix
+
+extension Routing {
+    /// Serves the files under `directory` at `prefix` (GET and HEAD). A path that tries to
+    /// leave the directory (`..`, encoded or not, or a symlink pointing out) is a 404.
+    public func staticFiles(_ prefix: String, directory: String) {
+        let root = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
+        let base = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
+        let serve: Handler = { ctx in try await StaticFiles.serve(ctx, root: root) }
+        self.get(base.isEmpty ? "/" : base, serve)
+        self.get(base + "/{path...}", serve)
+    }
+}
+
+enum StaticFiles {
+    static func serve(_ ctx: Ctx, root: String) async throws {
+        guard let path = self.resolve(ctx.param("path"), root: root) else {
+            throw HTTPError(.notFound, "not found")
+        }
+        let contents: [UInt8]? = try await NIOThreadPool.singleton.runIfActive {
+            FileManager.default.contents(atPath: path).map { [UInt8]($0) }
+        }
+        guard let contents else { throw HTTPError(.notFound, "not found") }
+        try await ctx.bytes(.ok, contents, contentType: self.contentType(for: path))
+    }
+
+    /// The file for a decoded request path, or nil when it is not a regular file inside `root`.
+    static func resolve(_ relative: String, root: String) -> String? {
+        let segments = relative.split(separator: "/", omittingEmptySubsequences: true)
+        for segment in segments where segment == ".." || segment == "." || segment.contains("\0") || segment.contains("\\") {
+            return nil
+        }
+        var candidate = root + "/" + segments.joined(separator: "/")
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), isDirectory.boolValue {
+            candidate += "/index.html"
+        }
+        let real = URL(fileURLWithPath: candidate).resolvingSymlinksInPath().path
+        guard real == root || real.hasPrefix(root + "/") else { return nil }
+        guard FileManager.default.fileExists(atPath: real, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            return nil
+        }
+        return real
+    }
+
+    static func contentType(for path: String) -> String {
+        let ext = path.split(separator: ".").last.map { $0.lowercased() } ?? ""
+        return Self.types[ext] ?? "application/octet-stream"
+    }
+
+    private static let types: [String: String] = [
+        "html": "text/html; charset=utf-8", "htm": "text/html; charset=utf-8",
+        "css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8",
+        "mjs": "text/javascript; charset=utf-8", "json": "application/json",
+        "txt": "text/plain; charset=utf-8", "svg": "image/svg+xml", "png": "image/png",
+        "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp",
+        "ico": "image/x-icon", "wasm": "application/wasm", "xml": "application/xml",
+        "pdf": "application/pdf", "woff": "font/woff", "woff2": "font/woff2",
+    ]
+}

@@ -1,0 +1,135 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A TCP client for tests that see the exact bytes on the wire. Every wait has a timeout.
+public final class RawClient: Sendable {
+    /// Thrown when an expected answer does not arrive in time.
+    public struct Timeout: Error, CustomStringConvertible {
+        public let waitingFor: String
+        public let received: String
+        public var description: String { "timed out waiting for \(self.waitingFor); received so far: \(self.received.debugDescription)" }
+    }
+
+    private struct State {
+        var buffer = ByteBuffer()
+        var closed = false
+    }
+
+    private final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let state: NIOLockedValueBox<State>
+        init(state: NIOLockedValueBox<State>) { self.state = state }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var bytes = self.unwrapInboundIn(data)
+            self.state.withLockedValue { _ = $0.buffer.writeBuffer(&bytes) }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            self.state.withLockedValue { $0.closed = true }
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            // The peer closed its side: for a reader that is the end of the connection.
+            if let event = event as? ChannelEvent, event == .inputClosed {
+                self.state.withLockedValue { $0.closed = true }
+            }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)
+        }
+    }
+
+    private let channel: any Channel
+    private let state: NIOLockedValueBox<State>
+
+    private init(channel: any Channel, state: NIOLockedValueBox<State>) {
+        self.channel = channel
+        self.state = state
+    }
+
+    /// Connects to 127.0.0.1:`port`.
+    public static func connect(port: Int, timeout: TimeAmount = .seconds(5)) async throws -> RawClient {
+        let state = NIOLockedValueBox(State())
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(timeout)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(state: state)) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        return RawClient(channel: channel, state: state)
+    }
+
+    /// Sends bytes as one write.
+    public func send(_ bytes: [UInt8]) async throws {
+        try await self.channel.writeAndFlush(self.channel.allocator.buffer(bytes: bytes))
+    }
+
+    /// Sends text as one write.
+    public func send(_ text: String) async throws {
+        try await self.send(Array(text.utf8))
+    }
+
+    /// Half-closes the sending side.
+    public func shutdownOutput() async throws {
+        try await self.channel.close(mode: .output)
+    }
+
+    /// Closes the connection.
+    public func close() async {
+        try? await self.channel.close()
+    }
+
+    /// Whether the server closed the connection.
+    public var isClosed: Bool { self.state.withLockedValue { $0.closed } }
+
+    /// Waits until `parse` finds a complete item at the front of the received bytes and
+    /// consumes it. `parse` returns nil while more bytes are needed.
+    public func read<T>(
+        _ what: String,
+        timeout: TimeAmount = .seconds(5),
+        _ parse: (inout ByteBuffer, _ closed: Bool) throws -> T?
+    ) async throws -> T {
+        let deadline = NIODeadline.now() + timeout
+        while true {
+            let (result, closed): (T?, Bool) = try self.state.withLockedValue { state in
+                var copy = state.buffer
+                guard let value = try parse(&copy, state.closed) else { return (nil, state.closed) }
+                state.buffer = copy
+                return (value, state.closed)
+            }
+            if let result { return result }
+            if closed || NIODeadline.now() > deadline {
+                throw Timeout(waitingFor: what, received: self.state.withLockedValue { String(buffer: $0.buffer) })
+            }
+            try await Task.sleep(nanoseconds: 2_000_000)
+        }
+    }
+
+    /// Reads exactly `count` bytes.
+    public func read(count: Int, timeout: TimeAmount = .seconds(5)) async throws -> [UInt8] {
+        try await self.read("\(count) bytes", timeout: timeout) { buffer, _ in buffer.readBytes(length: count) }
+    }
+
+    /// Reads one HTTP/1.1 response.
+    public func readResponse(timeout: TimeAmount = .seconds(5), headRequest: Bool = false) async throws -> HTTPTestResponse {
+        try await self.read("an HTTP response", timeout: timeout) { buffer, closed in
+            try HTTPTestResponse.parse(&buffer, headRequest: headRequest, eof: closed)
+        }
+    }
+
+    /// Waits until the server closes the connection; returns whatever arrived before.
+    public func waitForClose(timeout: TimeAmount = .seconds(5)) async throws -> ByteBuffer {
+        let deadline = NIODeadline.now() + timeout
+        while !self.isClosed {
+            if NIODeadline.now() > deadline {
+                throw Timeout(waitingFor: "the connection to close", received: self.state.withLockedValue { String(buffer: $0.buffer) })
+            }
+            try await Task.sleep(nanoseconds: 2_000_000)
+        }
+        return self.state.withLockedValue { $0.buffer }
+    }
+}

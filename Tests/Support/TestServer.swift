@@ -1,0 +1,33 @@
+import Mizu
+import NIOCore
+
+/// Starts `app` on 127.0.0.1, port 0, runs `body` with the port, then shuts the app down.
+public func withServer<T>(_ app: App, _ body: (Int) async throws -> T) async throws -> T {
+    let address = try await app.start(host: "127.0.0.1", port: 0)
+    do {
+        let result = try await body(address.port!)
+        await app.shutdown()
+        return result
+    } catch {
+        await app.shutdown()
+        throw error
+    }
+}
+
+/// Sends one request on a new connection and reads the response.
+public func request(
+    port: Int,
+    _ method: String,
+    _ target: String,
+    headers: [String: String] = [:],
+    body: String = ""
+) async throws -> HTTPTestResponse {
+    let client = try await RawClient.connect(port: port)
+    defer { Task { await client.close() } }
+    var text = "\(method) \(target) HTTP/1.1\r\nHost: test\r\n"
+    for (name, value) in headers { text += "\(name): \(value)\r\n" }
+    if !body.isEmpty || method == "POST" || method == "PUT" { text += "Content-Length: \(body.utf8.count)\r\n" }
+    text += "\r\n" + body
+    try await client.send(text)
+    return try await client.readResponse(headRequest: method == "HEAD")
+}
