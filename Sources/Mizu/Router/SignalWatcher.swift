@@ -9,12 +9,13 @@ import Darwin
 ///
 /// `@unchecked Sendable`: every stored property is a `let`; the dispatch sources are only
 /// cancelled after init, and `DispatchSource.cancel()` is documented thread-safe.
-final class SignalWatcher: @unchecked Sendable {
+public final class SignalWatcher: @unchecked Sendable {
     private let sources: [any DispatchSourceSignal]
     private let stream: AsyncStream<Int32>
     private let continuation: AsyncStream<Int32>.Continuation
 
-    init(signals: [Int32]) {
+    /// Watches `signals` (their default action is replaced: the watcher handles them).
+    public init(signals: [Int32]) {
         (self.stream, self.continuation) = AsyncStream.makeStream(of: Int32.self)
         let queue = DispatchQueue(label: "mizu.signals")
         let continuation = self.continuation
@@ -28,12 +29,13 @@ final class SignalWatcher: @unchecked Sendable {
     }
 
     /// The next signal received.
-    func next() async -> Int32 {
+    public func next() async -> Int32 {
         for await number in self.stream { return number }
         return 0
     }
 
-    func stop() {
+    /// Stops watching.
+    public func stop() {
         for source in self.sources { source.cancel() }
         self.continuation.finish()
     }

@@ -1,0 +1,65 @@
+import NIOCore
+
+/// A WebSocket opcode (RFC 6455 section 5.2).
+public enum WebSocketOpcode: UInt8, Sendable {
+    case continuation = 0x0
+    case text = 0x1
+    case binary = 0x2
+    case close = 0x8
+    case ping = 0x9
+    case pong = 0xA
+
+    var isControl: Bool { self.rawValue & 0x8 != 0 }
+}
+
+/// One frame as read from a client, payload already unmasked.
+struct WebSocketFrame {
+    var fin: Bool
+    var rsv1: Bool
+    var rsv2: Bool
+    var rsv3: Bool
+    var opcode: WebSocketOpcode
+    var payload: ByteBuffer
+}
+
+/// Writes server frames (never masked, RFC 6455 section 5.1).
+enum FrameWriter {
+    /// Bytes of a frame header for a payload of `length` bytes.
+    static func headerSize(payloadLength length: Int) -> Int {
+        length < 126 ? 2 : (length <= 0xFFFF ? 4 : 10)
+    }
+
+    static func writeHeader(into buffer: inout ByteBuffer, opcode: WebSocketOpcode, fin: Bool = true, rsv1: Bool = false, length: Int) {
+        var first = opcode.rawValue
+        if fin { first |= 0x80 }
+        if rsv1 { first |= 0x40 }
+        if length < 126 {
+            buffer.writeMultipleIntegers(first, UInt8(length))
+        } else if length <= 0xFFFF {
+            buffer.writeMultipleIntegers(first, UInt8(126), UInt16(length))
+        } else {
+            buffer.writeMultipleIntegers(first, UInt8(127), UInt64(length))
+        }
+    }
+
+    /// A whole frame in one buffer: what a broadcast writes to every subscriber.
+    static func frame(opcode: WebSocketOpcode, rsv1: Bool = false, payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: self.headerSize(payloadLength: payload.readableBytes) + payload.readableBytes)
+        self.writeHeader(into: &buffer, opcode: opcode, rsv1: rsv1, length: payload.readableBytes)
+        var payload = payload
+        buffer.writeBuffer(&payload)
+        return buffer
+    }
+
+    /// A close frame's payload: the code, then the UTF-8 reason (RFC 6455 section 5.5.1).
+    static func closePayload(code: UInt16?, reason: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard let code else { return allocator.buffer(capacity: 0) }
+        var buffer = allocator.buffer(capacity: 2 + reason.utf8.count)
+        buffer.writeInteger(code)
+        // A control payload is at most 125 bytes; cut the reason on a character boundary.
+        var reasonBytes = Array(reason.utf8.prefix(123))
+        while !reasonBytes.isEmpty, String(validating: reasonBytes, as: UTF8.self) == nil { reasonBytes.removeLast() }
+        buffer.writeBytes(reasonBytes)
+        return buffer
+    }
+}

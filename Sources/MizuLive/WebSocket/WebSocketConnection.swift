@@ -1,0 +1,103 @@
+import NIOCore
+
+/// What a WebSocket endpoint does with a connection's events. Every callback runs on the
+/// connection's event loop, in order; it must not block (hand long work to a task).
+public struct WebSocketEvents: Sendable {
+    /// The connection is open (the 101 has been sent).
+    public var onOpen: @Sendable (WebSocketConnection) -> Void
+    /// A complete message arrived.
+    public var onMessage: @Sendable (WebSocketConnection, WebSocketMessage) -> Void
+    /// The connection ended; called exactly once.
+    public var onClose: @Sendable (WebSocketConnection, WebSocketCloseReason) -> Void
+
+    /// Events with the given callbacks (each does nothing by default).
+    public init(
+        onOpen: @escaping @Sendable (WebSocketConnection) -> Void = { _ in },
+        onMessage: @escaping @Sendable (WebSocketConnection, WebSocketMessage) -> Void = { _, _ in },
+        onClose: @escaping @Sendable (WebSocketConnection, WebSocketCloseReason) -> Void = { _, _ in }
+    ) {
+        self.onOpen = onOpen
+        self.onMessage = onMessage
+        self.onClose = onClose
+    }
+}
+
+/// An open WebSocket connection. Every method may be called from any thread or task; work
+/// hops to the connection's event loop, and sends never block.
+public final class WebSocketConnection: Sendable {
+    /// The event loop that owns the connection.
+    public let eventLoop: any EventLoop
+    /// The negotiated subprotocol, if any.
+    public let subprotocol: String?
+    /// The peer's address.
+    public let remoteAddress: SocketAddress?
+    /// Whether permessage-deflate was negotiated.
+    public var isCompressed: Bool { self.deflate != nil }
+
+    let deflate: NegotiatedDeflate?
+    let handler: NIOLoopBoundBox<WebSocketChannelHandler?>
+    private let closePromise: EventLoopPromise<WebSocketCloseReason>
+
+    init(eventLoop: any EventLoop, subprotocol: String?, remoteAddress: SocketAddress?, deflate: NegotiatedDeflate?) {
+        self.eventLoop = eventLoop
+        self.subprotocol = subprotocol
+        self.remoteAddress = remoteAddress
+        self.deflate = deflate
+        self.handler = .makeEmptyBox(valueType: WebSocketChannelHandler.self, eventLoop: eventLoop)
+        self.closePromise = eventLoop.makePromise()
+    }
+
+    /// Completes with the reason once the connection has ended.
+    public var closeFuture: EventLoopFuture<WebSocketCloseReason> { self.closePromise.futureResult }
+
+    /// Waits until the connection has ended and returns why.
+    public func closeReason() async -> WebSocketCloseReason {
+        (try? await self.closeFuture.get()) ?? .connectionLost
+    }
+
+    func didClose(_ reason: WebSocketCloseReason) {
+        self.closePromise.succeed(reason)
+    }
+
+    /// Sends a message (compressed when negotiated and worth it).
+    public func send(_ message: WebSocketMessage) {
+        self.onLoop { $0.send(message) }
+    }
+
+    /// Sends a text message.
+    public func send(text: String) {
+        self.send(.text(text))
+    }
+
+    /// Sends a binary message.
+    public func send(binary: [UInt8]) {
+        self.send(.binary(binary))
+    }
+
+    /// Sends a ping (payload at most 125 bytes).
+    public func ping(_ payload: [UInt8] = []) {
+        self.onLoop { $0.sendControl(.ping, ByteBuffer(bytes: payload.prefix(125))) }
+    }
+
+    /// Starts the close handshake; the TCP connection closes when the peer answers, or
+    /// after the configured close timeout.
+    public func close(code: UInt16 = 1000, reason: String = "") {
+        self.onLoop { $0.close(code: code, reason: reason, as: .serverClosed(code: code, reason: reason)) }
+    }
+
+    /// Writes an already encoded frame (a broadcast builds it once for every subscriber).
+    /// Call on the event loop; returns false when the connection no longer sends.
+    func writePreparedFrame(_ frame: ByteBuffer) -> Bool {
+        self.eventLoop.preconditionInEventLoop()
+        return self.handler.value?.enqueue(frame) ?? false
+    }
+
+    private func onLoop(_ body: @escaping @Sendable (WebSocketChannelHandler) -> Void) {
+        if self.eventLoop.inEventLoop {
+            if let handler = self.handler.value { body(handler) }
+        } else {
+            let box = self.handler
+            self.eventLoop.execute { if let handler = box.value { body(handler) } }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import Mizu
+import NIOHTTP1
+
+/// Why an opening handshake was refused: the HTTP answer RFC 6455 section 4.2.1 names.
+public struct WebSocketHandshakeError: Error, Sendable, CustomStringConvertible {
+    /// The status to answer with (400, 405, 426).
+    public var status: HTTPResponseStatus
+    /// A short plain-text reason.
+    public var reason: String
+    /// Extra headers (`Sec-WebSocket-Version: 13` with a 426).
+    public var headers: [(String, String)]
+
+    public var description: String { "\(self.status.code) \(self.reason)" }
+
+    /// Writes the refusal: the status, the headers and the reason as the body.
+    public func respond(_ writer: ResponseWriter) async throws {
+        writer.status = self.status
+        for (name, value) in self.headers { writer.setHeader(name, value) }
+        writer.setHeader("content-type", "text/plain; charset=utf-8")
+        try await writer.write(self.reason + "\n")
+    }
+}
+
+/// A valid opening handshake and what was negotiated.
+public struct WebSocketHandshake: Sendable {
+    /// `Sec-WebSocket-Accept` (RFC 6455 section 4.2.2).
+    public let accept: String
+    /// The chosen subprotocol, if any.
+    public let subprotocol: String?
+    let deflate: NegotiatedDeflate?
+
+    /// Whether permessage-deflate was negotiated.
+    public var isCompressed: Bool { self.deflate != nil }
+
+    static let guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    /// Checks `request` against RFC 6455 section 4.2.1 and negotiates extensions.
+    public static func validate(_ request: Request, configuration: WebSocketConfiguration) throws(WebSocketHandshakeError) -> WebSocketHandshake {
+        let headers = request.headers
+        func tokens(_ name: String) -> [String] {
+            headers[canonicalForm: name].map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        }
+        guard headers.contains(name: "upgrade") else {
+            throw WebSocketHandshakeError(
+                status: .upgradeRequired, reason: "this endpoint speaks WebSocket only",
+                headers: [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13")])
+        }
+        guard request.method == .GET else {
+            throw WebSocketHandshakeError(status: .methodNotAllowed, reason: "a WebSocket handshake must use GET", headers: [("Allow", "GET")])
+        }
+        guard request.version.major == 1 && request.version.minor >= 1 else {
+            throw WebSocketHandshakeError(status: .badRequest, reason: "a WebSocket handshake needs HTTP/1.1", headers: [])
+        }
+        guard tokens("upgrade").contains("websocket") else {
+            throw WebSocketHandshakeError(status: .badRequest, reason: "Upgrade header must be websocket", headers: [])
+        }
+        guard tokens("connection").contains("upgrade") else {
+            throw WebSocketHandshakeError(status: .badRequest, reason: "Connection header must contain upgrade", headers: [])
+        }
+        let versions = headers["sec-websocket-version"]
+        guard versions.count == 1, versions[0].trimmingCharacters(in: .whitespaces) == "13" else {
+            throw WebSocketHandshakeError(
+                status: .upgradeRequired, reason: "unsupported WebSocket version", headers: [("Sec-WebSocket-Version", "13")])
+        }
+        let keys = headers["sec-websocket-key"]
+        guard keys.count == 1, let key = keys.first?.trimmingCharacters(in: .whitespaces),
+            let decoded = Data(base64Encoded: key), decoded.count == 16
+        else {
+            throw WebSocketHandshakeError(status: .badRequest, reason: "Sec-WebSocket-Key must be base64 of 16 bytes", headers: [])
+        }
+        let accept = Data(SHA1.hash(Array((key + Self.guid).utf8))).base64EncodedString()
+        let offeredProtocols = headers[canonicalForm: "sec-websocket-protocol"].map { $0.trimmingCharacters(in: .whitespaces) }
+        let subprotocol = offeredProtocols.first { configuration.subprotocols.contains($0) }
+        var deflate: NegotiatedDeflate?
+        if let compression = configuration.compression, headers.contains(name: "sec-websocket-extensions"),
+            // Raw values: a quoted parameter may itself contain a comma.
+            let offers = ExtensionHeaderParser.parse(headers["sec-websocket-extensions"])
+        {
+            deflate = NegotiatedDeflate.negotiate(offers: offers, configuration: compression)
+        }
+        return WebSocketHandshake(accept: accept, subprotocol: subprotocol, deflate: deflate)
+    }
+
+    /// The 101 response headers.
+    var responseHeaders: [(String, String)] {
+        var headers = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", self.accept)]
+        if let subprotocol { headers.append(("Sec-WebSocket-Protocol", subprotocol)) }
+        if let deflate { headers.append(("Sec-WebSocket-Extensions", deflate.responseHeader)) }
+        return headers
+    }
+}

@@ -1,0 +1,71 @@
+import Mizu
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Turns an HTTP request into a WebSocket connection: validates the opening handshake,
+/// answers 101 (or the refusal RFC 6455 names) and installs the protocol engine.
+public struct WebSocketUpgrader: Sendable {
+    /// The endpoint's settings.
+    public var configuration: WebSocketConfiguration
+
+    /// An upgrader with `configuration`.
+    public init(configuration: WebSocketConfiguration = WebSocketConfiguration()) {
+        self.configuration = configuration
+    }
+
+    /// Validates and upgrades in one step. A bad handshake is answered (400, 405 or 426
+    /// with a short reason) and nil is returned.
+    @discardableResult
+    public func upgrade(_ writer: ResponseWriter, _ request: Request, events: WebSocketEvents) async throws -> WebSocketConnection? {
+        let handshake: WebSocketHandshake
+        do {
+            handshake = try WebSocketHandshake.validate(request, configuration: self.configuration)
+        } catch {
+            try await error.respond(writer)
+            return nil
+        }
+        return try await self.accept(handshake, writer: writer, request: request, events: events)
+    }
+
+    /// Completes a handshake already validated with ``WebSocketHandshake/validate(_:configuration:)``
+    /// (a caller can run its own checks, such as authentication, in between).
+    public func accept(
+        _ handshake: WebSocketHandshake,
+        writer: ResponseWriter,
+        request: Request,
+        events: WebSocketEvents
+    ) async throws -> WebSocketConnection {
+        for (name, value) in handshake.responseHeaders { writer.setHeader(name, value) }
+        let created = NIOLockedValueBox<WebSocketConnection?>(nil)
+        let configuration = self.configuration
+        try await writer.upgrade { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let connection = WebSocketConnection(
+                    eventLoop: channel.eventLoop, subprotocol: handshake.subprotocol,
+                    remoteAddress: request.remoteAddress, deflate: handshake.deflate)
+                created.withLockedValue { $0 = connection }
+                try channel.pipeline.syncOperations.addHandler(
+                    WebSocketChannelHandler(connection: connection, events: events, configuration: configuration))
+            }
+        }
+        guard let connection = created.withLockedValue({ $0 }) else { throw ChannelError.ioOnClosedChannel }
+        return connection
+    }
+}
+
+/// A plain handler that serves WebSocket connections with `events`: mount it with
+/// `compat(_:)` or run it on an ``HTTPServer`` directly.
+public struct WebSocketHandler: HTTPHandler {
+    private let upgrader: WebSocketUpgrader
+    private let events: WebSocketEvents
+
+    /// A handler upgrading every request with `configuration` and reporting to `events`.
+    public init(configuration: WebSocketConfiguration = WebSocketConfiguration(), events: WebSocketEvents) {
+        self.upgrader = WebSocketUpgrader(configuration: configuration)
+        self.events = events
+    }
+
+    public func serveHTTP(_ writer: ResponseWriter, _ request: Request) async throws {
+        try await self.upgrader.upgrade(writer, request, events: self.events)
+    }
+}
