@@ -8,6 +8,10 @@ public final class RawClient: Sendable {
     public struct Timeout: Error, CustomStringConvertible {
         public let waitingFor: String
         public let received: String
+        public init(waitingFor: String, received: String) {
+            self.waitingFor = waitingFor
+            self.received = received
+        }
         public var description: String { "timed out waiting for \(self.waitingFor); received so far: \(self.received.debugDescription)" }
     }
 

@@ -27,7 +27,6 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
     private var reason: WebSocketCloseReason?
     private var cumulation: ByteBuffer?
     private var needsFlush = false
-    private var queued = 0
     private var unflushed = 0
     private var ownDeflater: Deflater?
     private var closeTimer: Scheduled<Void>?
@@ -137,9 +136,12 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
 
     // MARK: Outbound
 
-    /// Encodes and sends one data message.
-    func send(_ message: WebSocketMessage) {
-        guard self.state == .open, let context else { return }
+    /// Encodes and sends one data message; `reserved` as for ``enqueue(_:reserved:)``.
+    func send(_ message: WebSocketMessage, reserved: Bool = false) {
+        guard self.state == .open, let context else {
+            if reserved { self.connection.releaseSendSlots(1) }
+            return
+        }
         var rsv1 = false
         var payload = message.data
         if let deflate = self.connection.deflate, deflate.serverCompresses,
@@ -160,7 +162,7 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
                 rsv1 = true
             }
         }
-        _ = self.enqueue(FrameWriter.frame(opcode: message.opcode, rsv1: rsv1, payload: payload, allocator: context.channel.allocator))
+        _ = self.enqueue(FrameWriter.frame(opcode: message.opcode, rsv1: rsv1, payload: payload, allocator: context.channel.allocator), reserved: reserved)
     }
 
     func sendControl(_ opcode: WebSocketOpcode, _ payload: ByteBuffer) {
@@ -169,23 +171,37 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
         self.scheduleFlush()
     }
 
-    /// Queues an encoded data frame; false when the connection no longer sends.
-    func enqueue(_ frame: ByteBuffer) -> Bool {
-        guard self.state == .open, let context else { return false }
-        if let limit = self.configuration.maxQueuedMessages {
-            guard self.queued < limit else {
-                // A slow consumer: its queue is full. Its close frame would wait behind that
-                // queue, so the TCP connection is closed at once.
-                self.reason = self.reason ?? .sendQueueFull
-                self.closeChannel()
+    /// Queues an encoded data frame; false when the connection no longer sends. `reserved`
+    /// says the caller already took its place in the send queue (and on false it is given back).
+    func enqueue(_ frame: ByteBuffer, reserved: Bool) -> Bool {
+        guard self.state == .open, let context else {
+            if reserved { self.connection.releaseSendSlots(1) }
+            return false
+        }
+        if self.connection.sendQueueLimit != nil {
+            guard reserved || self.connection.reserveSendSlot() else {
+                self.overflow()
                 return false
             }
-            self.queued += 1
             self.unflushed += 1
         }
         context.write(self.wrapOutboundOut(frame), promise: nil)
         self.scheduleFlush()
         return true
+    }
+
+    /// Stops or restarts reading from the socket (the application is behind on messages).
+    func setReading(_ enabled: Bool) {
+        guard let context, self.state == .open || self.state == .closeSent else { return }
+        context.channel.setOption(.autoRead, value: enabled).whenFailure { _ in }
+        if enabled { context.read() }
+    }
+
+    /// A slow consumer: its queue is full. A close frame would wait behind that queue, so
+    /// the TCP connection is closed at once.
+    func overflow() {
+        self.reason = self.reason ?? .sendQueueFull
+        self.closeChannel()
     }
 
     private func scheduleFlush() {
@@ -202,8 +218,8 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
             let batch = self.unflushed
             self.unflushed = 0
             let promise = context.eventLoop.makePromise(of: Void.self)
-            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            promise.futureResult.whenComplete { _ in bound.value.queued -= batch }
+            let connection = self.connection
+            promise.futureResult.whenComplete { _ in connection.releaseSendSlots(batch) }
             context.write(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: promise)
         }
         context.flush()

@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 
 /// What a WebSocket endpoint does with a connection's events. Every callback runs on the
 /// connection's event loop, in order; it must not block (hand long work to a task).
@@ -37,12 +38,17 @@ public final class WebSocketConnection: Sendable {
     let deflate: NegotiatedDeflate?
     let handler: NIOLoopBoundBox<WebSocketChannelHandler?>
     private let closePromise: EventLoopPromise<WebSocketCloseReason>
+    /// Messages accepted for sending and not yet written to the socket.
+    private let pending = Atomic<Int>(0)
+    /// The bound on `pending`; nil is unbounded (and uncounted).
+    let sendQueueLimit: Int?
 
-    init(eventLoop: any EventLoop, subprotocol: String?, remoteAddress: SocketAddress?, deflate: NegotiatedDeflate?) {
+    init(eventLoop: any EventLoop, subprotocol: String?, remoteAddress: SocketAddress?, deflate: NegotiatedDeflate?, sendQueueLimit: Int?) {
         self.eventLoop = eventLoop
         self.subprotocol = subprotocol
         self.remoteAddress = remoteAddress
         self.deflate = deflate
+        self.sendQueueLimit = sendQueueLimit
         self.handler = .makeEmptyBox(valueType: WebSocketChannelHandler.self, eventLoop: eventLoop)
         self.closePromise = eventLoop.makePromise()
     }
@@ -54,6 +60,26 @@ public final class WebSocketConnection: Sendable {
     public func closeReason() async -> WebSocketCloseReason {
         (try? await self.closeFuture.get()) ?? .connectionLost
     }
+
+    /// Takes a place in the send queue, from any thread; false when the queue is full.
+    func reserveSendSlot() -> Bool {
+        guard let limit = self.sendQueueLimit else { return true }
+        let count = self.pending.add(1, ordering: .relaxed).newValue
+        if count > limit {
+            self.pending.subtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    /// Gives back places once their messages were written (or dropped).
+    func releaseSendSlots(_ count: Int) {
+        guard self.sendQueueLimit != nil, count > 0 else { return }
+        self.pending.subtract(count, ordering: .relaxed)
+    }
+
+    /// Messages queued and not yet written (0 when the queue is unbounded).
+    var queuedMessages: Int { self.pending.load(ordering: .relaxed) }
 
     func didClose(_ reason: WebSocketCloseReason) {
         self.closePromise.succeed(reason)
@@ -85,11 +111,31 @@ public final class WebSocketConnection: Sendable {
         self.onLoop { $0.close(code: code, reason: reason, as: .serverClosed(code: code, reason: reason)) }
     }
 
+    /// Sends a message whose queue place was taken with ``reserveSendSlot()``.
+    func send(_ message: WebSocketMessage, reserved: Bool) {
+        self.onLoop { $0.send(message, reserved: reserved) }
+    }
+
+    /// Closes as a slow consumer (the queue is full).
+    func closeAsSlowConsumer() {
+        self.onLoop { $0.overflow() }
+    }
+
+    /// Closes with 1001 because the server is going away.
+    func closeForShutdown() {
+        self.onLoop { $0.close(code: 1001, reason: "server shutdown", as: .serverShutdown) }
+    }
+
+    /// Stops or resumes reading from the socket: backpressure for a slow application.
+    func setReading(_ enabled: Bool) {
+        self.onLoop { $0.setReading(enabled) }
+    }
+
     /// Writes an already encoded frame (a broadcast builds it once for every subscriber).
     /// Call on the event loop; returns false when the connection no longer sends.
     func writePreparedFrame(_ frame: ByteBuffer) -> Bool {
         self.eventLoop.preconditionInEventLoop()
-        return self.handler.value?.enqueue(frame) ?? false
+        return self.handler.value?.enqueue(frame, reserved: false) ?? false
     }
 
     private func onLoop(_ body: @escaping @Sendable (WebSocketChannelHandler) -> Void) {

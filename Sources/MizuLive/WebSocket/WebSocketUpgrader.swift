@@ -42,7 +42,8 @@ public struct WebSocketUpgrader: Sendable {
             channel.eventLoop.makeCompletedFuture {
                 let connection = WebSocketConnection(
                     eventLoop: channel.eventLoop, subprotocol: handshake.subprotocol,
-                    remoteAddress: request.remoteAddress, deflate: handshake.deflate)
+                    remoteAddress: request.remoteAddress, deflate: handshake.deflate,
+                    sendQueueLimit: configuration.maxQueuedMessages)
                 created.withLockedValue { $0 = connection }
                 try channel.pipeline.syncOperations.addHandler(
                     WebSocketChannelHandler(connection: connection, events: events, configuration: configuration))

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Mizu
+import MizuCompat
+import MizuLive
+
+/// The chat example: the page at `/`, live sessions at `/ws`, announcements at `/api/announce`.
+@main
+struct ChatApp: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Mizu chat: the MizuLive complete example.")
+
+    @Option(help: "Port to listen on (default: $PORT or 8080).")
+    var port: Int?
+
+    @Option(help: "Address to bind.")
+    var host: String = "0.0.0.0"
+
+    @Option(name: .customLong("origin"), help: "Another allowed WebSocket origin (repeatable).")
+    var origins: [String] = []
+
+    func run() async throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardOutput(label: $0) }
+        extraOrigins.withLockedValue { $0 = self.origins }
+        let port = self.port ?? ProcessInfo.processInfo.environment["PORT"].flatMap(Int.init) ?? 8080
+
+        let app = App()
+        app.get("/ws", compat(server.handler()))
+        app.post("/api/announce", announce)
+        app.staticFiles("/", directory: Self.publicDirectory)
+        app.onShutdown { await server.shutdown() }
+        try await app.listen("\(self.host):\(port)")
+    }
+
+    /// The page's files, shipped as the target's resources.
+    static var publicDirectory: String {
+        Bundle.module.url(forResource: "Public", withExtension: nil)?.path ?? "Examples/ChatApp/Public"
+    }
+}
+
+struct Announcement: Decodable {
+    var text: String
+}
+
+/// Publishing from an HTTP handler: `{"user":"server","data":{"text":"..."}}` on chat:general.
+@Sendable func announce(_ c: Ctx) async throws {
+    let announcement = try c.bindJSON(Announcement.self, limit: 16 * 1024)
+    var msg = Data(#"{"user":"server","data":{"text":"#.utf8)
+    msg.append(jsonString(announcement.text))
+    msg.append(Data("}}".utf8))
+    server.publish("chat:general", msg)
+    c.noContent()
+}

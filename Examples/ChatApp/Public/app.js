@@ -1,0 +1,122 @@
+// Mizu Chat: plain JavaScript, no build step. Every user-supplied string is rendered with
+// textContent, never as HTML.
+(() => {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const nameInput = $("name"), joinButton = $("join"), hint = $("join-hint");
+  const messageInput = $("message"), messages = $("messages"), presence = $("presence"), status = $("status");
+  const TOKEN = /^[A-Za-z0-9_-]{1,32}$/;
+  const online = new Set();
+  let socket = null, user = null, attempt = 0, retryTimer = null;
+
+  function setStatus(state) {
+    status.textContent = state;
+    status.dataset.state = state;
+  }
+
+  function addMessage(userName, text, kind) {
+    const item = document.createElement("li");
+    if (kind) item.className = kind;
+    const who = document.createElement("span");
+    who.className = "user";
+    who.textContent = userName;
+    const body = document.createElement("span");
+    body.className = "text";
+    body.textContent = text;
+    item.append(who, body);
+    messages.append(item);
+    messages.scrollTop = messages.scrollHeight;
+  }
+
+  function renderPresence() {
+    presence.replaceChildren(...[...online].sort().map((name) => {
+      const item = document.createElement("li");
+      item.textContent = name;
+      return item;
+    }));
+  }
+
+  function send(topic, data) {
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify({ topic, data }));
+      return true;
+    }
+    return false;
+  }
+
+  function textOf(data) {
+    if (data && typeof data === "object" && typeof data.text === "string") return data.text;
+    return typeof data === "string" ? data : JSON.stringify(data);
+  }
+
+  function onEnvelope(envelope) {
+    const { topic, data } = envelope;
+    if (topic === "chat:general" && data && typeof data === "object") {
+      const kind = data.user === "server" ? "server" : data.user === user ? "self" : "";
+      addMessage(String(data.user), textOf(data.data), kind);
+    } else if (topic === "presence" && data && typeof data === "object") {
+      if (data.type === "join") online.add(String(data.user));
+      if (data.type === "leave" && data.user !== user) online.delete(String(data.user));
+      renderPresence();
+    } else if (topic === "error") {
+      addMessage("error", textOf(data), "error");
+    }
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    setStatus(attempt === 0 ? "connecting" : "reconnecting");
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(`${scheme}://${location.host}/ws?token=${encodeURIComponent(user)}`);
+    socket.onopen = () => {
+      attempt = 0;
+      setStatus("connected");
+      // Subscriptions live on the server per connection: ask again after every reconnect.
+      send("subscribe", { topic: "chat:general" });
+      send("subscribe", { topic: "presence" });
+      send("subscribe", { topic: `user:${user}` });
+      messageInput.disabled = false;
+      messageInput.focus();
+    };
+    socket.onmessage = (event) => {
+      try { onEnvelope(JSON.parse(event.data)); } catch (error) { /* not JSON: ignore */ }
+    };
+    socket.onclose = (event) => {
+      socket = null;
+      messageInput.disabled = true;
+      if (event.code === 1009) addMessage("error", "message too large", "error");
+      // Exponential backoff with jitter, capped at 10 s.
+      const delay = Math.min(10000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      attempt += 1;
+      setStatus("reconnecting");
+      retryTimer = setTimeout(connect, delay);
+    };
+  }
+
+  function join() {
+    const name = nameInput.value.trim();
+    if (!TOKEN.test(name)) {
+      hint.textContent = "Use 1 to 32 letters, digits, _ or -.";
+      hint.classList.add("error");
+      return;
+    }
+    user = name;
+    hint.classList.remove("error");
+    hint.textContent = `You are ${name}.`;
+    nameInput.disabled = true;
+    joinButton.disabled = true;
+    online.add(name);
+    renderPresence();
+    attempt = 0;
+    connect();
+  }
+
+  nameInput.addEventListener("keydown", (event) => { if (event.key === "Enter") join(); });
+  joinButton.addEventListener("click", join);
+  messageInput.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    const text = messageInput.value;
+    if (text.trim() === "") return;
+    if (send("chat", { text })) messageInput.value = "";
+  });
+})();

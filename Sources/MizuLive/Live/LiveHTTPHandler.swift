@@ -1,0 +1,88 @@
+import Foundation
+import Mizu
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// The seed's `server.Handler()`: origin check, handshake, onAuth, then the session.
+struct LiveHTTPHandler: HTTPHandler {
+    let core: ServerCore
+
+    func serveHTTP(_ writer: ResponseWriter, _ request: Request) async throws {
+        let options = self.core.options
+        guard options.allowsOrigin(of: request) else {
+            try await Self.refuse(writer, .forbidden, "origin not allowed")
+            return
+        }
+        let configuration = self.core.webSocketConfiguration
+        let handshake: WebSocketHandshake
+        do {
+            handshake = try WebSocketHandshake.validate(request, configuration: configuration)
+        } catch {
+            try await error.respond(writer)
+            return
+        }
+        let context = Live.Context(request: request)
+        var value: (any Sendable)?
+        if let onAuth = options.onAuth {
+            do {
+                value = try await onAuth(context, request)
+            } catch {
+                try await Self.refuse(writer, .unauthorized, "unauthorized: \(error)")
+                return
+            }
+        }
+        let id = options.idGenerator?() ?? Live.Options.randomID()
+        let slot = NIOLockedValueBox<Live.Session?>(nil)
+        let core = self.core
+        let events = WebSocketEvents(
+            onOpen: { [value] connection in
+                let session = Live.Session(id: id, value: value, request: request, connection: connection, core: core)
+                slot.withLockedValue { $0 = session }
+                core.register(session)
+                Self.startConsumer(session, context: context, options: options)
+            },
+            onMessage: { _, message in
+                guard let session = slot.withLockedValue({ $0 }) else { return }
+                let bytes = Data(message.data.readableBytesView)
+                if let envelope = Live.Message.parse(bytes) {
+                    session.receive(.message(topic: envelope.topic, data: envelope.data))
+                } else if options.onBadMessage != nil {
+                    session.receive(.bad(bytes))
+                } else {
+                    try? session.send(Live.Message(topic: "error", data: Data(#""bad message""#.utf8)))
+                }
+            },
+            onClose: { _, reason in
+                guard let session = slot.withLockedValue({ $0 }) else { return }
+                if session.markClosed(reason) {
+                    core.unregister(session)
+                    session.finishInbox()
+                }
+            })
+        _ = try await WebSocketUpgrader(configuration: configuration).accept(handshake, writer: writer, request: request, events: events)
+    }
+
+    /// One task per session runs its hooks in order: every onMessage, then onClose.
+    private static func startConsumer(_ session: Live.Session, context: Live.Context, options: Live.Options) {
+        Task {
+            await options.onOpen?(context, session)
+            for await inbound in session.inboxStream {
+                switch inbound {
+                case .message(let topic, let data):
+                    await options.onMessage?(context, session, topic, data)
+                case .bad(let data):
+                    await options.onBadMessage?(session, data)
+                }
+                session.consumed()
+            }
+            await options.onClose?(session, session.closeError)
+        }
+    }
+
+    private static func refuse(_ writer: ResponseWriter, _ status: HTTPResponseStatus, _ reason: String) async throws {
+        writer.status = status
+        writer.setHeader("content-type", "text/plain; charset=utf-8")
+        try await writer.write(reason + "\n")
+    }
+}

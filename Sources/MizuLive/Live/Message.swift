@@ -1,0 +1,100 @@
+import Foundation
+import NIOCore
+
+extension Live {
+    /// The envelope every live message travels in: `{"topic":"T","data":D}`, where `data`
+    /// is raw JSON kept byte for byte.
+    public struct Message: Sendable, Equatable {
+        /// The topic.
+        public var topic: String
+        /// The payload as raw JSON bytes; empty means none.
+        public var data: Data
+
+        /// A message for `topic` carrying the raw JSON `data`.
+        public init(topic: String, data: Data = Data()) {
+            self.topic = topic
+            self.data = data
+        }
+
+        /// A message whose data is `value` encoded as JSON.
+        public init(topic: String, encoding value: some Encodable) throws {
+            self.init(topic: topic, data: try JSONEncoder().encode(value))
+        }
+
+        /// Parses a client's envelope: a JSON object with a string `topic`; `data` may be
+        /// any JSON value, or absent. Nil for anything else.
+        public static func parse(_ bytes: some ContiguousBytes) -> Message? {
+            bytes.withUnsafeBytes { raw -> Message? in
+                guard String(validating: raw, as: UTF8.self) != nil else { return nil }
+                var scanner = JSONScanner(raw)
+                var topic: String?
+                var dataRange: Range<Int>?
+                do {
+                    try scanner.forEachMember { (scanner: inout JSONScanner, key: String) throws(JSONScanner.Invalid) in
+                        switch key {
+                        case "topic":
+                            scanner.skipWhitespace()
+                            topic = try scanner.readString()  // a topic that is not a string is a bad envelope
+                        case "data":
+                            dataRange = try scanner.skipValue()
+                        default:
+                            _ = try scanner.skipValue()
+                        }
+                    }
+                    scanner.skipWhitespace()
+                    guard scanner.atEnd else { return nil }
+                } catch {
+                    return nil
+                }
+                guard let topic else { return nil }
+                let data = dataRange.map { Data(UnsafeRawBufferPointer(rebasing: raw[$0])) } ?? Data()
+                return Message(topic: topic, data: data)
+            }
+        }
+
+        /// The wire form, `{"topic":...,"data":...}`, empty fields left out (as Go's omitempty).
+        public func encoded() -> ByteBuffer {
+            var buffer = ByteBuffer()
+            Self.encode(topic: self.topic, data: self.data, into: &buffer)
+            return buffer
+        }
+
+        static func encode(topic: String, data: some Collection<UInt8>, into buffer: inout ByteBuffer) {
+            buffer.reserveCapacity(minimumWritableBytes: topic.utf8.count + data.count + 22)
+            buffer.writeStaticString("{")
+            if !topic.isEmpty {
+                buffer.writeStaticString("\"topic\":")
+                Self.writeJSONString(topic, into: &buffer)
+            }
+            if !data.isEmpty {
+                buffer.writeStaticString(topic.isEmpty ? "\"data\":" : ",\"data\":")
+                buffer.writeBytes(data)
+            }
+            buffer.writeStaticString("}")
+        }
+
+        /// RFC 8259 section 7 escaping, plus U+2028 and U+2029 so the output is also safe JavaScript.
+        static func writeJSONString(_ string: String, into buffer: inout ByteBuffer) {
+            buffer.writeStaticString("\"")
+            for scalar in string.unicodeScalars {
+                switch scalar {
+                case "\"": buffer.writeStaticString("\\\"")
+                case "\\": buffer.writeStaticString("\\\\")
+                case "\n": buffer.writeStaticString("\\n")
+                case "\r": buffer.writeStaticString("\\r")
+                case "\t": buffer.writeStaticString("\\t")
+                case "\u{2028}": buffer.writeStaticString("\\u2028")
+                case "\u{2029}": buffer.writeStaticString("\\u2029")
+                default:
+                    if scalar.value < 0x20 {
+                        let hex = String(scalar.value, radix: 16)
+                        buffer.writeString("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
+                    } else {
+                        buffer.writeString(String(scalar))
+                    }
+                }
+            }
+            buffer.writeStaticString("\"")
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Mizu
+import NIOCore
+
+extension Live {
+    /// Configuration of a live server. Same options and defaults as the Go original, plus
+    /// compression and heartbeats.
+    public struct Options: Sendable {
+        /// Called before the upgrade; the returned value becomes the session's value, a thrown
+        /// error refuses the connection with 401. Nil accepts everyone.
+        public var onAuth: (@Sendable (Context, Request) async throws -> (any Sendable)?)?
+        /// Called for each client message with its topic and the raw JSON bytes of `data`,
+        /// in the order sent; one session's calls never overlap.
+        public var onMessage: (@Sendable (Context, Session, String, Data) async -> Void)?
+        /// Called once when a session ends, after its subscriptions are gone: nil for a clean
+        /// close, otherwise a ``Live/Error`` saying what happened.
+        public var onClose: (@Sendable (Session, (any Swift.Error)?) async -> Void)?
+        /// Called instead of the default answer (`{"topic":"error","data":"bad message"}`)
+        /// when a client frame is not a valid envelope.
+        public var onBadMessage: (@Sendable (Session, Data) async -> Void)?
+        /// Per-session send buffer, in messages; when full the session is closed. Default 256.
+        public var queueSize: Int = 256
+        /// Largest client message in bytes (inflated size too); larger closes with 1009. Default 4 MiB.
+        public var readLimit: Int = 4 * 1024 * 1024
+        /// Allowed `Origin` values besides the server's own origin (`"*"` allows all). A request
+        /// without an Origin header is not a browser's and is not refused for it.
+        public var origins: [String] = []
+        /// Custom origin check; takes precedence over ``origins``.
+        public var checkOrigin: (@Sendable (Request) -> Bool)?
+        /// Session ID generator. Default: 128 random bits from the system CSPRNG, as hex.
+        public var idGenerator: (@Sendable () -> String)?
+        /// Offer permessage-deflate (RFC 7692). Default true.
+        public var compression: Bool = true
+        /// Ping clients this often and close those that stop answering. Default nil (off).
+        public var heartbeatInterval: TimeAmount?
+        /// Called when a session opens, before any of its messages (beyond the seed: a place
+        /// for presence and welcome messages).
+        public var onOpen: (@Sendable (Context, Session) async -> Void)?
+
+        /// Options with the given hooks and the documented defaults.
+        public init(
+            onAuth: (@Sendable (Context, Request) async throws -> (any Sendable)?)? = nil,
+            onMessage: (@Sendable (Context, Session, String, Data) async -> Void)? = nil,
+            onClose: (@Sendable (Session, (any Swift.Error)?) async -> Void)? = nil,
+            queueSize: Int = 256,
+            readLimit: Int = 4 * 1024 * 1024,
+            origins: [String] = [],
+            checkOrigin: (@Sendable (Request) -> Bool)? = nil,
+            idGenerator: (@Sendable () -> String)? = nil
+        ) {
+            self.onAuth = onAuth
+            self.onMessage = onMessage
+            self.onClose = onClose
+            self.queueSize = queueSize
+            self.readLimit = readLimit
+            self.origins = origins
+            self.checkOrigin = checkOrigin
+            self.idGenerator = idGenerator
+        }
+
+        static func randomID() -> String {
+            var generator = SystemRandomNumberGenerator()
+            let high = generator.next() as UInt64
+            let low = generator.next() as UInt64
+            return Self.hex(high) + Self.hex(low)
+        }
+
+        private static func hex(_ value: UInt64) -> String {
+            let digits = String(value, radix: 16)
+            return String(repeating: "0", count: 16 - digits.count) + digits
+        }
+
+        /// checkOrigin decides when set; otherwise no Origin header, the server's own origin
+        /// (the Origin's host and port equal the Host header), `"*"` or a listed origin pass.
+        func allowsOrigin(of request: Request) -> Bool {
+            if let checkOrigin = self.checkOrigin { return checkOrigin(request) }
+            guard let origin = request.header("origin") else { return true }
+            if self.origins.contains("*") { return true }
+            if self.origins.contains(where: { $0.caseInsensitiveCompare(origin) == .orderedSame }) { return true }
+            guard let components = URLComponents(string: origin), let host = components.host,
+                let requestHost = request.header("host")
+            else { return false }
+            let port = components.port.map { ":\($0)" } ?? ""
+            return (host + port).caseInsensitiveCompare(requestHost) == .orderedSame
+        }
+    }
+}

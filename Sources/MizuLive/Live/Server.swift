@@ -1,0 +1,124 @@
+import Foundation
+import Logging
+import Mizu
+import NIOConcurrencyHelpers
+import NIOCore
+
+extension Live {
+    /// A live server: hand ``handler()`` to a router (or an ``HTTPServer``), then publish to
+    /// topics from anywhere. `Live.Server(Live.Options(...))` is Go's `live.New(live.Options{...})`.
+    public final class Server: Sendable {
+        let core: ServerCore
+
+        /// A server with `options`.
+        public init(_ options: Options = Options()) {
+            self.core = ServerCore(options: options)
+        }
+
+        /// The HTTP handler that upgrades requests to live sessions: mount it with
+        /// `app.get("/ws", compat(server.handler()))`, or serve it with no router at all.
+        public func handler() -> any HTTPHandler {
+            LiveHTTPHandler(core: self.core)
+        }
+
+        /// Sends `data` (raw JSON) on `topic` to every subscribed session. Never blocks: the
+        /// frame is encoded once and handed to each subscriber's event loop in one hop.
+        public func publish(_ topic: String, _ data: Data) {
+            self.core.publish(topic, data)
+        }
+
+        /// Publishes `value` encoded as JSON.
+        public func publish(_ topic: String, encoding value: some Encodable) throws {
+            self.core.publish(topic, try JSONEncoder().encode(value))
+        }
+
+        /// Subscribes `session` to `topic`; idempotent, and a no-op for a closed session.
+        public func subscribe(_ session: Session, _ topic: String) {
+            session.subscribe(topic)
+        }
+
+        /// Removes `session` from `topic`; idempotent.
+        public func unsubscribe(_ session: Session, _ topic: String) {
+            session.unsubscribe(topic)
+        }
+
+        /// Open sessions.
+        public var sessionCount: Int { self.core.sessionCount }
+
+        /// Topics with at least one subscriber.
+        public var topicCount: Int { self.core.registry.topicCount }
+
+        /// Sessions subscribed to `topic`.
+        public func subscriberCount(_ topic: String) -> Int { self.core.registry.subscriberCount(topic) }
+
+        /// The open sessions.
+        public var sessions: [Session] { self.core.allSessions }
+
+        /// Closes every session with 1001 (onClose reports ``Live/Error/serverShutdown``) and
+        /// waits, at most `timeout`, until they are gone.
+        public func shutdown(timeout: TimeAmount = .seconds(5)) async {
+            for session in self.core.allSessions { session.fail(.serverShutdown) }
+            let deadline = NIODeadline.now() + timeout
+            while self.core.sessionCount > 0, NIODeadline.now() < deadline {
+                try? await Task.sleep(nanoseconds: 5_000_000)
+            }
+        }
+    }
+}
+
+/// The server's shared state: options, sessions, topics.
+final class ServerCore: Sendable {
+    let options: Live.Options
+    let registry = TopicRegistry()
+    let logger = Logger(label: "mizu.live")
+    private let sessions = NIOLockedValueBox<[ObjectIdentifier: Live.Session]>([:])
+    private let compression: PerMessageDeflateConfiguration
+
+    init(options: Live.Options) {
+        self.options = options
+        self.compression = PerMessageDeflateConfiguration()
+    }
+
+    var webSocketConfiguration: WebSocketConfiguration {
+        var configuration = WebSocketConfiguration()
+        configuration.maxMessageSize = self.options.readLimit
+        configuration.compression = self.options.compression ? self.compression : nil
+        configuration.maxQueuedMessages = max(1, self.options.queueSize)
+        configuration.pingInterval = self.options.heartbeatInterval
+        if let interval = self.options.heartbeatInterval { configuration.pongTimeout = interval }
+        return configuration
+    }
+
+    var sessionCount: Int { self.sessions.withLockedValue { $0.count } }
+    var allSessions: [Live.Session] { self.sessions.withLockedValue { Array($0.values) } }
+
+    func register(_ session: Live.Session) {
+        self.sessions.withLockedValue { $0[ObjectIdentifier(session)] = session }
+    }
+
+    func unregister(_ session: Live.Session) {
+        _ = self.sessions.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(session)) }
+    }
+
+    func publish(_ topic: String, _ data: Data) {
+        guard let snapshot = self.registry.snapshot(topic) else { return }
+        var payload = ByteBuffer()
+        Live.Message.encode(topic: topic, data: data, into: &payload)
+        let allocator = ByteBufferAllocator()
+        let plain = FrameWriter.frame(opcode: .text, payload: payload, allocator: allocator)
+        var compressed: ByteBuffer?
+        if snapshot.hasSharedCompression, payload.readableBytes >= self.compression.minimumCompressionSize,
+            let deflated = DeflaterCache.current.compress(payload, windowBits: 15, configuration: self.compression, allocator: allocator)
+        {
+            // Compressed once for every subscriber that negotiated server_no_context_takeover.
+            compressed = FrameWriter.frame(opcode: .text, rsv1: true, payload: deflated, allocator: allocator)
+        }
+        let frames = Live.BroadcastFrames(
+            payload: payload, plain: plain, compressed: compressed, compressionThreshold: self.compression.minimumCompressionSize)
+        for (eventLoop, sessions) in snapshot.buckets {
+            eventLoop.execute {
+                for session in sessions { session.deliver(frames) }
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+import Foundation
+import Mizu
+import NIOConcurrencyHelpers
+import NIOCore
+import Synchronization
+
+extension Live {
+    /// One client connection: its ID, the value ``Options/onAuth`` returned, and a
+    /// bounded send queue. Safe to use from any thread or task.
+    public final class Session: Sendable, Hashable, CustomStringConvertible {
+        /// The session's ID (from ``Options/idGenerator``).
+        public let id: String
+        /// What ``Options/onAuth`` returned (Go's `s.Value()`).
+        public let value: (any Sendable)?
+        /// The request that opened the session.
+        public let request: Request
+
+        let connection: WebSocketConnection
+        let core: ServerCore
+        /// How broadcasts reach this session: the shared compressed frame, its own compression, or plain.
+        let broadcastEncoding: BroadcastEncoding
+
+        private struct State {
+            /// Closed or closing: nothing more is sent or subscribed.
+            var closed = false
+            /// The connection has ended and the session left every topic.
+            var finished = false
+            var closeError: Live.Error?
+            var topics: Set<String> = []
+        }
+
+        private let state = NIOLockedValueBox(State())
+        private let inbox: AsyncStream<Inbound>.Continuation
+        let inboxStream: AsyncStream<Inbound>
+        private let unread = Atomic<Int>(0)
+        private let readingPaused = Atomic<Bool>(false)
+
+        /// A client message waiting for the application.
+        enum Inbound {
+            case message(topic: String, data: Data)
+            case bad(Data)
+        }
+
+        enum BroadcastEncoding {
+            case plain
+            case sharedCompressed
+            case ownCompression
+        }
+
+        /// Unread messages past this pause reading from the socket; below half, it resumes.
+        static let inboxHighWater = 64
+
+        init(id: String, value: (any Sendable)?, request: Request, connection: WebSocketConnection, core: ServerCore) {
+            self.id = id
+            self.value = value
+            self.request = request
+            self.connection = connection
+            self.core = core
+            if let deflate = connection.deflate, deflate.serverCompresses {
+                self.broadcastEncoding = deflate.serverNoContextTakeover && deflate.serverMaxWindowBits == 15 ? .sharedCompressed : .ownCompression
+            } else {
+                self.broadcastEncoding = .plain
+            }
+            (self.inboxStream, self.inbox) = AsyncStream.makeStream(of: Inbound.self)
+        }
+
+        public static func == (lhs: Session, rhs: Session) -> Bool { lhs === rhs }
+        public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+        public var description: String { "Session(\(self.id))" }
+
+        /// Whether the session has closed (or is closing).
+        public var isClosed: Bool { self.state.withLockedValue { $0.closed } }
+
+        /// Why the session closed; nil while open and after a clean close.
+        public var closeError: Live.Error? { self.state.withLockedValue { $0.closeError } }
+
+        /// The topics the session is subscribed to now.
+        public var topics: Set<String> { self.state.withLockedValue { $0.topics } }
+
+        /// Queues a message for this session. Throws ``Live/Error/sessionClosed`` once closed,
+        /// and ``Live/Error/queueFull`` (closing the session) when its queue is full.
+        public func send(_ message: Message) throws(Live.Error) {
+            guard !self.isClosed else { throw .sessionClosed }
+            guard self.connection.reserveSendSlot() else {
+                self.fail(.queueFull)
+                throw .queueFull
+            }
+            var payload = ByteBuffer()
+            Message.encode(topic: message.topic, data: message.data, into: &payload)
+            self.connection.send(WebSocketMessage(opcode: .text, data: payload), reserved: true)
+        }
+
+        /// Sends `value` encoded as JSON on `topic`.
+        public func send(topic: String, encoding value: some Encodable) throws {
+            try self.send(Message(topic: topic, encoding: value))
+        }
+
+        /// Closes the session cleanly (close code 1000).
+        public func close() {
+            self.state.withLockedValue { $0.closed = true }
+            self.connection.close(code: 1000, reason: "")
+        }
+
+        /// Closes because of `error` (recorded first, so onClose reports it).
+        func fail(_ error: Live.Error) {
+            self.state.withLockedValue { state in
+                if state.closeError == nil && !state.finished { state.closeError = error }
+                state.closed = true
+            }
+            switch error {
+            case .queueFull: self.connection.closeAsSlowConsumer()
+            case .serverShutdown: self.connection.closeForShutdown()
+            default: self.connection.close(code: 1011, reason: "\(error)")
+            }
+        }
+
+        // MARK: Subscriptions (the session lock is taken before the registry's)
+
+        func subscribe(_ topic: String) {
+            self.state.withLockedValue { state in
+                guard !state.closed, state.topics.insert(topic).inserted else { return }
+                self.core.registry.add(self, to: topic)
+            }
+        }
+
+        func unsubscribe(_ topic: String) {
+            self.state.withLockedValue { state in
+                guard state.topics.remove(topic) != nil else { return }
+                self.core.registry.remove(self, from: topic)
+            }
+        }
+
+        /// Marks the session closed and leaves every topic; true the first time.
+        func markClosed(_ reason: WebSocketCloseReason) -> Bool {
+            self.state.withLockedValue { state in
+                guard !state.finished else { return false }
+                state.finished = true
+                state.closed = true
+                if state.closeError == nil { state.closeError = Live.Error.from(reason) }
+                for topic in state.topics { self.core.registry.remove(self, from: topic) }
+                state.topics.removeAll()
+                return true
+            }
+        }
+
+        // MARK: Delivery (on the session's event loop)
+
+        /// Writes one broadcast frame; the fan-out path, no allocation per subscriber.
+        func deliver(_ frames: BroadcastFrames) {
+            switch self.broadcastEncoding {
+            case .sharedCompressed where frames.compressed != nil:
+                _ = self.connection.writePreparedFrame(frames.compressed!)
+            case .ownCompression where frames.payload.readableBytes >= frames.compressionThreshold:
+                self.connection.handler.value?.send(WebSocketMessage(opcode: .text, data: frames.payload))
+            default:
+                _ = self.connection.writePreparedFrame(frames.plain)
+            }
+        }
+
+        // MARK: Inbound queue (one consumer task per session)
+
+        func receive(_ inbound: Inbound) {
+            self.inbox.yield(inbound)
+            let unread = self.unread.add(1, ordering: .relaxed).newValue
+            if unread > Self.inboxHighWater, !self.readingPaused.exchange(true, ordering: .relaxed) {
+                self.connection.setReading(false)
+            }
+        }
+
+        func consumed() {
+            let unread = self.unread.subtract(1, ordering: .relaxed).newValue
+            if unread <= Self.inboxHighWater / 2, self.readingPaused.exchange(false, ordering: .relaxed) {
+                self.connection.setReading(true)
+            }
+        }
+
+        func finishInbox() {
+            self.inbox.finish()
+        }
+    }
+
+    /// One publish, encoded once for every subscriber.
+    struct BroadcastFrames {
+        let payload: ByteBuffer
+        let plain: ByteBuffer
+        let compressed: ByteBuffer?
+        let compressionThreshold: Int
+    }
+}

@@ -1,0 +1,81 @@
+@testable import MizuLive
+import NIOCore
+import Testing
+
+/// Builds client frames (masked) the way a browser would.
+func clientFrame(_ opcode: UInt8, _ payload: [UInt8], fin: Bool = true, rsv: UInt8 = 0, mask: [UInt8]? = [1, 2, 3, 4]) -> [UInt8] {
+    var bytes: [UInt8] = [(fin ? 0x80 : 0) | rsv | opcode]
+    let maskBit: UInt8 = mask == nil ? 0 : 0x80
+    if payload.count < 126 {
+        bytes.append(maskBit | UInt8(payload.count))
+    } else if payload.count <= 0xFFFF {
+        bytes += [maskBit | 126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
+    } else {
+        bytes.append(maskBit | 127)
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8((payload.count >> shift) & 0xFF)) }
+    }
+    if let mask {
+        bytes += mask
+        bytes += payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }
+    } else {
+        bytes += payload
+    }
+    return bytes
+}
+
+@Suite struct FrameTests {
+    @Test(arguments: [0, 1, 7, 8, 125, 126, 65535, 65536, 70000])
+    func parsesMaskedFramesOfEverySize(_ size: Int) throws {
+        let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 * 31) }
+        var parser = FrameParser(maxPayloadLength: 1 << 20)
+        let wire = clientFrame(0x2, payload)
+        var buffer = ByteBuffer(bytes: wire)
+        // Byte by byte until complete: nothing is consumed before the frame is whole.
+        var partial = ByteBuffer(bytes: wire.prefix(wire.count - 1))
+        #expect(try parser.next(&partial) == nil)
+        #expect(partial.readableBytes == wire.count - 1)
+        let frame = try #require(try parser.next(&buffer))
+        #expect(frame.opcode == .binary)
+        #expect(frame.fin)
+        #expect(Array(frame.payload.readableBytesView) == payload)
+        #expect(buffer.readableBytes == 0)
+    }
+
+    @Test func rejectsProtocolViolations() {
+        let cases: [([UInt8], WebSocketProtocolError)] = [
+            (clientFrame(0x1, Array("x".utf8), mask: nil), .protocolError("unmasked client frame")),
+            (clientFrame(0x3, []), .protocolError("reserved opcode 3")),
+            (clientFrame(0xB, []), .protocolError("reserved opcode 11")),
+            (clientFrame(0x9, [], fin: false), .protocolError("fragmented control frame")),
+            (clientFrame(0x9, [UInt8](repeating: 0, count: 126)), .protocolError("control frame payload over 125 bytes")),
+            (clientFrame(0x2, [UInt8](repeating: 0, count: 2000)), .messageTooLarge),
+        ]
+        for (wire, expected) in cases {
+            var parser = FrameParser(maxPayloadLength: 1000)
+            var buffer = ByteBuffer(bytes: wire)
+            #expect(throws: expected) { try parser.next(&buffer) }
+        }
+        // A huge declared length is refused from the header alone, before any payload.
+        var parser = FrameParser(maxPayloadLength: 1000)
+        var header = ByteBuffer(bytes: [0x82, 0xFF, 0, 0, 0, 1, 0, 0, 0, 0])
+        #expect(throws: WebSocketProtocolError.messageTooLarge) { try parser.next(&header) }
+        var highBit = ByteBuffer(bytes: [0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4])
+        #expect(throws: WebSocketProtocolError.protocolError("payload length with the high bit set")) { try parser.next(&highBit) }
+    }
+
+    @Test func writesServerFrames() {
+        let allocator = ByteBufferAllocator()
+        for size in [0, 125, 126, 65535, 65536] {
+            let frame = FrameWriter.frame(opcode: .text, payload: ByteBuffer(repeating: 0x61, count: size), allocator: allocator)
+            let bytes = Array(frame.readableBytesView)
+            #expect(bytes[0] == 0x81)
+            #expect(bytes[1] & 0x80 == 0, "server frames are not masked")
+            #expect(bytes.count == FrameWriter.headerSize(payloadLength: size) + size)
+        }
+        let compressed = FrameWriter.frame(opcode: .binary, rsv1: true, payload: ByteBuffer(), allocator: allocator)
+        #expect(Array(compressed.readableBytesView) == [0xC2, 0x00])
+        let close = FrameWriter.closePayload(code: 1000, reason: String(repeating: "é", count: 100), allocator: allocator)
+        #expect(close.readableBytes <= 125)
+        #expect(String(validating: Array(close.readableBytesView.dropFirst(2)), as: UTF8.self) != nil, "cut on a character boundary")
+    }
+}

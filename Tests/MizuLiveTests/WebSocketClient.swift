@@ -1,0 +1,78 @@
+import Foundation
+@testable import MizuLive
+import MizuTestSupport
+import NIOCore
+
+/// A frame as the server sent it.
+struct ServerFrame: Equatable {
+    var fin: Bool
+    var rsv1: Bool
+    var opcode: UInt8
+    var payload: [UInt8]
+
+    var text: String { String(decoding: self.payload, as: UTF8.self) }
+    var closeCode: UInt16? { self.payload.count >= 2 ? UInt16(self.payload[0]) << 8 | UInt16(self.payload[1]) : nil }
+
+    static func parse(_ buffer: inout ByteBuffer) -> ServerFrame? {
+        guard let (first, second) = buffer.getMultipleIntegers(at: buffer.readerIndex, as: (UInt8, UInt8).self) else { return nil }
+        var offset = 2
+        var length = Int(second & 0x7F)
+        if length == 126 {
+            guard let value = buffer.getInteger(at: buffer.readerIndex + 2, as: UInt16.self) else { return nil }
+            length = Int(value)
+            offset = 4
+        } else if length == 127 {
+            guard let value = buffer.getInteger(at: buffer.readerIndex + 2, as: UInt64.self) else { return nil }
+            length = Int(value)
+            offset = 10
+        }
+        guard buffer.readableBytes >= offset + length else { return nil }
+        buffer.moveReaderIndex(forwardBy: offset)
+        let payload = buffer.readBytes(length: length)!
+        return ServerFrame(fin: first & 0x80 != 0, rsv1: first & 0x40 != 0, opcode: first & 0x0F, payload: payload)
+    }
+}
+
+/// A raw WebSocket client for tests: sends exact frames, reads exact frames, all with timeouts.
+struct TestWebSocket {
+    let client: RawClient
+    let response: HTTPTestResponse
+
+    static let key = "dGhlIHNhbXBsZSBub25jZQ=="
+
+    static func handshakeRequest(path: String = "/", extraHeaders: [String] = []) -> String {
+        (["GET \(path) HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket", "Connection: Upgrade",
+          "Sec-WebSocket-Key: \(Self.key)", "Sec-WebSocket-Version: 13"] + extraHeaders).joined(separator: "\r\n") + "\r\n\r\n"
+    }
+
+    /// Connects and completes the handshake; the response may be a refusal.
+    static func connect(port: Int, path: String = "/", headers: [String] = []) async throws -> TestWebSocket {
+        let client = try await RawClient.connect(port: port)
+        try await client.send(Self.handshakeRequest(path: path, extraHeaders: headers))
+        let response = try await client.readResponse()
+        return TestWebSocket(client: client, response: response)
+    }
+
+    func send(_ opcode: UInt8, _ payload: [UInt8], fin: Bool = true, rsv: UInt8 = 0) async throws {
+        try await self.client.send(clientFrame(opcode, payload, fin: fin, rsv: rsv))
+    }
+
+    func send(text: String) async throws {
+        try await self.send(0x1, Array(text.utf8))
+    }
+
+    func readFrame(timeout: TimeAmount = .seconds(5)) async throws -> ServerFrame {
+        try await self.client.read("a WebSocket frame", timeout: timeout) { buffer, _ in ServerFrame.parse(&buffer) }
+    }
+
+    /// Reads frames until a close frame, then expects the TCP connection to end.
+    func expectClose(timeout: TimeAmount = .seconds(5)) async throws -> ServerFrame {
+        while true {
+            let frame = try await self.readFrame(timeout: timeout)
+            if frame.opcode == 0x8 {
+                _ = try await self.client.waitForClose(timeout: timeout)
+                return frame
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Runs the Autobahn TestSuite fuzzingclient against a release build of EchoServer and
+# fails on any FAILED or UNIMPLEMENTED case (OK, NON-STRICT and INFORMATIONAL pass).
+#   scripts/autobahn.sh            cases 1 to 13 (all of them; the compression cases take long)
+#   scripts/autobahn.sh --quick    a fast subset (no 9.x performance, sampled 12.x and 13.x)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+cases='["1.*","2.*","3.*","4.*","5.*","6.*","7.*","8.*","9.*","10.*","11.*","12.*","13.*"]'
+if [ "${1:-}" = "--quick" ]; then
+  cases='["1.*","2.*","3.*","4.*","5.*","6.*","7.*","10.*","12.1.*","13.1.*","13.3.*","13.5.*","13.7.*"]'
+fi
+
+# Python 2.7 from pyenv; the suite is Python 2 only.
+py2=""
+for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/2.7*/bin/python /usr/bin/python2.7; do
+  [ -x "$candidate" ] && py2=$candidate && break
+done
+[ -n "$py2" ] || { echo "FAILED: Python 2.7 not found (pyenv versions)"; exit 1; }
+
+site_dir="$root/.build-autobahn/site"
+if [ ! -d "$site_dir/autobahntestsuite" ]; then
+  echo "installing autobahntestsuite into $site_dir"
+  "$py2" -m pip install -q --disable-pip-version-check --target "$site_dir" autobahntestsuite 2>&1 | grep -v DEPRECATION || true
+fi
+
+echo "== building EchoServer (release)"
+swift build -c release --product EchoServer 2>&1 | grep -E "error|warning:|Compiling|Build complete" | grep -v "^\[" || true
+bin=$(swift build -c release --show-bin-path)/EchoServer
+[ -x "$bin" ] || { echo "FAILED: EchoServer did not build"; exit 1; }
+
+work="$root/.build-autobahn/run"
+rm -rf "$work" && mkdir -p "$work"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+"$bin" --host 127.0.0.1 --port "$port" > "$work/echo.log" 2>&1 &
+echo_pid=$!
+trap 'kill $echo_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+
+cat > "$work/fuzzingclient.json" <<JSON
+{
+  "outdir": "$work/reports",
+  "servers": [{"agent": "MizuLive", "url": "ws://127.0.0.1:$port"}],
+  "cases": $cases,
+  "exclude-cases": [],
+  "exclude-agent-cases": {}
+}
+JSON
+cat > "$work/wstest.py" <<'PY'
+import site, sys
+site.addsitedir(sys.argv.pop(1))  # the .pth files of zope and friends need addsitedir
+from autobahntestsuite.wstest import run
+sys.argv[0] = "wstest"
+sys.exit(run())
+PY
+
+echo "== Autobahn fuzzingclient: $cases"
+(cd "$work" && timeout 3000 "$py2" wstest.py "$site_dir" -m fuzzingclient -s fuzzingclient.json > "$work/wstest.log" 2>&1) || {
+  echo "FAILED: wstest exited with an error"; tail -20 "$work/wstest.log"; exit 1; }
+
+if ! kill -0 "$echo_pid" 2>/dev/null; then
+  echo "FAILED: EchoServer died during the run"; tail -20 "$work/echo.log"; exit 1
+fi
+
+python3 - "$work/reports/index.json" "$root/CONFORMANCE.md" "${1:-full}" <<'PY'
+import json, sys, collections
+index, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+cases = next(iter(json.load(open(index)).values()))
+key = lambda c: [int(p) for p in c.split(".")]
+sections = collections.OrderedDict()
+for case in sorted(cases, key=key):
+    sections.setdefault(case.split(".")[0], collections.Counter())[cases[case]["behavior"]] += 1
+bad = [(c, cases[c]["behavior"]) for c in sorted(cases, key=key)
+       if cases[c]["behavior"] not in ("OK", "NON-STRICT", "INFORMATIONAL")]
+kinds = ["OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED"]
+total = collections.Counter()
+lines = ["| section | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
+for section, counter in sections.items():
+    total.update(counter)
+    lines.append("| %s | %s |" % (section, " | ".join(str(counter.get(k, 0)) for k in kinds)))
+lines.append("| all | %s |" % " | ".join(str(total.get(k, 0)) for k in kinds))
+table = "\n".join(lines)
+print(table)
+if mode != "--quick":
+    text = open(out).read() if __import__("os").path.exists(out) else ""
+    start, end = "<!-- autobahn:start -->", "<!-- autobahn:end -->"
+    if start in text and end in text:
+        text = text[:text.index(start) + len(start)] + "\n" + table + "\n" + text[text.index(end):]
+        open(out, "w").write(text)
+print("%d cases, %d failed or unimplemented" % (sum(total.values()), len(bad)))
+for case, behavior in bad:
+    print("  %s %s" % (case, behavior))
+print("autobahn: %d passed, %d failed" % (sum(total.values()) - len(bad), len(bad)))
+sys.exit(1 if bad else 0)
+PY
