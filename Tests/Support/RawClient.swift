@@ -54,10 +54,14 @@ public final class RawClient: Sendable {
         self.state = state
     }
 
-    /// Connects to 127.0.0.1:`port`.
-    public static func connect(port: Int, timeout: TimeAmount = .seconds(5)) async throws -> RawClient {
+    /// Connects to 127.0.0.1:`port`; a small `receiveBufferSize` makes a slow reader easy to stage.
+    public static func connect(port: Int, timeout: TimeAmount = .seconds(5), receiveBufferSize: Int? = nil) async throws -> RawClient {
         let state = NIOLockedValueBox(State())
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if let receiveBufferSize {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBufferSize))
+        }
+        let channel = try await bootstrap
             .connectTimeout(timeout)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelInitializer { channel in
@@ -75,6 +79,11 @@ public final class RawClient: Sendable {
     /// Sends text as one write.
     public func send(_ text: String) async throws {
         try await self.send(Array(text.utf8))
+    }
+
+    /// Stops reading from the socket (a stalled consumer); the kernel buffers fill up.
+    public func stopReading() async throws {
+        try await self.channel.setOption(.autoRead, value: false).get()
     }
 
     /// Half-closes the sending side.
