@@ -1,31 +1,96 @@
 #!/usr/bin/env bash
-# Runs every test suite. `scripts/test.sh --quick` skips the slow external suites
-# (Autobahn's compression cases, the browser) for local iterations; CI runs it all.
+# Runs every test suite:
+#   1. build (debug, all targets) with zero warnings from our code
+#   2. swift test: unit and integration suites (real servers on 127.0.0.1, port 0)
+#   3. the concurrency suites again under ThreadSanitizer
+#   4. interop: Python's websockets client against EchoServer
+#   5. ChatApp: the wire contract over real sockets, and the page in headless Chromium
+#   6. Autobahn TestSuite, cases 1 to 13, against a release EchoServer
+# `scripts/test.sh --quick` skips ThreadSanitizer and runs a fast Autobahn subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$(pwd)
 
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
+logs="$root/.build-logs"
+mkdir -p "$logs"
+passed=0
+failed=0
+failures=()
+
+step() { echo; echo "== $*"; }
+record() {  # record NAME STATUS
+  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
+}
 
 bash scripts/install-deps.sh
 
-echo "== build (warnings are errors for our own code)"
-build_log=$(mktemp)
-swift build --build-tests 2>&1 | tee "$build_log" | grep -E "error|warning|Compiling|Build" | grep -v "^\[" || true
-if grep -E "^/.*(Sources|Tests|Examples)/.*warning:" "$build_log" | grep -v "/.build/" ; then
+step "build (warnings from our code fail the run)"
+set +e
+swift build --build-tests > "$logs/build.log" 2>&1
+status=$?
+set -e
+grep -E "error:|warning:" "$logs/build.log" | grep -v "/.build/checkouts/" | sort -u || true
+if [ $status -ne 0 ]; then echo "FAILED: build"; exit 1; fi
+if grep -E "^/.*(Sources|Tests|Examples)/.*warning:" "$logs/build.log" | grep -qv "/.build/"; then
   echo "FAILED: the build printed warnings"
   exit 1
 fi
-if grep -q "error:" "$build_log"; then
-  echo "FAILED: build error"
-  exit 1
+
+step "swift test"
+set +e
+swift test --skip-build > "$logs/swift-test.log" 2>&1
+status=$?
+set -e
+grep -E "✘|Test run with|error:" "$logs/swift-test.log" | grep -v "^\[" || true
+grep -q "✔ Test run with .* passed" "$logs/swift-test.log" || status=1
+record "swift test" $status
+
+if [ $quick -eq 0 ]; then
+  step "swift test under ThreadSanitizer (concurrency suites)"
+  set +e
+  swift build --build-tests --sanitize=thread --scratch-path .build-tsan > "$logs/tsan-build.log" 2>&1 &&
+    swift test --skip-build --sanitize=thread --scratch-path .build-tsan \
+      --filter "StressTests|LiveServerTests|WebSocketEndpointTests" > "$logs/tsan.log" 2>&1
+  status=$?
+  set -e
+  grep -E "✘|Test run with|ThreadSanitizer|error:" "$logs/tsan-build.log" "$logs/tsan.log" | grep -v "^\[" | head -40 || true
+  grep -q "WARNING: ThreadSanitizer" "$logs/tsan.log" && status=1
+  record "ThreadSanitizer" $status
 fi
 
-echo "== unit and integration tests"
-swift test --skip-build 2>&1 | tee /tmp/mizu-swift-test.log | grep -vE "^(\[|✔ Test [a-zA-Z]+\(\) passed|◇ Test)" || true
-if ! grep -q "✔ Test run with .* passed" /tmp/mizu-swift-test.log; then
-  echo "FAILED: swift test"
-  exit 1
-fi
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+bin=$(swift build --show-bin-path)
 
-echo "== all suites passed"
+step "interop: Python websockets against EchoServer"
+port=$(free_port)
+"$bin/EchoServer" --host 127.0.0.1 --port "$port" > "$logs/echo-interop.log" 2>&1 &
+echo_pid=$!
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+set +e
+timeout 120 python3 Tests/Interop/echo_interop.py "$port"
+status=$?
+set -e
+kill "$echo_pid" 2>/dev/null || true
+wait "$echo_pid" 2>/dev/null || true
+record "interop" $status
+
+step "ChatApp: contract and browser (pytest)"
+set +e
+CHATAPP_BIN="$bin/ChatApp" ARTIFACTS_DIR="$root/artifacts" timeout 600 python3 -m pytest -q -p no:cacheprovider Tests/ChatApp
+status=$?
+set -e
+record "ChatApp" $status
+
+step "Autobahn TestSuite"
+set +e
+if [ $quick -eq 1 ]; then bash scripts/autobahn.sh --quick; else bash scripts/autobahn.sh; fi
+status=$?
+set -e
+record "Autobahn" $status
+
+echo
+[ $failed -eq 0 ] || echo "failed: ${failures[*]}"
+echo "suites: $passed passed, $failed failed"
+[ $failed -eq 0 ]

@@ -4,7 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 
-/// The seed's `server.Handler()`: origin check, handshake, onAuth, then the session.
+/// The seed's `server.Handler()`: origin check, onAuth, handshake, then the session.
 struct LiveHTTPHandler: HTTPHandler {
     let core: ServerCore
 
@@ -12,14 +12,6 @@ struct LiveHTTPHandler: HTTPHandler {
         let options = self.core.options
         guard options.allowsOrigin(of: request) else {
             try await Self.refuse(writer, .forbidden, "origin not allowed")
-            return
-        }
-        let configuration = self.core.webSocketConfiguration
-        let handshake: WebSocketHandshake
-        do {
-            handshake = try WebSocketHandshake.validate(request, configuration: configuration)
-        } catch {
-            try await error.respond(writer)
             return
         }
         let context = Live.Context(request: request)
@@ -31,6 +23,15 @@ struct LiveHTTPHandler: HTTPHandler {
                 try await Self.refuse(writer, .unauthorized, "unauthorized: \(error)")
                 return
             }
+        }
+        // As in Go, where the upgrader runs after OnAuth: the handshake is checked last.
+        let configuration = self.core.webSocketConfiguration
+        let handshake: WebSocketHandshake
+        do {
+            handshake = try WebSocketHandshake.validate(request, configuration: configuration)
+        } catch {
+            try await error.respond(writer)
+            return
         }
         let id = options.idGenerator?() ?? Live.Options.randomID()
         let slot = NIOLockedValueBox<Live.Session?>(nil)

@@ -1,0 +1,75 @@
+"""The chat page in a real headless Chromium (Debian's), driven by Playwright."""
+import os
+import shutil
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from conftest import ChatServer
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = os.environ.get("ARTIFACTS_DIR", "artifacts")
+
+
+@pytest.fixture()
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def join(page, url, name):
+    page.goto(url)
+    page.fill("#name", name)
+    page.press("#name", "Enter")
+    expect(page.locator("#status")).to_have_text("connected", timeout=10000)
+
+
+def test_two_people_chat_and_the_page_reconnects(browser):
+    server = ChatServer()
+    try:
+        url = server.http + "/"
+        alice = browser.new_page(viewport={"width": 1100, "height": 700})
+        bob = browser.new_page(viewport={"width": 390, "height": 760})  # a phone
+        join(alice, url, "alice")
+        join(bob, url, "bob")
+
+        # Presence: alice saw bob join; each page shows its own user.
+        expect(alice.locator("#presence")).to_contain_text("bob")
+        expect(bob.locator("#presence")).to_contain_text("bob")
+
+        alice.fill("#message", "hello bob")
+        alice.press("#message", "Enter")
+        expect(alice.locator("#message")).to_have_value("")
+        expect(bob.locator("#messages")).to_contain_text("hello bob")
+        expect(bob.locator("#messages li").last).to_contain_text("alice")
+
+        bob.fill("#message", "hi alice")
+        bob.press("#message", "Enter")
+        expect(alice.locator("#messages")).to_contain_text("hi alice")
+
+        # An XSS payload is shown as text and never runs.
+        payload = '<img src=x onerror="window.__pwned=1">'
+        bob.fill("#message", payload)
+        bob.press("#message", "Enter")
+        expect(alice.locator("#messages li").last).to_contain_text(payload)
+        assert alice.locator("#messages img").count() == 0
+        assert alice.evaluate("window.__pwned") is None
+
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        alice.screenshot(path=os.path.join(ARTIFACTS, "chat-alice.png"))
+        bob.screenshot(path=os.path.join(ARTIFACTS, "chat-bob.png"))
+
+        # The server restarts on the same port: both pages reconnect and chat again.
+        port = server.port
+        server.stop()
+        expect(alice.locator("#status")).to_have_text("reconnecting", timeout=10000)
+        server = ChatServer.on_port(port)
+        expect(alice.locator("#status")).to_have_text("connected", timeout=20000)
+        expect(bob.locator("#status")).to_have_text("connected", timeout=20000)
+        alice.fill("#message", "back again")
+        alice.press("#message", "Enter")
+        expect(bob.locator("#messages")).to_contain_text("back again", timeout=10000)
+    finally:
+        server.stop()

@@ -1,0 +1,204 @@
+"""ChatApp against ../shared/CHATAPP.md, over real sockets."""
+import asyncio
+import json
+import os
+import socket
+import struct
+import urllib.error
+import urllib.request
+
+import pytest
+import websockets
+
+TIMEOUT = 5
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, 20))
+
+
+async def connect(chat, token=None, origin=None, headers=None):
+    url = chat.ws + (f"?token={token}" if token else "")
+    return await websockets.connect(url, origin=origin, additional_headers=headers, open_timeout=TIMEOUT, max_size=None)
+
+
+async def subscribe(ws, topic):
+    await ws.send(json.dumps({"topic": "subscribe", "data": {"topic": topic}}))
+
+
+async def recv(ws):
+    return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+
+
+async def recv_raw(ws):
+    return await asyncio.wait_for(ws.recv(), TIMEOUT)
+
+
+async def settle(ws):
+    """A round trip through the session: everything sent before it has been handled."""
+    await ws.send(json.dumps({"topic": "subscribe", "data": {"topic": "admin:sync"}}))
+    while True:
+        message = await recv(ws)
+        if message == {"topic": "error", "data": "not allowed"}:
+            return
+
+
+def status_of(chat, path="/ws", headers=None):
+    request = urllib.request.Request(chat.http + path, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_page_has_the_stable_hooks(chat):
+    status, body = status_of(chat, "/")
+    assert status == 200
+    for hook in ['id="name"', 'id="join"', 'id="message"', 'id="messages"', 'id="presence"', 'id="status"']:
+        assert hook in body
+    assert "http://" not in body and "https://" not in body, "nothing from other hosts"
+
+
+def test_auth_refusals_are_401_before_the_upgrade(chat):
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    status, body = status_of(chat, "/ws", upgrade)
+    assert (status, body.strip()) == (401, "unauthorized: missing token")
+    status, body = status_of(chat, "/ws?token=" + "x" * 33, upgrade)
+    assert (status, body.strip()) == (401, "unauthorized: invalid token")
+    status, _ = status_of(chat, "/ws?token=bad%20name", upgrade)
+    assert status == 401
+
+    async def bearer():
+        ws = await connect(chat, headers={"Authorization": "Bearer bearer_user-1"})
+        await ws.close()
+    run(bearer())
+
+
+def test_origins(chat):
+    async def scenario():
+        for origin in [chat.http, "https://allowed.example"]:
+            ws = await connect(chat, "origins", origin=origin)
+            await ws.close()
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await connect(chat, "origins", origin="https://evil.example")
+        assert refused.value.response.status_code == 403
+    run(scenario())
+
+
+def test_subscription_rules(chat):
+    async def scenario():
+        ws = await connect(chat, "rules")
+        for topic in ["chat:general", "presence", "chat:room7", "user:rules"]:
+            await subscribe(ws, topic)
+        for topic in ["user:someone", "admin:x", "chat:", "random"]:
+            await subscribe(ws, topic)
+            assert await recv(ws) == {"topic": "error", "data": "not allowed"}
+        await ws.close()
+    run(scenario())
+
+
+def test_chat_data_travels_byte_for_byte_and_unsubscribe_stops_it(chat):
+    async def scenario():
+        alice, bob = await connect(chat, "alice"), await connect(chat, "bob")
+        for ws in (alice, bob):
+            await subscribe(ws, "chat:general")
+            await settle(ws)
+        data = '{"text": "hi <b>",  "n":[1, 2.50]}'
+        await alice.send('{"topic":"chat","data":' + data + '}')
+        expected = '{"topic":"chat:general","data":{"user":"alice","data":' + data + '}}'
+        assert await recv_raw(bob) == expected
+        assert await recv_raw(alice) == expected
+        await bob.send(json.dumps({"topic": "unsubscribe", "data": {"topic": "chat:general"}}))
+        await settle(bob)
+        await alice.send('{"topic":"chat","data":"second"}')
+        assert json.loads(await recv_raw(alice))["data"]["data"] == "second"
+        await bob.send('{"topic":"chat","data":"from bob"}')
+        assert json.loads(await recv_raw(alice))["data"] == {"user": "bob", "data": "from bob"}
+        await alice.close()
+        await bob.close()
+    run(scenario())
+
+
+def test_presence_join_and_leave(chat):
+    async def scenario():
+        watcher = await connect(chat, "watcher")
+        await subscribe(watcher, "presence")
+        await settle(watcher)
+        guest = await connect(chat, "guest")
+        assert await recv(watcher) == {"topic": "presence", "data": {"type": "join", "user": "guest"}}
+        await guest.close()
+        assert await recv(watcher) == {"topic": "presence", "data": {"type": "leave", "user": "guest"}}
+        await watcher.close()
+    run(scenario())
+
+
+def test_announce_publishes_from_http(chat):
+    async def scenario():
+        ws = await connect(chat, "listener")
+        await subscribe(ws, "chat:general")
+        await settle(ws)
+        request = urllib.request.Request(chat.http + "/api/announce", data=b'{"text": "maintenance at 5"}', method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            assert response.status == 204
+        assert await recv(ws) == {"topic": "chat:general", "data": {"user": "server", "data": {"text": "maintenance at 5"}}}
+        await ws.close()
+    run(scenario())
+    request = urllib.request.Request(chat.http + "/api/announce", data=b'{"nope": 1}', method="POST")
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        urllib.request.urlopen(request, timeout=TIMEOUT)
+    assert bad.value.code == 400
+
+
+def test_bad_input(chat):
+    async def scenario():
+        ws = await connect(chat, "bad")
+        for bad in ["not json", "[]", '{"data":1}', '{"topic":7}']:
+            await ws.send(bad)
+            assert await recv(ws) == {"topic": "error", "data": "bad message"}
+        await subscribe(ws, "chat:general")
+        await settle(ws)  # the session survived
+        await ws.send("x" * 70000)
+        with pytest.raises(websockets.ConnectionClosed):
+            await recv_raw(ws)
+        assert ws.close_code == 1009
+    run(scenario())
+
+
+def raw_upgrade(chat, token):
+    sock = socket.create_connection(("127.0.0.1", chat.port), timeout=TIMEOUT)
+    sock.sendall((f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101")
+    return sock
+
+
+def read_close_code(sock):
+    data = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    while data:
+        opcode, length = data[0] & 0x0F, data[1] & 0x7F
+        if opcode == 0x8:
+            return struct.unpack("!H", data[2:4])[0]
+        data = data[2 + length:]
+    return None
+
+
+@pytest.mark.parametrize("frame,code", [
+    (bytes([0x81, 0x02]) + b"hi", 1002),                                   # unmasked
+    (bytes([0x81, 0x84, 1, 2, 3, 4]) + bytes(b ^ m for b, m in zip(b"\xce\xba\xff\xfe", b"\x01\x02\x03\x04")), 1007),
+])
+def test_protocol_violations_close_with_rfc_codes(chat, frame, code):
+    sock = raw_upgrade(chat, "raw")
+    sock.sendall(frame)
+    assert read_close_code(sock) == code
+    sock.close()
