@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "MizuLive", targets: ["MizuLive"]),
         .executable(name: "ChatApp", targets: ["ChatApp"]),
         .executable(name: "EchoServer", targets: ["EchoServer"]),
+        .executable(name: "HelloServer", targets: ["HelloServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -49,7 +50,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -82,6 +83,12 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Tests/Support",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "HelloServer",
+            dependencies: ["Mizu", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/HelloServer",
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "MizuTests", dependencies: ["Mizu", "MizuTestSupport"], swiftSettings: swiftSettings),

@@ -1,0 +1,14 @@
+@_spi(Fuzzing) import MizuLive
+
+/// libFuzzer's entry point: the first byte chooses the target, the rest is its input.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
+    guard let start, count > 0 else { return 0 }
+    let input = UnsafeRawBufferPointer(start: start + 1, count: count - 1)
+    switch start.load(as: UInt8.self) % 3 {
+    case 0: FuzzTargets.webSocketFrames(input)
+    case 1: FuzzTargets.envelope(input)
+    default: FuzzTargets.extensionHeader(input)
+    }
+    return 0
+}
