@@ -17,7 +17,7 @@ swift build -c release --product live-bench 2>&1 | grep -E "error|warning:" || t
 swift build -c release --product hb-chat 2>&1 | grep -E "error|warning:" || true
 chat_bin="$(cd "$root" && swift build -c release --show-bin-path)/ChatApp"
 bin="$(swift build -c release --show-bin-path)"
-ulimit -n 65536 || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 start_server() {  # start_server NAME PORT -> sets server_pid
   case "$1" in
@@ -49,7 +49,7 @@ for s in "${scenarios[@]}"; do
       args=$(scenario_args "$s")
       extra=""
       [[ "$args" == *--compress* ]] && extra="--compress" && args=${args/--compress/}
-      line=$("$bin/live-bench" $args --port "$port" --server-pid "$server_pid" $extra 2>&1 | tail -1)
+      line=$(timeout 300 "$bin/live-bench" $args --port "$port" --server-pid "$server_pid" $extra 2>&1 | tail -1 || echo "run failed or timed out")
       kill "$server_pid" 2>/dev/null || true
       wait "$server_pid" 2>/dev/null || true
       echo "$s $server run=$run $line" | tee -a "$out/results.txt"
