@@ -38,18 +38,20 @@ struct LiveHTTPHandler: HTTPHandler {
         let core = self.core
         let events = WebSocketEvents(
             onOpen: { [value] connection in
-                let session = Live.Session(id: id, value: value, request: request, connection: connection, core: core)
+                let session = Live.Session(
+                    id: id, value: value, request: request, connection: connection, core: core,
+                    hooks: { session, item in await Self.run(item, session: session, context: context, options: options) })
                 slot.withLockedValue { $0 = session }
                 core.register(session)
-                Self.startConsumer(session, context: context, options: options)
+                if options.onOpen != nil { session.enqueue(.open) }
             },
             onMessage: { _, message in
                 guard let session = slot.withLockedValue({ $0 }) else { return }
                 let bytes = Data(message.data.readableBytesView)
                 if let envelope = Live.Message.parse(bytes) {
-                    session.receive(.message(topic: envelope.topic, data: envelope.data))
+                    if options.onMessage != nil { session.enqueue(.message(topic: envelope.topic, data: envelope.data)) }
                 } else if options.onBadMessage != nil {
-                    session.receive(.bad(bytes))
+                    session.enqueue(.bad(bytes))
                 } else {
                     try? session.send(Live.Message(topic: "error", data: Data(#""bad message""#.utf8)))
                 }
@@ -58,25 +60,22 @@ struct LiveHTTPHandler: HTTPHandler {
                 guard let session = slot.withLockedValue({ $0 }) else { return }
                 if session.markClosed(reason) {
                     core.unregister(session)
-                    session.finishInbox()
+                    if options.onClose != nil { session.enqueue(.close) }
                 }
             })
         _ = try await WebSocketUpgrader(configuration: configuration).accept(handshake, writer: writer, request: request, events: events)
     }
 
-    /// One task per session runs its hooks in order: every onMessage, then onClose.
-    private static func startConsumer(_ session: Live.Session, context: Live.Context, options: Live.Options) {
-        Task {
+    /// Runs one hook; a session's hooks run one at a time, in order (see ``SessionInbox``).
+    private static func run(_ item: SessionInbox.Item, session: Live.Session, context: Live.Context, options: Live.Options) async {
+        switch item {
+        case .open:
             await options.onOpen?(context, session)
-            for await inbound in session.inboxStream {
-                switch inbound {
-                case .message(let topic, let data):
-                    await options.onMessage?(context, session, topic, data)
-                case .bad(let data):
-                    await options.onBadMessage?(session, data)
-                }
-                session.consumed()
-            }
+        case .message(let topic, let data):
+            await options.onMessage?(context, session, topic, data)
+        case .bad(let data):
+            await options.onBadMessage?(session, data)
+        case .close:
             await options.onClose?(session, session.closeError)
         }
     }

@@ -30,16 +30,9 @@ extension Live {
         }
 
         private let state = NIOLockedValueBox(State())
-        private let inbox: AsyncStream<Inbound>.Continuation
-        let inboxStream: AsyncStream<Inbound>
-        private let unread = Atomic<Int>(0)
+        let inbox = SessionInbox()
         private let readingPaused = Atomic<Bool>(false)
-
-        /// A client message waiting for the application.
-        enum Inbound {
-            case message(topic: String, data: Data)
-            case bad(Data)
-        }
+        private let hooks: @Sendable (Session, SessionInbox.Item) async -> Void
 
         enum BroadcastEncoding {
             case plain
@@ -50,7 +43,11 @@ extension Live {
         /// Unread messages past this pause reading from the socket; below half, it resumes.
         static let inboxHighWater = 64
 
-        init(id: String, value: (any Sendable)?, request: Request, connection: WebSocketConnection, core: ServerCore) {
+        init(
+            id: String, value: (any Sendable)?, request: Request, connection: WebSocketConnection, core: ServerCore,
+            hooks: @escaping @Sendable (Session, SessionInbox.Item) async -> Void = { _, _ in }
+        ) {
+            self.hooks = hooks
             self.id = id
             self.value = value
             self.request = request
@@ -61,7 +58,6 @@ extension Live {
             } else {
                 self.broadcastEncoding = .plain
             }
-            (self.inboxStream, self.inbox) = AsyncStream.makeStream(of: Inbound.self)
         }
 
         public static func == (lhs: Session, rhs: Session) -> Bool { lhs === rhs }
@@ -157,25 +153,23 @@ extension Live {
             }
         }
 
-        // MARK: Inbound queue (one consumer task per session)
+        // MARK: Hooks, in order, on a task that exists only while there is work
 
-        func receive(_ inbound: Inbound) {
-            self.inbox.yield(inbound)
-            let unread = self.unread.add(1, ordering: .relaxed).newValue
-            if unread > Self.inboxHighWater, !self.readingPaused.exchange(true, ordering: .relaxed) {
+        /// Queues a hook call; past the high-water mark the socket stops being read.
+        func enqueue(_ item: SessionInbox.Item) {
+            let waiting = self.inbox.push(item) { [self] in await self.drainInbox() }
+            if waiting > Self.inboxHighWater, !self.readingPaused.exchange(true, ordering: .relaxed) {
                 self.connection.setReading(false)
             }
         }
 
-        func consumed() {
-            let unread = self.unread.subtract(1, ordering: .relaxed).newValue
-            if unread <= Self.inboxHighWater / 2, self.readingPaused.exchange(false, ordering: .relaxed) {
-                self.connection.setReading(true)
+        private func drainInbox() async {
+            while let (item, remaining) = self.inbox.next() {
+                await self.hooks(self, item)
+                if remaining <= Self.inboxHighWater / 2, self.readingPaused.exchange(false, ordering: .relaxed) {
+                    self.connection.setReading(true)
+                }
             }
-        }
-
-        func finishInbox() {
-            self.inbox.finish()
         }
     }
 

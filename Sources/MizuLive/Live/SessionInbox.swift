@@ -1,0 +1,47 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// A session's hook queue: open, client messages, then close, handled strictly in order by
+/// at most one task, which exists only while there is work. An idle session holds no task.
+final class SessionInbox: Sendable {
+    enum Item: Sendable {
+        case open
+        case message(topic: String, data: Data)
+        case bad(Data)
+        case close
+    }
+
+    private struct State {
+        var items = CircularBuffer<Item>(initialCapacity: 4)
+        var running = false
+        var closed = false
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    /// Queues `item` and starts a drain task if none runs; returns how many items wait.
+    /// Nothing is queued after `.close`.
+    func push(_ item: Item, _ drain: @escaping @Sendable () async -> Void) -> Int {
+        let (start, waiting) = self.state.withLockedValue { state -> (Bool, Int) in
+            guard !state.closed else { return (false, 0) }
+            if case .close = item { state.closed = true }
+            state.items.append(item)
+            defer { state.running = true }
+            return (!state.running, state.items.count)
+        }
+        if start { Task { await drain() } }
+        return waiting
+    }
+
+    /// The next item, or nil (and the drain task ends) when the queue is empty.
+    func next() -> (item: Item, remaining: Int)? {
+        self.state.withLockedValue { state in
+            guard let item = state.items.popFirst() else {
+                state.running = false
+                return nil
+            }
+            return (item, state.items.count)
+        }
+    }
+}
