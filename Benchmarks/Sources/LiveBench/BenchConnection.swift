@@ -52,7 +52,11 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = self.unwrapInboundIn(data)
-        self.pending.writeBuffer(&incoming)
+        if self.pending.readableBytes == 0 {
+            self.pending = incoming
+        } else {
+            self.pending.writeBuffer(&incoming)
+        }
         if !self.upgraded {
             guard let end = self.pending.readableBytesView.firstRange(of: [13, 10, 13, 10]) else { return }
             let headLength = end.upperBound - self.pending.readableBytesView.startIndex

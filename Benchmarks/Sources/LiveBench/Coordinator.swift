@@ -51,6 +51,7 @@ final class Coordinator: @unchecked Sendable {
     private var cpuEnd: Double?
     private var rateTask: RepeatedTask?
     private var rateCredit = 0.0
+    private var rateLast: UInt64 = 0
     private var rateCursor = 0
     private var idleReceived = 0
     private var padding: String
@@ -104,16 +105,16 @@ final class Coordinator: @unchecked Sendable {
     func received(_ message: ByteBuffer, on connection: BenchConnection) {
         let view = message.readableBytesView
         if !connection.ready {
-            if view.firstRange(of: Array(#""not allowed""#.utf8)) != nil {
+            if view.firstRange(of: Keys.notAllowed) != nil {
                 connection.ready = true
                 self.readyCount += 1
                 if self.readyCount == self.connections.count { self.allReady() }
             }
             return
         }
-        guard let publisher = integer(after: Array(#""p":"#.utf8), in: view).map(Int.init),
-            let sequence = integer(after: Array(#""s":"#.utf8), in: view).map(Int.init),
-            let sent = integer(after: Array(#""t":"#.utf8), in: view), publisher < self.settings.publishers
+        guard let publisher = integer(after: Keys.publisher, in: message).map(Int.init),
+            let sequence = integer(after: Keys.sequence, in: message).map(Int.init),
+            let sent = integer(after: Keys.time, in: message), publisher < self.settings.publishers
         else { return }
         if self.settings.idleOnly {
             self.idleReceived += 1
@@ -139,7 +140,20 @@ final class Coordinator: @unchecked Sendable {
         if connection.index == self.publisherBase + publisher, self.settings.rate == nil {
             self.inFlight[publisher] -= 1
             if self.phase == .warmup || self.phase == .measure { self.publish(from: publisher) }
-            if self.phase == .drain && self.inFlight.allSatisfy({ $0 <= 0 }) { self.finish() }
+        }
+    }
+
+    private enum Keys {
+        static let publisher = Array(#""p":"#.utf8)
+        static let sequence = Array(#""s":"#.utf8)
+        static let time = Array(#""t":"#.utf8)
+        static let notAllowed = Array(#""not allowed""#.utf8)
+    }
+
+    /// Whether every receiver has every message sent so far.
+    private var everythingArrived: Bool {
+        self.connections.allSatisfy { connection in
+            !connection.ready || connection.closed || connection.expected == self.nextSequence
         }
     }
 
@@ -158,8 +172,12 @@ final class Coordinator: @unchecked Sendable {
         }
         self.phase = .warmup
         if let rate = self.settings.rate {
+            self.rateLast = monotonicNanoseconds()
             self.rateTask = self.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(1)) { _ in
-                self.rateCredit += Double(rate) / 1000
+                // Credit by elapsed time, so a late tick does not lower the rate.
+                let now = monotonicNanoseconds()
+                self.rateCredit += Double(rate) * Double(now - self.rateLast) / 1e9
+                self.rateLast = now
                 while self.rateCredit >= 1 {
                     self.rateCredit -= 1
                     self.publish(from: self.rateCursor % self.settings.publishers)
@@ -188,10 +206,13 @@ final class Coordinator: @unchecked Sendable {
         self.cpuEnd = self.settings.serverPID.flatMap { ServerProcess(pid: $0).cpuSeconds() }
         self.phase = .drain
         self.rateTask?.cancel()
-        // Whatever is still on its way gets a few seconds to arrive.
-        self.eventLoop.scheduleTask(in: .seconds(3)) { self.finish() }
-        if self.settings.rate != nil || self.inFlight.allSatisfy({ $0 <= 0 }) {
-            self.eventLoop.scheduleTask(in: .milliseconds(500)) { self.finish() }
+        // Whatever is still on its way gets up to 10 s to arrive; only then is it lost.
+        self.eventLoop.scheduleTask(in: .seconds(10)) { self.finish() }
+        self.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { task in
+            if self.phase == .done || self.everythingArrived {
+                task.cancel()
+                self.finish()
+            }
         }
     }
 

@@ -33,17 +33,30 @@ struct ServerProcess {
 }
 
 /// Reads the unsigned integer after `key` (such as `"s":`) in a JSON text; nil if absent.
-func integer(after key: [UInt8], in bytes: ByteBufferView) -> UInt64? {
-    guard let range = bytes.firstRange(of: key) else { return nil }
-    var value: UInt64 = 0
-    var index = range.upperBound
-    var digits = 0
-    while index < bytes.endIndex, bytes[index] >= 48, bytes[index] <= 57 {
-        value = value * 10 + UInt64(bytes[index] - 48)
-        index += 1
-        digits += 1
+/// A plain byte scan: the generator must outrun the server it measures.
+func integer(after key: [UInt8], in buffer: ByteBuffer) -> UInt64? {
+    buffer.withUnsafeReadableBytes { bytes -> UInt64? in
+        let count = bytes.count
+        let keyCount = key.count
+        guard count >= keyCount else { return nil }
+        var index = 0
+        outer: while index <= count - keyCount {
+            for offset in 0..<keyCount where bytes[index + offset] != key[offset] {
+                index += 1
+                continue outer
+            }
+            var value: UInt64 = 0
+            var position = index + keyCount
+            var digits = 0
+            while position < count, bytes[position] >= 48, bytes[position] <= 57 {
+                value = value * 10 + UInt64(bytes[position] - 48)
+                position += 1
+                digits += 1
+            }
+            return digits > 0 ? value : nil
+        }
+        return nil
     }
-    return digits > 0 ? value : nil
 }
 
 import NIOCore

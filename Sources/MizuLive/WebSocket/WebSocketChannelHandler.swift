@@ -213,17 +213,24 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
     func flushNow() {
         guard self.needsFlush, let context else { return }
         self.needsFlush = false
-        if self.unflushed > 0 {
-            // Writes complete in order, so when this empty write is done the batch before it is too.
-            let batch = self.unflushed
-            self.unflushed = 0
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            let connection = self.connection
-            promise.futureResult.whenComplete { _ in connection.releaseSendSlots(batch) }
-            context.write(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: promise)
-        }
         context.flush()
+        guard self.unflushed > 0 else { return }
+        let batch = self.unflushed
+        self.unflushed = 0
+        // The common case: the socket took everything, so the batch has left the queue.
+        if let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes), buffered == 0 {
+            self.connection.releaseSendSlots(batch)
+            return
+        }
+        // A slow reader: writes complete in order, so when this empty write is done the batch
+        // before it is too.
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        let connection = self.connection
+        promise.futureResult.whenComplete { _ in connection.releaseSendSlots(batch) }
+        context.writeAndFlush(self.wrapOutboundOut(Self.emptyBuffer), promise: promise)
     }
+
+    private static let emptyBuffer = ByteBuffer()
 
     // MARK: Closing
 
