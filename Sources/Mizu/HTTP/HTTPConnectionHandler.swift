@@ -32,6 +32,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private enum TimerKind { case idle, head }
 
+    /// Shared by every request without a body: most requests then allocate no body storage.
+    private static let emptyBody = ByteBuffer()
+
     private let handler: any HTTPHandler
     private let configuration: HTTPServerConfiguration
     private let logger: Logger
@@ -138,7 +141,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
         }
-        self.reading = .body(head: head, body: context.channel.allocator.buffer(capacity: 0))
+        self.reading = .body(head: head, body: Self.emptyBody)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

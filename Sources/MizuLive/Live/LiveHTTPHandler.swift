@@ -33,56 +33,94 @@ struct LiveHTTPHandler: HTTPHandler {
             try await error.respond(writer)
             return
         }
-        let id = options.idGenerator?() ?? Live.Options.randomID()
-        let slot = NIOLockedValueBox<Live.Session?>(nil)
-        let core = self.core
-        let events = WebSocketEvents(
-            onOpen: { [value] connection in
-                let session = Live.Session(
-                    id: id, value: value, request: request, connection: connection, core: core,
-                    hooks: { session, item in await Self.run(item, session: session, context: context, options: options) })
-                slot.withLockedValue { $0 = session }
-                core.register(session)
-                if options.onOpen != nil { session.enqueue(.open) }
-            },
-            onMessage: { _, message in
-                guard let session = slot.withLockedValue({ $0 }) else { return }
-                let bytes = Data(message.data.readableBytesView)
-                if let envelope = Live.Message.parse(bytes) {
-                    if options.onMessage != nil { session.enqueue(.message(topic: envelope.topic, data: envelope.data)) }
-                } else if options.onBadMessage != nil {
-                    session.enqueue(.bad(bytes))
-                } else {
-                    try? session.send(Live.Message(topic: "error", data: Data(#""bad message""#.utf8)))
-                }
-            },
-            onClose: { _, reason in
-                guard let session = slot.withLockedValue({ $0 }) else { return }
-                if session.markClosed(reason) {
-                    core.unregister(session)
-                    if options.onClose != nil { session.enqueue(.close) }
-                }
-            })
-        _ = try await WebSocketUpgrader(configuration: configuration).accept(handshake, writer: writer, request: request, events: events)
+        let opening = SessionOpening(
+            id: options.idGenerator?() ?? Live.Options.randomID(), value: value, request: Self.kept(request), core: self.core)
+        _ = try await WebSocketUpgrader(configuration: configuration).accept(
+            handshake, writer: writer, request: request, events: opening.events)
     }
 
-    /// Runs one hook; a session's hooks run one at a time, in order (see ``SessionInbox``).
-    private static func run(_ item: SessionInbox.Item, session: Live.Session, context: Live.Context, options: Live.Options) async {
-        switch item {
-        case .open:
-            await options.onOpen?(context, session)
-        case .message(let topic, let data):
-            await options.onMessage?(context, session, topic, data)
-        case .bad(let data):
-            await options.onBadMessage?(session, data)
-        case .close:
-            await options.onClose?(session, session.closeError)
+    /// The request as a session keeps it: without the handshake's own headers, which mean
+    /// nothing once the connection is open (an idle session is mostly what it stores).
+    private static func kept(_ request: Request) -> Request {
+        var kept = request
+        for name in ["sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "upgrade", "connection"] {
+            kept.headers.remove(name: name)
         }
+        return kept
     }
 
     private static func refuse(_ writer: ResponseWriter, _ status: HTTPResponseStatus, _ reason: String) async throws {
         writer.status = status
         writer.setHeader("content-type", "text/plain; charset=utf-8")
         try await writer.write(reason + "\n")
+    }
+}
+
+/// What a connection needs until its session exists, and the events that drive the session.
+/// The three callbacks share this one object, so an idle connection carries little.
+final class SessionOpening: Sendable {
+    let id: String
+    let value: (any Sendable)?
+    let request: Request
+    let core: ServerCore
+    private let slot = NIOLockedValueBox<Live.Session?>(nil)
+
+    init(id: String, value: (any Sendable)?, request: Request, core: ServerCore) {
+        self.id = id
+        self.value = value
+        self.request = request
+        self.core = core
+    }
+
+    var events: WebSocketEvents {
+        WebSocketEvents(
+            onOpen: { [self] connection in self.open(connection) },
+            onMessage: { [self] _, message in self.receive(message) },
+            onClose: { [self] _, reason in self.close(reason) })
+    }
+
+    private var session: Live.Session? { self.slot.withLockedValue { $0 } }
+
+    private func open(_ connection: WebSocketConnection) {
+        let session = Live.Session(id: self.id, value: self.value, request: self.request, connection: connection, core: self.core)
+        self.slot.withLockedValue { $0 = session }
+        self.core.register(session)
+        if self.core.options.onOpen != nil { session.enqueue(.open) }
+    }
+
+    private func receive(_ message: WebSocketMessage) {
+        guard let session = self.session else { return }
+        let options = self.core.options
+        let bytes = Data(message.data.readableBytesView)
+        if let envelope = Live.Message.parse(bytes) {
+            if options.onMessage != nil { session.enqueue(.message(topic: envelope.topic, data: envelope.data)) }
+        } else if options.onBadMessage != nil {
+            session.enqueue(.bad(bytes))
+        } else {
+            try? session.send(Live.Message(topic: "error", data: Data(#""bad message""#.utf8)))
+        }
+    }
+
+    private func close(_ reason: WebSocketCloseReason) {
+        guard let session = self.session, session.markClosed(reason) else { return }
+        self.core.unregister(session)
+        if self.core.options.onClose != nil { session.enqueue(.close) }
+    }
+}
+
+extension Live.Session {
+    /// Runs one hook; a session's hooks run one at a time, in order (see ``SessionInbox``).
+    func runHook(_ item: SessionInbox.Item) async {
+        let options = self.core.options
+        switch item {
+        case .open:
+            await options.onOpen?(Live.Context(request: self.request), self)
+        case .message(let topic, let data):
+            await options.onMessage?(Live.Context(request: self.request), self, topic, data)
+        case .bad(let data):
+            await options.onBadMessage?(self, data)
+        case .close:
+            await options.onClose?(self, self.closeError)
+        }
     }
 }

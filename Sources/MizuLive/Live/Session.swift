@@ -32,7 +32,6 @@ extension Live {
         private let state = NIOLockedValueBox(State())
         let inbox = SessionInbox()
         private let readingPaused = Atomic<Bool>(false)
-        private let hooks: @Sendable (Session, SessionInbox.Item) async -> Void
 
         enum BroadcastEncoding {
             case plain
@@ -43,11 +42,7 @@ extension Live {
         /// Unread messages past this pause reading from the socket; below half, it resumes.
         static let inboxHighWater = 64
 
-        init(
-            id: String, value: (any Sendable)?, request: Request, connection: WebSocketConnection, core: ServerCore,
-            hooks: @escaping @Sendable (Session, SessionInbox.Item) async -> Void = { _, _ in }
-        ) {
-            self.hooks = hooks
+        init(id: String, value: (any Sendable)?, request: Request, connection: WebSocketConnection, core: ServerCore) {
             self.id = id
             self.value = value
             self.request = request
@@ -165,7 +160,7 @@ extension Live {
 
         private func drainInbox() async {
             while let (item, remaining) = self.inbox.next() {
-                await self.hooks(self, item)
+                await self.runHook(item)
                 if remaining <= Self.inboxHighWater / 2, self.readingPaused.exchange(false, ordering: .relaxed) {
                     self.connection.setReading(true)
                 }

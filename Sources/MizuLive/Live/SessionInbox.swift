@@ -1,6 +1,5 @@
 import Foundation
 import NIOConcurrencyHelpers
-import NIOCore
 
 /// A session's hook queue: open, client messages, then close, handled strictly in order by
 /// at most one task, which exists only while there is work. An idle session holds no task.
@@ -13,9 +12,25 @@ final class SessionInbox: Sendable {
     }
 
     private struct State {
-        var items = CircularBuffer<Item>(initialCapacity: 4)
+        /// Items from `head` on wait; the array is released whenever it drains, so an idle
+        /// session holds no queue storage.
+        var items: [Item] = []
+        var head = 0
         var running = false
         var closed = false
+
+        var waiting: Int { self.items.count - self.head }
+
+        mutating func popFirst() -> Item? {
+            guard self.head < self.items.count else { return nil }
+            let item = self.items[self.head]
+            self.head += 1
+            if self.head == self.items.count {
+                self.items = []
+                self.head = 0
+            }
+            return item
+        }
     }
 
     private let state = NIOLockedValueBox(State())
@@ -28,7 +43,7 @@ final class SessionInbox: Sendable {
             if case .close = item { state.closed = true }
             state.items.append(item)
             defer { state.running = true }
-            return (!state.running, state.items.count)
+            return (!state.running, state.waiting)
         }
         if start { Task { await drain() } }
         return waiting
@@ -37,11 +52,11 @@ final class SessionInbox: Sendable {
     /// The next item, or nil (and the drain task ends) when the queue is empty.
     func next() -> (item: Item, remaining: Int)? {
         self.state.withLockedValue { state in
-            guard let item = state.items.popFirst() else {
+            guard let item = state.popFirst() else {
                 state.running = false
                 return nil
             }
-            return (item, state.items.count)
+            return (item, state.waiting)
         }
     }
 }
