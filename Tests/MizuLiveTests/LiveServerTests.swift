@@ -15,30 +15,15 @@ final class HookLog: Sendable {
     let concurrent = NIOLockedValueBox<(now: Int, max: Int)>((0, 0))
 
     func waitFor(closes count: Int) async throws -> [(session: String, error: Live.Error?, topicsAtClose: Int)] {
-        for _ in 0..<500 {
-            let closes = self.closes.withLockedValue { $0 }
-            if closes.count >= count { return closes }
-            try await Task.sleep(nanoseconds: 10_000_000)
-        }
-        throw RawClient.Timeout(waitingFor: "\(count) onClose calls", received: "\(self.closes.withLockedValue { $0.count })")
+        try await eventually("\(count) onClose calls") { self.closes.withLockedValue { $0.count >= count ? $0 : nil } }
     }
 
     func waitFor(messages count: Int) async throws -> [(session: String, topic: String, data: String)] {
-        for _ in 0..<500 {
-            let messages = self.messages.withLockedValue { $0 }
-            if messages.count >= count { return messages }
-            try await Task.sleep(nanoseconds: 10_000_000)
-        }
-        throw RawClient.Timeout(waitingFor: "\(count) messages", received: "\(self.messages.withLockedValue { $0 })")
+        try await eventually("\(count) messages") { self.messages.withLockedValue { $0.count >= count ? $0 : nil } }
     }
 
     func waitFor(sessions count: Int) async throws -> [Live.Session] {
-        for _ in 0..<500 {
-            let sessions = self.sessions.withLockedValue { $0 }
-            if sessions.count >= count { return sessions }
-            try await Task.sleep(nanoseconds: 10_000_000)
-        }
-        throw RawClient.Timeout(waitingFor: "\(count) sessions", received: "")
+        try await eventually("\(count) sessions") { self.sessions.withLockedValue { $0.count >= count ? $0 : nil } }
     }
 }
 

@@ -20,12 +20,7 @@ final class EchoRecorder: Sendable {
     }
 
     func waitForReasons(_ count: Int) async throws -> [WebSocketCloseReason] {
-        for _ in 0..<500 {
-            let reasons = self.reasons.withLockedValue { $0 }
-            if reasons.count >= count { return reasons }
-            try await Task.sleep(nanoseconds: 10_000_000)
-        }
-        throw RawClient.Timeout(waitingFor: "\(count) close reasons", received: "\(self.reasons.withLockedValue { $0 })")
+        try await eventually("\(count) close reasons") { self.reasons.withLockedValue { $0.count >= count ? $0 : nil } }
     }
 }
 

@@ -31,3 +31,17 @@ public func request(
     try await client.send(text)
     return try await client.readResponse(headRequest: method == "HEAD")
 }
+
+/// Polls `probe` every 10 ms until it returns a value, for at most `timeout`.
+public func eventually<T>(
+    _ what: String,
+    timeout: TimeAmount = .seconds(5),
+    _ probe: () -> T?
+) async throws -> T {
+    let deadline = NIODeadline.now() + timeout
+    while true {
+        if let value = probe() { return value }
+        guard NIODeadline.now() < deadline else { throw RawClient.Timeout(waitingFor: what, received: "") }
+        try await Task.sleep(nanoseconds: 10_000_000)
+    }
+}

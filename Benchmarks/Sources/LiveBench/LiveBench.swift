@@ -26,6 +26,17 @@ struct Target: ParsableArguments {
             throw ValidationError("live-bench only targets loopback addresses")
         }
     }
+
+    /// Run settings with this target filled in.
+    var settings: RunSettings {
+        var settings = RunSettings()
+        settings.host = self.host
+        settings.port = self.port
+        settings.path = self.path
+        settings.compress = self.compress
+        settings.serverPID = self.serverPid
+        return settings
+    }
 }
 
 struct Fanout: ParsableCommand {
@@ -46,12 +57,7 @@ struct Fanout: ParsableCommand {
     }
 
     func run() throws {
-        var settings = RunSettings()
-        settings.host = self.target.host
-        settings.port = self.target.port
-        settings.path = self.target.path
-        settings.compress = self.target.compress
-        settings.serverPID = self.target.serverPid
+        var settings = self.target.settings
         settings.subscribers = self.subscribers
         settings.publishers = self.publishers
         settings.size = self.size
@@ -85,12 +91,7 @@ struct Conns: ParsableCommand {
     }
 
     func run() throws {
-        var settings = RunSettings()
-        settings.host = self.target.host
-        settings.port = self.target.port
-        settings.path = self.target.path
-        settings.compress = self.target.compress
-        settings.serverPID = self.target.serverPid
+        var settings = self.target.settings
         settings.subscribers = self.count - 1
         settings.publishers = 1
         settings.idleOnly = true

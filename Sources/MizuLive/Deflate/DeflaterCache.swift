@@ -1,5 +1,4 @@
 import NIOCore
-import NIOPosix
 
 /// One deflater per thread and setting, for messages compressed without context takeover:
 /// such a deflater is reset after every message, so connections on one event loop can
@@ -13,17 +12,10 @@ final class DeflaterCache {
 
     private var deflaters: [Key: Deflater] = [:]
 
-    /// `nonisolated(unsafe)`: the pthread key behind ThreadSpecificVariable is thread-safe,
-    /// and each cache it holds is only ever touched by the thread that owns it.
-    nonisolated(unsafe) private static let perThread = ThreadSpecificVariable<DeflaterCache>()
+    private static let perThread = PerThread { DeflaterCache() }
 
     /// The calling thread's cache.
-    static var current: DeflaterCache {
-        if let cache = self.perThread.currentValue { return cache }
-        let cache = DeflaterCache()
-        self.perThread.currentValue = cache
-        return cache
-    }
+    static var current: DeflaterCache { self.perThread.current }
 
     /// Compresses one message with no context kept, on this thread's shared deflater.
     func compress(_ payload: ByteBuffer, windowBits: Int, configuration: PerMessageDeflateConfiguration, allocator: ByteBufferAllocator) -> ByteBuffer? {

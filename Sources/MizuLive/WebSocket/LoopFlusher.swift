@@ -1,5 +1,4 @@
 import NIOCore
-import NIOPosix
 
 /// Coalesces flushes: connections written to during one event-loop tick are flushed once,
 /// together, by a single task at the end of that tick (one writev per connection instead of
@@ -7,17 +6,10 @@ import NIOPosix
 final class LoopFlusher {
     private var dirty: [WebSocketChannelHandler] = []
 
-    /// `nonisolated(unsafe)`: the pthread key is thread-safe, and each flusher is only used
-    /// by the event-loop thread that owns it.
-    nonisolated(unsafe) private static let perThread = ThreadSpecificVariable<LoopFlusher>()
+    private static let perThread = PerThread { LoopFlusher() }
 
     /// The flusher of the calling event-loop thread.
-    static var current: LoopFlusher {
-        if let flusher = self.perThread.currentValue { return flusher }
-        let flusher = LoopFlusher()
-        self.perThread.currentValue = flusher
-        return flusher
-    }
+    static var current: LoopFlusher { self.perThread.current }
 
     /// Flushes `handler` at the end of this tick.
     func schedule(_ handler: WebSocketChannelHandler, on eventLoop: any EventLoop) {
