@@ -86,11 +86,6 @@ public final class RawClient: Sendable {
         try await self.channel.setOption(.autoRead, value: false).get()
     }
 
-    /// Half-closes the sending side.
-    public func shutdownOutput() async throws {
-        try await self.channel.close(mode: .output)
-    }
-
     /// Closes the connection.
     public func close() async {
         try? await self.channel.close()

@@ -87,8 +87,4 @@ final class TopicRegistry: Sendable {
     var topicCount: Int {
         self.shards.reduce(0) { total, shard in total + shard.withLockedValue { $0.count } }
     }
-
-    var topicNames: [String] {
-        self.shards.flatMap { shard in shard.withLockedValue { Array($0.keys) } }
-    }
 }

@@ -41,9 +41,6 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
         self.assembler = MessageAssembler(maxMessageSize: configuration.maxMessageSize, deflate: connection.deflate)
     }
 
-    /// Whether inflate state is held now (memory tests).
-    var holdsInflateState: Bool { self.assembler.holdsInflateState }
-
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.connection.handler.value = self

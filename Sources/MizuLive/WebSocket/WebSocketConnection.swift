@@ -78,9 +78,6 @@ public final class WebSocketConnection: Sendable {
         self.pending.subtract(count, ordering: .relaxed)
     }
 
-    /// Messages queued and not yet written (0 when the queue is unbounded).
-    var queuedMessages: Int { self.pending.load(ordering: .relaxed) }
-
     func didClose(_ reason: WebSocketCloseReason) {
         self.closePromise.succeed(reason)
     }
