@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, idempotently: a second run does nothing.
-#   zlib (CZlib), Chromium (the page's browser test), and Python packages for the
+#   zlib (CZlib), Chromium (the page's browser test), redis-server (the backplane tests
+#   start their own on 127.0.0.1; the package's service is not used), and Python packages for the
 #   interop, contract and browser tests. Autobahn installs itself (scripts/autobahn.sh).
 set -euo pipefail
 
 need_apt=()
 [ -f /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
 command -v chromium >/dev/null || need_apt+=(chromium)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -qq

@@ -36,6 +36,9 @@ extension Live {
         /// Called when a session opens, before any of its messages (beyond the seed: a place
         /// for presence and welcome messages).
         public var onOpen: (@Sendable (Context, Session) async -> Void)?
+        /// Carries publishes to and from other servers (see ``Live/Broker``, ``Live/RedisBroker``).
+        /// Default nil: this server is its own, in-memory pub/sub space.
+        public var broker: (any Broker)?
 
         /// Options with the given hooks and the documented defaults.
         public init(

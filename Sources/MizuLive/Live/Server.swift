@@ -69,7 +69,7 @@ extension Live {
 /// The server's shared state: options, sessions, topics.
 final class ServerCore: Sendable {
     let options: Live.Options
-    let registry = TopicRegistry()
+    let registry: TopicRegistry
     let logger = Logger(label: "mizu.live")
     private let sessions = NIOLockedValueBox<[ObjectIdentifier: Live.Session]>([:])
     private let compression: PerMessageDeflateConfiguration
@@ -77,6 +77,10 @@ final class ServerCore: Sendable {
     init(options: Live.Options) {
         self.options = options
         self.compression = PerMessageDeflateConfiguration()
+        self.registry = TopicRegistry(broker: options.broker)
+        options.broker?.attach { [weak self] topic, data in
+            self?.publishLocally(topic, data.readableBytesView)
+        }
     }
 
     var webSocketConfiguration: WebSocketConfiguration {
@@ -100,7 +104,13 @@ final class ServerCore: Sendable {
         _ = self.sessions.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(session)) }
     }
 
+    /// Delivers to this node's subscribers, then hands the publish to the broker for the others.
     func publish(_ topic: String, _ data: Data) {
+        self.publishLocally(topic, data)
+        self.options.broker?.publish(topic, data)
+    }
+
+    func publishLocally(_ topic: String, _ data: some Collection<UInt8>) {
         guard let snapshot = self.registry.snapshot(topic) else { return }
         var payload = ByteBuffer()
         Live.Message.encode(topic: topic, data: data, into: &payload)

@@ -27,6 +27,13 @@ final class TopicRegistry: Sendable {
     }
 
     private let shards: [NIOLockedValueBox<[String: Topic]>] = (0..<16).map { _ in NIOLockedValueBox([:]) }
+    /// Told, under the topic's shard lock (so in order per topic), when a topic gains its
+    /// first subscriber and loses its last.
+    private let broker: (any Live.Broker)?
+
+    init(broker: (any Live.Broker)? = nil) {
+        self.broker = broker
+    }
 
     private func shard(_ topic: String) -> NIOLockedValueBox<[String: Topic]> {
         var hasher = Hasher()
@@ -38,6 +45,7 @@ final class TopicRegistry: Sendable {
         let loop = session.connection.eventLoop
         let sharesCompression = session.broadcastEncoding == .sharedCompressed ? 1 : 0
         self.shard(topic).withLockedValue { topics in
+            let isNew = topics[topic] == nil
             var entry = topics[topic] ?? Topic()
             var bucket = entry.buckets.removeValue(forKey: ObjectIdentifier(loop)) ?? Bucket(eventLoop: loop)
             bucket.indices[ObjectIdentifier(session)] = bucket.sessions.count
@@ -47,6 +55,7 @@ final class TopicRegistry: Sendable {
             entry.count += 1
             entry.compressed += sharesCompression
             topics[topic] = entry
+            if isNew { self.broker?.subscribe(topic) }
         }
     }
 
@@ -69,7 +78,11 @@ final class TopicRegistry: Sendable {
                 if !bucket.sessions.isEmpty { entry.buckets[loopID] = bucket }
             }
             // An empty topic leaves nothing behind.
-            if entry.count > 0 { topics[topic] = entry }
+            if entry.count > 0 {
+                topics[topic] = entry
+            } else {
+                self.broker?.unsubscribe(topic)
+            }
         }
     }
 

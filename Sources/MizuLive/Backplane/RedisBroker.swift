@@ -1,0 +1,416 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Synchronization
+
+extension Live {
+    /// A ``Broker`` over Redis pub/sub: several servers sharing one Redis form one pub/sub space.
+    ///
+    /// Two connections: one pipelines PUBLISHes, one holds the SUBSCRIBEs. A topic's channel
+    /// (``Configuration/channelPrefix`` + topic) is subscribed only while this node has a local
+    /// subscriber for it. When Redis goes away, local pub/sub keeps working, the broker
+    /// reconnects with backoff and re-subscribes; publishes made meanwhile are dropped and
+    /// counted (``Statistics/dropped``), never queued without bound.
+    ///
+    /// Each message on Redis is `m:<node id>\n` followed by the raw JSON data, so a node skips
+    /// its own publishes; a message without that header (another program's `PUBLISH
+    /// mizu:topic '{"a":1}'`) is delivered as it is.
+    public final class RedisBroker: Broker {
+        /// What the broker has done since it started.
+        public struct Statistics: Sendable, Equatable {
+            /// Publishes written to Redis.
+            public var published = 0
+            /// Publishes dropped: Redis was disconnected, or too slow (pending bytes over the limit).
+            public var dropped = 0
+            /// Publishes from other nodes delivered to this node's subscribers.
+            public var received = 0
+            /// PUBLISHes Redis answered with an error.
+            public var errors = 0
+            /// Redis channels this node is subscribed to, as Redis last confirmed.
+            public var subscribedChannels = 0
+        }
+
+        public let configuration: Configuration
+        private static let dropReportInterval = TimeAmount.seconds(5)
+        /// Marks this node's messages on Redis (16 random hex digits).
+        let nodeID: String
+        private let header: [UInt8]
+        private let eventLoop: any EventLoop
+        private let logger: Logger
+        private let outbox: NIOLockedValueBox<Outbox>
+        private let links: NIOLoopBoundBox<Links>
+        private let receiver = NIOLockedValueBox<(@Sendable (String, ByteBuffer) -> Void)?>(nil)
+        private let published = Atomic<Int>(0)
+        private let dropped = Atomic<Int>(0)
+        private let received = Atomic<Int>(0)
+        private let errors = Atomic<Int>(0)
+        private let subscribedChannels = Atomic<Int>(0)
+        private let publisherUp = Atomic<Bool>(false)
+        private let subscriberUp = Atomic<Bool>(false)
+
+        /// PUBLISH commands waiting for the next flush on the broker's event loop.
+        private struct Outbox {
+            var bytes = ByteBuffer()
+            var count = 0
+            var connected = false
+            var flushScheduled = false
+            /// Drops not yet reported in the log, and when the log last reported some.
+            var unreportedDrops = 0
+            var lastDropReport: NIODeadline = .distantPast
+        }
+
+        enum Role: CustomStringConvertible {
+            case publisher, subscriber
+            var description: String { self == .publisher ? "publisher" : "subscriber" }
+        }
+
+        /// Connection state, confined to the broker's event loop.
+        private final class Links {
+            struct Link {
+                var channel: (any Channel)?
+                var failedAttempts = 0
+                var reconnect: Scheduled<Void>?
+            }
+            var publisher = Link()
+            var subscriber = Link()
+            /// Topics this node has local subscribers for.
+            var wanted: Set<String> = []
+            /// Topics the subscriber connection has been told to SUBSCRIBE (reset when it drops).
+            var told: Set<String> = []
+            var syncScheduled = false
+            var closed = false
+
+            subscript(role: Role) -> Link {
+                get { role == .publisher ? self.publisher : self.subscriber }
+                set { if role == .publisher { self.publisher = newValue } else { self.subscriber = newValue } }
+            }
+        }
+
+        /// Connects to Redis at `url` (`redis://[[user]:password@]host[:port][/db]`); throws a
+        /// ``Live/RedisError`` saying what is wrong when Redis is unreachable or refuses.
+        public static func connect(
+            url: String,
+            channelPrefix: String = "mizu:",
+            eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+            logger: Logger = Logger(label: "mizu.live.redis")
+        ) async throws -> RedisBroker {
+            var configuration = try Configuration(url: url)
+            configuration.channelPrefix = channelPrefix
+            return try await self.connect(configuration, eventLoopGroup: eventLoopGroup, logger: logger)
+        }
+
+        /// Connects both connections and runs their handshakes; the first failure is thrown.
+        /// Later losses are repaired in the background.
+        public static func connect(
+            _ configuration: Configuration,
+            eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+            logger: Logger = Logger(label: "mizu.live.redis")
+        ) async throws -> RedisBroker {
+            let broker = RedisBroker(configuration, eventLoop: eventLoopGroup.next(), logger: logger)
+            do {
+                let publisher = broker.open(.publisher)
+                let subscriber = broker.open(.subscriber)
+                try await publisher.get()
+                try await subscriber.get()
+            } catch {
+                await broker.close()
+                throw error
+            }
+            return broker
+        }
+
+        private init(_ configuration: Configuration, eventLoop: any EventLoop, logger: Logger) {
+            self.configuration = configuration
+            self.eventLoop = eventLoop
+            self.logger = logger
+            var generator = SystemRandomNumberGenerator()
+            let digits = String(generator.next() as UInt64, radix: 16)
+            self.nodeID = String(repeating: "0", count: 16 - digits.count) + digits
+            self.header = Array("m:\(self.nodeID)\n".utf8)
+            self.outbox = NIOLockedValueBox(Outbox())
+            self.links = NIOLoopBoundBox.makeBoxSendingValue(Links(), eventLoop: eventLoop)
+        }
+
+        /// Counters since start.
+        public var statistics: Statistics {
+            Statistics(
+                published: self.published.load(ordering: .relaxed), dropped: self.dropped.load(ordering: .relaxed),
+                received: self.received.load(ordering: .relaxed), errors: self.errors.load(ordering: .relaxed),
+                subscribedChannels: self.subscribedChannels.load(ordering: .relaxed))
+        }
+
+        /// Both connections are up.
+        public var isConnected: Bool {
+            self.publisherUp.load(ordering: .relaxed) && self.subscriberUp.load(ordering: .relaxed)
+        }
+
+        /// Closes both connections and stops reconnecting.
+        public func close() async {
+            let closed = self.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
+                let links = self.links.value
+                links.closed = true
+                var closing: [EventLoopFuture<Void>] = []
+                for role in [Role.publisher, .subscriber] {
+                    links[role].reconnect?.cancel()
+                    if let channel = links[role].channel {
+                        channel.close(promise: nil)
+                        closing.append(channel.closeFuture)
+                    }
+                }
+                return EventLoopFuture.andAllComplete(closing, on: self.eventLoop)
+            }
+            try? await closed.get()
+        }
+
+        // MARK: Broker
+
+        public func attach(receive: @escaping @Sendable (String, ByteBuffer) -> Void) {
+            self.receiver.withLockedValue { receiver in
+                precondition(receiver == nil, "a RedisBroker serves one Live.Server; make one broker per server")
+                receiver = receive
+            }
+        }
+
+        public func publish(_ topic: String, _ data: Data) {
+            let prefix = self.configuration.channelPrefix
+            let channelLength = prefix.utf8.count + topic.utf8.count
+            let payloadLength = self.header.count + data.count
+            // *3 PUBLISH <channel> <payload>, with room for the length lines.
+            let size = 30 + channelLength + payloadLength + 40
+            let limit = self.configuration.maxPendingPublishBytes
+            enum Outcome { case queued, queuedAndSchedule, dropped(report: Int) }
+            let outcome = self.outbox.withLockedValue { outbox -> Outcome in
+                guard outbox.connected, outbox.bytes.readableBytes + size <= limit else {
+                    outbox.unreportedDrops += 1
+                    // At most one log line per interval, however many are dropped.
+                    let now = NIODeadline.now()
+                    guard now - outbox.lastDropReport >= Self.dropReportInterval else { return .dropped(report: 0) }
+                    defer { outbox.unreportedDrops = 0 }
+                    outbox.lastDropReport = now
+                    return .dropped(report: outbox.unreportedDrops)
+                }
+                outbox.bytes.writeStaticString("*3\r\n$7\r\nPUBLISH\r\n$")
+                outbox.bytes.writeString(String(channelLength))
+                outbox.bytes.writeStaticString("\r\n")
+                outbox.bytes.writeString(prefix)
+                outbox.bytes.writeString(topic)
+                outbox.bytes.writeStaticString("\r\n$")
+                outbox.bytes.writeString(String(payloadLength))
+                outbox.bytes.writeStaticString("\r\n")
+                outbox.bytes.writeBytes(self.header)
+                outbox.bytes.writeBytes(data)
+                outbox.bytes.writeStaticString("\r\n")
+                outbox.count += 1
+                guard !outbox.flushScheduled else { return .queued }
+                outbox.flushScheduled = true
+                return .queuedAndSchedule
+            }
+            switch outcome {
+            case .queued: break
+            case .queuedAndSchedule: self.eventLoop.execute { self.flushOutbox() }
+            case .dropped(let report):
+                self.dropped.add(1, ordering: .relaxed)
+                if report > 0 {
+                    self.logger.warning("dropped \(report) publishes: Redis is disconnected or too slow (local delivery continues)")
+                }
+            }
+        }
+
+        public func subscribe(_ topic: String) {
+            self.eventLoop.execute {
+                self.links.value.wanted.insert(topic)
+                self.scheduleSync()
+            }
+        }
+
+        public func unsubscribe(_ topic: String) {
+            self.eventLoop.execute {
+                self.links.value.wanted.remove(topic)
+                self.scheduleSync()
+            }
+        }
+
+        // MARK: Publishing (on the event loop)
+
+        /// Writes everything queued since the last flush as one pipelined batch. While the
+        /// socket is not writable the batch waits (flushScheduled stays set, so publishers do
+        /// not schedule more flushes); the handler calls back when it drains.
+        private func flushOutbox() {
+            guard let channel = self.links.value.publisher.channel else { return }
+            guard channel.isWritable else { return }
+            let (bytes, count) = self.outbox.withLockedValue { outbox in
+                defer {
+                    outbox.bytes = channel.allocator.buffer(capacity: 1024)
+                    outbox.count = 0
+                    outbox.flushScheduled = false
+                }
+                return (outbox.bytes, outbox.count)
+            }
+            guard count > 0 else { return }
+            self.published.add(count, ordering: .relaxed)
+            channel.writeAndFlush(RedisRequest(bytes: bytes, replies: .discard(count: count)), promise: nil)
+        }
+
+        // MARK: Subscriptions (on the event loop)
+
+        /// Coalesces the subscription changes of one tick into one SUBSCRIBE and one UNSUBSCRIBE.
+        private func scheduleSync() {
+            let links = self.links.value
+            guard !links.syncScheduled else { return }
+            links.syncScheduled = true
+            self.eventLoop.execute { self.syncSubscriptions() }
+        }
+
+        /// Tells Redis the difference between the topics wanted and the topics it was told.
+        private func syncSubscriptions() {
+            let links = self.links.value
+            links.syncScheduled = false
+            guard let channel = links.subscriber.channel else { return }
+            let prefix = self.configuration.channelPrefix
+            let additions = links.wanted.subtracting(links.told)
+            let removals = links.told.subtracting(links.wanted)
+            links.told = links.wanted
+            // Never an empty UNSUBSCRIBE: with no channel it would drop them all.
+            for (command, topics) in [("SUBSCRIBE", Array(additions)), ("UNSUBSCRIBE", Array(removals))] where !topics.isEmpty {
+                for start in stride(from: 0, to: topics.count, by: 512) {
+                    let chunk = topics[start..<min(start + 512, topics.count)]
+                    var bytes = channel.allocator.buffer(capacity: 32 + chunk.count * (prefix.utf8.count + 16))
+                    RESPValue.writeCommand([command] + chunk.map { prefix + $0 }, into: &bytes)
+                    channel.write(RedisRequest(bytes: bytes, replies: .none), promise: nil)
+                }
+            }
+            channel.flush()
+        }
+
+        /// A pub/sub push: a message to deliver, or a (un)subscribe confirmation with the count.
+        private func handlePush(_ value: RESPValue) {
+            guard case .array(let items?) = value, items.count == 3, case .bulkString(let kind?) = items[0] else { return }
+            switch (kind.readableBytesView.elementsEqual("message".utf8), items[1], items[2]) {
+            case (true, .bulkString(let channel?), .bulkString(let payload?)):
+                self.deliver(channel: channel, payload: payload)
+            case (false, _, .integer(let count)):
+                self.subscribedChannels.store(Int(count), ordering: .relaxed)
+            default:
+                break
+            }
+        }
+
+        private func deliver(channel: ByteBuffer, payload: ByteBuffer) {
+            let prefix = self.configuration.channelPrefix.utf8
+            let channelBytes = channel.readableBytesView
+            guard channelBytes.starts(with: prefix) else { return }
+            let topic = String(decoding: channelBytes.dropFirst(prefix.count), as: UTF8.self)
+            var data = payload
+            let bytes = payload.readableBytesView
+            if bytes.count >= self.header.count, bytes.starts(with: "m:".utf8), bytes[bytes.startIndex + self.header.count - 1] == 0x0A {
+                // Our own publish came back: it was delivered locally already.
+                if bytes.starts(with: self.header) { return }
+                data.moveReaderIndex(forwardBy: self.header.count)
+            }
+            guard let receive = self.receiver.withLockedValue({ $0 }) else { return }
+            self.received.add(1, ordering: .relaxed)
+            receive(topic, data)
+        }
+
+        // MARK: Connections and reconnection (on the event loop)
+
+        /// Connects `role`'s connection and installs it when ready.
+        private func open(_ role: Role) -> EventLoopFuture<Void> {
+            var callbacks = RedisConnector.Callbacks()
+            if role == .subscriber {
+                callbacks.onPush = { [weak self] value in self?.handlePush(value) }
+            } else {
+                callbacks.onDiscardedError = { [weak self] message in
+                    guard let self else { return }
+                    if self.errors.wrappingAdd(1, ordering: .relaxed).oldValue == 0 {
+                        self.logger.error("Redis refused a PUBLISH: \(message)")
+                    }
+                }
+                callbacks.onWritable = { [weak self] in self?.flushOutbox() }
+            }
+            return RedisConnector.connect(self.configuration, on: self.eventLoop, callbacks: callbacks)
+                .hop(to: self.eventLoop)
+                .map { channel in self.install(channel, as: role) }
+        }
+
+        private func install(_ channel: any Channel, as role: Role) {
+            let links = self.links.value
+            guard !links.closed else {
+                channel.close(promise: nil)
+                return
+            }
+            if links[role].failedAttempts > 0 {
+                self.logger.info("Redis \(role) connection is back after \(links[role].failedAttempts) failed attempts")
+            }
+            links[role].channel = channel
+            links[role].failedAttempts = 0
+            channel.closeFuture.hop(to: self.eventLoop).whenComplete { _ in self.connectionLost(channel, role) }
+            switch role {
+            case .publisher:
+                self.publisherUp.store(true, ordering: .relaxed)
+                let drops = self.outbox.withLockedValue { outbox in
+                    defer { outbox.unreportedDrops = 0 }
+                    outbox.connected = true
+                    return outbox.unreportedDrops
+                }
+                if drops > 0 { self.logger.warning("dropped \(drops) publishes while Redis was away") }
+                self.flushOutbox()
+            case .subscriber:
+                self.subscriberUp.store(true, ordering: .relaxed)
+                links.told = []
+                self.scheduleSync()
+            }
+        }
+
+        private func connectionLost(_ channel: any Channel, _ role: Role) {
+            let links = self.links.value
+            guard links[role].channel === channel else { return }
+            links[role].channel = nil
+            switch role {
+            case .publisher:
+                self.publisherUp.store(false, ordering: .relaxed)
+                let lost = self.outbox.withLockedValue { outbox in
+                    defer {
+                        outbox.connected = false
+                        outbox.bytes.clear()
+                        outbox.count = 0
+                        outbox.flushScheduled = false
+                    }
+                    return outbox.count
+                }
+                if lost > 0 { self.dropped.add(lost, ordering: .relaxed) }
+            case .subscriber:
+                self.subscriberUp.store(false, ordering: .relaxed)
+                self.subscribedChannels.store(0, ordering: .relaxed)
+                links.told = []
+            }
+            guard !links.closed else { return }
+            self.logger.warning("Redis \(role) connection lost; reconnecting (local delivery continues)")
+            self.scheduleReconnect(role)
+        }
+
+        /// Tries again after a delay that doubles with each failure (with jitter), up to the maximum.
+        private func scheduleReconnect(_ role: Role) {
+            let links = self.links.value
+            guard !links.closed else { return }
+            let attempts = links[role].failedAttempts
+            let base = self.configuration.reconnectDelay.nanoseconds
+            let cap = self.configuration.maxReconnectDelay.nanoseconds
+            let delay = min(cap, base << min(attempts, 20))
+            let jittered = delay / 2 + Int64.random(in: 0...max(1, delay / 2))
+            links[role].reconnect = self.eventLoop.scheduleTask(in: .nanoseconds(jittered)) {
+                self.links.value[role].reconnect = nil
+                self.open(role).whenFailure { error in
+                    let links = self.links.value
+                    links[role].failedAttempts += 1
+                    if links[role].failedAttempts == 1 || links[role].failedAttempts % 10 == 0 {
+                        self.logger.warning("Redis \(role) reconnect failed (\(links[role].failedAttempts) attempts): \(error)")
+                    }
+                    self.scheduleReconnect(role)
+                }
+            }
+        }
+    }
+}

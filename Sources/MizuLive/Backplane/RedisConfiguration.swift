@@ -1,0 +1,89 @@
+import Foundation
+import NIOCore
+
+extension Live {
+    /// What went wrong talking to Redis.
+    public enum RedisError: Swift.Error, Sendable, Equatable, CustomStringConvertible {
+        /// The URL is not `redis://[[user]:password@]host[:port][/db]`.
+        case invalidURL(String, reason: String)
+        /// No TCP connection could be made.
+        case connectionFailed(host: String, port: Int, reason: String)
+        /// Redis answered a command with an error (wrong password, database out of range...).
+        case refused(command: String, message: String)
+        /// Redis sent something that is not RESP, or not the answer a command expects.
+        case protocolViolation(String)
+        /// The connection closed before the answer came.
+        case connectionClosed
+
+        public var description: String {
+            switch self {
+            case .invalidURL(let url, let reason): return "invalid Redis URL \"\(url)\": \(reason)"
+            case .connectionFailed(let host, let port, let reason): return "cannot connect to Redis at \(host):\(port): \(reason)"
+            case .refused(let command, let message): return "Redis refused \(command): \(message)"
+            case .protocolViolation(let what): return "Redis protocol violation: \(what)"
+            case .connectionClosed: return "the Redis connection closed"
+            }
+        }
+    }
+}
+
+extension Live.RedisBroker {
+    /// Where Redis is and how the broker uses it.
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        /// ACL user (Redis 6+); nil authenticates as the default user.
+        public var username: String?
+        /// Sent with AUTH when set.
+        public var password: String?
+        /// Selected with SELECT. (Redis pub/sub ignores databases; the prefix is what separates apps.)
+        public var database: Int
+        /// Put before every topic to form the Redis channel name, so apps can share one Redis.
+        public var channelPrefix: String = "mizu:"
+        /// Publishes waiting to be written to Redis, in bytes; past it (or while disconnected)
+        /// publishes are dropped and counted. Bounds memory when Redis is slow or gone.
+        public var maxPendingPublishBytes: Int = 8 * 1024 * 1024
+        /// Time allowed for a TCP connect plus the AUTH/SELECT/PING handshake.
+        public var connectTimeout: TimeAmount = .seconds(5)
+        /// First wait before reconnecting; it doubles after each failed attempt, up to ``maxReconnectDelay``.
+        public var reconnectDelay: TimeAmount = .milliseconds(100)
+        public var maxReconnectDelay: TimeAmount = .seconds(5)
+
+        /// Redis on `host:port`.
+        public init(host: String = "127.0.0.1", port: Int = 6379, username: String? = nil, password: String? = nil, database: Int = 0) {
+            self.host = host
+            self.port = port
+            self.username = username
+            self.password = password
+            self.database = database
+        }
+
+        /// Parses `redis://[[user]:password@]host[:port][/db]` (user and password percent-decoded).
+        public init(url: String) throws(Live.RedisError) {
+            func invalid(_ reason: String) -> Live.RedisError { .invalidURL(url, reason: reason) }
+            guard let components = URLComponents(string: url) else { throw invalid("not a URL") }
+            guard let scheme = components.scheme?.lowercased() else { throw invalid("no scheme") }
+            guard scheme == "redis" else {
+                throw invalid(scheme == "rediss" ? "TLS (rediss://) is not supported" : "the scheme must be redis://")
+            }
+            guard var host = components.host, !host.isEmpty else { throw invalid("no host") }
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            let port = components.port ?? 6379
+            guard (1...65535).contains(port) else { throw invalid("port out of range") }
+            var database = 0
+            let path = components.path.drop(while: { $0 == "/" })
+            if !path.isEmpty {
+                guard let number = Int(path), number >= 0 else { throw invalid("the path must be a database number") }
+                database = number
+            }
+            let user = components.percentEncodedUser.flatMap { $0.removingPercentEncoding }
+            let password = components.percentEncodedPassword.flatMap { $0.removingPercentEncoding }
+            guard user?.isEmpty != false || password?.isEmpty == false else { throw invalid("a user needs a password") }
+            self.init(
+                host: host, port: port,
+                username: user?.isEmpty == false ? user : nil,
+                password: password?.isEmpty == false ? password : nil,
+                database: database)
+        }
+    }
+}

@@ -1,0 +1,187 @@
+import NIOCore
+import NIOPosix
+
+/// Turns the byte stream from Redis into RESP values (bounded by the parser's limits).
+struct RESPDecoder: ByteToMessageDecoder {
+    typealias InboundOut = RESPValue
+    let parser = RESPParser()
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let value = try self.parser.next(&buffer) else { return .needMoreData }
+        context.fireChannelRead(Self.wrapInboundOut(value))
+        return .continue
+    }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        try self.decode(context: context, buffer: &buffer)
+    }
+}
+
+/// A command for a ``RedisReplyHandler``: its bytes and what to do with its replies.
+struct RedisRequest: Sendable {
+    enum Replies: Sendable {
+        /// One reply, handed to the promise.
+        case one(EventLoopPromise<RESPValue>)
+        /// `count` replies nobody waits for (pipelined PUBLISHes); error replies are reported.
+        case discard(count: Int)
+        /// No reply: a pub/sub connection's SUBSCRIBE/UNSUBSCRIBE, answered by pushes.
+        case none
+    }
+
+    var bytes: ByteBuffer
+    var replies: Replies
+}
+
+/// Matches replies to pipelined commands in order. A value no command waits for is a pub/sub
+/// push and goes to `onPush`. Confined to its channel's event loop.
+final class RedisReplyHandler: ChannelDuplexHandler {
+    typealias InboundIn = RESPValue
+    typealias OutboundIn = RedisRequest
+    typealias OutboundOut = ByteBuffer
+
+    private enum Waiting {
+        case one(EventLoopPromise<RESPValue>)
+        case discard(Int)
+    }
+
+    private var waiting = CircularBuffer<Waiting>()
+    private let onPush: @Sendable (RESPValue) -> Void
+    private let onDiscardedError: @Sendable (String) -> Void
+    private let onWritable: @Sendable () -> Void
+
+    init(
+        onPush: @escaping @Sendable (RESPValue) -> Void,
+        onDiscardedError: @escaping @Sendable (String) -> Void,
+        onWritable: @escaping @Sendable () -> Void
+    ) {
+        self.onPush = onPush
+        self.onDiscardedError = onDiscardedError
+        self.onWritable = onWritable
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let request = Self.unwrapOutboundIn(data)
+        switch request.replies {
+        case .one(let reply): self.waiting.append(.one(reply))
+        case .discard(let count) where count > 0: self.waiting.append(.discard(count))
+        case .discard, .none: break
+        }
+        context.write(Self.wrapOutboundOut(request.bytes), promise: promise)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let value = Self.unwrapInboundIn(data)
+        guard let first = self.waiting.first else {
+            self.onPush(value)
+            return
+        }
+        switch first {
+        case .one(let promise):
+            self.waiting.removeFirst()
+            promise.succeed(value)
+        case .discard(let count):
+            if count == 1 { self.waiting.removeFirst() } else { self.waiting[self.waiting.startIndex] = .discard(count - 1) }
+            if case .error(let message) = value { self.onDiscardedError(message) }
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { self.onWritable() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.failWaiting(Live.RedisError.connectionClosed)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A decoding error means the stream can no longer be trusted.
+        let failure = (error as? RESPParser.Error).map { Live.RedisError.protocolViolation("\($0)") } ?? error
+        self.failWaiting(failure)
+        context.close(promise: nil)
+    }
+
+    private func failWaiting(_ error: any Error) {
+        while let next = self.waiting.popFirst() {
+            if case .one(let promise) = next { promise.fail(error) }
+        }
+    }
+}
+
+/// Opens connections to Redis and runs the start-up handshake.
+enum RedisConnector {
+    struct Callbacks: Sendable {
+        var onPush: @Sendable (RESPValue) -> Void = { _ in }
+        var onDiscardedError: @Sendable (String) -> Void = { _ in }
+        var onWritable: @Sendable () -> Void = {}
+    }
+
+    /// A connected, authenticated channel with `configuration.database` selected; a Redis
+    /// error reply fails it with ``Live/RedisError/refused(command:message:)``.
+    static func connect(
+        _ configuration: Live.RedisBroker.Configuration,
+        on eventLoop: any EventLoop,
+        callbacks: Callbacks
+    ) -> EventLoopFuture<any Channel> {
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(
+                        RedisReplyHandler(
+                            onPush: callbacks.onPush, onDiscardedError: callbacks.onDiscardedError,
+                            onWritable: callbacks.onWritable))
+                }
+            }
+        let connected = bootstrap.connect(host: configuration.host, port: configuration.port).flatMapErrorThrowing { error in
+            throw Live.RedisError.connectionFailed(host: configuration.host, port: configuration.port, reason: "\(error)")
+        }
+        return connected.flatMap { channel in
+            let handshake = self.handshake(configuration, on: channel).map { channel }
+            // A Redis that accepts the connection but never answers must not hang start-up.
+            let timeout = eventLoop.scheduleTask(in: configuration.connectTimeout) { channel.close(promise: nil) }
+            handshake.whenComplete { _ in timeout.cancel() }
+            handshake.whenFailure { _ in channel.close(promise: nil) }
+            return handshake
+        }
+    }
+
+    /// AUTH (when a password is set), SELECT (when not 0) and PING, pipelined; PING makes a
+    /// Redis that requires a password say so now rather than on the first publish.
+    private static func handshake(_ configuration: Live.RedisBroker.Configuration, on channel: any Channel) -> EventLoopFuture<Void> {
+        var commands: [(name: String, arguments: [String])] = []
+        if let password = configuration.password {
+            commands.append(("AUTH", ["AUTH"] + (configuration.username.map { [$0] } ?? []) + [password]))
+        }
+        if configuration.database != 0 { commands.append(("SELECT", ["SELECT", String(configuration.database)])) }
+        commands.append(("PING", ["PING"]))
+        let replies = commands.map { command in
+            let reply = channel.eventLoop.makePromise(of: RESPValue.self)
+            var bytes = channel.allocator.buffer(capacity: 64)
+            RESPValue.writeCommand(command.arguments, into: &bytes)
+            channel.write(RedisRequest(bytes: bytes, replies: .one(reply)), promise: nil)
+            return reply.futureResult.flatMapThrowing { value in
+                switch value {
+                case .error(let message): throw Live.RedisError.refused(command: command.name, message: message)
+                case .simpleString: return
+                default: throw Live.RedisError.protocolViolation("unexpected answer to \(command.name): \(value)")
+                }
+            }
+        }
+        channel.flush()
+        return EventLoopFuture.andAllSucceed(replies, on: channel.eventLoop)
+    }
+
+    /// Sends one command and waits for its reply (tests and tools; the broker pipelines).
+    static func command(_ arguments: [String], on channel: any Channel) -> EventLoopFuture<RESPValue> {
+        let reply = channel.eventLoop.makePromise(of: RESPValue.self)
+        var bytes = channel.allocator.buffer(capacity: 64)
+        RESPValue.writeCommand(arguments, into: &bytes)
+        channel.writeAndFlush(RedisRequest(bytes: bytes, replies: .one(reply)), promise: nil)
+        return reply.futureResult
+    }
+}

@@ -1,0 +1,268 @@
+import Foundation
+import Mizu
+@testable import MizuLive
+import MizuTestSupport
+import NIOConcurrencyHelpers
+import NIOCore
+import Testing
+
+/// Two live servers, each with its own RedisBroker on one redis-server.
+private func withTwoNodes(
+    _ redis: RedisTestServer,
+    prefix: String = "test:",
+    configure: (inout Live.RedisBroker.Configuration) -> Void = { _ in },
+    _ body: (_ a: (server: Live.Server, broker: Live.RedisBroker, port: Int), _ b: (server: Live.Server, broker: Live.RedisBroker, port: Int)) async throws -> Void
+) async throws {
+    var configuration = try redis.configuration(prefix: prefix)
+    configure(&configuration)
+    let brokerA = try await Live.RedisBroker.connect(configuration)
+    let brokerB = try await Live.RedisBroker.connect(configuration)
+    do {
+        try await withLiveServer({ $0.broker = brokerA }) { serverA, _, portA in
+            try await withLiveServer({ $0.broker = brokerB }) { serverB, _, portB in
+                try await body((serverA, brokerA, portA), (serverB, brokerB, portB))
+            }
+        }
+    } catch {
+        await brokerA.close()
+        await brokerB.close()
+        throw error
+    }
+    await brokerA.close()
+    await brokerB.close()
+}
+
+/// A client of `server` subscribed to `topic` (through the test options' "subscribe" message).
+private func subscriber(_ server: Live.Server, port: Int, topic: String, user: String) async throws -> TestWebSocket {
+    let before = server.subscriberCount(topic)
+    let socket = try await TestWebSocket.live(port: port, user: user)
+    try await socket.send(text: #"{"topic":"subscribe","data":"\#(topic)"}"#)
+    _ = try await eventually("\(user) subscribed to \(topic)") { server.subscriberCount(topic) > before ? true : nil }
+    return socket
+}
+
+/// Reads `count` text frames and returns their `data` parts as strings.
+private func readData(_ socket: TestWebSocket, count: Int) async throws -> [String] {
+    var received: [String] = []
+    for _ in 0..<count {
+        let text = try await socket.readText()
+        let message = try #require(Live.Message.parse(Array(text.utf8)))
+        received.append(String(decoding: message.data, as: UTF8.self))
+    }
+    return received
+}
+
+/// Runs `body` with a fresh redis-server, stopped (and reaped) afterwards whatever happens.
+private func withRedis(password: String? = nil, _ body: (RedisTestServer) async throws -> Void) async throws {
+    let redis = try await RedisTestServer.start(password: password)
+    do {
+        try await body(redis)
+    } catch {
+        try? await redis.stop()
+        throw error
+    }
+    try await redis.stop()
+}
+
+@Suite(.serialized) struct RedisBackplaneTests {
+    @Test func urlsParseAndBadOnesSayWhy() throws {
+        let full = try Live.RedisBroker.Configuration(url: "redis://app:s%40cret@redis.internal:6380/3")
+        #expect(full.host == "redis.internal" && full.port == 6380 && full.database == 3)
+        #expect(full.username == "app" && full.password == "s@cret")
+        let passwordOnly = try Live.RedisBroker.Configuration(url: "redis://:pw@127.0.0.1")
+        #expect(passwordOnly.username == nil && passwordOnly.password == "pw" && passwordOnly.port == 6379 && passwordOnly.database == 0)
+        let ipv6 = try Live.RedisBroker.Configuration(url: "redis://[::1]:7000/")
+        #expect(ipv6.host == "::1" && ipv6.port == 7000)
+        for (url, reason) in [
+            ("http://localhost", "the scheme must be redis://"),
+            ("rediss://localhost", "TLS (rediss://) is not supported"),
+            ("redis://", "no host"),
+            ("redis://localhost/abc", "the path must be a database number"),
+            ("redis://user@localhost", "a user needs a password"),
+        ] {
+            #expect(throws: Live.RedisError.invalidURL(url, reason: reason)) { try Live.RedisBroker.Configuration(url: url) }
+        }
+    }
+
+    @Test func startUpErrorsAreClear() async throws {
+        try await withRedis(password: "right") { redis in
+            var configuration = try redis.configuration()
+
+            configuration.password = nil
+            await #expect(throws: Live.RedisError.self) { _ = try await Live.RedisBroker.connect(configuration) }
+            do {
+                _ = try await Live.RedisBroker.connect(configuration)
+            } catch let error as Live.RedisError {
+                guard case .refused(let command, let message) = error else { Issue.record("\(error)"); return }
+                #expect(command == "PING" && message.hasPrefix("NOAUTH"), "\(error)")
+            }
+
+            configuration.password = "wrong"
+            do {
+                _ = try await Live.RedisBroker.connect(configuration)
+                Issue.record("a wrong password must fail")
+            } catch let error as Live.RedisError {
+                guard case .refused(let command, let message) = error else { Issue.record("\(error)"); return }
+                #expect(command == "AUTH" && message.contains("WRONGPASS"), "\(error)")
+                #expect(error.description.hasPrefix("Redis refused AUTH: WRONGPASS"))
+            }
+
+            configuration.password = "right"
+            configuration.database = 999
+            do {
+                _ = try await Live.RedisBroker.connect(configuration)
+                Issue.record("a database out of range must fail")
+            } catch let error as Live.RedisError {
+                guard case .refused(let command, _) = error else { Issue.record("\(error)"); return }
+                #expect(command == "SELECT", "\(error)")
+            }
+
+            configuration.database = 1
+            let broker = try await Live.RedisBroker.connect(configuration)
+            #expect(broker.isConnected)
+            await broker.close()
+
+            try await redis.stop()
+            do {
+                _ = try await Live.RedisBroker.connect(configuration)
+                Issue.record("no Redis must fail")
+            } catch let error as Live.RedisError {
+                guard case .connectionFailed(_, let port, _) = error else { Issue.record("\(error)"); return }
+                #expect(port == redis.port)
+            }
+        }
+    }
+
+    @Test func twoNodesDeliverEachPublishOnceInOrder() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis) { a, b in
+                let onA = try await subscriber(a.server, port: a.port, topic: "room", user: "ann")
+                let onB = try await subscriber(b.server, port: b.port, topic: "room", user: "bob")
+                _ = try await eventuallyAsync("both nodes subscribed on Redis") {
+                    try await redis.subscriberCount("test:room") == 2 ? true : nil
+                }
+                for index in 0..<50 {
+                    a.server.publish("room", Data(#"{"from":"a","n":\#(index)}"#.utf8))
+                    b.server.publish("room", Data(#"{"from":"b","n":\#(index)}"#.utf8))
+                }
+                for socket in [onA, onB] {
+                    let received = try await readData(socket, count: 100)
+                    let fromA = received.filter { $0.contains(#""from":"a""#) }
+                    let fromB = received.filter { $0.contains(#""from":"b""#) }
+                    #expect(fromA == (0..<50).map { #"{"from":"a","n":\#($0)}"# }, "each of A's publishes once, in order")
+                    #expect(fromB == (0..<50).map { #"{"from":"b","n":\#($0)}"# }, "each of B's publishes once, in order")
+                }
+                // Nothing more arrives: a node's own publishes do not come back through Redis.
+                a.server.publish("room", Data(#""end""#.utf8))
+                #expect(try await readData(onA, count: 1) == [#""end""#])
+                #expect(try await readData(onB, count: 1) == [#""end""#])
+                #expect(a.broker.statistics.received == 50 && b.broker.statistics.received == 51)
+                #expect(a.broker.statistics.published == 51 && a.broker.statistics.dropped == 0)
+
+                // Another program publishing raw JSON on the channel reaches the subscribers too.
+                _ = try await redis.command(["PUBLISH", "test:room", #"{"external":true}"#])
+                #expect(try await readData(onA, count: 1) == [#"{"external":true}"#])
+                #expect(try await readData(onB, count: 1) == [#"{"external":true}"#])
+                try await onA.close()
+                try await onB.close()
+            }
+        }
+    }
+
+    @Test func redisChannelIsSubscribedOnlyWhileNeeded() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis, prefix: "rc:") { a, _ in
+                #expect(try await redis.activeChannels("rc:*").isEmpty)
+                let first = try await subscriber(a.server, port: a.port, topic: "news", user: "ann")
+                let second = try await subscriber(a.server, port: a.port, topic: "news", user: "bea")
+                _ = try await eventuallyAsync("rc:news subscribed") {
+                    try await redis.activeChannels("rc:*") == ["rc:news"] ? true : nil
+                }
+                #expect(try await redis.subscriberCount("rc:news") == 1, "one SUBSCRIBE per node, not per session")
+
+                try await first.close()
+                _ = try await eventually("one subscriber left") { a.server.subscriberCount("news") == 1 ? true : nil }
+                try await Task.sleep(nanoseconds: 100_000_000)
+                #expect(try await redis.activeChannels("rc:*") == ["rc:news"], "still needed by the second session")
+
+                try await second.close()
+                _ = try await eventuallyAsync("rc:news unsubscribed") {
+                    try await redis.activeChannels("rc:*").isEmpty ? true : nil
+                }
+                #expect(a.broker.statistics.subscribedChannels == 0)
+
+                // Churn ends in the right state: subscribed exactly while a session is.
+                for round in 0..<20 {
+                    let socket = try await subscriber(a.server, port: a.port, topic: "churn", user: "u\(round)")
+                    try await socket.close()
+                    _ = try await eventually("churn empty") { a.server.subscriberCount("churn") == 0 ? true : nil }
+                }
+                let last = try await subscriber(a.server, port: a.port, topic: "churn", user: "last")
+                _ = try await eventuallyAsync("only rc:churn subscribed") {
+                    try await redis.activeChannels("rc:*") == ["rc:churn"] ? true : nil
+                }
+                try await last.close()
+                _ = try await eventuallyAsync("nothing subscribed") { try await redis.activeChannels("rc:*").isEmpty ? true : nil }
+            }
+        }
+    }
+
+    @Test func nodesRecoverWhenRedisRestarts() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis) { a, b in
+                let onA = try await subscriber(a.server, port: a.port, topic: "room", user: "ann")
+                let onB = try await subscriber(b.server, port: b.port, topic: "room", user: "bob")
+                _ = try await eventuallyAsync("both subscribed") { try await redis.subscriberCount("test:room") == 2 ? true : nil }
+                b.server.publish("room", Data("1".utf8))
+                #expect(try await readData(onA, count: 1) == ["1"])
+                #expect(try await readData(onB, count: 1) == ["1"])
+
+                try await redis.stop()
+                _ = try await eventually("both nodes see Redis gone") { !a.broker.isConnected && !b.broker.isConnected ? true : nil }
+                // Local pub/sub keeps working; the remote copies are dropped and counted, not queued.
+                for index in 0..<1000 { a.server.publish("room", Data("\(index)".utf8)) }
+                #expect(try await readData(onA, count: 1000) == (0..<1000).map(String.init))
+                #expect(a.broker.statistics.dropped == 1000)
+
+                try await redis.restart()
+                _ = try await eventually("both nodes reconnected", timeout: .seconds(10)) { a.broker.isConnected && b.broker.isConnected ? true : nil }
+                _ = try await eventuallyAsync("both re-subscribed") { try await redis.subscriberCount("test:room") == 2 ? true : nil }
+                b.server.publish("room", Data(#""after""#.utf8))
+                a.server.publish("room", Data(#""after-a""#.utf8))
+                // Local delivery is immediate and remote goes through Redis: only each publisher's order is defined.
+                #expect(Set(try await readData(onA, count: 2)) == [#""after""#, #""after-a""#])
+                #expect(Set(try await readData(onB, count: 2)) == [#""after""#, #""after-a""#])
+                #expect(a.broker.statistics.dropped == 1000 && b.broker.statistics.dropped == 0)
+                try await onA.close()
+                try await onB.close()
+            }
+        }
+    }
+
+    @Test func aStalledRedisCostsBoundedMemory() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis, configure: { $0.maxPendingPublishBytes = 256 * 1024 }) { a, b in
+                let onB = try await subscriber(b.server, port: b.port, topic: "bulk", user: "bob")
+                _ = try await eventuallyAsync("subscribed") { try await redis.subscriberCount("test:bulk") == 1 ? true : nil }
+                redis.pause()
+                let payload = "\"" + String(repeating: "x", count: 1000) + "\""
+                let total = 20_000  // 20 MB: more than the socket buffers and the pending limit together
+                for _ in 0..<total { a.server.publish("bulk", Data(payload.utf8)) }
+                let stalled = a.broker.statistics
+                #expect(stalled.dropped > 0, "past the pending limit, publishes are dropped")
+                #expect(stalled.published < total)
+                redis.resume()
+                _ = try await eventually("every publish written or dropped") {
+                    let now = a.broker.statistics
+                    return now.published + now.dropped == total ? now : nil
+                }
+                // What Redis took arrives; then delivery goes on normally.
+                let published = a.broker.statistics.published
+                _ = try await readData(onB, count: published)
+                a.server.publish("bulk", Data(#""after""#.utf8))
+                #expect(try await readData(onB, count: 1) == [#""after""#])
+                try await onB.close()
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+@testable import MizuLive
+import MizuTestSupport
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real redis-server on 127.0.0.1 for one test: started on a free port, stopped, restarted
+/// on the same port, paused (SIGSTOP) to play a slow Redis. Every wait is bounded.
+final class RedisTestServer: Sendable {
+    struct NotInstalled: Error, CustomStringConvertible {
+        var description: String { "redis-server is not installed (scripts/install-deps.sh installs it)" }
+    }
+
+    let port: Int
+    let password: String?
+    /// The running process; replaced on restart.
+    private let running = NIOLockedValueBox<Process?>(nil)
+
+    static var executable: String? {
+        let paths = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+            + (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map { "\($0)/redis-server" }
+        return paths.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    private init(port: Int, password: String?) {
+        self.port = port
+        self.password = password
+            }
+
+    static func start(password: String? = nil) async throws -> RedisTestServer {
+        let server = RedisTestServer(port: try await Self.freePort(), password: password)
+        try await server.launch()
+        return server
+    }
+
+    var url: String { "redis://\(self.password.map { ":\($0)@" } ?? "")127.0.0.1:\(self.port)" }
+
+    func configuration(prefix: String = "test:") throws -> Live.RedisBroker.Configuration {
+        var configuration = try Live.RedisBroker.Configuration(url: self.url)
+        configuration.channelPrefix = prefix
+        configuration.reconnectDelay = .milliseconds(20)
+        configuration.maxReconnectDelay = .milliseconds(200)
+        configuration.connectTimeout = .seconds(2)
+        return configuration
+    }
+
+    private func launch() async throws {
+        guard let executable = Self.executable else { throw NotInstalled() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        var arguments = [
+            "--port", String(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--daemonize", "no", "--loglevel", "warning",
+        ]
+        if let password = self.password { arguments += ["--requirepass", password] }
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.running.withLockedValue { $0 = process }
+        _ = try await eventually("redis-server listening on \(self.port)", timeout: .seconds(10)) { () -> Bool? in
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(self.port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            return connected == 0 ? true : nil
+        }
+    }
+
+    func stop() async throws {
+        guard let process = self.running.withLockedValue({ running in defer { running = nil }; return running }) else { return }
+        // SIGKILL: a test process may block SIGTERM, and children inherit the mask.
+        kill(process.processIdentifier, SIGKILL)
+        _ = try await eventually("redis-server to exit", timeout: .seconds(10)) { process.isRunning ? nil : true }
+    }
+
+    func restart() async throws {
+        try await self.stop()
+        try await self.launch()
+    }
+
+    /// SIGSTOP: the server keeps its sockets but reads nothing, as a stalled Redis would.
+    func pause() { self.running.withLockedValue { $0 }.map { _ = kill($0.processIdentifier, SIGSTOP) } }
+    func resume() { self.running.withLockedValue { $0 }.map { _ = kill($0.processIdentifier, SIGCONT) } }
+
+    /// Runs one command on a fresh connection (as redis-cli would).
+    func command(_ arguments: [String]) async throws -> RESPValue {
+        let channel = try await RedisConnector.connect(
+            try self.configuration(), on: MultiThreadedEventLoopGroup.singleton.next(), callbacks: .init()
+        ).get()
+        defer { channel.close(promise: nil) }
+        return try await RedisConnector.command(arguments, on: channel).get()
+    }
+
+    /// Channels matching `pattern` that some client subscribes to.
+    func activeChannels(_ pattern: String) async throws -> Set<String> {
+        guard case .array(let items?) = try await self.command(["PUBSUB", "CHANNELS", pattern]) else { return [] }
+        return Set(items.compactMap { item in
+            guard case .bulkString(let bytes?) = item else { return nil }
+            return String(buffer: bytes)
+        })
+    }
+
+    /// Subscribers of `channel` across all clients.
+    func subscriberCount(_ channel: String) async throws -> Int {
+        guard case .array(let items?) = try await self.command(["PUBSUB", "NUMSUB", channel]), items.count == 2,
+            case .integer(let count) = items[1]
+        else { return -1 }
+        return Int(count)
+    }
+
+    deinit {
+        if let process = self.running.withLockedValue({ $0 }), process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+        }
+    }
+
+    private static func freePort() async throws -> Int {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress?.port ?? 0
+        try await channel.close()
+        return port
+    }
+}
+
+/// Polls an async `probe` every 20 ms until it returns a value, for at most `timeout`.
+func eventuallyAsync<T>(_ what: String, timeout: TimeAmount = .seconds(10), _ probe: () async throws -> T?) async throws -> T {
+    let deadline = NIODeadline.now() + timeout
+    while true {
+        if let value = try await probe() { return value }
+        guard NIODeadline.now() < deadline else { throw RawClient.Timeout(waitingFor: what, received: "") }
+        try await Task.sleep(nanoseconds: 20_000_000)
+    }
+}
