@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test suite:
 #   1. build (debug, all targets) with zero warnings from our code
-#   2. swift test: unit and integration suites (real servers on 127.0.0.1, port 0)
+#   2. swift test: unit and integration suites (real servers on 127.0.0.1, port 0; the Redis
+#      backplane suite starts, restarts and pauses its own redis-server)
 #   3. the concurrency suites again under ThreadSanitizer
 #   4. interop: Python's websockets client against EchoServer
-#   5. ChatApp: the wire contract over real sockets, and the page in headless Chromium
+#   5. ChatApp: the wire contract over real sockets, two processes joined by a redis-server,
+#      and the page in headless Chromium
 #   6. Autobahn TestSuite, cases 1 to 13, against a release EchoServer
 # `scripts/test.sh --quick` skips ThreadSanitizer and runs a fast Autobahn subset.
 set -euo pipefail
@@ -52,7 +54,7 @@ if [ $quick -eq 0 ]; then
   set +e
   swift build --build-tests --sanitize=thread --scratch-path .build-tsan > "$logs/tsan-build.log" 2>&1 &&
     swift test --skip-build --sanitize=thread --scratch-path .build-tsan \
-      --filter "StressTests|LiveServerTests|WebSocketEndpointTests" > "$logs/tsan.log" 2>&1
+      --filter "StressTests|LiveServerTests|WebSocketEndpointTests|RedisBackplaneTests" > "$logs/tsan.log" 2>&1
   status=$?
   set -e
   grep -E "✘|Test run with|ThreadSanitizer|error:" "$logs/tsan-build.log" "$logs/tsan.log" | grep -v "^\[" | head -40 || true

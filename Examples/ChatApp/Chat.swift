@@ -10,6 +10,9 @@ import NIOConcurrencyHelpers
 /// Origins allowed besides the page's own, from `--origin` (set before `server` is first used).
 let extraOrigins = NIOLockedValueBox<[String]>([])
 
+/// The Redis backplane from `--redis` (set before `server` is first used); nil runs alone.
+let backplane = NIOLockedValueBox<(any Live.Broker)?>(nil)
+
 let log = Logger(label: "chat")
 
 /// The live server (Go: `var server *live.Server`).
@@ -37,6 +40,8 @@ let server = Live.Server({
         // Origins
         origins: extraOrigins.withLockedValue { $0 }
     )
+    // Several ChatApp processes sharing one Redis form one chat.
+    options.broker = backplane.withLockedValue { $0 }
     // Announce each arrival (the contract's join event).
     options.onOpen = { ctx, s in
         let userID = s.value as? String ?? ""

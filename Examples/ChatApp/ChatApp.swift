@@ -4,6 +4,7 @@ import Logging
 import Mizu
 import MizuCompat
 import MizuLive
+import NIOConcurrencyHelpers
 
 /// The chat example: the page at `/`, live sessions at `/ws`, announcements at `/api/announce`.
 @main
@@ -19,17 +20,41 @@ struct ChatApp: AsyncParsableCommand {
     @Option(name: .customLong("origin"), help: "Another allowed WebSocket origin (repeatable).")
     var origins: [String] = []
 
+    @Option(help: "Join other ChatApp processes through Redis: redis://[[user]:password@]host[:port][/db].")
+    var redis: String?
+
+    @Option(help: "Prefix of the Redis channel names (with --redis).")
+    var redisPrefix: String = "mizu-chat:"
+
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardOutput(label: $0) }
         extraOrigins.withLockedValue { $0 = self.origins }
         let port = self.port ?? ProcessInfo.processInfo.environment["PORT"].flatMap(Int.init) ?? 8080
+        let broker = try await self.connectRedis()
+        backplane.withLockedValue { $0 = broker }
 
         let app = App()
         app.get("/ws", compat(server.handler()))
         app.post("/api/announce", announce)
         app.staticFiles("/", directory: Self.publicDirectory)
-        app.onShutdown { await server.shutdown() }
+        app.onShutdown {
+            await server.shutdown()
+            await broker?.close()
+        }
         try await app.listen("\(self.host):\(port)")
+    }
+
+    /// The broker for `--redis`; a Redis that cannot be reached or refuses ends start-up with its reason.
+    func connectRedis() async throws -> Live.RedisBroker? {
+        guard let url = self.redis else { return nil }
+        do {
+            let broker = try await Live.RedisBroker.connect(url: url, channelPrefix: self.redisPrefix)
+            log.info("sharing pub/sub through Redis at \(broker.configuration.host):\(broker.configuration.port)")
+            return broker
+        } catch {
+            log.error("cannot start: \(error)")
+            throw ExitCode.failure
+        }
     }
 
     /// The page's files, shipped as the target's resources.

@@ -1,7 +1,10 @@
 """Starts the ChatApp binary (CHATAPP_BIN) on a free port for the contract and browser tests."""
 import os
 import re
+import shutil
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -27,6 +30,13 @@ class ChatServer:
         if self.port is None:
             self.stop()
             raise RuntimeError("ChatApp did not report its address")
+        # Keep reading its log, so a chatty server never blocks on a full pipe.
+        self.log = []
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        for line in self.process.stdout:
+            self.log.append(line)
 
     @classmethod
     def on_port(cls, port, attempts=50):
@@ -45,6 +55,64 @@ class ChatServer:
     @property
     def ws(self):
         return f"ws://127.0.0.1:{self.port}/ws"
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server of our own on 127.0.0.1 (not the system service), for the backplane."""
+
+    def __init__(self):
+        self.port = free_port()
+        executable = shutil.which("redis-server") or "/usr/sbin/redis-server"
+        self.process = subprocess.Popen(
+            [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("redis-server did not start")
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def command(self, *args):
+        """One command through a raw RESP exchange; returns the reply's first line(s) as text."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
+            request = f"*{len(args)}\r\n" + "".join(f"${len(str(a).encode())}\r\n{a}\r\n" for a in args)
+            conn.sendall(request.encode())
+            return conn.recv(65536).decode()
+
+    def subscribers(self, channel):
+        reply = self.command("PUBSUB", "NUMSUB", channel).split("\r\n")
+        return int(reply[3].lstrip(":"))
+
+    def wait_for_subscribers(self, channel, count, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.subscribers(channel) == count:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"{channel} never had {count} subscribers")
 
     def stop(self):
         if self.process.poll() is None:

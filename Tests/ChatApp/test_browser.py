@@ -5,7 +5,7 @@ import shutil
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import ChatServer
+from conftest import ChatServer, RedisServer
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.environ.get("ARTIFACTS_DIR", "artifacts")
@@ -73,3 +73,36 @@ def test_two_people_chat_and_the_page_reconnects(browser):
         expect(bob.locator("#messages")).to_contain_text("back again", timeout=10000)
     finally:
         server.stop()
+
+
+def test_two_servers_sharing_redis_are_one_chat(browser):
+    redis = RedisServer()
+    a = ChatServer("--redis", redis.url)
+    b = ChatServer("--redis", redis.url)
+    try:
+        alice = browser.new_page(viewport={"width": 1100, "height": 700})
+        bob = browser.new_page(viewport={"width": 390, "height": 760})
+        join(alice, a.http + "/", "alice")
+        redis.wait_for_subscribers("mizu-chat:presence", 1)
+        join(bob, b.http + "/", "bob")
+        redis.wait_for_subscribers("mizu-chat:chat:general", 2)
+
+        expect(alice.locator("#presence")).to_contain_text("bob")
+
+        alice.fill("#message", "hello from server A")
+        alice.press("#message", "Enter")
+        expect(bob.locator("#messages")).to_contain_text("hello from server A")
+        bob.fill("#message", "hello from server B")
+        bob.press("#message", "Enter")
+        expect(alice.locator("#messages")).to_contain_text("hello from server B")
+        # Each message shows once on each page.
+        expect(alice.locator("#messages li", has_text="hello from server A")).to_have_count(1)
+        expect(bob.locator("#messages li", has_text="hello from server B")).to_have_count(1)
+
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        alice.screenshot(path=os.path.join(ARTIFACTS, "chat-redis-alice-on-a.png"))
+        bob.screenshot(path=os.path.join(ARTIFACTS, "chat-redis-bob-on-b.png"))
+    finally:
+        a.stop()
+        b.stop()
+        redis.stop()

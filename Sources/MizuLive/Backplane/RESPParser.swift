@@ -4,7 +4,7 @@ import NIOCore
 /// a broken or hostile peer costs at most the limits.
 struct RESPParser {
     /// Why the bytes cannot be RESP.
-    enum Error: Swift.Error, Equatable {
+    enum Error: Swift.Error, Equatable, CustomStringConvertible {
         case unknownType(UInt8)
         case invalidLength
         case invalidInteger
@@ -12,6 +12,20 @@ struct RESPParser {
         case tooLarge
         case tooDeep
         case missingTerminator
+
+        var description: String {
+            switch self {
+            case .unknownType(let byte):
+                let shown = (0x20..<0x7F).contains(byte) ? " ('\(Character(Unicode.Scalar(byte)))')" : ""
+                return "a value starting with byte 0x\(String(byte, radix: 16))\(shown) (is this a Redis server?)"
+            case .invalidLength: return "an invalid length"
+            case .invalidInteger: return "an invalid integer"
+            case .lineTooLong: return "a line over the limit"
+            case .tooLarge: return "a value over the size limit"
+            case .tooDeep: return "arrays nested too deep"
+            case .missingTerminator: return "a missing CRLF"
+            }
+        }
     }
 
     var maxBulkLength = 16 * 1024 * 1024

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOPosix
 
@@ -138,7 +139,7 @@ enum RedisConnector {
                 }
             }
         let connected = bootstrap.connect(host: configuration.host, port: configuration.port).flatMapErrorThrowing { error in
-            throw Live.RedisError.connectionFailed(host: configuration.host, port: configuration.port, reason: "\(error)")
+            throw Live.RedisError.connectionFailed(host: configuration.host, port: configuration.port, reason: self.reason(error))
         }
         return connected.flatMap { channel in
             let handshake = self.handshake(configuration, on: channel).map { channel }
@@ -148,6 +149,17 @@ enum RedisConnector {
             handshake.whenFailure { _ in channel.close(promise: nil) }
             return handshake
         }
+    }
+
+    /// The useful part of a connect error: "Connection refused (errno: 111)", not the wrapping.
+    private static func reason(_ error: any Error) -> String {
+        guard let failure = error as? NIOConnectionError else {
+            return (error as? ChannelError) == .connectTimeout(.zero) ? "timed out" : "\(error)"
+        }
+        if let dns = failure.dnsAError ?? failure.dnsAAAAError { return "cannot resolve the host: \(dns)" }
+        guard let first = failure.connectionErrors.first else { return "\(error)" }
+        if let io = first.error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        return "\(first.error)"
     }
 
     /// AUTH (when a password is set), SELECT (when not 0) and PING, pipelined; PING makes a
