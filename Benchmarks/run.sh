@@ -2,6 +2,9 @@
 # Runs the standard scenarios against ChatApp (ours) and hb-chat (the Hummingbird peer),
 # each server started fresh per run, and prints every run plus the medians.
 #   Benchmarks/run.sh [S1|S2|S3|S4|all] [runs]      (default: all 3)
+#   Benchmarks/run.sh redis [runs]                  cross-node through a redis-server (R1, R2)
+#     next to single-node S1/S2 of the same run: two ChatApps share one Redis; the 999
+#     subscribers are on node A, the publisher on node B.
 # Loopback only; every run is bounded (live-bench caps connections and duration).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -31,6 +34,8 @@ start_server() {  # start_server NAME PORT -> sets server_pid
 
 scenario_args() {
   case "$1" in
+    R1) echo "fanout --subscribers 999 --publishers 1 --size 64 --window 16 --warmup 3 --duration 10" ;;
+    R2) echo "fanout --subscribers 999 --publishers 1 --size 64 --rate 200 --warmup 3 --duration 10" ;;
     S1) echo "fanout --subscribers 999 --publishers 1 --size 64 --window 16 --warmup 3 --duration 10" ;;
     S2) echo "fanout --subscribers 999 --publishers 1 --size 64 --rate 200 --warmup 3 --duration 10" ;;
     S3) echo "conns --count 10000" ;;
@@ -38,18 +43,53 @@ scenario_args() {
   esac
 }
 
-scenarios=(S1 S2 S3 S4)
-[ "$scenario" != all ] && scenarios=("$scenario")
+run_bench() {  # run_bench SCENARIO PORT PID [extra args] -> prints live-bench's result line
+  local s=$1 port=$2 pid=$3
+  shift 3
+  timeout 300 "$bin/live-bench" $(scenario_args "$s") --port "$port" --server-pid "$pid" "$@" 2>&1 | tail -1 || echo "run failed or timed out"
+}
+
 port=18080
+if [ "$scenario" = redis ]; then
+  scenarios=(S1 R1 S2 R2)
+  redis_bin=$(command -v redis-server || echo /usr/bin/redis-server)
+  for run in $(seq 1 "$runs"); do
+    for s in S1 S2; do
+      port=$((port + 1))
+      start_server mizu "$port"
+      echo "$s mizu run=$run $(run_bench "$s" "$port" "$server_pid")" | tee -a "$out/results.txt"
+      kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+    done
+    for s in R1 R2; do
+      redis_port=$((port + 1)); a=$((port + 2)); b=$((port + 3)); port=$b
+      "$redis_bin" --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning > "$out/redis.log" 2>&1 &
+      redis_pid=$!
+      for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break; sleep 0.1; done
+      "$chat_bin" --host 127.0.0.1 --port "$a" --redis "redis://127.0.0.1:$redis_port" > "$out/server-a.log" 2>&1 &
+      a_pid=$!
+      "$chat_bin" --host 127.0.0.1 --port "$b" --redis "redis://127.0.0.1:$redis_port" > "$out/server-b.log" 2>&1 &
+      b_pid=$!
+      for p in "$a" "$b"; do
+        for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
+      done
+      line=$(run_bench "$s" "$a" "$a_pid" --publisher-port "$b")
+      redis_cpu=$(python3 -c "import os,sys; f=open(f'/proc/{sys.argv[1]}/stat').read().rsplit(')',1)[1].split(); print(round((int(f[11])+int(f[12]))/os.sysconf('SC_CLK_TCK'),2))" "$redis_pid")
+      kill "$a_pid" "$b_pid" "$redis_pid"
+      wait "$a_pid" "$b_pid" "$redis_pid" 2>/dev/null || true
+      echo "$s mizu+redis run=$run $line redis_cpu_s=$redis_cpu" | tee -a "$out/results.txt"
+    done
+  done
+fi
+
+scenarios=(S1 S2 S3 S4)
+[ "$scenario" = redis ] && scenarios=()
+[ "$scenario" != all ] && [ "$scenario" != redis ] && scenarios=("$scenario")
 for s in "${scenarios[@]}"; do
   for server in mizu hummingbird; do
     for run in $(seq 1 "$runs"); do
       port=$((port + 1))
       start_server "$server" "$port"
-      args=$(scenario_args "$s")
-      extra=""
-      [[ "$args" == *--compress* ]] && extra="--compress" && args=${args/--compress/}
-      line=$(timeout 300 "$bin/live-bench" $args --port "$port" --server-pid "$server_pid" $extra 2>&1 | tail -1 || echo "run failed or timed out")
+      line=$(run_bench "$s" "$port" "$server_pid")
       kill "$server_pid" 2>/dev/null || true
       wait "$server_pid" 2>/dev/null || true
       echo "$s $server run=$run $line" | tee -a "$out/results.txt"
@@ -57,6 +97,7 @@ for s in "${scenarios[@]}"; do
   done
 done
 
+[ "$scenario" = redis ] && scenarios=(S1 R1 S2 R2)
 python3 - "$out/results.txt" "${scenarios[@]}" <<'PY'
 import re, statistics, sys
 path, wanted = sys.argv[1], set(sys.argv[2:])
@@ -67,7 +108,8 @@ for line in open(path):
         continue
     values = dict(re.findall(r"(\w+)=([\w./:-]+)", line))
     rows.setdefault((parts[0], parts[1]), []).append(values)
-keys = {"S1": "server_cpu_us_per_delivery", "S2": "p99_us", "S3": "kib_per_connection", "S4": "server_cpu_us_per_delivery"}
+keys = {"S1": "server_cpu_us_per_delivery", "S2": "p99_us", "S3": "kib_per_connection", "S4": "server_cpu_us_per_delivery",
+        "R1": "server_cpu_us_per_delivery", "R2": "p99_us"}
 print("\n| scenario | server | metric | median | min..max | runs | lost | duplicates |")
 print("|---|---|---|---|---|---|---|---|")
 for (scenario, server), runs in sorted(rows.items()):
@@ -75,6 +117,12 @@ for (scenario, server), runs in sorted(rows.items()):
     numbers = [float(r[key]) for r in runs if r.get(key, "n/a") not in ("n/a",)]
     if not numbers:
         continue
+    rates = [float(r["rate"].split("/")[0]) for r in runs if "rate" in r]
+    if scenario in ("S1", "R1") and rates:
+        print(f"| {scenario} | {server} | deliveries/s | {statistics.median(rates):.0f} | {min(rates):.0f}..{max(rates):.0f} | {len(rates)} | | |")
+    if scenario in ("S2", "R2"):
+        p50 = [float(r["p50_us"]) for r in runs if "p50_us" in r]
+        print(f"| {scenario} | {server} | p50_us | {statistics.median(p50):.0f} | {min(p50):.0f}..{max(p50):.0f} | {len(p50)} | | |")
     lost = sum(int(r.get("lost", 0)) for r in runs)
     duplicates = sum(int(r.get("duplicates", 0)) for r in runs)
     print(f"| {scenario} | {server} | {key} | {statistics.median(numbers):.3f} | {min(numbers):.3f}..{max(numbers):.3f} | {len(numbers)} | {lost} | {duplicates} |")

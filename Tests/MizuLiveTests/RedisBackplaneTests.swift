@@ -11,6 +11,7 @@ private func withTwoNodes(
     _ redis: RedisTestServer,
     prefix: String = "test:",
     configure: (inout Live.RedisBroker.Configuration) -> Void = { _ in },
+    options: (inout Live.Options) -> Void = { _ in },
     _ body: (_ a: (server: Live.Server, broker: Live.RedisBroker, port: Int), _ b: (server: Live.Server, broker: Live.RedisBroker, port: Int)) async throws -> Void
 ) async throws {
     var configuration = try redis.configuration(prefix: prefix)
@@ -18,8 +19,8 @@ private func withTwoNodes(
     let brokerA = try await Live.RedisBroker.connect(configuration)
     let brokerB = try await Live.RedisBroker.connect(configuration)
     do {
-        try await withLiveServer({ $0.broker = brokerA }) { serverA, _, portA in
-            try await withLiveServer({ $0.broker = brokerB }) { serverB, _, portB in
+        try await withLiveServer({ options(&$0); $0.broker = brokerA }) { serverA, _, portA in
+            try await withLiveServer({ options(&$0); $0.broker = brokerB }) { serverB, _, portB in
                 try await body((serverA, brokerA, portA), (serverB, brokerB, portB))
             }
         }
@@ -241,7 +242,11 @@ private func withRedis(password: String? = nil, _ body: (RedisTestServer) async 
 
     @Test func aStalledRedisCostsBoundedMemory() async throws {
         try await withRedis { redis in
-            try await withTwoNodes(redis, configure: { $0.maxPendingPublishBytes = 256 * 1024 }) { a, b in
+            try await withTwoNodes(
+                redis, configure: { $0.maxPendingPublishBytes = 256 * 1024 },
+                // What Redis took arrives in one burst: room for all of it, so the test is not about slow consumers.
+                options: { $0.queueSize = 100_000 }
+            ) { a, b in
                 let onB = try await subscriber(b.server, port: b.port, topic: "bulk", user: "bob")
                 _ = try await eventuallyAsync("subscribed") { try await redis.subscriberCount("test:bulk") == 1 ? true : nil }
                 redis.pause()

@@ -7,6 +7,7 @@ import NIOPosix
 struct RunSettings {
     var host = "127.0.0.1"
     var port = 8080
+    var publisherPort: Int?
     var path = "/ws"
     var subscribers = 1000
     var publishers = 1
@@ -136,8 +137,10 @@ final class Coordinator: @unchecked Sendable {
             let now = monotonicNanoseconds()
             self.histogram.record(now > sent ? (now - sent) / 1000 : 0)
         }
-        // Closed loop: a publisher's own copy coming back frees a place in its window.
-        if connection.index == self.publisherBase + publisher, self.settings.rate == nil {
+        // Closed loop: a publisher's own copy coming back frees a place in its window; across
+        // nodes, the copy that reached the other node (subscriber 0) does.
+        let windowReceiver = self.settings.publisherPort == nil ? self.publisherBase + publisher : 0
+        if connection.index == windowReceiver, self.settings.rate == nil {
             self.inFlight[publisher] -= 1
             if self.phase == .warmup || self.phase == .measure { self.publish(from: publisher) }
         }

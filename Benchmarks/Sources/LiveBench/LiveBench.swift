@@ -20,6 +20,8 @@ struct Target: ParsableArguments {
     @Option(help: "WebSocket path.") var path = "/ws"
     @Option(help: "Server PID, to read its CPU time and RSS from /proc.") var serverPid: Int32?
     @Flag(help: "Offer permessage-deflate.") var compress = false
+    @Option(help: "Publishers connect to this port instead: a cross-node run through a backplane (the window then refills on subscriber 0's copy).")
+    var publisherPort: Int?
 
     func validate() throws {
         guard self.host.hasPrefix("127.") || self.host == "localhost" || self.host == "::1" else {
@@ -32,6 +34,7 @@ struct Target: ParsableArguments {
         var settings = RunSettings()
         settings.host = self.host
         settings.port = self.port
+        settings.publisherPort = self.publisherPort
         settings.path = self.path
         settings.compress = self.compress
         settings.serverPID = self.serverPid
@@ -121,10 +124,11 @@ enum Runner {
         let total = settings.subscribers + settings.publishers
         var connects: [EventLoopFuture<Void>] = []
         for index in 0..<total {
+            let port = index < settings.subscribers ? settings.port : settings.publisherPort ?? settings.port
             let token = index < settings.subscribers ? "s\(index)" : "p\(index - settings.subscribers)"
             let connection = try eventLoop.submit {
                 let connection = BenchConnection(
-                    index: index, token: token, host: settings.host, port: settings.port, path: settings.path,
+                    index: index, token: token, host: settings.host, port: port, path: settings.path,
                     compress: settings.compress, coordinator: coordinator)
                 coordinator.connections.append(connection)
                 return connection
@@ -136,7 +140,7 @@ enum Runner {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(connection) }
                 }
-            connects.append(bootstrap.bind(to: source).connect(host: settings.host, port: settings.port).map { _ in })
+            connects.append(bootstrap.bind(to: source).connect(host: settings.host, port: port).map { _ in })
             if connects.count == 200 {
                 // Batches keep the server's accept backlog from overflowing.
                 try EventLoopFuture.andAllSucceed(connects, on: eventLoop).wait()
