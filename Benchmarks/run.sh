@@ -13,6 +13,7 @@ scenario=${1:-all}
 runs=${2:-3}
 out="$root/.build-bench"
 mkdir -p "$out"
+: > "$out/results.txt"   # this invocation's runs only
 
 echo "== building (release)"
 (cd "$root" && swift build -c release --product ChatApp 2>&1 | grep -E "error|warning:" || true)

@@ -16,7 +16,7 @@ extension Live {
     ///
     /// Each message on Redis is `m:<node id>\n` followed by the raw JSON data, so a node skips
     /// its own publishes; a message without that header (another program's `PUBLISH
-    /// mizu:topic '{"a":1}'`) is delivered as it is.
+    /// mizu:topic '{"a":1}'`) is delivered as it is. Data that is not JSON is not delivered.
     public final class RedisBroker: Broker {
         /// What the broker has done since it started.
         public struct Statistics: Sendable, Equatable {
@@ -30,6 +30,8 @@ extension Live {
             public var errors = 0
             /// Redis channels this node is subscribed to, as Redis last confirmed.
             public var subscribedChannels = 0
+            /// Messages on Redis whose data was not JSON, and were not delivered.
+            public var rejected = 0
         }
 
         public let configuration: Configuration
@@ -47,6 +49,7 @@ extension Live {
         private let received = Atomic<Int>(0)
         private let errors = Atomic<Int>(0)
         private let subscribedChannels = Atomic<Int>(0)
+        private let rejected = Atomic<Int>(0)
         private let publisherUp = Atomic<Bool>(false)
         private let subscriberUp = Atomic<Bool>(false)
 
@@ -138,7 +141,8 @@ extension Live {
             Statistics(
                 published: self.published.load(ordering: .relaxed), dropped: self.dropped.load(ordering: .relaxed),
                 received: self.received.load(ordering: .relaxed), errors: self.errors.load(ordering: .relaxed),
-                subscribedChannels: self.subscribedChannels.load(ordering: .relaxed))
+                subscribedChannels: self.subscribedChannels.load(ordering: .relaxed),
+                rejected: self.rejected.load(ordering: .relaxed))
         }
 
         /// Both connections are up.
@@ -308,6 +312,13 @@ extension Live {
                 // Our own publish came back: it was delivered locally already.
                 if bytes.starts(with: self.header) { return }
                 data.moveReaderIndex(forwardBy: self.header.count)
+            }
+            // Anything can PUBLISH to a shared Redis; clients are promised JSON in `data`.
+            guard JSONScanner.isValue(data) else {
+                if self.rejected.wrappingAdd(1, ordering: .relaxed).oldValue % 1000 == 0 {
+                    self.logger.warning("ignored a message on Redis channel \(String(buffer: channel)) that is not JSON")
+                }
+                return
             }
             guard let receive = self.receiver.withLockedValue({ $0 }) else { return }
             self.received.add(1, ordering: .relaxed)

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// A strict RFC 8259 scanner over bytes that finds where values start and end without
 /// building them: enough to read the envelope's `topic` and keep `data` byte-exact.
 struct JSONScanner {
@@ -14,6 +16,16 @@ struct JSONScanner {
     }
 
     var atEnd: Bool { self.index >= self.bytes.count }
+
+    /// Whether the readable bytes are exactly one JSON value (whitespace around it allowed).
+    static func isValue(_ buffer: ByteBuffer) -> Bool {
+        buffer.withUnsafeReadableBytes { raw in
+            var scanner = JSONScanner(raw)
+            guard (try? scanner.skipValue()) != nil else { return false }
+            scanner.skipWhitespace()
+            return scanner.atEnd
+        }
+    }
 
     mutating func skipWhitespace() {
         while self.index < self.bytes.count {
