@@ -270,4 +270,22 @@ private func withRedis(password: String? = nil, _ body: (RedisTestServer) async 
             }
         }
     }
+
+    @Test func aSilentRedisIsDetectedAndReconnected() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis, configure: { $0.healthCheckInterval = .milliseconds(100); $0.connectTimeout = .milliseconds(300) }) { a, b in
+                let onA = try await subscriber(a.server, port: a.port, topic: "room", user: "ann")
+                _ = try await eventuallyAsync("subscribed") { try await redis.subscriberCount("test:room") == 1 ? true : nil }
+                // A stalled Redis keeps its sockets open: only the missing PONGs tell.
+                redis.pause()
+                _ = try await eventually("both nodes notice") { !a.broker.isConnected && !b.broker.isConnected ? true : nil }
+                redis.resume()
+                _ = try await eventually("both nodes reconnect", timeout: .seconds(10)) { a.broker.isConnected && b.broker.isConnected ? true : nil }
+                _ = try await eventuallyAsync("re-subscribed") { try await redis.subscriberCount("test:room") == 1 ? true : nil }
+                b.server.publish("room", Data(#""after the stall""#.utf8))
+                #expect(try await readData(onA, count: 1) == [#""after the stall""#])
+                try await onA.close()
+            }
+        }
+    }
 }

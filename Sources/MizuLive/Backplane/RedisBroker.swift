@@ -330,6 +330,8 @@ extension Live {
         /// Connects `role`'s connection and installs it when ready.
         private func open(_ role: Role) -> EventLoopFuture<Void> {
             var callbacks = RedisConnector.Callbacks()
+            callbacks.healthCheck = self.configuration.healthCheckInterval
+            callbacks.pubSub = role == .subscriber
             if role == .subscriber {
                 callbacks.onPush = { [weak self] value in self?.handlePush(value) }
             } else {

@@ -45,6 +45,9 @@ extension Live.RedisBroker {
         public var maxPendingPublishBytes: Int = 8 * 1024 * 1024
         /// Time allowed for a TCP connect plus the AUTH/SELECT/PING handshake.
         public var connectTimeout: TimeAmount = .seconds(5)
+        /// How often an idle connection is PINGed; a connection silent for two intervals is
+        /// dropped and reconnected (a stalled Redis, or a network path gone without a FIN).
+        public var healthCheckInterval: TimeAmount = .seconds(5)
         /// First wait before reconnecting; it doubles after each failed attempt, up to ``maxReconnectDelay``.
         public var reconnectDelay: TimeAmount = .milliseconds(100)
         public var maxReconnectDelay: TimeAmount = .seconds(5)

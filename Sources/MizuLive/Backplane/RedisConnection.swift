@@ -34,7 +34,9 @@ struct RedisRequest: Sendable {
 }
 
 /// Matches replies to pipelined commands in order. A value no command waits for is a pub/sub
-/// push and goes to `onPush`. Confined to its channel's event loop.
+/// push and goes to `onPush`. With a health-check interval it PINGs an idle connection and
+/// closes one that has said nothing for two intervals (a Redis that is stalled or cut off
+/// without a FIN would otherwise look alive for hours). Confined to its channel's event loop.
 final class RedisReplyHandler: ChannelDuplexHandler {
     typealias InboundIn = RESPValue
     typealias OutboundIn = RedisRequest
@@ -46,15 +48,24 @@ final class RedisReplyHandler: ChannelDuplexHandler {
     }
 
     private var waiting = CircularBuffer<Waiting>()
+    private let healthCheck: TimeAmount?
+    /// On a pub/sub connection a PING is answered by a push, not a reply.
+    private let pubSub: Bool
+    private var lastHeard = NIODeadline.now()
+    private var healthTask: RepeatedTask?
     private let onPush: @Sendable (RESPValue) -> Void
     private let onDiscardedError: @Sendable (String) -> Void
     private let onWritable: @Sendable () -> Void
 
     init(
+        healthCheck: TimeAmount?,
+        pubSub: Bool,
         onPush: @escaping @Sendable (RESPValue) -> Void,
         onDiscardedError: @escaping @Sendable (String) -> Void,
         onWritable: @escaping @Sendable () -> Void
     ) {
+        self.healthCheck = healthCheck
+        self.pubSub = pubSub
         self.onPush = onPush
         self.onDiscardedError = onDiscardedError
         self.onWritable = onWritable
@@ -70,7 +81,31 @@ final class RedisReplyHandler: ChannelDuplexHandler {
         context.write(Self.wrapOutboundOut(request.bytes), promise: promise)
     }
 
+    func channelActive(context: ChannelHandlerContext) {
+        self.lastHeard = .now()
+        if let interval = self.healthCheck {
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            self.healthTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                let (handler, context) = bound.value
+                handler.checkHealth(context, interval: interval)
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    private func checkHealth(_ context: ChannelHandlerContext, interval: TimeAmount) {
+        guard NIODeadline.now() - self.lastHeard < interval * 2 else {
+            self.errorCaught(context: context, error: Live.RedisError.connectionClosed)
+            return
+        }
+        var ping = context.channel.allocator.buffer(capacity: 14)
+        RESPValue.writeCommand(["PING"], into: &ping)
+        if !self.pubSub { self.waiting.append(.discard(1)) }
+        context.writeAndFlush(Self.wrapOutboundOut(ping), promise: nil)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.lastHeard = .now()
         let value = Self.unwrapInboundIn(data)
         guard let first = self.waiting.first else {
             self.onPush(value)
@@ -92,6 +127,7 @@ final class RedisReplyHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.healthTask?.cancel()
         self.failWaiting(Live.RedisError.connectionClosed)
         context.fireChannelInactive()
     }
@@ -113,6 +149,9 @@ final class RedisReplyHandler: ChannelDuplexHandler {
 /// Opens connections to Redis and runs the start-up handshake.
 enum RedisConnector {
     struct Callbacks: Sendable {
+        /// PING this often and drop a connection silent for two intervals; nil: never.
+        var healthCheck: TimeAmount?
+        var pubSub = false
         var onPush: @Sendable (RESPValue) -> Void = { _ in }
         var onDiscardedError: @Sendable (String) -> Void = { _ in }
         var onWritable: @Sendable () -> Void = {}
@@ -134,7 +173,7 @@ enum RedisConnector {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder()))
                     try channel.pipeline.syncOperations.addHandler(
                         RedisReplyHandler(
-                            onPush: callbacks.onPush, onDiscardedError: callbacks.onDiscardedError,
+                            healthCheck: callbacks.healthCheck, pubSub: callbacks.pubSub, onPush: callbacks.onPush, onDiscardedError: callbacks.onDiscardedError,
                             onWritable: callbacks.onWritable))
                 }
             }
