@@ -150,6 +150,11 @@ extension Live {
             self.publisherUp.load(ordering: .relaxed) && self.subscriberUp.load(ordering: .relaxed)
         }
 
+        /// Neither connection is up (tests: the loss has been noticed on both).
+        var isFullyDisconnected: Bool {
+            !self.publisherUp.load(ordering: .relaxed) && !self.subscriberUp.load(ordering: .relaxed)
+        }
+
         /// Closes both connections and stops reconnecting.
         public func close() async {
             let closed = self.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
