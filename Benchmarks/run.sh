@@ -2,6 +2,7 @@
 # Runs the standard scenarios against ChatApp (ours) and hb-chat (the Hummingbird peer),
 # each server started fresh per run, and prints every run plus the medians.
 #   Benchmarks/run.sh [S1|S2|S3|S4|all] [runs]      (default: all 3)
+#   S1W, S2W: S1 and S2 with ChatApp's --write-delay-ms 5 (writes held 5 ms to share syscalls)
 #   Benchmarks/run.sh redis [runs]                  cross-node through a redis-server (R1, R2)
 #     next to single-node S1/S2 of the same run: two ChatApps share one Redis; the 999
 #     subscribers are on node A, the publisher on node B.
@@ -23,9 +24,9 @@ chat_bin="$(cd "$root" && swift build -c release --show-bin-path)/ChatApp"
 bin="$(swift build -c release --show-bin-path)"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-start_server() {  # start_server NAME PORT -> sets server_pid
+start_server() {  # start_server NAME PORT [ChatApp args] -> sets server_pid
   case "$1" in
-    mizu) "$chat_bin" --host 127.0.0.1 --port "$2" > "$out/server-$1.log" 2>&1 & ;;
+    mizu) "$chat_bin" --host 127.0.0.1 --port "$2" "${@:3}" > "$out/server-$1.log" 2>&1 & ;;
     hummingbird) "$bin/hb-chat" --host 127.0.0.1 --port "$2" > "$out/server-$1.log" 2>&1 & ;;
   esac
   server_pid=$!
@@ -37,8 +38,8 @@ scenario_args() {
   case "$1" in
     R1) echo "fanout --subscribers 999 --publishers 1 --size 64 --window 16 --warmup 3 --duration 10" ;;
     R2) echo "fanout --subscribers 999 --publishers 1 --size 64 --rate 200 --warmup 3 --duration 10" ;;
-    S1) echo "fanout --subscribers 999 --publishers 1 --size 64 --window 16 --warmup 3 --duration 10" ;;
-    S2) echo "fanout --subscribers 999 --publishers 1 --size 64 --rate 200 --warmup 3 --duration 10" ;;
+    S1|S1W) echo "fanout --subscribers 999 --publishers 1 --size 64 --window 16 --warmup 3 --duration 10" ;;
+    S2|S2W) echo "fanout --subscribers 999 --publishers 1 --size 64 --rate 200 --warmup 3 --duration 10" ;;
     S3) echo "conns --count 10000" ;;
     S4) echo "fanout --subscribers 999 --publishers 1 --size 64 --window 16 --warmup 3 --duration 10 --compress" ;;
   esac
@@ -89,7 +90,9 @@ for s in "${scenarios[@]}"; do
   for server in mizu hummingbird; do
     for run in $(seq 1 "$runs"); do
       port=$((port + 1))
-      start_server "$server" "$port"
+      server_args=()
+      [[ "$s" == *W && "$server" == mizu ]] && server_args=(--write-delay-ms 5)
+      start_server "$server" "$port" "${server_args[@]}"
       line=$(run_bench "$s" "$port" "$server_pid")
       kill "$server_pid" 2>/dev/null || true
       wait "$server_pid" 2>/dev/null || true
@@ -109,7 +112,7 @@ for line in open(path):
         continue
     values = dict(re.findall(r"(\w+)=([\w./:-]+)", line))
     rows.setdefault((parts[0], parts[1]), []).append(values)
-keys = {"S1": "server_cpu_us_per_delivery", "S2": "p99_us", "S3": "kib_per_connection", "S4": "server_cpu_us_per_delivery",
+keys = {"S1": "server_cpu_us_per_delivery", "S2": "p99_us", "S1W": "server_cpu_us_per_delivery", "S2W": "p99_us", "S3": "kib_per_connection", "S4": "server_cpu_us_per_delivery",
         "R1": "server_cpu_us_per_delivery", "R2": "p99_us"}
 print("\n| scenario | server | metric | median | min..max | runs | lost | duplicates |")
 print("|---|---|---|---|---|---|---|---|")
@@ -119,9 +122,9 @@ for (scenario, server), runs in sorted(rows.items()):
     if not numbers:
         continue
     rates = [float(r["rate"].split("/")[0]) for r in runs if "rate" in r]
-    if scenario in ("S1", "R1") and rates:
+    if scenario in ("S1", "S1W", "R1") and rates:
         print(f"| {scenario} | {server} | deliveries/s | {statistics.median(rates):.0f} | {min(rates):.0f}..{max(rates):.0f} | {len(rates)} | | |")
-    if scenario in ("S2", "R2"):
+    if scenario in ("S2", "S2W", "R2"):
         p50 = [float(r["p50_us"]) for r in runs if "p50_us" in r]
         print(f"| {scenario} | {server} | p50_us | {statistics.median(p50):.0f} | {min(p50):.0f}..{max(p50):.0f} | {len(p50)} | | |")
     lost = sum(int(r.get("lost", 0)) for r in runs)

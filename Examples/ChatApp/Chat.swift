@@ -3,6 +3,7 @@ import Logging
 import Mizu
 import MizuLive
 import NIOConcurrencyHelpers
+import NIOCore
 
 // The Go documentation's "Complete Example", in Swift. Every hook, limit and helper below
 // has its Go counterpart line for line; only the syntax differs.
@@ -12,6 +13,9 @@ let extraOrigins = NIOLockedValueBox<[String]>([])
 
 /// The Redis backplane from `--redis` (set before `server` is first used); nil runs alone.
 let backplane = NIOLockedValueBox<(any Live.Broker)?>(nil)
+
+/// `--write-delay` (set before `server` is first used).
+let writeDelay = NIOLockedValueBox<TimeAmount?>(nil)
 
 let log = Logger(label: "chat")
 
@@ -42,6 +46,7 @@ let server = Live.Server({
     )
     // Several ChatApp processes sharing one Redis form one chat.
     options.broker = backplane.withLockedValue { $0 }
+    options.writeDelay = writeDelay.withLockedValue { $0 }
     // Announce each arrival (the contract's join event).
     options.onOpen = { ctx, s in
         let userID = s.value as? String ?? ""

@@ -20,6 +20,9 @@ struct ChatApp: AsyncParsableCommand {
     @Option(name: .customLong("origin"), help: "Another allowed WebSocket origin (repeatable).")
     var origins: [String] = []
 
+    @Option(help: "Hold writes this many milliseconds so messages share syscalls (0: flush every loop tick).")
+    var writeDelayMs: Int = 0
+
     @Option(help: "Join other ChatApp processes through Redis: redis://[[user]:password@]host[:port][/db].")
     var redis: String?
 
@@ -32,6 +35,7 @@ struct ChatApp: AsyncParsableCommand {
         let port = self.port ?? ProcessInfo.processInfo.environment["PORT"].flatMap(Int.init) ?? 8080
         let broker = try await self.connectRedis()
         backplane.withLockedValue { $0 = broker }
+        writeDelay.withLockedValue { $0 = self.writeDelayMs > 0 ? .milliseconds(Int64(self.writeDelayMs)) : nil }
 
         let app = App()
         app.get("/ws", compat(server.handler()))

@@ -165,6 +165,23 @@ extension TestWebSocket {
         }
     }
 
+    @Test func writeDelayHoldsWritesThenSendsThemTogether() async throws {
+        try await withLiveServer({ $0.writeDelay = .milliseconds(200) }) { server, log, port in
+            let socket = try await TestWebSocket.live(port: port)
+            let session = try await log.waitFor(sessions: 1)[0]
+            server.subscribe(session, "t")
+            let start = NIODeadline.now()
+            for index in 0..<3 { server.publish("t", Data("\(index)".utf8)) }
+            try session.send(Live.Message(topic: "direct", data: Data("3".utf8)))
+            var received: [String] = []
+            for _ in 0..<4 { received.append(try await socket.readText()) }
+            // Nothing can leave before the flush is due: a lower bound, not a speed claim.
+            #expect(NIODeadline.now() - start >= .milliseconds(190))
+            #expect(received == (0..<3).map { #"{"topic":"t","data":\#($0)}"# } + [#"{"topic":"direct","data":3}"#])
+            try await socket.close()
+        }
+    }
+
     @Test func perPublisherOrderIsKept() async throws {
         // 800 messages in one burst: the queue must hold them all (256, the default, would not).
         try await withLiveServer({ $0.queueSize = 1024 }) { server, log, port in

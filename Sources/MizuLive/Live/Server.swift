@@ -89,6 +89,7 @@ final class ServerCore: Sendable {
         configuration.compression = self.options.compression ? self.compression : nil
         configuration.maxQueuedMessages = max(1, self.options.queueSize)
         configuration.pingInterval = self.options.heartbeatInterval
+        configuration.writeDelay = self.options.writeDelay
         if let interval = self.options.heartbeatInterval { configuration.pongTimeout = interval }
         return configuration
     }

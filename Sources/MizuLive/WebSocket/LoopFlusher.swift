@@ -5,6 +5,8 @@ import NIOCore
 /// one syscall per message).
 final class LoopFlusher {
     private var dirty: [WebSocketChannelHandler] = []
+    /// Connections with a write delay, flushed together when the oldest one's delay is up.
+    private var delayed: [WebSocketChannelHandler] = []
 
     private static let perThread = PerThread { LoopFlusher() }
 
@@ -18,6 +20,22 @@ final class LoopFlusher {
             eventLoop.execute { bound.value.flushAll() }
         }
         self.dirty.append(handler)
+    }
+
+    /// Flushes `handler` `delay` after the first write since its loop's last delayed flush,
+    /// together with every other delayed connection of the loop.
+    func schedule(_ handler: WebSocketChannelHandler, after delay: TimeAmount, on eventLoop: any EventLoop) {
+        if self.delayed.isEmpty {
+            let bound = NIOLoopBound(self, eventLoop: eventLoop)
+            eventLoop.scheduleTask(in: delay) { bound.value.flushDelayed() }
+        }
+        self.delayed.append(handler)
+    }
+
+    private func flushDelayed() {
+        let handlers = self.delayed
+        self.delayed.removeAll(keepingCapacity: true)
+        for handler in handlers { handler.flushNow() }
     }
 
     private func flushAll() {

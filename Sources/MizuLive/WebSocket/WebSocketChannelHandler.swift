@@ -204,7 +204,11 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
     private func scheduleFlush() {
         guard !self.needsFlush, let context else { return }
         self.needsFlush = true
-        LoopFlusher.current.schedule(self, on: context.eventLoop)
+        if let delay = self.configuration.writeDelay {
+            LoopFlusher.current.schedule(self, after: delay, on: context.eventLoop)
+        } else {
+            LoopFlusher.current.schedule(self, on: context.eventLoop)
+        }
     }
 
     func flushNow() {
