@@ -111,12 +111,13 @@ import NIOCore
         let deflate = compressed ? NegotiatedDeflate(serverNoContextTakeover: true, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15) : nil
         var configuration = self.core.webSocketConfiguration
         configuration.maxQueuedMessages = 1 << 20
+        let settings = WebSocketSettings(configuration)
         for index in 0..<sessions {
             let channel = EmbeddedChannel(loop: self.eventLoop)
             let connection = WebSocketConnection(eventLoop: self.eventLoop, subprotocol: nil, remoteAddress: nil, deflate: deflate, sendQueueLimit: configuration.maxQueuedMessages)
             try channel.pipeline.syncOperations.addHandler(DiscardingSink())
-            try channel.pipeline.syncOperations.addHandler(WebSocketChannelHandler(connection: connection, events: WebSocketEvents(), configuration: configuration))
-            let session = Live.Session(id: "s\(index)", value: nil, request: request, connection: connection, core: self.core)
+            try channel.pipeline.syncOperations.addHandler(WebSocketChannelHandler(connection: connection, events: WebSocketEvents(), settings: settings))
+            let session = Live.Session(id: .custom("s\(index)"), value: nil, request: request, connection: connection, core: self.core)
             self.core.register(session)
             session.subscribe(self.topic)
             self.channels.append(channel)

@@ -25,17 +25,17 @@ struct LiveHTTPHandler: HTTPHandler {
             }
         }
         // As in Go, where the upgrader runs after OnAuth: the handshake is checked last.
-        let configuration = self.core.webSocketConfiguration
+        let upgrader = self.core.upgrader
         let handshake: WebSocketHandshake
         do {
-            handshake = try WebSocketHandshake.validate(request, configuration: configuration)
+            handshake = try WebSocketHandshake.validate(request, configuration: upgrader.configuration)
         } catch {
             try await error.respond(writer)
             return
         }
         let opening = SessionOpening(
-            id: options.idGenerator?() ?? Live.Options.randomID(), value: value, request: Self.kept(request), core: self.core)
-        _ = try await WebSocketUpgrader(configuration: configuration).accept(
+            id: options.idGenerator.map { .custom($0()) } ?? .random(), value: value, request: Self.kept(request), core: self.core)
+        _ = try await upgrader.accept(
             handshake, writer: writer, request: request, events: opening.events)
     }
 
@@ -43,11 +43,14 @@ struct LiveHTTPHandler: HTTPHandler {
     /// nothing once the connection is open (an idle session is mostly what it stores).
     private static func kept(_ request: Request) -> Request {
         var kept = request
-        for name in ["sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "upgrade", "connection"] {
-            kept.headers.remove(name: name)
-        }
+        // A fresh array of exactly the remaining headers: removing in place keeps the capacity.
+        kept.headers = HTTPHeaders(request.headers.filter { !Self.handshakeHeaders.contains($0.name.lowercased()) })
         return kept
     }
+
+    private static let handshakeHeaders: Set<String> = [
+        "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "upgrade", "connection",
+    ]
 
     private static func refuse(_ writer: ResponseWriter, _ status: HTTPResponseStatus, _ reason: String) async throws {
         writer.status = status
@@ -56,20 +59,22 @@ struct LiveHTTPHandler: HTTPHandler {
     }
 }
 
-/// What a connection needs until its session exists, and the events that drive the session.
-/// The three callbacks share this one object, so an idle connection carries little.
+/// What a connection needs until its session exists, then the session: the events that
+/// drive it. The three callbacks share this one object, and once the session is open the
+/// opening data is dropped, so an idle connection carries little.
 final class SessionOpening: Sendable {
-    let id: String
-    let value: (any Sendable)?
-    let request: Request
-    let core: ServerCore
-    private let slot = NIOLockedValueBox<Live.Session?>(nil)
+    private enum Stage {
+        case pending(id: Live.SessionID, value: (any Sendable)?, request: Request)
+        case open(Live.Session)
+        case gone
+    }
 
-    init(id: String, value: (any Sendable)?, request: Request, core: ServerCore) {
-        self.id = id
-        self.value = value
-        self.request = request
+    let core: ServerCore
+    private let stage: NIOLockedValueBox<Stage>
+
+    init(id: Live.SessionID, value: (any Sendable)?, request: Request, core: ServerCore) {
         self.core = core
+        self.stage = NIOLockedValueBox(.pending(id: id, value: value, request: request))
     }
 
     var events: WebSocketEvents {
@@ -79,11 +84,21 @@ final class SessionOpening: Sendable {
             onClose: { [self] _, reason in self.close(reason) })
     }
 
-    private var session: Live.Session? { self.slot.withLockedValue { $0 } }
+    private var session: Live.Session? {
+        self.stage.withLockedValue { stage in
+            if case .open(let session) = stage { return session }
+            return nil
+        }
+    }
 
     private func open(_ connection: WebSocketConnection) {
-        let session = Live.Session(id: self.id, value: self.value, request: self.request, connection: connection, core: self.core)
-        self.slot.withLockedValue { $0 = session }
+        let session: Live.Session? = self.stage.withLockedValue { stage in
+            guard case .pending(let id, let value, let request) = stage else { return nil }
+            let session = Live.Session(id: id, value: value, request: request, connection: connection, core: self.core)
+            stage = .open(session)
+            return session
+        }
+        guard let session else { return }
         self.core.register(session)
         if self.core.options.onOpen != nil { session.enqueue(.open) }
     }
@@ -102,7 +117,12 @@ final class SessionOpening: Sendable {
     }
 
     private func close(_ reason: WebSocketCloseReason) {
-        guard let session = self.session, session.markClosed(reason) else { return }
+        let session: Live.Session? = self.stage.withLockedValue { stage in
+            defer { stage = .gone }
+            if case .open(let session) = stage { return session }
+            return nil
+        }
+        guard let session, session.markClosed(reason) else { return }
         self.core.unregister(session)
         if self.core.options.onClose != nil { session.enqueue(.close) }
     }

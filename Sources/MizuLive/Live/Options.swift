@@ -65,18 +65,6 @@ extension Live {
             self.idGenerator = idGenerator
         }
 
-        static func randomID() -> String {
-            var generator = SystemRandomNumberGenerator()
-            let high = generator.next() as UInt64
-            let low = generator.next() as UInt64
-            return Self.hex(high) + Self.hex(low)
-        }
-
-        private static func hex(_ value: UInt64) -> String {
-            let digits = String(value, radix: 16)
-            return String(repeating: "0", count: 16 - digits.count) + digits
-        }
-
         /// checkOrigin decides when set; otherwise no Origin header, the server's own origin
         /// (the Origin's host and port equal the Host header), `"*"` or a listed origin pass.
         func allowsOrigin(of request: Request) -> Bool {

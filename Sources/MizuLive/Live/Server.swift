@@ -73,24 +73,29 @@ final class ServerCore: Sendable {
     let logger = Logger(label: "mizu.live")
     private let sessions = NIOLockedValueBox<[ObjectIdentifier: Live.Session]>([:])
     private let compression: PerMessageDeflateConfiguration
+    /// Made once: every session's connection shares its configuration.
+    let upgrader: WebSocketUpgrader
 
     init(options: Live.Options) {
         self.options = options
         self.compression = PerMessageDeflateConfiguration()
         self.registry = TopicRegistry(broker: options.broker)
+        self.upgrader = WebSocketUpgrader(configuration: Self.webSocketConfiguration(options, compression: self.compression))
         options.broker?.attach { [weak self] topic, data in
             self?.publishLocally(topic, data.readableBytesView)
         }
     }
 
-    var webSocketConfiguration: WebSocketConfiguration {
+    var webSocketConfiguration: WebSocketConfiguration { self.upgrader.configuration }
+
+    private static func webSocketConfiguration(_ options: Live.Options, compression: PerMessageDeflateConfiguration) -> WebSocketConfiguration {
         var configuration = WebSocketConfiguration()
-        configuration.maxMessageSize = self.options.readLimit
-        configuration.compression = self.options.compression ? self.compression : nil
-        configuration.maxQueuedMessages = max(1, self.options.queueSize)
-        configuration.pingInterval = self.options.heartbeatInterval
-        configuration.writeDelay = self.options.writeDelay
-        if let interval = self.options.heartbeatInterval { configuration.pongTimeout = interval }
+        configuration.maxMessageSize = options.readLimit
+        configuration.compression = options.compression ? compression : nil
+        configuration.maxQueuedMessages = max(1, options.queueSize)
+        configuration.pingInterval = options.heartbeatInterval
+        configuration.writeDelay = options.writeDelay
+        if let interval = options.heartbeatInterval { configuration.pongTimeout = interval }
         return configuration
     }
 

@@ -8,8 +8,8 @@ extension Live {
     /// One client connection: its ID, the value ``Options/onAuth`` returned, and a
     /// bounded send queue. Safe to use from any thread or task.
     public final class Session: Sendable, Hashable, CustomStringConvertible {
-        /// The session's ID (from ``Options/idGenerator``).
-        public let id: String
+        /// The session's ID (from ``Options/idGenerator``; by default 128 random bits as hex).
+        public var id: String { self.identity.text }
         /// What ``Options/onAuth`` returned (Go's `s.Value()`).
         public let value: (any Sendable)?
         /// The request that opened the session.
@@ -27,10 +27,10 @@ extension Live {
             var finished = false
             var closeError: Live.Error?
             var topics: Set<String> = []
+            var inbox = SessionInbox()
         }
 
         private let state = NIOLockedValueBox(State())
-        let inbox = SessionInbox()
         private let readingPaused = Atomic<Bool>(false)
 
         enum BroadcastEncoding {
@@ -42,8 +42,12 @@ extension Live {
         /// Unread messages past this pause reading from the socket; below half, it resumes.
         static let inboxHighWater = 64
 
-        init(id: String, value: (any Sendable)?, request: Request, connection: WebSocketConnection, core: ServerCore) {
-            self.id = id
+        /// Kept as 16 bytes when random, and spelled out when read: an idle session is mostly
+        /// what it stores.
+        let identity: SessionID
+
+        init(id: SessionID, value: (any Sendable)?, request: Request, connection: WebSocketConnection, core: ServerCore) {
+            self.identity = id
             self.value = value
             self.request = request
             self.connection = connection
@@ -152,19 +156,44 @@ extension Live {
 
         /// Queues a hook call; past the high-water mark the socket stops being read.
         func enqueue(_ item: SessionInbox.Item) {
-            let waiting = self.inbox.push(item) { [self] in await self.drainInbox() }
+            let (startDrain, waiting) = self.state.withLockedValue { $0.inbox.push(item) }
+            if startDrain { Task { await self.drainInbox() } }
             if waiting > Self.inboxHighWater, !self.readingPaused.exchange(true, ordering: .relaxed) {
                 self.connection.setReading(false)
             }
         }
 
         private func drainInbox() async {
-            while let (item, remaining) = self.inbox.next() {
+            while let (item, remaining) = self.state.withLockedValue({ $0.inbox.next() }) {
                 await self.runHook(item)
                 if remaining <= Self.inboxHighWater / 2, self.readingPaused.exchange(false, ordering: .relaxed) {
                     self.connection.setReading(true)
                 }
             }
+        }
+    }
+
+    /// A session ID: 128 random bits (the default) or the application's own string.
+    enum SessionID: Sendable {
+        case random(UInt64, UInt64)
+        case custom(String)
+
+        /// From the system CSPRNG.
+        static func random() -> SessionID {
+            var generator = SystemRandomNumberGenerator()
+            return .random(generator.next(), generator.next())
+        }
+
+        var text: String {
+            switch self {
+            case .random(let high, let low): return Self.hex(high) + Self.hex(low)
+            case .custom(let text): return text
+            }
+        }
+
+        private static func hex(_ value: UInt64) -> String {
+            let digits = String(value, radix: 16)
+            return String(repeating: "0", count: 16 - digits.count) + digits
         }
     }
 

@@ -19,7 +19,9 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
 
     let connection: WebSocketConnection
     private let events: WebSocketEvents
-    private let configuration: WebSocketConfiguration
+    /// Shared by every connection of an endpoint (a reference, not ~130 bytes per connection).
+    private let settings: WebSocketSettings
+    private var configuration: WebSocketConfiguration { self.settings.configuration }
     private var parser: FrameParser
     private var assembler: MessageAssembler
     private var context: ChannelHandlerContext?
@@ -33,12 +35,12 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
     private var pingTask: RepeatedTask?
     private var pongDeadline: Scheduled<Void>?
 
-    init(connection: WebSocketConnection, events: WebSocketEvents, configuration: WebSocketConfiguration) {
+    init(connection: WebSocketConnection, events: WebSocketEvents, settings: WebSocketSettings) {
         self.connection = connection
         self.events = events
-        self.configuration = configuration
-        self.parser = FrameParser(maxPayloadLength: configuration.maxMessageSize)
-        self.assembler = MessageAssembler(maxMessageSize: configuration.maxMessageSize, deflate: connection.deflate)
+        self.settings = settings
+        self.parser = FrameParser(maxPayloadLength: settings.configuration.maxMessageSize)
+        self.assembler = MessageAssembler(maxMessageSize: settings.configuration.maxMessageSize, deflate: connection.deflate)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

@@ -6,11 +6,17 @@ import NIOCore
 /// answers 101 (or the refusal RFC 6455 names) and installs the protocol engine.
 public struct WebSocketUpgrader: Sendable {
     /// The endpoint's settings.
-    public var configuration: WebSocketConfiguration
+    public var configuration: WebSocketConfiguration {
+        get { self.settings.configuration }
+        set { self.settings = WebSocketSettings(newValue) }
+    }
+
+    /// One copy for all the connections this upgrader opens.
+    private var settings: WebSocketSettings
 
     /// An upgrader with `configuration`.
     public init(configuration: WebSocketConfiguration = WebSocketConfiguration()) {
-        self.configuration = configuration
+        self.settings = WebSocketSettings(configuration)
     }
 
     /// Validates and upgrades in one step. A bad handshake is answered (400, 405 or 426
@@ -37,20 +43,29 @@ public struct WebSocketUpgrader: Sendable {
     ) async throws -> WebSocketConnection {
         for (name, value) in handshake.responseHeaders { writer.setHeader(name, value) }
         let created = NIOLockedValueBox<WebSocketConnection?>(nil)
-        let configuration = self.configuration
+        let settings = self.settings
         try await writer.upgrade { channel in
             channel.eventLoop.makeCompletedFuture {
                 let connection = WebSocketConnection(
                     eventLoop: channel.eventLoop, subprotocol: handshake.subprotocol,
                     remoteAddress: request.remoteAddress, deflate: handshake.deflate,
-                    sendQueueLimit: configuration.maxQueuedMessages)
+                    sendQueueLimit: settings.configuration.maxQueuedMessages)
                 created.withLockedValue { $0 = connection }
                 try channel.pipeline.syncOperations.addHandler(
-                    WebSocketChannelHandler(connection: connection, events: events, configuration: configuration))
+                    WebSocketChannelHandler(connection: connection, events: events, settings: settings))
             }
         }
         guard let connection = created.withLockedValue({ $0 }) else { throw ChannelError.ioOnClosedChannel }
         return connection
+    }
+}
+
+/// An endpoint's configuration, shared by reference by all of its connections.
+final class WebSocketSettings: Sendable {
+    let configuration: WebSocketConfiguration
+
+    init(_ configuration: WebSocketConfiguration) {
+        self.configuration = configuration
     }
 }
 
