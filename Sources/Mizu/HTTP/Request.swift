@@ -14,8 +14,9 @@ public struct Request: Sendable {
     public var rawPath: String
     /// The query string after `?`, without the `?`, still percent-encoded.
     public var rawQuery: String
-    /// The parsed query.
-    public var query: QueryParameters
+    /// The parsed query, parsed from ``rawQuery`` when read (a request kept for a long time,
+    /// such as a WebSocket session's, then stores only the raw string).
+    public var query: QueryParameters { QueryParameters(self.rawQuery) }
     /// The headers; lookups by name are case-insensitive.
     public var headers: HTTPHeaders
     /// The HTTP version of the request.
@@ -47,7 +48,6 @@ public struct Request: Sendable {
         self.rawPath = rawPath
         self.rawQuery = rawQuery
         self.path = PercentEncoding.decode(rawPath, plusAsSpace: false) ?? rawPath
-        self.query = QueryParameters(rawQuery)
     }
 
     /// The first value of a header, by case-insensitive name.

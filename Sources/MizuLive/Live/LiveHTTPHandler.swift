@@ -64,9 +64,22 @@ struct LiveHTTPHandler: HTTPHandler {
 /// opening data is dropped, so an idle connection carries little.
 final class SessionOpening: Sendable {
     private enum Stage {
-        case pending(id: Live.SessionID, value: (any Sendable)?, request: Request)
+        /// Boxed so the lock's storage stays the size of a reference once the session is open.
+        case pending(Pending)
         case open(Live.Session)
         case gone
+    }
+
+    private final class Pending: Sendable {
+        let id: Live.SessionID
+        let value: (any Sendable)?
+        let request: Request
+
+        init(id: Live.SessionID, value: (any Sendable)?, request: Request) {
+            self.id = id
+            self.value = value
+            self.request = request
+        }
     }
 
     let core: ServerCore
@@ -74,7 +87,7 @@ final class SessionOpening: Sendable {
 
     init(id: Live.SessionID, value: (any Sendable)?, request: Request, core: ServerCore) {
         self.core = core
-        self.stage = NIOLockedValueBox(.pending(id: id, value: value, request: request))
+        self.stage = NIOLockedValueBox(.pending(Pending(id: id, value: value, request: request)))
     }
 
     var events: WebSocketEvents {
@@ -93,8 +106,9 @@ final class SessionOpening: Sendable {
 
     private func open(_ connection: WebSocketConnection) {
         let session: Live.Session? = self.stage.withLockedValue { stage in
-            guard case .pending(let id, let value, let request) = stage else { return nil }
-            let session = Live.Session(id: id, value: value, request: request, connection: connection, core: self.core)
+            guard case .pending(let pending) = stage else { return nil }
+            let session = Live.Session(
+                id: pending.id, value: pending.value, request: pending.request, connection: connection, core: self.core)
             stage = .open(session)
             return session
         }
