@@ -186,8 +186,8 @@ extension Live {
             let prefix = self.configuration.channelPrefix
             let channelLength = prefix.utf8.count + topic.utf8.count
             let payloadLength = self.header.count + data.count
-            // *3 PUBLISH <channel> <payload>, with room for the length lines.
-            let size = 30 + channelLength + payloadLength + 40
+            // `*3 $7 PUBLISH $n <channel> $n <payload>`: 40 bytes cover the framing.
+            let size = 40 + channelLength + payloadLength
             let limit = self.configuration.maxPendingPublishBytes
             enum Outcome { case queued, queuedAndSchedule, dropped(report: Int) }
             let outcome = self.outbox.withLockedValue { outbox -> Outcome in
