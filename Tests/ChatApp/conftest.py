@@ -12,6 +12,16 @@ import pytest
 BIN = os.environ.get("CHATAPP_BIN", ".build/debug/ChatApp")
 
 
+def stop_process(process):
+    """SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 class ChatServer:
     def __init__(self, *args, port=0):
         self.process = subprocess.Popen(
@@ -57,12 +67,7 @@ class ChatServer:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
 
 
 def free_port():
@@ -115,12 +120,7 @@ class RedisServer:
         raise AssertionError(f"{channel} never had {count} subscribers")
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="module")
