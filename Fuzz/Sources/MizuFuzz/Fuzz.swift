@@ -5,10 +5,11 @@
 public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     guard let start, count > 0 else { return 0 }
     let input = UnsafeRawBufferPointer(start: start + 1, count: count - 1)
-    switch start.load(as: UInt8.self) % 3 {
+    switch start.load(as: UInt8.self) % 4 {
     case 0: FuzzTargets.webSocketFrames(input)
     case 1: FuzzTargets.envelope(input)
-    default: FuzzTargets.extensionHeader(input)
+    case 2: FuzzTargets.extensionHeader(input)
+    default: FuzzTargets.resp(input)
     }
     return 0
 }
