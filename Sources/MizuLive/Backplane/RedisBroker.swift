@@ -50,7 +50,6 @@ extension Live {
         private let errors = Atomic<Int>(0)
         private let subscribedChannels = Atomic<Int>(0)
         private let rejected = Atomic<Int>(0)
-        private let publisherUp = Atomic<Bool>(false)
         private let subscriberUp = Atomic<Bool>(false)
 
         /// PUBLISH commands waiting for the next flush on the broker's event loop.
@@ -147,12 +146,15 @@ extension Live {
 
         /// Both connections are up.
         public var isConnected: Bool {
-            self.publisherUp.load(ordering: .relaxed) && self.subscriberUp.load(ordering: .relaxed)
+            self.publisherUp && self.subscriberUp.load(ordering: .relaxed)
         }
+
+        /// The publishing connection is up (publishes are accepted).
+        private var publisherUp: Bool { self.outbox.withLockedValue { $0.connected } }
 
         /// Neither connection is up (tests: the loss has been noticed on both).
         var isFullyDisconnected: Bool {
-            !self.publisherUp.load(ordering: .relaxed) && !self.subscriberUp.load(ordering: .relaxed)
+            !self.publisherUp && !self.subscriberUp.load(ordering: .relaxed)
         }
 
         /// Closes both connections and stops reconnecting.
@@ -200,17 +202,16 @@ extension Live {
                     outbox.lastDropReport = now
                     return .dropped(report: outbox.unreportedDrops)
                 }
-                outbox.bytes.writeStaticString("*3\r\n$7\r\nPUBLISH\r\n$")
-                outbox.bytes.writeString(String(channelLength))
-                outbox.bytes.writeStaticString("\r\n")
-                outbox.bytes.writeString(prefix)
-                outbox.bytes.writeString(topic)
-                outbox.bytes.writeStaticString("\r\n$")
-                outbox.bytes.writeString(String(payloadLength))
-                outbox.bytes.writeStaticString("\r\n")
-                outbox.bytes.writeBytes(self.header)
-                outbox.bytes.writeBytes(data)
-                outbox.bytes.writeStaticString("\r\n")
+                RESPValue.writeArrayHeader(count: 3, into: &outbox.bytes)
+                RESPValue.writeBulkString("PUBLISH", into: &outbox.bytes)
+                RESPValue.writeBulkString(length: channelLength, into: &outbox.bytes) {
+                    $0.writeString(prefix)
+                    $0.writeString(topic)
+                }
+                RESPValue.writeBulkString(length: payloadLength, into: &outbox.bytes) {
+                    $0.writeBytes(self.header)
+                    $0.writeBytes(data)
+                }
                 outbox.count += 1
                 guard !outbox.flushScheduled else { return .queued }
                 outbox.flushScheduled = true
@@ -367,7 +368,6 @@ extension Live {
             channel.closeFuture.hop(to: self.eventLoop).whenComplete { _ in self.connectionLost(channel, role) }
             switch role {
             case .publisher:
-                self.publisherUp.store(true, ordering: .relaxed)
                 let drops = self.outbox.withLockedValue { outbox in
                     defer { outbox.unreportedDrops = 0 }
                     outbox.connected = true
@@ -388,7 +388,6 @@ extension Live {
             links[role].channel = nil
             switch role {
             case .publisher:
-                self.publisherUp.store(false, ordering: .relaxed)
                 let lost = self.outbox.withLockedValue { outbox in
                     defer {
                         outbox.connected = false
