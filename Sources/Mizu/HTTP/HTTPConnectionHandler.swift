@@ -8,8 +8,8 @@ public struct ServerQuiesceEvent: Sendable {
     public init() {}
 }
 
-/// One HTTP/1.1 connection: assembles requests (bounded), runs the handler for each in
-/// order (pipelining), enforces the timeouts, and performs upgrades.
+/// One HTTP/1.1 connection: carries out what its ``HTTPConnectionStateMachine`` decides
+/// (requests assembled within bounds, answered in order, deadlines, backpressure, upgrades).
 ///
 /// Everything here runs on the channel's event loop; the handler runs in a task and
 /// reaches back through ``ConnectionBridge``.
@@ -17,23 +17,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
-
-    /// A request read ahead, or an error answer that must wait for earlier responses.
-    private enum Pending {
-        case request(Request)
-        case reject(HTTPResponseStatus, String)
-    }
-
-    private enum Reading {
-        case idle
-        case body(head: HTTPRequestHead, body: ByteBuffer)
-        case discarding  // after a rejected request: nothing more is read
-    }
-
-    private enum TimerKind { case idle, head }
-
-    /// Shared by every request without a body: most requests then allocate no body storage.
-    private static let emptyBody = ByteBuffer()
 
     private let handler: any HTTPHandler
     private let configuration: HTTPServerConfiguration
@@ -43,14 +26,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private let observer: ByteActivityObserver
 
     private var context: ChannelHandlerContext?
-    private var reading = Reading.idle
-    private var pending = CircularBuffer<Pending>()
-    private var busy = false
-    private var upgrading = false
-    private var closeAfterResponse = false
+    private var machine: HTTPConnectionStateMachine
     private var readHeld = false
-    private var timer: (kind: TimerKind, task: Scheduled<Void>)?
-    private var currentRequestIsUpgrade = false
+    private var inputTimer: (deadline: HTTPConnectionStateMachine.Deadline, task: Scheduled<Void>)?
+    private var stallTimer: Scheduled<Void>?
 
     init(
         handler: any HTTPHandler,
@@ -66,125 +45,90 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         self.decoder = decoder
         self.encoder = encoder
         self.observer = observer
+        self.machine = HTTPConnectionStateMachine(maxBodySize: configuration.maxBodySize)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.observer.onBytes = { [unowned self] in self.bytesArrived() }
-        if context.channel.isActive { self.armTimer(.idle) }
+        self.observer.onBytes = { [unowned self] in
+            self.machine.bytesArrived()
+            self.settle()
+        }
+        if context.channel.isActive { self.settle() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.cancelTimer()
+        self.cancelTimers()
         self.observer.onBytes = nil
         self.context = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        self.armTimer(.idle)
+        self.settle()
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.cancelTimer()
-        self.pending.removeAll()
+        self.cancelTimers()
         context.fireChannelInactive()
     }
 
     // MARK: Reading requests
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch (self.unwrapInboundIn(data), self.reading) {
-        case (_, .discarding):
-            return
-        case (.head(let head), .idle):
-            self.cancelTimer()
-            self.begin(head: head, context: context)
-        case (.body(var chunk), .body(let head, var body)):
-            guard body.readableBytes + chunk.readableBytes <= self.configuration.maxBodySize else {
-                self.reject(.payloadTooLarge, "request body exceeds \(self.configuration.maxBodySize) bytes")
-                return
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            if case .sendContinue(let version) = self.machine.receivedHead(head) {
+                context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .continue))), promise: nil)
             }
-            self.reading = .idle  // drop the reference so the append does not copy
-            body.writeBuffer(&chunk)
-            self.reading = .body(head: head, body: body)
-        case (.end, .body(let head, let body)):
-            self.reading = .idle
-            var request = Request(
-                method: head.method,
-                uri: head.uri,
-                headers: head.headers,
-                version: head.version,
-                body: body,
-                remoteAddress: context.channel.remoteAddress
-            )
-            request.pathParameters = [:]
-            self.pending.append(.request(request))
-            self.processNext()
-        default:
-            self.reject(.badRequest, "malformed request")
+        case .body(var chunk):
+            self.machine.receivedBodyPart(&chunk)
+        case .end:
+            self.machine.receivedEnd(remoteAddress: context.channel.remoteAddress)
         }
-    }
-
-    private func begin(head: HTTPRequestHead, context: ChannelHandlerContext) {
-        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > self.configuration.maxBodySize {
-            self.reject(.payloadTooLarge, "request body exceeds \(self.configuration.maxBodySize) bytes")
-            return
-        }
-        if let expect = head.headers.first(name: "expect") {
-            guard expect.lowercased() == "100-continue" else {
-                self.reject(.expectationFailed, "unsupported expectation")
-                return
-            }
-            // RFC 9110 section 10.1.1: only ask for the body when we will read it now.
-            if !self.busy && self.pending.isEmpty {
-                context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
-            }
-        }
-        self.reading = .body(head: head, body: Self.emptyBody)
+        self.settle()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let parserError = error as? HTTPParserError {
             switch parserError {
             case .headerOverflow:
-                self.reject(.requestHeaderFieldsTooLarge, "request head exceeds \(self.configuration.maxHeadSize) bytes")
+                self.machine.reject(.requestHeaderFieldsTooLarge, "request head exceeds \(self.configuration.maxHeadSize) bytes")
             default:
-                self.reject(.badRequest, "malformed request: \(parserError)")
+                self.machine.reject(.badRequest, "malformed request: \(parserError)")
             }
+            self.settle()
             return
         }
         if error is ByteToMessageDecoderError {
-            self.reading = .discarding
+            // The parser stopped after an error already answered: read nothing more.
+            self.machine.reject(.badRequest, "malformed request")
+            self.settle()
             return
         }
         self.logger.debug("connection error", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }
 
-    /// Queues an error answer behind earlier responses and stops reading further requests.
-    private func reject(_ status: HTTPResponseStatus, _ reason: String) {
-        self.reading = .discarding
-        self.pending.append(.reject(status, reason))
-        self.processNext()
-    }
-
     // MARK: Running requests
 
-    private func processNext() {
-        guard let context, !self.busy, !self.upgrading, let next = self.pending.popFirst() else { return }
-        switch next {
-        case .reject(let status, let reason):
-            self.writeFinalError(status, reason, context: context)
-        case .request(let request):
-            self.busy = true
-            self.currentRequestIsUpgrade = request.headers.contains(name: "upgrade")
-            if !request.keepAlive || self.currentRequestIsUpgrade {
-                // After an upgrade request the parser stops, so no further request can follow.
-                self.closeAfterResponse = true
+    /// Brings the connection in line with its state: starts queued work, resumes reading
+    /// when allowed, and arms the deadline the state names.
+    private func settle() {
+        guard let context else { return }
+        if let work = self.machine.nextWork() {
+            switch work {
+            case .finalError(let status, let reason):
+                self.writeFinalError(status, reason, context: context)
+            case .request(let request, _):
+                self.run(request, context: context)
             }
-            self.run(request, context: context)
         }
+        if self.readHeld && self.machine.mayRead {
+            self.readHeld = false
+            context.read()
+        }
+        self.syncInputTimer(context: context)
     }
 
     private func run(_ request: Request, context: ChannelHandlerContext) {
@@ -198,7 +142,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             do {
                 try await handler.serveHTTP(writer, request)
             } catch {
-                logger.error("handler failed", metadata: ["path": "\(request.path)", "error": "\(error)"])
+                logger.error("handler failed", metadata: ["path": "\(LogSafe(request.path))", "error": "\(error)"])
                 if writer.headSent {
                     failed = true
                 } else {
@@ -217,31 +161,24 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     fileprivate func requestFinished(failed: Bool) {
-        guard let context, !self.upgrading else { return }
-        self.busy = false
-        if failed || self.closeAfterResponse {
+        guard let context else { return }
+        if self.machine.responseFinished(failed: failed) {
             context.close(promise: nil)
             return
         }
-        if self.pending.isEmpty {
-            if case .idle = self.reading { self.armTimer(.idle) }
-            self.resumeReading()
-        } else {
-            self.processNext()
-        }
+        self.settle()
     }
 
     /// Nil when the connection is gone (or upgraded): the caller fails the write.
     fileprivate func writeResponse(_ parts: [HTTPServerResponsePart], isHeadRequest: Bool) -> EventLoopFuture<Void>? {
-        guard let context, !self.upgrading else { return nil }
+        guard let context, !self.machine.upgrading else { return nil }
         let promise = context.eventLoop.makePromise(of: Void.self)
         for (index, part) in parts.enumerated() {
             var part = part
             if case .head(var head) = part {
-                if self.closeAfterResponse {
+                let asked = head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
+                if self.machine.responseHeadLeaving(handlerAskedToClose: asked) {
                     head.headers.replaceOrAdd(name: "connection", value: "close")
-                } else if head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "close" }) {
-                    self.closeAfterResponse = true
                 }
                 if !head.headers.contains(name: "date") { head.headers.add(name: "date", value: HTTPDate.now) }
                 part = .head(head)
@@ -253,9 +190,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func writeFinalError(_ status: HTTPResponseStatus, _ reason: String, context: ChannelHandlerContext) {
-        self.cancelTimer()
-        self.closeAfterResponse = true
-        self.busy = true
         let body = context.channel.allocator.buffer(string: reason + "\n")
         let headers: HTTPHeaders = [
             "content-type": "text/plain; charset=utf-8",
@@ -265,6 +199,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         ]
         context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        // Closed once written; a peer that never reads meets the write-stall deadline.
         let channel = context.channel
         context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in
             channel.close(promise: nil)
@@ -274,13 +209,13 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: Upgrades
 
     fileprivate func upgrade(head: HTTPResponseHead, configure: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Void>? {
-        guard let context, !self.upgrading else { return nil }
-        guard self.currentRequestIsUpgrade else {
+        guard let context, !self.machine.upgrading else { return nil }
+        guard self.machine.upgradeStarted() else {
             return context.eventLoop.makeFailedFuture(UpgradeError.notAnUpgradeRequest)
         }
-        self.upgrading = true
-        self.cancelTimer()
+        self.cancelTimers()
         let channel = context.channel
+        let readWasHeld = self.readHeld
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         return context.writeAndFlush(self.wrapOutboundOut(.head(head))).flatMapThrowing {
             bound.value.removeHTTPHandlers()
@@ -289,6 +224,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }.flatMapThrowing {
             // Removing the decoder forwards the bytes it holds to the new protocol's handlers.
             bound.value.removeDecoder(from: channel.pipeline)
+            // Reading was held while the handler decided; the new protocol reads from here on.
+            if readWasHeld { channel.read() }
         }.flatMapErrorThrowing { error in
             channel.close(promise: nil)
             throw error
@@ -316,70 +253,96 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: Flow control and timers
 
     func read(context: ChannelHandlerContext) {
-        // Read ahead at most one request while another is being answered.
-        if self.upgrading || (self.busy && !self.pending.isEmpty) || self.isDiscarding {
+        guard self.machine.mayRead else {
             self.readHeld = true
             return
         }
         context.read()
     }
 
-    private var isDiscarding: Bool {
-        if case .discarding = self.reading { return true }
-        return false
-    }
-
-    private func resumeReading() {
-        guard self.readHeld, let context else { return }
-        self.readHeld = false
-        context.read()
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        self.machine.writabilityChanged(writable)
+        if writable {
+            self.stallTimer?.cancel()
+            self.stallTimer = nil
+        } else if self.stallTimer == nil {
+            self.armStallTimer(context: context, buffered: Self.bufferedBytes(context))
+        }
+        self.settle()
+        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ServerQuiesceEvent {
-            self.closeAfterResponse = true
-            if !self.busy && self.pending.isEmpty {
-                context.close(promise: nil)
-            }
+            if self.machine.quiesce() { context.close(promise: nil) } else { self.settle() }
             return
         }
-        if let event = event as? ChannelEvent, event == .inputClosed, !self.busy {
-            context.close(promise: nil)
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            if self.machine.inputClosed() { context.close(promise: nil) } else { self.settle() }
             return
         }
         context.fireUserInboundEventTriggered(event)
     }
 
-    private func bytesArrived() {
-        if self.timer?.kind == .idle, !self.busy {
-            self.armTimer(.head)
+    private func syncInputTimer(context: ChannelHandlerContext) {
+        let wanted = self.machine.deadline
+        guard wanted != self.inputTimer?.deadline else { return }
+        self.inputTimer?.task.cancel()
+        self.inputTimer = nil
+        guard let wanted else { return }
+        let delay: TimeAmount
+        switch wanted {
+        case .idle: delay = self.configuration.idleTimeout
+        case .head: delay = self.configuration.requestHeadTimeout
+        case .body: delay = self.configuration.requestBodyTimeout
         }
-    }
-
-    private func armTimer(_ kind: TimerKind) {
-        guard let context else { return }
-        self.cancelTimer()
-        let delay = kind == .idle ? self.configuration.idleTimeout : self.configuration.requestHeadTimeout
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let task = context.eventLoop.scheduleTask(in: delay) { bound.value.timerFired(kind) }
-        self.timer = (kind, task)
+        self.inputTimer = (wanted, context.eventLoop.scheduleTask(in: delay) { bound.value.inputDeadlineExpired(wanted) })
     }
 
-    private func cancelTimer() {
-        self.timer?.task.cancel()
-        self.timer = nil
-    }
-
-    private func timerFired(_ kind: TimerKind) {
+    private func inputDeadlineExpired(_ deadline: HTTPConnectionStateMachine.Deadline) {
         guard let context else { return }
-        self.timer = nil
-        switch kind {
-        case .idle:
-            context.close(promise: nil)
-        case .head:
-            self.logger.debug("request head timeout", metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
-            self.reject(.requestTimeout, "request head not received in time")
+        self.inputTimer = nil
+        if deadline != .idle {
+            self.logger.debug("request timeout", metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")", "waiting": "\(deadline)"])
         }
+        switch self.machine.deadlineExpired(deadline) {
+        case .close: context.close(promise: nil)
+        case .none: self.settle()
+        }
+    }
+
+    /// The peer must take some of our output within `writeStallTimeout`, or be closed.
+    private func armStallTimer(context: ChannelHandlerContext, buffered: Int) {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.stallTimer = context.eventLoop.scheduleTask(in: self.configuration.writeStallTimeout) {
+            bound.value.stallTimerFired(bufferedBefore: buffered)
+        }
+    }
+
+    private func stallTimerFired(bufferedBefore: Int) {
+        guard let context else { return }
+        self.stallTimer = nil
+        guard !context.channel.isWritable else { return }
+        let buffered = Self.bufferedBytes(context)
+        if buffered < bufferedBefore {
+            self.armStallTimer(context: context, buffered: buffered)  // slow, but moving
+            return
+        }
+        self.logger.debug("write stalled", metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
+        context.close(promise: nil)
+    }
+
+    private static func bufferedBytes(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+    }
+
+    private func cancelTimers() {
+        self.inputTimer?.task.cancel()
+        self.inputTimer = nil
+        self.stallTimer?.cancel()
+        self.stallTimer = nil
     }
 }
 

@@ -9,6 +9,12 @@ public struct HTTPServerConfiguration: Sendable {
     /// Time a client has to send a complete request head once it has started one; late
     /// gets 408 and the connection closes (slowloris). Default 10 s.
     public var requestHeadTimeout: TimeAmount = .seconds(10)
+    /// Time a client has to send a complete request body once its head is in; late gets 408
+    /// and the connection closes. Default 30 s.
+    public var requestBodyTimeout: TimeAmount = .seconds(30)
+    /// How long a peer may leave our output unread (the socket accepting no bytes at all)
+    /// before the connection closes. Reading stops meanwhile. Default 30 s.
+    public var writeStallTimeout: TimeAmount = .seconds(30)
     /// An idle keep-alive connection (no request started) is closed after this. Default 60 s.
     public var idleTimeout: TimeAmount = .seconds(60)
     /// How long graceful shutdown lets in-flight requests finish before closing. Default 10 s.
