@@ -143,7 +143,7 @@ import NIOCore
             try channel.pipeline.syncOperations.addHandler(WebSocketChannelHandler(connection: connection, events: WebSocketEvents(), settings: settings))
             let session = Live.Session(id: .custom("s\(index)"), value: nil, request: request, connection: connection, core: self.core)
             self.core.register(session)
-            session.subscribe(self.topic)
+            _ = session.subscribe(self.topic)
             self.channels.append(channel)
         }
     }

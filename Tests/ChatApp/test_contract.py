@@ -64,9 +64,10 @@ def test_auth_refusals_are_401_before_the_upgrade(chat):
     upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
     status, body = status_of(chat, "/ws", upgrade)
-    assert (status, body.strip()) == (401, "unauthorized: missing token")
+    # A fixed reason: the application's error text (it can carry internals) is only logged.
+    assert (status, body.strip()) == (401, "unauthorized")
     status, body = status_of(chat, "/ws?token=" + "x" * 33, upgrade)
-    assert (status, body.strip()) == (401, "unauthorized: invalid token")
+    assert (status, body.strip()) == (401, "unauthorized")
     status, _ = status_of(chat, "/ws?token=bad%20name", upgrade)
     assert status == 401
 

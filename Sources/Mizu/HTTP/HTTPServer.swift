@@ -39,6 +39,9 @@ public final class HTTPServer: Sendable {
             .serverChannelOption(.backlog, value: self.configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // The kernel probes idle peers, so a vanished one is eventually noticed even by a
+            // connection that never writes.
+            .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             // Every connection keeps its receive buffer for reuse, idle or not; start it small
             // (a request head fits) and let busy connections grow it.

@@ -19,6 +19,10 @@ public enum Live {
         case heartbeatTimeout
         /// The server shut down (closed with 1001).
         case serverShutdown
+        /// The client left the server's output unread for longer than the write-stall timeout.
+        case writeTimeout
+        /// A subscribe past ``Options/maxTopicsPerSession`` was refused (the session stays open).
+        case tooManySubscriptions
         /// The TCP connection ended without a close handshake.
         case connectionLost
 
@@ -31,6 +35,8 @@ public enum Live {
             case .closedByPeer(let code, let reason): return "closed by client with \(code)\(reason.isEmpty ? "" : ": " + reason)"
             case .heartbeatTimeout: return "heartbeat timeout"
             case .serverShutdown: return "server shutdown"
+            case .writeTimeout: return "write timeout"
+            case .tooManySubscriptions: return "too many subscriptions"
             case .connectionLost: return "connection lost"
             }
         }
@@ -46,6 +52,7 @@ public enum Live {
             case .heartbeatTimeout: return .heartbeatTimeout
             case .sendQueueFull: return .queueFull
             case .serverShutdown: return .serverShutdown
+            case .writeTimeout: return .writeTimeout
             case .connectionLost: return .connectionLost
             }
         }

@@ -20,7 +20,9 @@ struct LiveHTTPHandler: HTTPHandler {
             do {
                 value = try await onAuth(context, request)
             } catch {
-                try await Self.refuse(writer, .unauthorized, "unauthorized: \(error)")
+                // The application's error can carry internals: it is logged, never sent.
+                self.core.logger.info("onAuth refused a connection", metadata: ["error": "\(LogSafe("\(error)"))"])
+                try await Self.refuse(writer, .unauthorized, "unauthorized")
                 return
             }
         }
@@ -43,6 +45,7 @@ struct LiveHTTPHandler: HTTPHandler {
     /// nothing once the connection is open (an idle session is mostly what it stores).
     private static func kept(_ request: Request) -> Request {
         var kept = request
+        kept.body = ByteBuffer()
         // A fresh array of exactly the remaining headers: removing in place keeps the capacity.
         kept.headers = HTTPHeaders(request.headers.filter { !Self.handshakeHeaders.contains($0.name.lowercased()) })
         return kept

@@ -18,9 +18,11 @@ extension Live {
         /// Called instead of the default answer (`{"topic":"error","data":"bad message"}`)
         /// when a client frame is not a valid envelope.
         public var onBadMessage: (@Sendable (Session, Data) async -> Void)?
-        /// Per-session send buffer, in messages; when full the session is closed. Default 256.
+        /// Per-session send buffer, in messages; when full the session is closed. Default 256
+        /// (also for zero or less, as in Go).
         public var queueSize: Int = 256
-        /// Largest client message in bytes (inflated size too); larger closes with 1009. Default 4 MiB.
+        /// Largest client message in bytes (inflated size too); larger closes with 1009.
+        /// Default 4 MiB (also for zero or less, as in Go).
         public var readLimit: Int = 4 * 1024 * 1024
         /// Allowed `Origin` values besides the server's own origin (`"*"` allows all). A request
         /// without an Origin header is not a browser's and is not refused for it.
@@ -31,8 +33,16 @@ extension Live {
         public var idGenerator: (@Sendable () -> String)?
         /// Offer permessage-deflate (RFC 7692). Default true.
         public var compression: Bool = true
-        /// Ping clients this often and close those that stop answering. Default nil (off).
-        public var heartbeatInterval: TimeAmount?
+        /// Ping clients this often; a client that sends nothing (no pong, no message) for this
+        /// long after a ping is closed (``Live/Error/heartbeatTimeout``), so dead peers leave.
+        /// Default 25 s; nil turns heartbeats off.
+        public var heartbeatInterval: TimeAmount? = .seconds(25)
+        /// Most topics one session may be subscribed to; a subscribe past it is refused and the
+        /// client is sent `{"topic":"error","data":"too many subscriptions"}`. Default 1,024.
+        public var maxTopicsPerSession: Int = 1024
+        /// How long a client may leave the server's output unread (its socket accepting no
+        /// bytes) before it is dropped (``Live/Error/writeTimeout``). Default 30 s.
+        public var writeStallTimeout: TimeAmount = .seconds(30)
         /// Called when a session opens, before any of its messages (beyond the seed: a place
         /// for presence and welcome messages).
         public var onOpen: (@Sendable (Context, Session) async -> Void)?

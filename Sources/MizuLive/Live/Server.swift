@@ -24,6 +24,7 @@ extension Live {
         /// Sends `data` (raw JSON) on `topic` to every subscribed session. Never blocks: the
         /// frame is encoded once and handed to each subscriber's event loop in one hop.
         public func publish(_ topic: String, _ data: Data) {
+            guard !topic.isEmpty else { return }
             self.core.publish(topic, data)
         }
 
@@ -32,13 +33,18 @@ extension Live {
             self.core.publish(topic, try JSONEncoder().encode(value))
         }
 
-        /// Subscribes `session` to `topic`; idempotent, and a no-op for a closed session.
-        public func subscribe(_ session: Session, _ topic: String) {
-            session.subscribe(topic)
+        /// Subscribes `session` to `topic`; idempotent. An empty topic is a no-op (as in Go).
+        /// Returns false when refused: the session is closed, or at
+        /// ``Options/maxTopicsPerSession`` (the client is sent `{"topic":"error","data":"too many subscriptions"}`).
+        @discardableResult
+        public func subscribe(_ session: Session, _ topic: String) -> Bool {
+            guard !topic.isEmpty else { return false }
+            return session.subscribe(topic)
         }
 
-        /// Removes `session` from `topic`; idempotent.
+        /// Removes `session` from `topic`; idempotent. An empty topic is a no-op.
         public func unsubscribe(_ session: Session, _ topic: String) {
+            guard !topic.isEmpty else { return }
             session.unsubscribe(topic)
         }
 
@@ -90,9 +96,10 @@ final class ServerCore: Sendable {
 
     private static func webSocketConfiguration(_ options: Live.Options, compression: PerMessageDeflateConfiguration) -> WebSocketConfiguration {
         var configuration = WebSocketConfiguration()
-        configuration.maxMessageSize = options.readLimit
+        configuration.maxMessageSize = options.readLimit > 0 ? options.readLimit : 4 * 1024 * 1024
         configuration.compression = options.compression ? compression : nil
-        configuration.maxQueuedMessages = max(1, options.queueSize)
+        configuration.maxQueuedMessages = options.queueSize > 0 ? options.queueSize : 256
+        configuration.writeStallTimeout = options.writeStallTimeout
         configuration.pingInterval = options.heartbeatInterval
         configuration.writeDelay = options.writeDelay
         if let interval = options.heartbeatInterval { configuration.pongTimeout = interval }
@@ -122,12 +129,15 @@ final class ServerCore: Sendable {
         Live.Message.encode(topic: topic, data: data, into: &payload)
         let allocator = ByteBufferAllocator()
         let plain = FrameWriter.frame(opcode: .text, payload: payload, allocator: allocator)
-        var compressed: ByteBuffer?
-        if snapshot.hasSharedCompression, payload.readableBytes >= self.compression.minimumCompressionSize,
-            let deflated = DeflaterCache.current.compress(payload, windowBits: 15, configuration: self.compression, allocator: allocator)
-        {
-            // Compressed once for every subscriber that negotiated server_no_context_takeover.
-            compressed = FrameWriter.frame(opcode: .text, rsv1: true, payload: deflated, allocator: allocator)
+        var compressed: [ByteBuffer?] = []
+        if !snapshot.sharedWindows.isEmpty, payload.readableBytes >= self.compression.minimumCompressionSize {
+            compressed = Array(repeating: nil, count: 16)
+            // Compressed once per window size in use, for every subscriber without context takeover.
+            for bits in snapshot.sharedWindows {
+                if let deflated = DeflaterCache.current.compress(payload, windowBits: bits, configuration: self.compression, allocator: allocator) {
+                    compressed[bits] = FrameWriter.frame(opcode: .text, rsv1: true, payload: deflated, allocator: allocator)
+                }
+            }
         }
         let frames = Live.BroadcastFrames(
             payload: payload, plain: plain, compressed: compressed, compressionThreshold: self.compression.minimumCompressionSize)

@@ -35,8 +35,15 @@ extension Live {
 
         enum BroadcastEncoding {
             case plain
-            case sharedCompressed
+            /// No context takeover: one frame per publish and window size serves every such subscriber.
+            case sharedCompressed(windowBits: Int)
+            /// Context takeover: the connection's own compression stream.
             case ownCompression
+
+            var sharedWindow: Int? {
+                if case .sharedCompressed(let bits) = self { return bits }
+                return nil
+            }
         }
 
         /// Unread messages past this pause reading from the socket; below half, it resumes.
@@ -53,7 +60,7 @@ extension Live {
             self.connection = connection
             self.core = core
             if let deflate = connection.deflate, deflate.serverCompresses {
-                self.broadcastEncoding = deflate.serverNoContextTakeover && deflate.serverMaxWindowBits == 15 ? .sharedCompressed : .ownCompression
+                self.broadcastEncoding = deflate.serverNoContextTakeover ? .sharedCompressed(windowBits: deflate.serverMaxWindowBits) : .ownCompression
             } else {
                 self.broadcastEncoding = .plain
             }
@@ -111,11 +118,23 @@ extension Live {
 
         // MARK: Subscriptions (the session lock is taken before the registry's)
 
-        func subscribe(_ topic: String) {
-            self.state.withLockedValue { state in
-                guard !state.closed, state.topics.insert(topic).inserted else { return }
+        /// False when refused: the session is closed, or already has as many topics as
+        /// ``Live/Options/maxTopicsPerSession`` allows (the client is then told so).
+        func subscribe(_ topic: String) -> Bool {
+            let limit = self.core.options.maxTopicsPerSession
+            let outcome: Bool? = self.state.withLockedValue { state in
+                guard !state.closed else { return false }
+                guard !state.topics.contains(topic) else { return true }
+                guard state.topics.count < limit else { return nil }
+                state.topics.insert(topic)
                 self.core.registry.add(self, to: topic)
+                return true
             }
+            guard let outcome else {
+                try? self.send(Message(topic: "error", data: Data(#""too many subscriptions""#.utf8)))
+                return false
+            }
+            return outcome
         }
 
         func unsubscribe(_ topic: String) {
@@ -143,8 +162,8 @@ extension Live {
         /// Writes one broadcast frame; the fan-out path, no allocation per subscriber.
         func deliver(_ frames: BroadcastFrames) {
             switch self.broadcastEncoding {
-            case .sharedCompressed where frames.compressed != nil:
-                _ = self.connection.writePreparedFrame(frames.compressed!)
+            case .sharedCompressed(let bits) where frames.compressed(windowBits: bits) != nil:
+                _ = self.connection.writePreparedFrame(frames.compressed(windowBits: bits)!)
             case .ownCompression where frames.payload.readableBytes >= frames.compressionThreshold:
                 self.connection.handler.value?.send(WebSocketMessage(opcode: .text, data: frames.payload))
             default:
@@ -201,7 +220,13 @@ extension Live {
     struct BroadcastFrames {
         let payload: ByteBuffer
         let plain: ByteBuffer
-        let compressed: ByteBuffer?
+        /// Indexed by window bits (9...15), or empty: nothing compressed for this publish.
+        let compressed: [ByteBuffer?]
         let compressionThreshold: Int
+
+        /// The frame compressed with a `windowBits` window, if this publish has one.
+        func compressed(windowBits: Int) -> ByteBuffer? {
+            windowBits < self.compressed.count ? self.compressed[windowBits] : nil
+        }
     }
 }

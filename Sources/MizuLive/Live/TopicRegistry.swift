@@ -11,19 +11,21 @@ final class TopicRegistry: Sendable {
         let eventLoop: any EventLoop
         var sessions: [Live.Session] = []
         var indices: [ObjectIdentifier: Int] = [:]
-        var compressed = 0
     }
 
     struct Topic {
         var buckets: [ObjectIdentifier: Bucket] = [:]
         var count = 0
-        var compressed = 0
+        /// Subscribers per deflate window size (bits 9...15) among those that share one
+        /// compressed frame per publish; empty when none compress.
+        var sharedWindows: [Int: Int] = [:]
     }
 
-    /// What a publish needs: per loop, the sessions to write to.
+    /// What a publish needs: per loop, the sessions to write to, and the window sizes to
+    /// compress for (each once per publish, whatever the number of subscribers).
     struct Snapshot {
         var buckets: [(any EventLoop, [Live.Session])]
-        var hasSharedCompression: Bool
+        var sharedWindows: [Int]
     }
 
     private let shards: [NIOLockedValueBox<[String: Topic]>] = (0..<16).map { _ in NIOLockedValueBox([:]) }
@@ -43,17 +45,19 @@ final class TopicRegistry: Sendable {
 
     func add(_ session: Live.Session, to topic: String) {
         let loop = session.connection.eventLoop
-        let sharesCompression = session.broadcastEncoding == .sharedCompressed ? 1 : 0
+        let window = session.broadcastEncoding.sharedWindow
         self.shard(topic).withLockedValue { topics in
-            let isNew = topics[topic] == nil
-            var entry = topics[topic] ?? Topic()
+            // Taken out of the dictionary, so the appends below mutate uniquely held storage
+            // (a copy left in the dictionary would make every add O(subscribers)).
+            let existing = topics.removeValue(forKey: topic)
+            let isNew = existing == nil
+            var entry = existing ?? Topic()
             var bucket = entry.buckets.removeValue(forKey: ObjectIdentifier(loop)) ?? Bucket(eventLoop: loop)
             bucket.indices[ObjectIdentifier(session)] = bucket.sessions.count
             bucket.sessions.append(session)
-            bucket.compressed += sharesCompression
             entry.buckets[ObjectIdentifier(loop)] = bucket
             entry.count += 1
-            entry.compressed += sharesCompression
+            if let window { entry.sharedWindows[window, default: 0] += 1 }
             topics[topic] = entry
             if isNew { self.broker?.subscribe(topic) }
         }
@@ -61,7 +65,7 @@ final class TopicRegistry: Sendable {
 
     func remove(_ session: Live.Session, from topic: String) {
         let loopID = ObjectIdentifier(session.connection.eventLoop)
-        let sharesCompression = session.broadcastEncoding == .sharedCompressed ? 1 : 0
+        let window = session.broadcastEncoding.sharedWindow
         self.shard(topic).withLockedValue { topics in
             guard var entry = topics.removeValue(forKey: topic) else { return }
             if var bucket = entry.buckets.removeValue(forKey: loopID),
@@ -72,9 +76,11 @@ final class TopicRegistry: Sendable {
                     bucket.sessions[index] = last
                     bucket.indices[ObjectIdentifier(last)] = index
                 }
-                bucket.compressed -= sharesCompression
                 entry.count -= 1
-                entry.compressed -= sharesCompression
+                if let window {
+                    let left = entry.sharedWindows[window, default: 1] - 1
+                    entry.sharedWindows[window] = left > 0 ? left : nil
+                }
                 if !bucket.sessions.isEmpty { entry.buckets[loopID] = bucket }
             }
             // An empty topic leaves nothing behind.
@@ -89,7 +95,7 @@ final class TopicRegistry: Sendable {
     func snapshot(_ topic: String) -> Snapshot? {
         self.shard(topic).withLockedValue { topics in
             guard let entry = topics[topic] else { return nil }
-            return Snapshot(buckets: entry.buckets.values.map { ($0.eventLoop, $0.sessions) }, hasSharedCompression: entry.compressed > 0)
+            return Snapshot(buckets: entry.buckets.values.map { ($0.eventLoop, $0.sessions) }, sharedWindows: Array(entry.sharedWindows.keys))
         }
     }
 

@@ -4,18 +4,10 @@ import NIOCore
 /// The protocol engine of one connection after the upgrade: frames in, messages out, the
 /// close handshake, heartbeats, compression and the bounded send queue. Runs on the
 /// connection's event loop only.
-final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-
-    private enum State {
-        case open
-        /// We sent a close frame and wait for the peer's.
-        case closeSent
-        /// The close handshake is over (or failed); only the TCP close remains.
-        case closing
-        case closed
-    }
 
     let connection: WebSocketConnection
     private let events: WebSocketEvents
@@ -25,13 +17,17 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
     private var parser: FrameParser
     private var assembler: MessageAssembler
     private var context: ChannelHandlerContext?
-    private var state = State.open
-    private var reason: WebSocketCloseReason?
+    private var machine = WebSocketConnectionStateMachine()
     private var cumulation: ByteBuffer?
     private var needsFlush = false
     private var unflushed = 0
+    private var readHeld = false
+    /// RFC 6455 section 5.5.3: only the latest ping of a read needs its pong, so a ping
+    /// flood costs one pong per read, not one per ping.
+    private var pendingPong: ByteBuffer?
     private var ownDeflater: Deflater?
     private var closeTimer: Scheduled<Void>?
+    private var stallTimer: Scheduled<Void>?
     private var pingTask: RepeatedTask?
     private var pongDeadline: Scheduled<Void>?
 
@@ -52,6 +48,7 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
                 bound.value.heartbeat()
             }
         }
+        if !context.channel.isWritable { self.channelWritabilityChanged(context: context) }
         self.events.onOpen(self.connection)
     }
 
@@ -63,58 +60,58 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard self.state == .open || self.state == .closeSent else { return }
+        guard self.machine.receives else { return }
         var buffer = self.unwrapInboundIn(data)
         if var pending = self.cumulation {
             self.cumulation = nil
             pending.writeBuffer(&buffer)
             buffer = pending
         }
+        // Any frame is a sign of life.
         self.pongDeadline?.cancel()
         self.pongDeadline = nil
         do {
-            while self.state == .open || self.state == .closeSent, let frame = try self.parser.next(&buffer) {
+            while self.machine.receives, let frame = try self.parser.next(&buffer) {
                 let action = try self.assembler.receive(frame, allocator: context.channel.allocator)
-                self.perform(action, context: context)
+                self.perform(action)
             }
-        } catch {
-            self.fail(error)
+        } catch let violation {
+            self.carryOut(self.machine.protocolViolation(code: violation.closeCode, reason: violation.reason))
             return
         }
-        if buffer.readableBytes > 0 {
+        if buffer.readableBytes > 0, self.machine.receives {
             buffer.discardReadBytes()
             self.cumulation = buffer
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        if let pong = self.pendingPong {
+            self.pendingPong = nil
+            self.sendControl(.pong, pong)
+        }
         if self.needsFlush { self.flushNow() }
         context.fireChannelReadComplete()
     }
 
-    private func perform(_ action: MessageAssembler.Action, context: ChannelHandlerContext) {
+    private func perform(_ action: MessageAssembler.Action) {
         switch action {
         case .none, .pong:
             break
         case .message(let message):
-            if self.state == .open { self.events.onMessage(self.connection, message) }
+            if self.machine.sends { self.events.onMessage(self.connection, message) }
         case .ping(let payload):
-            if self.state == .open { self.sendControl(.pong, payload) }
+            if self.machine.sends { self.pendingPong = payload }
         case .close(let code, let text):
-            if self.state == .open {
-                // RFC 6455 section 5.5.1: answer with a close frame (echoing the code), then close TCP.
-                self.reason = .peerClosed(code: code, reason: text)
-                self.writeCloseAndShutdown(code: code, reason: "")
-            } else {
-                self.closeChannel()
-            }
+            self.pendingPong = nil
+            self.carryOut(self.machine.peerSentClose(code: code, reason: text))
         }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             // The peer sent EOF: whatever state we were in, nothing more can arrive.
-            self.closeChannel()
+            self.carryOut(self.machine.abort(nil))
             return
         }
         if event is ServerQuiesceEvent {
@@ -130,14 +127,74 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        self.closeChannel()
+        self.carryOut(self.machine.abort(nil))
+    }
+
+    // MARK: Flow control
+
+    func read(context: ChannelHandlerContext) {
+        guard self.machine.mayRead else {
+            self.readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    private func resumeReadingIfAllowed() {
+        guard self.readHeld, self.machine.mayRead, let context else { return }
+        self.readHeld = false
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        self.machine.writabilityChanged(writable)
+        if writable {
+            self.stallTimer?.cancel()
+            self.stallTimer = nil
+            self.resumeReadingIfAllowed()
+        } else if self.stallTimer == nil {
+            self.armStallTimer(buffered: Self.bufferedBytes(context))
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Stops or restarts reading from the socket (the application is behind on messages).
+    func setReading(_ enabled: Bool) {
+        self.machine.applicationReading(enabled)
+        if enabled { self.resumeReadingIfAllowed() }
+    }
+
+    /// The peer must take some of our output within `writeStallTimeout`, or be dropped.
+    private func armStallTimer(buffered: Int) {
+        guard let context else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.stallTimer = context.eventLoop.scheduleTask(in: self.configuration.writeStallTimeout) {
+            bound.value.stallTimerFired(bufferedBefore: buffered)
+        }
+    }
+
+    private func stallTimerFired(bufferedBefore: Int) {
+        guard let context else { return }
+        self.stallTimer = nil
+        guard !context.channel.isWritable else { return }
+        let buffered = Self.bufferedBytes(context)
+        if buffered < bufferedBefore {
+            self.armStallTimer(buffered: buffered)  // slow, but moving
+        } else {
+            self.carryOut(self.machine.abort(.writeTimeout))
+        }
+    }
+
+    private static func bufferedBytes(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
     }
 
     // MARK: Outbound
 
     /// Encodes and sends one data message; `reserved` as for ``enqueue(_:reserved:)``.
     func send(_ message: WebSocketMessage, reserved: Bool = false) {
-        guard self.state == .open, let context else {
+        guard self.machine.sends, let context else {
             if reserved { self.connection.releaseSendSlots(1) }
             return
         }
@@ -165,7 +222,7 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func sendControl(_ opcode: WebSocketOpcode, _ payload: ByteBuffer) {
-        guard self.state == .open, let context else { return }
+        guard self.machine.sends, let context else { return }
         context.write(self.wrapOutboundOut(FrameWriter.frame(opcode: opcode, payload: payload, allocator: context.channel.allocator)), promise: nil)
         self.scheduleFlush()
     }
@@ -173,7 +230,7 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
     /// Queues an encoded data frame; false when the connection no longer sends. `reserved`
     /// says the caller already took its place in the send queue (and on false it is given back).
     func enqueue(_ frame: ByteBuffer, reserved: Bool) -> Bool {
-        guard self.state == .open, let context else {
+        guard self.machine.sends, let context else {
             if reserved { self.connection.releaseSendSlots(1) }
             return false
         }
@@ -187,20 +244,6 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
         context.write(self.wrapOutboundOut(frame), promise: nil)
         self.scheduleFlush()
         return true
-    }
-
-    /// Stops or restarts reading from the socket (the application is behind on messages).
-    func setReading(_ enabled: Bool) {
-        guard let context, self.state == .open || self.state == .closeSent else { return }
-        context.channel.setOption(.autoRead, value: enabled).whenFailure { _ in }
-        if enabled { context.read() }
-    }
-
-    /// A slow consumer: its queue is full. A close frame would wait behind that queue, so
-    /// the TCP connection is closed at once.
-    func overflow() {
-        self.reason = self.reason ?? .sendQueueFull
-        self.closeChannel()
     }
 
     private func scheduleFlush() {
@@ -239,66 +282,64 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
 
     /// Starts the close handshake with `code`; `reason` is what onClose will report.
     func close(code: UInt16, reason text: String, as reason: WebSocketCloseReason) {
-        guard self.state == .open, let context else { return }
-        self.reason = self.reason ?? reason
-        self.state = .closeSent
-        let payload = FrameWriter.closePayload(code: code, reason: text, allocator: context.channel.allocator)
-        context.write(self.wrapOutboundOut(FrameWriter.frame(opcode: .close, payload: payload, allocator: context.channel.allocator)), promise: nil)
-        self.needsFlush = true
-        self.flushNow()
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.closeTimer = context.eventLoop.scheduleTask(in: self.configuration.closeTimeout) { bound.value.closeChannel() }
+        self.carryOut(self.machine.closeRequested(code: code, reason: text, as: reason))
     }
 
-    private func fail(_ error: any Error) {
-        let protocolError = error as? WebSocketProtocolError ?? .protocolError("\(error)")
-        self.reason = self.reason ?? .protocolViolation(code: protocolError.closeCode, reason: protocolError.reason)
-        if self.state == .open {
-            self.writeCloseAndShutdown(code: protocolError.closeCode, reason: protocolError.reason)
-        } else {
-            self.closeChannel()
+    /// A slow consumer: its queue is full. A close frame would wait behind that queue, so
+    /// the TCP connection is closed at once.
+    func overflow() {
+        self.carryOut(self.machine.abort(.sendQueueFull))
+    }
+
+    private func carryOut(_ action: WebSocketConnectionStateMachine.CloseAction) {
+        guard let context else { return }
+        switch action {
+        case .none:
+            return
+        case .closeTCP:
+            self.cumulation = nil
+            context.close(promise: nil)
+        case .sendClose(let code, let text, let thenCloseTCP):
+            let allocator = context.channel.allocator
+            let frame = FrameWriter.frame(opcode: .close, payload: FrameWriter.closePayload(code: code, reason: text, allocator: allocator), allocator: allocator)
+            self.needsFlush = false
+            if thenCloseTCP {
+                self.cumulation = nil
+                let channel = context.channel
+                context.writeAndFlush(self.wrapOutboundOut(frame)).whenComplete { _ in channel.close(promise: nil) }
+            } else {
+                context.write(self.wrapOutboundOut(frame), promise: nil)
+                self.needsFlush = true
+                self.flushNow()
+            }
+            // Every close we start ends within closeTimeout, even if the peer never reads
+            // (the close frame is never written) or never answers.
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            self.closeTimer = context.eventLoop.scheduleTask(in: self.configuration.closeTimeout) {
+                bound.value.carryOut(bound.value.machine.abort(nil))
+            }
         }
     }
 
-    /// Sends a close frame and closes TCP once it is written (the server closes first,
-    /// RFC 6455 section 7.1.1).
-    private func writeCloseAndShutdown(code: UInt16?, reason text: String) {
-        guard let context else { return }
-        self.state = .closing
-        self.cumulation = nil
-        let payload = FrameWriter.closePayload(code: code, reason: text, allocator: context.channel.allocator)
-        let channel = context.channel
-        self.needsFlush = false
-        context.writeAndFlush(self.wrapOutboundOut(FrameWriter.frame(opcode: .close, payload: payload, allocator: channel.allocator)))
-            .whenComplete { _ in channel.close(promise: nil) }
-    }
-
-    private func closeChannel() {
-        guard self.state != .closed, let context else { return }
-        self.state = .closing
-        context.close(promise: nil)
-    }
-
     private func heartbeat() {
-        guard self.state == .open, let context, self.pongDeadline == nil else { return }
+        guard self.machine.sends, let context, self.pongDeadline == nil else { return }
         self.sendControl(.ping, context.channel.allocator.buffer(capacity: 0))
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         self.pongDeadline = context.eventLoop.scheduleTask(in: self.configuration.pongTimeout) {
-            bound.value.reason = bound.value.reason ?? .heartbeatTimeout
-            bound.value.closeChannel()
+            bound.value.carryOut(bound.value.machine.abort(.heartbeatTimeout))
         }
     }
 
     /// Reports the end exactly once.
     private func finish() {
-        guard self.state != .closed else { return }
-        self.state = .closed
+        guard let reason = self.machine.channelClosed() else { return }
         self.cumulation = nil
+        self.pendingPong = nil
         self.closeTimer?.cancel()
+        self.stallTimer?.cancel()
         self.pingTask?.cancel()
         self.pongDeadline?.cancel()
         self.ownDeflater = nil
-        let reason = self.reason ?? .connectionLost
         self.connection.handler.value = nil
         self.events.onClose(self.connection, reason)
         self.connection.didClose(reason)

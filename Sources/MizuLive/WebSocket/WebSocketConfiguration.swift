@@ -13,7 +13,12 @@ public struct WebSocketConfiguration: Sendable {
     public var pingInterval: TimeAmount?
     /// After a ping, a peer that sends nothing for this long is closed as dead. Default 10 s.
     public var pongTimeout: TimeAmount = .seconds(10)
-    /// How long a server-initiated close waits for the peer's close frame. Default 5 s.
+    /// How long a peer may leave our output unread (the socket accepting no bytes at all)
+    /// before the connection is dropped (``WebSocketCloseReason/writeTimeout``). Reading
+    /// stops meanwhile. Default 30 s.
+    public var writeStallTimeout: TimeAmount = .seconds(30)
+    /// How long any close we start (a handshake, or the close frame after an error) may take
+    /// before the TCP connection is closed anyway. Default 5 s.
     public var closeTimeout: TimeAmount = .seconds(5)
     /// Messages accepted for sending but not yet written to the socket; past this the
     /// connection is closed as a slow consumer. nil (the default) is unbounded.

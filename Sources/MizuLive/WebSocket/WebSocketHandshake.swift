@@ -58,6 +58,13 @@ public struct WebSocketHandshake: Sendable {
         guard tokens("connection").contains("upgrade") else {
             throw WebSocketHandshakeError(status: .badRequest, reason: "Connection header must contain upgrade", headers: [])
         }
+        // A handshake has no content; one that carries some is not a handshake, and its body
+        // must not be held for the life of the connection.
+        if request.body.readableBytes > 0 || headers.contains(name: "transfer-encoding")
+            || headers.first(name: "content-length").map({ $0.trimmingCharacters(in: .whitespaces) != "0" }) == true
+        {
+            throw WebSocketHandshakeError(status: .badRequest, reason: "a WebSocket handshake carries no body", headers: [])
+        }
         let versions = headers["sec-websocket-version"]
         guard versions.count == 1, versions[0].trimmingCharacters(in: .whitespaces) == "13" else {
             throw WebSocketHandshakeError(

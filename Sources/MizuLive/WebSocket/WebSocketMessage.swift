@@ -41,6 +41,8 @@ public enum WebSocketCloseReason: Sendable, Equatable, CustomStringConvertible {
     case sendQueueFull
     /// The server is shutting down (close code 1001).
     case serverShutdown
+    /// The peer left our output unread for longer than the write-stall timeout.
+    case writeTimeout
     /// The TCP connection ended without a close handshake.
     case connectionLost
 
@@ -62,6 +64,7 @@ public enum WebSocketCloseReason: Sendable, Equatable, CustomStringConvertible {
         case .heartbeatTimeout: return "heartbeat timeout"
         case .sendQueueFull: return "send queue full"
         case .serverShutdown: return "server shutdown"
+        case .writeTimeout: return "write timeout"
         case .connectionLost: return "connection lost"
         }
     }
