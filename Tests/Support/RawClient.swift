@@ -86,6 +86,12 @@ public final class RawClient: Sendable {
         try await self.channel.setOption(.autoRead, value: false).get()
     }
 
+    /// Reads from the socket again after ``stopReading()``.
+    public func startReading() async throws {
+        try await self.channel.setOption(.autoRead, value: true).get()
+        self.channel.read()
+    }
+
     /// Closes the connection.
     public func close() async {
         try? await self.channel.close()

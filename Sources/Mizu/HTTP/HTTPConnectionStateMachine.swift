@@ -151,9 +151,12 @@ struct HTTPConnectionStateMachine {
         if hosts > 1 || (hosts == 0 && (head.version.major, head.version.minor) >= (1, 1)) {
             return (.badRequest, hosts > 1 ? "more than one Host header" : "missing Host header")
         }
-        // RFC 9112 section 6.1: chunked is the only transfer coding this server understands.
-        for coding in head.headers[canonicalForm: "transfer-encoding"] where coding.lowercased() != "chunked" {
-            return (.notImplemented, "unsupported transfer coding")
+        let codings = head.headers[canonicalForm: "transfer-encoding"].map { $0.lowercased() }
+        if let final = codings.last {
+            // RFC 9112 section 6.3: a request whose final coding is not chunked has no knowable length.
+            guard final == "chunked" else { return (.badRequest, "chunked must be the final transfer coding") }
+            // RFC 9112 section 6.1: chunked is the only transfer coding this server understands.
+            if codings.count > 1 { return (.notImplemented, "unsupported transfer coding") }
         }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBodySize {
             return (.payloadTooLarge, "request body exceeds \(maxBodySize) bytes")

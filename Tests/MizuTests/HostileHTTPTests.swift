@@ -1,0 +1,170 @@
+import Mizu
+import MizuTestSupport
+import NIOCore
+import Testing
+
+/// One unauthenticated client at a time, as an attacker would: each test is a row of the
+/// README's limits table. Memory is bounded when the bytes a flood gets through stay small
+/// (see ``HostilePeer``); a state is bounded when the connection closes within its deadline.
+@Suite struct HostileHTTPTests {
+    /// Past this, the server was still reading (the kernel buffers alone hold far less).
+    static let floodBound = 24 * 1024 * 1024
+    /// What a flood may try to push: far beyond any socket buffer.
+    static let floodLimit = 512 * 1024 * 1024
+
+    private func app(_ configure: (inout HTTPServerConfiguration) -> Void = { _ in }) -> App {
+        var configuration = HTTPServerConfiguration()
+        configure(&configuration)
+        let app = App(configuration: configuration)
+        app.get("/fast") { c in try await c.text(.ok, "fast") }
+        app.get("/big") { c in try await c.text(.ok, String(repeating: "x", count: 256 * 1024)) }
+        app.post("/echo") { c in try await c.text(.ok, c.request.bodyString) }
+        return app
+    }
+
+    /// Runs `attack` on its own thread while `check` (a well-behaved client) runs here.
+    private func during(_ attack: @escaping @Sendable () -> HostilePeer.Flood, _ check: () async throws -> Void) async throws -> HostilePeer.Flood {
+        let flood = Task.detached { attack() }
+        try await Task.sleep(nanoseconds: 200_000_000)
+        try await check()
+        return await flood.value
+    }
+
+    private func expectFastAnswer(port: Int) async throws {
+        let client = try await RawClient.connect(port: port)
+        try await client.send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try await client.readResponse(timeout: .seconds(2)).text == "fast")
+        await client.close()
+    }
+
+    @Test func bytesAfterCONNECTAreNotRead() async throws {
+        try await withServer(self.app()) { (port: Int) async throws in
+            let peer = try HostilePeer(port: port)
+            #expect(peer.send("CONNECT example.com:22 HTTP/1.1\r\nHost: example.com:22\r\n\r\n"))
+            let flood = try await self.during({ peer.flood(Array(repeating: 0x41, count: 65536), for: .milliseconds(1500), limit: Self.floodLimit) }) {
+                try await self.expectFastAnswer(port: port)
+            }
+            #expect(flood.written < Self.floodBound, "the server kept reading after CONNECT: \(flood)")
+            #expect(peer.waitForClose(timeout: .seconds(5)) != nil)
+        }
+    }
+
+    @Test func bytesAfterAnUpgradeThatIsRefusedAreNotRead() async throws {
+        try await withServer(self.app()) { (port: Int) async throws in
+            let peer = try HostilePeer(port: port)
+            #expect(peer.send("GET /fast HTTP/1.1\r\nHost: x\r\nUpgrade: something\r\nConnection: upgrade\r\n\r\n"))
+            let flood = peer.flood(Array(repeating: 0x41, count: 65536), for: .milliseconds(1500), limit: Self.floodLimit)
+            #expect(flood.written < Self.floodBound, "\(flood)")
+            #expect(peer.waitForClose(timeout: .seconds(5)) != nil)
+        }
+    }
+
+    @Test func aBodyThatNeverComesMeetsItsDeadline() async throws {
+        try await withServer(self.app { $0.requestBodyTimeout = .milliseconds(300) }) { (port: Int) async throws in
+            let peer = try HostilePeer(port: port, receiveBuffer: 65536)
+            #expect(peer.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789"))
+            let closedAfter = peer.waitForClose(timeout: .seconds(5))
+            #expect(closedAfter != nil && closedAfter! >= .milliseconds(250), "closed after \(String(describing: closedAfter))")
+            let answer = String(decoding: peer.readAvailable(), as: UTF8.self)
+            #expect(answer.hasPrefix("HTTP/1.1 408"), "\(answer)")
+        }
+    }
+
+    @Test func aBodyTrickledForeverMeetsItsDeadline() async throws {
+        try await withServer(self.app { $0.requestBodyTimeout = .milliseconds(500) }) { (port: Int) async throws in
+            let peer = try HostilePeer(port: port, receiveBuffer: 65536)
+            #expect(peer.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"))
+            let clock = ContinuousClock()
+            let start = clock.now
+            // One byte every 50 ms: every read would restart an idle timer, not a deadline.
+            while clock.now - start < .seconds(3), peer.send("x", timeout: .milliseconds(100)) {
+                if peer.waitForClose(timeout: .milliseconds(50)) != nil { break }
+            }
+            #expect(clock.now - start < .seconds(2))
+            #expect(String(decoding: peer.readAvailable(), as: UTF8.self).hasPrefix("HTTP/1.1 408"))
+        }
+    }
+
+    @Test func aHeadTrickledForeverMeetsItsDeadline() async throws {
+        try await withServer(self.app { $0.requestHeadTimeout = .milliseconds(500) }) { (port: Int) async throws in
+            let peer = try HostilePeer(port: port, receiveBuffer: 65536)
+            let clock = ContinuousClock()
+            let start = clock.now
+            #expect(peer.send("GET /fast HTTP/1.1\r\n"))
+            var index = 0
+            while clock.now - start < .seconds(3), peer.send("X-\(index): y\r\n", timeout: .milliseconds(100)) {
+                index += 1
+                if peer.waitForClose(timeout: .milliseconds(50)) != nil { break }
+            }
+            #expect(clock.now - start < .seconds(2), "a slowloris head was not cut off")
+            #expect(String(decoding: peer.readAvailable(), as: UTF8.self).hasPrefix("HTTP/1.1 408"))
+        }
+    }
+
+    @Test func aPipelinerThatNeverReadsIsStoppedAndClosed() async throws {
+        try await withServer(self.app { $0.writeStallTimeout = .milliseconds(500) }) { (port: Int) async throws in
+            let peer = try HostilePeer(port: port)
+            let request = Array("GET /big HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+            let flood = try await self.during({ peer.flood(request, for: .seconds(2), limit: Self.floodLimit) }) {
+                try await self.expectFastAnswer(port: port)
+            }
+            #expect(flood.written < Self.floodBound, "\(flood)")
+            #expect(flood.closed || peer.waitForClose(timeout: .seconds(3)) != nil, "a stalled reader stayed connected: \(flood)")
+        }
+    }
+
+    @Test func aSlowButSteadyReaderIsNotCutOff() async throws {
+        try await withServer(self.app { $0.writeStallTimeout = .milliseconds(300) }) { (port: Int) async throws in
+            let client = try await RawClient.connect(port: port, receiveBufferSize: 4096)
+            try await client.stopReading()
+            try await client.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            // Stalled for longer than the deadline, but the socket had taken bytes before.
+            try await Task.sleep(nanoseconds: 200_000_000)
+            try await client.startReading()
+            let response = try await client.readResponse(timeout: .seconds(5))
+            #expect(response.body.count == 256 * 1024)
+        }
+    }
+
+    @Test func requestsBreakingHTTP11FramingRulesAreRefused() async throws {
+        try await withServer(self.app()) { (port: Int) async throws in
+            for (request, status) in [
+                ("GET /fast HTTP/1.1\r\n\r\n", 400),  // no Host
+                ("GET /fast HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),  // two
+                ("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+                ("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400),  // chunked not last
+            ] {
+                let client = try await RawClient.connect(port: port)
+                try await client.send(request)
+                let response = try await client.readResponse()
+                #expect(response.status == status, "\(request.debugDescription)")
+                _ = try await client.waitForClose()
+            }
+            // HTTP/1.0 has no Host requirement.
+            let old = try await RawClient.connect(port: port)
+            try await old.send("GET /fast HTTP/1.0\r\n\r\n")
+            #expect(try await old.readResponse().status == 200)
+        }
+    }
+
+    @Test func http10WithTransferEncodingIsClosedAfterTheResponse() async throws {
+        try await withServer(self.app()) { (port: Int) async throws in
+            let client = try await RawClient.connect(port: port)
+            try await client.send("POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+            let response = try await client.readResponse()
+            #expect(response.text == "hi")
+            #expect(response.header("connection") == "close")
+            _ = try await client.waitForClose()
+        }
+    }
+
+    @Test func theDefaultsAreTheDocumentedOnes() {
+        let configuration = HTTPServerConfiguration()
+        #expect(configuration.maxBodySize == 8 * 1024 * 1024)
+        #expect(configuration.maxHeadSize == 16 * 1024)
+        #expect(configuration.requestHeadTimeout == .seconds(10))
+        #expect(configuration.requestBodyTimeout == .seconds(30))
+        #expect(configuration.writeStallTimeout == .seconds(30))
+        #expect(configuration.idleTimeout == .seconds(60))
+    }
+}
