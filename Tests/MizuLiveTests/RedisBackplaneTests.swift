@@ -79,10 +79,19 @@ private func withRedis(password: String? = nil, _ body: (RedisTestServer) async 
             ("rediss://localhost", "TLS (rediss://) is not supported"),
             ("redis://", "no host"),
             ("redis://localhost/abc", "the path must be a database number"),
-            ("redis://user@localhost", "a user needs a password"),
         ] {
             #expect(throws: Live.RedisError.invalidURL(url, reason: reason)) { try Live.RedisBroker.Configuration(url: url) }
         }
+        // Errors and descriptions end up in logs: never with the password.
+        #expect(throws: Live.RedisError.invalidURL("redis://***@localhost", reason: "a user needs a password")) {
+            try Live.RedisBroker.Configuration(url: "redis://user@localhost")
+        }
+        #expect(throws: Live.RedisError.invalidURL("redis://ann:***@localhost/abc", reason: "the path must be a database number")) {
+            try Live.RedisBroker.Configuration(url: "redis://ann:s3cret@localhost/abc")
+        }
+        let secret = try Live.RedisBroker.Configuration(url: "redis://ann:s3cret@10.0.0.5:7000/2")
+        #expect("\(secret)" == "redis://ann:***@10.0.0.5:7000/2")
+        #expect(!String(reflecting: secret).contains("s3cret"))
     }
 
     @Test func startUpErrorsAreClear() async throws {

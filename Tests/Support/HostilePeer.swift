@@ -58,21 +58,29 @@ public final class HostilePeer: @unchecked Sendable {
 
     /// Sends all of `bytes` (within `timeout`); false if the server closed or it timed out.
     @discardableResult
-    public func send(_ bytes: [UInt8], timeout: Duration = .seconds(5)) -> Bool {
-        let result = self.write(bytes, repeating: false, for: timeout, limit: bytes.count)
+    public func send(_ bytes: [UInt8], timeout: Duration = .seconds(5)) async -> Bool {
+        let result = await Self.offThread { self.write(bytes, repeating: false, for: timeout, limit: bytes.count) }
         return !result.closed && result.written == bytes.count
     }
 
     /// Sends `text` as UTF-8 (within `timeout`).
     @discardableResult
-    public func send(_ text: String, timeout: Duration = .seconds(5)) -> Bool {
-        self.send(Array(text.utf8), timeout: timeout)
+    public func send(_ text: String, timeout: Duration = .seconds(5)) async -> Bool {
+        await self.send(Array(text.utf8), timeout: timeout)
     }
 
     /// Writes `chunk` again and again, never reading, until `duration` passes, `limit` bytes
     /// went through, or the server closes the connection.
-    public func flood(_ chunk: [UInt8], for duration: Duration, limit: Int) -> Flood {
-        self.write(chunk, repeating: true, for: duration, limit: limit)
+    public func flood(_ chunk: [UInt8], for duration: Duration, limit: Int) async -> Flood {
+        await Self.offThread { self.write(chunk, repeating: true, for: duration, limit: limit) }
+    }
+
+    /// Blocking socket calls run on a thread of their own: on the concurrency pool (two
+    /// threads on a 2-core machine) they would starve the server's own tasks.
+    private static func offThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: body()) }.start()
+        }
     }
 
     private func write(_ chunk: [UInt8], repeating: Bool, for duration: Duration, limit: Int) -> Flood {
@@ -108,7 +116,11 @@ public final class HostilePeer: @unchecked Sendable {
 
     /// Waits, without reading, until the server closes the connection (its FIN or reset);
     /// returns how long that took, or nil if it stayed open for `timeout`.
-    public func waitForClose(timeout: Duration) -> Duration? {
+    public func waitForClose(timeout: Duration) async -> Duration? {
+        await Self.offThread { self.pollForClose(timeout: timeout) }
+    }
+
+    private func pollForClose(timeout: Duration) -> Duration? {
         let clock = ContinuousClock()
         let start = clock.now
         while true {
@@ -123,7 +135,24 @@ public final class HostilePeer: @unchecked Sendable {
     }
 
     /// Reads whatever has arrived, waiting up to `timeout` for the first bytes (at most `max`).
-    public func readAvailable(timeout: Duration = .seconds(2), max: Int = 1 << 16) -> [UInt8] {
+    public func readAvailable(timeout: Duration = .seconds(2), max: Int = 1 << 16) async -> [UInt8] {
+        await Self.offThread { self.readOnce(timeout: timeout, max: max) }
+    }
+
+    /// Reads until nothing arrives for `quiet` (or the connection ends); returns the byte count:
+    /// what the server had queued for this peer.
+    public func drain(quiet: Duration = .milliseconds(300)) async -> Int {
+        await Self.offThread {
+            var total = 0
+            while true {
+                let bytes = self.readOnce(timeout: quiet, max: 1 << 16)
+                if bytes.isEmpty { return total }
+                total += bytes.count
+            }
+        }
+    }
+
+    private func readOnce(timeout: Duration, max: Int) -> [UInt8] {
         var poller = pollfd(fd: self.fd, events: Int16(POLLIN), revents: 0)
         guard poll(&poller, 1, Int32(timeout.milliseconds)) > 0 else { return [] }
         var bytes = [UInt8](repeating: 0, count: max)

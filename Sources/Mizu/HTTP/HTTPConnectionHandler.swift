@@ -331,7 +331,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
         self.logger.debug("write stalled", metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
-        context.close(promise: nil)
+        context.channel.closeDroppingUnsentOutput()
     }
 
     private static func bufferedBytes(_ context: ChannelHandlerContext) -> Int {

@@ -63,7 +63,8 @@ extension Live.RedisBroker {
 
         /// Parses `redis://[[user]:password@]host[:port][/db]` (user and password percent-decoded).
         public init(url: String) throws(Live.RedisError) {
-            func invalid(_ reason: String) -> Live.RedisError { .invalidURL(url, reason: reason) }
+            // Errors end up in logs: they carry the URL without its password.
+            func invalid(_ reason: String) -> Live.RedisError { .invalidURL(Self.redacting(url), reason: reason) }
             guard let components = URLComponents(string: url) else { throw invalid("not a URL") }
             guard let scheme = components.scheme?.lowercased() else { throw invalid("no scheme") }
             guard scheme == "redis" else {
@@ -88,5 +89,22 @@ extension Live.RedisBroker {
                 password: password?.isEmpty == false ? password : nil,
                 database: database)
         }
+
+        /// `url` with the password (or a lone user-info, which Redis takes as one) as `***`.
+        static func redacting(_ url: String) -> String {
+            guard let schemeEnd = url.range(of: "://") else { return url }
+            let authorityEnd = url[schemeEnd.upperBound...].firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? url.endIndex
+            guard let at = url[schemeEnd.upperBound..<authorityEnd].lastIndex(of: "@") else { return url }
+            let userInfo = url[schemeEnd.upperBound..<at]
+            let secretStart = userInfo.firstIndex(of: ":").map { userInfo.index(after: $0) } ?? userInfo.startIndex
+            return String(url[..<secretStart]) + "***" + String(url[at...])
+        }
+    }
+}
+
+extension Live.RedisBroker.Configuration: CustomStringConvertible {
+    /// Host, port, user and database; never the password.
+    public var description: String {
+        "redis://\(self.username.map { $0 + ":" } ?? "")\(self.password == nil ? "" : "***@")\(self.host):\(self.port)/\(self.database)"
     }
 }

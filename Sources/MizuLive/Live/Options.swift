@@ -75,18 +75,46 @@ extension Live {
             self.idGenerator = idGenerator
         }
 
-        /// checkOrigin decides when set; otherwise no Origin header, the server's own origin
-        /// (the Origin's host and port equal the Host header), `"*"` or a listed origin pass.
+        /// checkOrigin decides when set; otherwise no Origin header, the server's own origin,
+        /// `"*"` or a listed origin pass.
         func allowsOrigin(of request: Request) -> Bool {
             if let checkOrigin = self.checkOrigin { return checkOrigin(request) }
             guard let origin = request.header("origin") else { return true }
             if self.origins.contains("*") { return true }
             if self.origins.contains(where: { $0.caseInsensitiveCompare(origin) == .orderedSame }) { return true }
-            guard let components = URLComponents(string: origin), let host = components.host,
-                let requestHost = request.header("host")
+            return Self.isSameOrigin(origin, host: request.header("host"))
+        }
+
+        /// RFC 6454: scheme, host and port all equal. This server speaks plain HTTP (ws://), so
+        /// an `https://` page is another origin even on the same host and port. The Host header
+        /// is used for this comparison only.
+        static func isSameOrigin(_ origin: String, host: String?) -> Bool {
+            guard let components = URLComponents(string: origin), components.scheme?.lowercased() == "http",
+                let originHost = components.host, !originHost.isEmpty, let host,
+                let (requestHost, requestPort) = Self.splitHost(host)
             else { return false }
-            let port = components.port.map { ":\($0)" } ?? ""
-            return (host + port).caseInsensitiveCompare(requestHost) == .orderedSame
+            let bareOriginHost = originHost.hasPrefix("[") ? String(originHost.dropFirst().dropLast()) : originHost
+            return bareOriginHost.caseInsensitiveCompare(requestHost) == .orderedSame && (components.port ?? 80) == requestPort
+        }
+
+        /// `host[:port]` or `[v6]:port`, port 80 when absent; nil when malformed.
+        private static func splitHost(_ value: String) -> (String, Int)? {
+            var host = Substring(value.trimmingCharacters(in: .whitespaces))
+            var port = 80
+            if host.hasPrefix("[") {
+                guard let close = host.firstIndex(of: "]") else { return nil }
+                let rest = host[host.index(after: close)...]
+                host = host[host.index(after: host.startIndex)..<close]
+                if !rest.isEmpty {
+                    guard rest.hasPrefix(":"), let parsed = Int(rest.dropFirst()) else { return nil }
+                    port = parsed
+                }
+            } else if let colon = host.lastIndex(of: ":") {
+                guard let parsed = Int(host[host.index(after: colon)...]) else { return nil }
+                port = parsed
+                host = host[..<colon]
+            }
+            return host.isEmpty ? nil : (String(host), port)
         }
     }
 }

@@ -298,7 +298,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
             return
         case .closeTCP:
             self.cumulation = nil
-            context.close(promise: nil)
+            context.channel.closeDroppingUnsentOutput()
         case .sendClose(let code, let text, let thenCloseTCP):
             let allocator = context.channel.allocator
             let frame = FrameWriter.frame(opcode: .close, payload: FrameWriter.closePayload(code: code, reason: text, allocator: allocator), allocator: allocator)
