@@ -72,7 +72,10 @@ extension Live {
         private final class Links {
             struct Link {
                 var channel: (any Channel)?
+                /// Attempts since the last connection that stayed up (a handshake alone is not
+                /// health: an endpoint that accepts and drops must still meet a growing delay).
                 var failedAttempts = 0
+                var connectedAt: NIODeadline?
                 var reconnect: Scheduled<Void>?
             }
             var publisher = Link()
@@ -360,11 +363,12 @@ extension Live {
                 channel.close(promise: nil)
                 return
             }
-            if links[role].failedAttempts > 0 {
+            let attempts = links[role].failedAttempts
+            if attempts > 0 && (attempts < 10 || attempts % 10 == 0) {  // a flapping endpoint does not flood the log
                 self.logger.info("Redis \(role) connection is back after \(links[role].failedAttempts) failed attempts")
             }
             links[role].channel = channel
-            links[role].failedAttempts = 0
+            links[role].connectedAt = .now()
             channel.closeFuture.hop(to: self.eventLoop).whenComplete { _ in self.connectionLost(channel, role) }
             switch role {
             case .publisher:
@@ -386,6 +390,12 @@ extension Live {
             let links = self.links.value
             guard links[role].channel === channel else { return }
             links[role].channel = nil
+            if let connectedAt = links[role].connectedAt, NIODeadline.now() - connectedAt >= Self.healthyUptime(self.configuration) {
+                links[role].failedAttempts = 0
+            } else {
+                links[role].failedAttempts += 1
+            }
+            links[role].connectedAt = nil
             switch role {
             case .publisher:
                 let lost = self.outbox.withLockedValue { outbox in
@@ -406,6 +416,12 @@ extension Live {
             guard !links.closed else { return }
             self.logger.warning("Redis \(role) connection lost; reconnecting (local delivery continues)")
             self.scheduleReconnect(role)
+        }
+
+        /// How long a connection must stay up before the backoff starts again from the bottom:
+        /// longer than the longest delay, and long enough to see a health check pass.
+        static func healthyUptime(_ configuration: Configuration) -> TimeAmount {
+            max(configuration.maxReconnectDelay * 2, configuration.healthCheckInterval * 2)
         }
 
         /// Tries again after a delay that doubles with each failure (with jitter), up to the maximum.
