@@ -38,4 +38,24 @@ import Testing
             }
         }
     }
+
+    @Test func largeFilesStreamWithTheirLength() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mizu-static-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let bytes = (0..<(1 << 20) + 123).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        try Data(bytes).write(to: directory.appendingPathComponent("big.bin"))
+        let app = App()
+        app.staticFiles("/files", directory: directory.path)
+        try await withServer(app) { (port: Int) async throws in
+            let response = try await request(port: port, "GET", "/files/big.bin")
+            #expect(response.status == 200)
+            #expect(response.header("content-length") == String(bytes.count))
+            #expect(response.header("transfer-encoding") == nil)
+            #expect(response.body == bytes)
+            let head = try await request(port: port, "HEAD", "/files/big.bin")
+            #expect(head.header("content-length") == String(bytes.count))
+            #expect(head.body.isEmpty)
+        }
+    }
 }

@@ -15,15 +15,51 @@ extension Routing {
 }
 
 enum StaticFiles {
+    /// Files are read in chunks of this size off the event loops, each written before the
+    /// next is read: memory per download stays one chunk whatever the file size.
+    static let chunkSize = 64 * 1024
+
     static func serve(_ ctx: Ctx, root: String) async throws {
         guard let path = self.resolve(ctx.param("path"), root: root) else {
             throw HTTPError(.notFound, "not found")
         }
-        let contents: [UInt8]? = try await NIOThreadPool.singleton.runIfActive {
-            FileManager.default.contents(atPath: path).map { [UInt8]($0) }
+        let fileIO = NonBlockingFileIO(threadPool: .singleton)
+        let writer = ctx.writer
+        let region: FileRegion
+        do {
+            region = try await NIOThreadPool.singleton.runIfActive {
+                let handle = try NIOFileHandle(_deprecatedPath: path)
+                do { return try FileRegion(fileHandle: handle) } catch {
+                    try? handle.close()
+                    throw error
+                }
+            }
+        } catch {
+            throw HTTPError(.notFound, "not found")
         }
-        guard let contents else { throw HTTPError(.notFound, "not found") }
-        try await ctx.bytes(.ok, contents, contentType: self.contentType(for: path))
+        defer { try? region.fileHandle.close() }
+        let size = region.readableBytes
+        writer.status = .ok
+        writer.setHeader("content-type", self.contentType(for: path))
+        if size <= Self.chunkSize {
+            // One read, one write: the head and body leave together.
+            let bytes = try await fileIO.read(fileHandle: region.fileHandle, fromOffset: 0, byteCount: size, allocator: writer.allocator)
+            try await writer.write(bytes)
+            return
+        }
+        writer.setHeader("content-length", String(size))
+        try await writer.flush()
+        guard ctx.request.method != .HEAD else { return }
+        var offset = 0
+        while offset < size {
+            let chunk = try await fileIO.read(
+                fileHandle: region.fileHandle, fromOffset: Int64(offset), byteCount: min(Self.chunkSize, size - offset), allocator: writer.allocator)
+            // A file that shrank while being sent cannot honour its Content-Length: the
+            // connection closes (the error fails the response) rather than lie.
+            guard chunk.readableBytes > 0 else { throw HTTPError(.internalServerError, "file changed while being sent") }
+            try await writer.write(chunk)
+            offset += chunk.readableBytes
+        }
     }
 
     /// The file for a decoded request path, or nil when it is not a regular file inside `root`.
