@@ -66,3 +66,12 @@ import Testing
         #expect(!machine.mayRead, "nothing is read once closing")
     }
 }
+
+@Suite struct CloseReasonLoggingTests {
+    @Test func aPeersReasonIsEscapedWhereverItIsPrinted() {
+        let forged = "bye\nERROR root shell opened"
+        #expect(!"\(WebSocketCloseReason.peerClosed(code: 4000, reason: forged))".contains("\n"))
+        #expect(!"\(Live.Error.closedByPeer(code: 4000, reason: forged))".contains("\n"))
+        #expect(!"\(Live.Error.protocolError(code: 1002, reason: forged))".contains("\n"))
+    }
+}

@@ -147,3 +147,12 @@ import Testing
         #expect(last, "the request read ahead is answered, then the connection closes")
     }
 }
+
+@Suite struct LogSafeTests {
+    @Test func clientStringsCannotForgeLogLines() {
+        #expect("\(LogSafe("bye\n2026-11-30 error admin logged in"))" == #"bye\n2026-11-30 error admin logged in"#)
+        #expect("\(LogSafe("a\r\t\"\\\u{7}\u{2028}b"))" == #"a\r\t\"\\\u{7}\u{2028}b"#)
+        #expect("\(LogSafe("ünïcödé ok"))" == "ünïcödé ok")
+        #expect("\(LogSafe(String(repeating: "x", count: 300), limit: 10))" == "xxxxxxxxxx...")
+    }
+}

@@ -16,8 +16,8 @@ extension Middlewares {
                 let micros = (NIODeadline.now() - start).nanoseconds / 1000
                 let status = failure == nil ? ctx.writer.status.code : (failure as? HTTPError)?.status.code ?? 500
                 logger.info(
-                    "\(ctx.request.method.rawValue) \(ctx.request.path) \(status) \(micros)us",
-                    metadata: failure.map { ["error": "\($0)"] } ?? [:]
+                    "\(ctx.request.method.rawValue) \(LogSafe(ctx.request.path)) \(status) \(micros)us",
+                    metadata: failure.map { ["error": "\(LogSafe("\($0)"))"] } ?? [:]
                 )
                 if let failure { throw failure }
             }

@@ -31,8 +31,9 @@ public enum Live {
             case .sessionClosed: return "session closed"
             case .queueFull: return "send queue full"
             case .messageTooLarge: return "message over the read limit"
-            case .protocolError(let code, let reason): return "protocol error \(code): \(reason)"
-            case .closedByPeer(let code, let reason): return "closed by client with \(code)\(reason.isEmpty ? "" : ": " + reason)"
+            // Reasons come from the client: escaped, so logging an error cannot forge a line.
+            case .protocolError(let code, let reason): return "protocol error \(code): \(LogSafe(reason))"
+            case .closedByPeer(let code, let reason): return "closed by client with \(code)\(reason.isEmpty ? "" : ": \(LogSafe(reason))")"
             case .heartbeatTimeout: return "heartbeat timeout"
             case .serverShutdown: return "server shutdown"
             case .writeTimeout: return "write timeout"

@@ -1,3 +1,4 @@
+import Mizu
 import NIOCore
 
 /// A complete data message: text (already validated UTF-8) or binary.
@@ -58,7 +59,8 @@ public enum WebSocketCloseReason: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .peerClosed(let code, let reason): return "closed by peer (\(code.map(String.init) ?? "no code")\(reason.isEmpty ? "" : ": " + reason))"
+        // The peer's reason is escaped: logging a close reason cannot forge a log line.
+        case .peerClosed(let code, let reason): return "closed by peer (\(code.map(String.init) ?? "no code")\(reason.isEmpty ? "" : ": \(LogSafe(reason))"))"
         case .serverClosed(let code, let reason): return "closed by server (\(code)\(reason.isEmpty ? "" : ": " + reason))"
         case .protocolViolation(let code, let reason): return "protocol violation (\(code): \(reason))"
         case .heartbeatTimeout: return "heartbeat timeout"
