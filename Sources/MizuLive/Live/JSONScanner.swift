@@ -19,12 +19,18 @@ struct JSONScanner {
 
     /// Whether the readable bytes are exactly one JSON value (whitespace around it allowed).
     static func isValue(_ buffer: ByteBuffer) -> Bool {
-        buffer.withUnsafeReadableBytes { raw in
-            var scanner = JSONScanner(raw)
-            guard (try? scanner.skipValue()) != nil else { return false }
-            scanner.skipWhitespace()
-            return scanner.atEnd
-        }
+        buffer.withUnsafeReadableBytes { Self.isValue($0) }
+    }
+
+    /// Whether `raw` is valid UTF-8 holding exactly one JSON value (whitespace around it allowed):
+    /// what may go into an envelope's `data` without making the frame invalid.
+    static func isValue(_ raw: UnsafeRawBufferPointer) -> Bool {
+        var validator = UTF8Validator()
+        guard validator.feed(raw), validator.isComplete else { return false }
+        var scanner = JSONScanner(raw)
+        guard (try? scanner.skipValue()) != nil else { return false }
+        scanner.skipWhitespace()
+        return scanner.atEnd
     }
 
     mutating func skipWhitespace() {

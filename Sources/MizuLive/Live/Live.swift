@@ -21,6 +21,8 @@ public enum Live {
         case serverShutdown
         /// The client left the server's output unread for longer than the write-stall timeout.
         case writeTimeout
+        /// A message's data was not one JSON value (in valid UTF-8); it was not sent.
+        case invalidData
         /// A subscribe past ``Options/maxTopicsPerSession`` was refused (the session stays open).
         case tooManySubscriptions
         /// The TCP connection ended without a close handshake.
@@ -38,6 +40,7 @@ public enum Live {
             case .serverShutdown: return "server shutdown"
             case .writeTimeout: return "write timeout"
             case .tooManySubscriptions: return "too many subscriptions"
+            case .invalidData: return "data is not one JSON value"
             case .connectionLost: return "connection lost"
             }
         }

@@ -8,8 +8,16 @@ import NIOHTTP1
 struct LiveHTTPHandler: HTTPHandler {
     let core: ServerCore
 
+    /// Go's order: not a WebSocket request (400, 426 for a version), then origin (403), then
+    /// onAuth (401), then the key and negotiation.
     func serveHTTP(_ writer: ResponseWriter, _ request: Request) async throws {
         let options = self.core.options
+        do {
+            try WebSocketHandshake.checkUpgradeRequest(request)
+        } catch {
+            try await error.respond(writer)
+            return
+        }
         guard options.allowsOrigin(of: request) else {
             try await Self.refuse(writer, .forbidden, "origin not allowed")
             return
@@ -26,11 +34,10 @@ struct LiveHTTPHandler: HTTPHandler {
                 return
             }
         }
-        // As in Go, where the upgrader runs after OnAuth: the handshake is checked last.
         let upgrader = self.core.upgrader
         let handshake: WebSocketHandshake
         do {
-            handshake = try WebSocketHandshake.validate(request, configuration: upgrader.configuration)
+            handshake = try WebSocketHandshake.negotiate(request, configuration: upgrader.configuration)
         } catch {
             try await error.respond(writer)
             return
@@ -126,10 +133,9 @@ final class SessionOpening: Sendable {
         let bytes = Data(message.data.readableBytesView)
         if let envelope = Live.Message.parse(bytes) {
             if options.onMessage != nil { session.enqueue(.message(topic: envelope.topic, data: envelope.data)) }
-        } else if options.onBadMessage != nil {
-            session.enqueue(.bad(bytes))
         } else {
-            try? session.send(Live.Message(topic: "error", data: Data(#""bad message""#.utf8)))
+            // Through the queue even for the default reply: reactions keep the order of the frames.
+            session.enqueue(.bad(bytes))
         }
     }
 
@@ -155,7 +161,11 @@ extension Live.Session {
         case .message(let topic, let data):
             await options.onMessage?(Live.Context(request: self.request), self, topic, data)
         case .bad(let data):
-            await options.onBadMessage?(self, data)
+            if let onBadMessage = options.onBadMessage {
+                await onBadMessage(self, data)
+            } else {
+                try? self.send(Live.Message(topic: "error", data: Data(#""bad message""#.utf8)))
+            }
         case .close:
             await options.onClose?(self, self.closeError)
         }

@@ -3,6 +3,7 @@ import Logging
 import Mizu
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 extension Live {
     /// A live server: hand ``handler()`` to a router (or an ``HTTPServer``), then publish to
@@ -51,6 +52,10 @@ extension Live {
         /// Open sessions.
         public var sessionCount: Int { self.core.sessionCount }
 
+        /// Messages dropped because their data was not one valid JSON value (by ``publish(_:_:)``
+        /// or ``Session/send(_:)``); each drop is counted, and logged at most once per 5 s.
+        public var invalidDataCount: Int { self.core.invalidData.load(ordering: .relaxed) }
+
         /// Topics with at least one subscriber.
         public var topicCount: Int { self.core.registry.topicCount }
 
@@ -81,6 +86,26 @@ final class ServerCore: Sendable {
     private let compression: PerMessageDeflateConfiguration
     /// Made once: every session's connection shares its configuration.
     let upgrader: WebSocketUpgrader
+
+    /// Messages refused for data that is not one JSON value.
+    let invalidData = Atomic<Int>(0)
+    /// When the last such refusal was logged (uptime, ns): one line per 5 s at most.
+    private let invalidDataLogged = Atomic<UInt64>(0)
+
+    /// Whether `data` may go out as an envelope's data: empty, or one JSON value in valid
+    /// UTF-8. Otherwise it is counted and (rate-limited) logged.
+    func acceptsData(_ data: Data, topic: String) -> Bool {
+        if data.isEmpty || data.withUnsafeBytes({ JSONScanner.isValue($0) }) { return true }
+        let count = self.invalidData.add(1, ordering: .relaxed).newValue
+        let now = NIODeadline.now().uptimeNanoseconds
+        let last = self.invalidDataLogged.load(ordering: .relaxed)
+        if last == 0 || now &- last >= 5_000_000_000,
+            self.invalidDataLogged.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
+        {
+            self.logger.error("dropped a message whose data is not one JSON value", metadata: ["topic": "\(LogSafe(topic))", "dropped": "\(count)"])
+        }
+        return false
+    }
 
     init(options: Live.Options) {
         self.options = options
@@ -118,7 +143,10 @@ final class ServerCore: Sendable {
     }
 
     /// Delivers to this node's subscribers, then hands the publish to the broker for the others.
+    /// Data that is not one JSON value is dropped (as Go's encoder drops it): it would make
+    /// an invalid frame for every subscriber.
     func publish(_ topic: String, _ data: Data) {
+        guard self.acceptsData(data, topic: topic) else { return }
         self.publishLocally(topic, data)
         self.options.broker?.publish(topic, data)
     }

@@ -81,8 +81,10 @@ extension Live {
 
         /// Queues a message for this session. Throws ``Live/Error/sessionClosed`` once closed,
         /// and ``Live/Error/queueFull`` (closing the session) when its queue is full.
+        /// Throws ``Live/Error/invalidData`` (and sends nothing) when `data` is not one JSON value.
         public func send(_ message: Message) throws(Live.Error) {
             guard !self.isClosed else { throw .sessionClosed }
+            guard self.core.acceptsData(message.data, topic: message.topic) else { throw .invalidData }
             guard self.connection.reserveSendSlot() else {
                 self.fail(.queueFull)
                 throw .queueFull

@@ -37,26 +37,34 @@ public struct WebSocketHandshake: Sendable {
 
     /// Checks `request` against RFC 6455 section 4.2.1 and negotiates extensions.
     public static func validate(_ request: Request, configuration: WebSocketConfiguration) throws(WebSocketHandshakeError) -> WebSocketHandshake {
+        try Self.checkUpgradeRequest(request)
+        return try Self.negotiate(request, configuration: configuration)
+    }
+
+    /// Whether `request` asks for a WebSocket at all: GET (405), HTTP/1.1, `Upgrade: websocket`
+    /// and `Connection: upgrade` (400), version 13 (426), no body (400). An endpoint runs this
+    /// before any origin or authentication work, so a plain GET costs nothing more (as in Go).
+    public static func checkUpgradeRequest(_ request: Request) throws(WebSocketHandshakeError) {
         let headers = request.headers
         func tokens(_ name: String) -> [String] {
             headers[canonicalForm: name].map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         }
-        guard headers.contains(name: "upgrade") else {
-            throw WebSocketHandshakeError(
-                status: .upgradeRequired, reason: "this endpoint speaks WebSocket only",
-                headers: [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13")])
-        }
         guard request.method == .GET else {
             throw WebSocketHandshakeError(status: .methodNotAllowed, reason: "a WebSocket handshake must use GET", headers: [("Allow", "GET")])
+        }
+        guard tokens("upgrade").contains("websocket") else {
+            throw WebSocketHandshakeError(status: .badRequest, reason: "not a WebSocket handshake: Upgrade must be websocket", headers: [])
+        }
+        guard tokens("connection").contains("upgrade") else {
+            throw WebSocketHandshakeError(status: .badRequest, reason: "Connection header must contain upgrade", headers: [])
         }
         guard request.version.major == 1 && request.version.minor >= 1 else {
             throw WebSocketHandshakeError(status: .badRequest, reason: "a WebSocket handshake needs HTTP/1.1", headers: [])
         }
-        guard tokens("upgrade").contains("websocket") else {
-            throw WebSocketHandshakeError(status: .badRequest, reason: "Upgrade header must be websocket", headers: [])
-        }
-        guard tokens("connection").contains("upgrade") else {
-            throw WebSocketHandshakeError(status: .badRequest, reason: "Connection header must contain upgrade", headers: [])
+        let versions = headers["sec-websocket-version"]
+        guard versions.count == 1, versions[0].trimmingCharacters(in: .whitespaces) == "13" else {
+            throw WebSocketHandshakeError(
+                status: .upgradeRequired, reason: "unsupported WebSocket version", headers: [("Sec-WebSocket-Version", "13")])
         }
         // A handshake has no content; one that carries some is not a handshake, and its body
         // must not be held for the life of the connection.
@@ -65,11 +73,11 @@ public struct WebSocketHandshake: Sendable {
         {
             throw WebSocketHandshakeError(status: .badRequest, reason: "a WebSocket handshake carries no body", headers: [])
         }
-        let versions = headers["sec-websocket-version"]
-        guard versions.count == 1, versions[0].trimmingCharacters(in: .whitespaces) == "13" else {
-            throw WebSocketHandshakeError(
-                status: .upgradeRequired, reason: "unsupported WebSocket version", headers: [("Sec-WebSocket-Version", "13")])
-        }
+    }
+
+    /// The key check and negotiation, for a request that passed ``checkUpgradeRequest(_:)``.
+    static func negotiate(_ request: Request, configuration: WebSocketConfiguration) throws(WebSocketHandshakeError) -> WebSocketHandshake {
+        let headers = request.headers
         let keys = headers["sec-websocket-key"]
         guard keys.count == 1, let key = keys.first?.trimmingCharacters(in: .whitespaces),
             let decoded = Data(base64Encoded: key), decoded.count == 16
