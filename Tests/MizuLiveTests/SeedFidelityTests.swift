@@ -66,4 +66,26 @@ import Testing
             #expect(server.invalidDataCount == 5)
         }
     }
+
+    @Test func thePublicWebSocketAPICannotEmitInvalidFrames() async throws {
+        #expect(WebSocketMessage(opcode: .ping, data: ByteBuffer(repeating: 0, count: 300)) == nil)
+        #expect(WebSocketMessage(opcode: .continuation, data: ByteBuffer()) == nil)
+        #expect(WebSocketMessage(opcode: .close, data: ByteBuffer()) == nil)
+        #expect(WebSocketMessage(opcode: .binary, data: ByteBuffer(bytes: [1]))?.opcode == .binary)
+        let events = WebSocketEvents(onOpen: { connection in
+            connection.ping(Array(repeating: 7, count: 300))
+            connection.close(code: 1005, reason: String(repeating: "é", count: 100))
+        })
+        let app = App()
+        app.get("/ws", compat(WebSocketHandler(events: events)))
+        try await withServer(app) { (port: Int) async throws in
+            let socket = try await TestWebSocket.connect(port: port, path: "/ws")
+            let ping = try await socket.readFrame()
+            #expect(ping.opcode == 0x9 && ping.payload.count == 125)
+            let close = try await socket.readFrame()
+            #expect(close.opcode == 0x8)
+            #expect(close.closeCode == 1000, "1005 may not be sent")
+            #expect(close.payload.count <= 125 && String(validating: close.payload.dropFirst(2), as: UTF8.self) != nil)
+        }
+    }
 }

@@ -91,7 +91,7 @@ extension Live {
             }
             var payload = ByteBuffer()
             Message.encode(topic: message.topic, data: message.data, into: &payload)
-            self.connection.send(WebSocketMessage(opcode: .text, data: payload), reserved: true)
+            self.connection.send(WebSocketMessage(dataOpcode: .text, data: payload), reserved: true)
         }
 
         /// Sends `value` encoded as JSON on `topic`.
@@ -167,7 +167,7 @@ extension Live {
             case .sharedCompressed(let bits) where frames.compressed(windowBits: bits) != nil:
                 _ = self.connection.writePreparedFrame(frames.compressed(windowBits: bits)!)
             case .ownCompression where frames.payload.readableBytes >= frames.compressionThreshold:
-                self.connection.handler.value?.send(WebSocketMessage(opcode: .text, data: frames.payload))
+                self.connection.handler.value?.send(WebSocketMessage(dataOpcode: .text, data: frames.payload))
             default:
                 _ = self.connection.writePreparedFrame(frames.plain)
             }

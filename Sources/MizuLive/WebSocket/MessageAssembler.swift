@@ -103,7 +103,7 @@ struct MessageAssembler {
             }
         }
         if partial.opcode == .text && !partial.utf8.isComplete { throw .invalidUTF8 }
-        return WebSocketMessage(opcode: partial.opcode, data: partial.data ?? allocator.buffer(capacity: 0))
+        return WebSocketMessage(dataOpcode: partial.opcode, data: partial.data ?? allocator.buffer(capacity: 0))
     }
 
     private mutating func inflate(_ input: ByteBuffer, into output: inout ByteBuffer) throws(WebSocketProtocolError) {
@@ -130,12 +130,7 @@ struct MessageAssembler {
         var payload = payload
         guard payload.readableBytes > 0 else { return .close(code: nil, reason: "") }
         guard let code = payload.readInteger(as: UInt16.self) else { throw .protocolError("close frame with a 1-byte payload") }
-        switch code {
-        case 1000...1003, 1007...1011, 3000...4999:
-            break
-        default:
-            throw .protocolError("invalid close code \(code)")
-        }
+        guard WebSocketConnection.isSendable(code) else { throw .protocolError("invalid close code \(code)") }
         var validator = UTF8Validator()
         let valid = payload.withUnsafeReadableBytes { validator.feed($0) } && validator.isComplete
         guard valid else { throw .invalidUTF8 }

@@ -103,9 +103,19 @@ public final class WebSocketConnection: Sendable {
     }
 
     /// Starts the close handshake; the TCP connection closes when the peer answers, or
-    /// after the configured close timeout.
+    /// after the configured close timeout. A code an endpoint may not send (RFC 6455 section
+    /// 7.4: only 1000-1003, 1007-1011 and 3000-4999) is sent as 1000; the reason is cut to
+    /// the 123 bytes a close frame holds.
     public func close(code: UInt16 = 1000, reason: String = "") {
+        let code = Self.isSendable(code) ? code : 1000
         self.onLoop { $0.close(code: code, reason: reason, as: .serverClosed(code: code, reason: reason)) }
+    }
+
+    static func isSendable(_ code: UInt16) -> Bool {
+        switch code {
+        case 1000...1003, 1007...1011, 3000...4999: return true
+        default: return false
+        }
     }
 
     /// Sends a message whose queue place was taken with ``reserveSendSlot()``.
