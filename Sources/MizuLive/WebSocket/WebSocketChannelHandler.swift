@@ -22,8 +22,9 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var needsFlush = false
     private var unflushed = 0
     private var readHeld = false
-    /// RFC 6455 section 5.5.3: only the latest ping of a read needs its pong, so a ping
-    /// flood costs one pong per read, not one per ping.
+    /// The pong owed while the peer leaves our output unread: RFC 6455 section 5.5.3 lets us
+    /// answer only the latest ping, so a ping flood from a peer that does not read costs one
+    /// pong, not one per ping. A peer that reads gets every pong, in order.
     private var pendingPong: ByteBuffer?
     private var ownDeflater: Deflater?
     private var closeTimer: Scheduled<Void>?
@@ -86,10 +87,6 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if let pong = self.pendingPong {
-            self.pendingPong = nil
-            self.sendControl(.pong, pong)
-        }
         if self.needsFlush { self.flushNow() }
         context.fireChannelReadComplete()
     }
@@ -101,7 +98,9 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .message(let message):
             if self.machine.sends { self.events.onMessage(self.connection, message) }
         case .ping(let payload):
-            if self.machine.sends { self.pendingPong = payload }
+            guard self.machine.sends else { return }
+            self.pendingPong = payload
+            if self.machine.writable { self.sendPendingPong() }
         case .close(let code, let text):
             self.pendingPong = nil
             self.carryOut(self.machine.peerSentClose(code: code, reason: text))
@@ -152,11 +151,18 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         if writable {
             self.stallTimer?.cancel()
             self.stallTimer = nil
+            self.sendPendingPong()
             self.resumeReadingIfAllowed()
         } else if self.stallTimer == nil {
             self.armStallTimer(buffered: Self.bufferedBytes(context))
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    private func sendPendingPong() {
+        guard let pong = self.pendingPong else { return }
+        self.pendingPong = nil
+        self.sendControl(.pong, pong)
     }
 
     /// Stops or restarts reading from the socket (the application is behind on messages).
