@@ -19,6 +19,11 @@ final class EchoRecorder: Sendable {
             onClose: { _, reason in self.reasons.withLockedValue { $0.append(reason) } })
     }
 
+    /// The `number`th connection opened (1-based), once it is open.
+    func waitForConnection(_ number: Int) async throws -> WebSocketConnection {
+        try await eventually("connection \(number) to open") { self.connections.withLockedValue { $0.count >= number ? $0[number - 1] : nil } }
+    }
+
     func waitForReasons(_ count: Int) async throws -> [WebSocketCloseReason] {
         try await eventually("\(count) close reasons") { self.reasons.withLockedValue { $0.count >= count ? $0 : nil } }
     }
@@ -151,8 +156,7 @@ final class EchoRecorder: Sendable {
 
             // The server closes and the client answers.
             let serverCloses = try await TestWebSocket.connect(port: port, path: "/ws")
-            try await Task.sleep(nanoseconds: 20_000_000)
-            recorder.connections.withLockedValue { $0 }.last!.close(code: 4001, reason: "bye")
+            try await recorder.waitForConnection(2).close(code: 4001, reason: "bye")
             let frame = try await serverCloses.readFrame()
             #expect(frame.closeCode == 4001)
             #expect(frame.text.hasSuffix("bye"))
@@ -162,8 +166,7 @@ final class EchoRecorder: Sendable {
 
             // The server closes and the client never answers: TCP closes after the timeout.
             let silent = try await TestWebSocket.connect(port: port, path: "/ws")
-            try await Task.sleep(nanoseconds: 20_000_000)
-            recorder.connections.withLockedValue { $0 }.last!.close()
+            try await recorder.waitForConnection(3).close()
             #expect(try await silent.readFrame().closeCode == 1000)
             _ = try await silent.client.waitForClose(timeout: .seconds(3))
 
@@ -198,8 +201,7 @@ final class EchoRecorder: Sendable {
         let recorder = EchoRecorder()
         try await self.serve(configuration, recorder: recorder) { (port: Int) async throws in
             let socket = try await TestWebSocket.connect(port: port, path: "/ws")
-            try await Task.sleep(nanoseconds: 20_000_000)
-            let connection = recorder.connections.withLockedValue { $0 }.last!
+            let connection = try await recorder.waitForConnection(1)
             // Five sends in one tick: the fifth finds four unwritten.
             try await connection.eventLoop.submit {
                 for index in 0..<5 { connection.handler.value?.send(.text("m\(index)")) }
@@ -215,7 +217,7 @@ final class EchoRecorder: Sendable {
         app.get("/ws", compat(WebSocketHandler(events: recorder.events())))
         let port = try await app.start(host: "127.0.0.1", port: 0).port!
         let socket = try await TestWebSocket.connect(port: port, path: "/ws")
-        try await Task.sleep(nanoseconds: 20_000_000)
+        _ = try await recorder.waitForConnection(1)
         async let shutdown: Void = app.shutdown()
         let frame = try await socket.readFrame()
         #expect(frame.closeCode == 1001)

@@ -1,5 +1,6 @@
 import Mizu
 import MizuTestSupport
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -149,11 +150,17 @@ import Testing
 
     @Test func gracefulShutdownFinishesInFlightRequests() async throws {
         let app = self.echoApp()
+        let started = NIOLockedValueBox(false)
+        app.get("/held") { c in
+            started.withLockedValue { $0 = true }
+            try await Task.sleep(nanoseconds: 150_000_000)
+            try await c.text(.ok, "slow")
+        }
         let port = try await app.start(host: "127.0.0.1", port: 0).port!
         let busy = try await RawClient.connect(port: port)
-        try await busy.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        try await busy.send("GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
         let idle = try await RawClient.connect(port: port)
-        try await Task.sleep(nanoseconds: 30_000_000)  // let the slow request start
+        _ = try await eventually("the request to start") { started.withLockedValue { $0 } ? true : nil }
         async let shutdown: Void = app.shutdown()
         let response = try await busy.readResponse()
         #expect(response.status == 200)
