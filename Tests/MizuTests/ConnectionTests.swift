@@ -165,7 +165,9 @@ import Testing
         let response = try await busy.readResponse()
         #expect(response.status == 200)
         #expect(response.text == "slow")
-        #expect(response.header("connection") == "close")
+        // Whether the head still says `Connection: close` depends on whether the quiesce
+        // reached the connection before the handler's answer did (the state machine's own
+        // test covers the header); what must hold is the answer, then the close.
         _ = try await busy.waitForClose()
         _ = try await idle.waitForClose()
         await shutdown
