@@ -60,16 +60,28 @@ def test_page_has_the_stable_hooks(chat):
     assert "http://" not in body and "https://" not in body, "nothing from other hosts"
 
 
+def upgrade_answer(chat, target):
+    """Status and body of a real upgrade request (urllib would rewrite its Connection header)."""
+    with socket.create_connection(("127.0.0.1", chat.port), timeout=TIMEOUT) as sock:
+        sock.sendall((f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        answer = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body.decode()
+
+
 def test_auth_refusals_are_401_before_the_upgrade(chat):
-    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
-               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
-    status, body = status_of(chat, "/ws", upgrade)
     # A fixed reason: the application's error text (it can carry internals) is only logged.
-    assert (status, body.strip()) == (401, "unauthorized")
-    status, body = status_of(chat, "/ws?token=" + "x" * 33, upgrade)
-    assert (status, body.strip()) == (401, "unauthorized")
-    status, _ = status_of(chat, "/ws?token=bad%20name", upgrade)
-    assert status == 401
+    assert upgrade_answer(chat, "/ws") == (401, "unauthorized\n")
+    assert upgrade_answer(chat, "/ws?token=" + "x" * 33) == (401, "unauthorized\n")
+    assert upgrade_answer(chat, "/ws?token=bad%20name")[0] == 401
+    # Not a WebSocket request at all: refused before any auth work, as in Go.
+    assert status_of(chat, "/ws")[0] == 400
 
     async def bearer():
         ws = await connect(chat, headers={"Authorization": "Bearer bearer_user-1"})
@@ -96,6 +108,10 @@ def test_subscription_rules(chat):
         for topic in ["user:someone", "admin:x", "chat:", "random"]:
             await subscribe(ws, topic)
             assert await recv(ws) == {"topic": "error", "data": "not allowed"}
+        # Exactly those four refusals: the next message is the chat, so none of the allowed
+        # topics (user:<self> among them) was refused, and chat:general works.
+        await ws.send('{"topic":"chat","data":"after"}')
+        assert await recv(ws) == {"topic": "chat:general", "data": {"user": "rules", "data": "after"}}
         await ws.close()
     run(scenario())
 
@@ -117,6 +133,9 @@ def test_chat_data_travels_byte_for_byte_and_unsubscribe_stops_it(chat):
         assert json.loads(await recv_raw(alice))["data"]["data"] == "second"
         await bob.send('{"topic":"chat","data":"from bob"}')
         assert json.loads(await recv_raw(alice))["data"] == {"user": "bob", "data": "from bob"}
+        # Bob, unsubscribed, got neither: the next thing he reads is the answer to this.
+        await subscribe(bob, "admin:after")
+        assert await recv(bob) == {"topic": "error", "data": "not allowed"}
         await alice.close()
         await bob.close()
     run(scenario())
@@ -203,3 +222,22 @@ def test_protocol_violations_close_with_rfc_codes(chat, frame, code):
     sock.sendall(frame)
     assert read_close_code(sock) == code
     sock.close()
+
+
+def test_sigterm_closes_sessions_with_1001_and_exits():
+    from conftest import ChatServer
+    server = ChatServer()
+    try:
+        async def scenario():
+            ws = await connect(server, "leaving")
+            await subscribe(ws, "chat:general")
+            await settle(ws)
+            server.process.terminate()
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        run(scenario())
+        assert server.process.wait(timeout=15) == 0
+    finally:
+        server.stop()
