@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer target (-sanitize=fuzzer,address) and runs it over Fuzz/corpus.
-#   scripts/fuzz.sh [seconds]   (default 600)
+#   scripts/fuzz.sh [seconds]      (default 600)
+#   scripts/fuzz.sh --build-only   build it and stop (CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
-swift build --package-path Fuzz --scratch-path .build-fuzz -c release \
-  -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library 2>&1 | grep -E "error|warning:|Compiling|Build complete" || true
+mkdir -p .build-fuzz
+if ! swift build --package-path Fuzz --scratch-path .build-fuzz -c release \
+  -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library > .build-fuzz/build.log 2>&1; then
+  echo "FAILED: building the fuzz target:"; grep -E "error" .build-fuzz/build.log | head -20
+  exit 1
+fi
+[ "$seconds" = "--build-only" ] && exit 0
 bin=$(swift build --package-path Fuzz --scratch-path .build-fuzz -c release --show-bin-path)/MizuFuzz
 work=.build-fuzz/corpus
 mkdir -p "$work"

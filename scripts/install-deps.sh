@@ -15,10 +15,12 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# Pinned: the versions the suites were written and last run against.
+python_packages=(websockets==17.4 pytest==9.0.3 playwright==1.65.2)
 missing_py=()
-python3 -c "import websockets" 2>/dev/null || missing_py+=(websockets)
-python3 -c "import pytest" 2>/dev/null || missing_py+=(pytest)
-python3 -c "import playwright.sync_api" 2>/dev/null || missing_py+=(playwright)
+python3 -c "import websockets, sys; sys.exit(websockets.__version__ != '17.4')" 2>/dev/null || missing_py+=("${python_packages[0]}")
+python3 -c "import pytest, sys; sys.exit(pytest.__version__ != '9.0.3')" 2>/dev/null || missing_py+=("${python_packages[1]}")
+python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('playwright') != '1.65.2')" 2>/dev/null || missing_py+=("${python_packages[2]}")
 if [ "${#missing_py[@]}" -gt 0 ]; then
   echo "installing python packages: ${missing_py[*]}"
   python3 -m pip install -q --disable-pip-version-check "${missing_py[@]}"

@@ -126,5 +126,7 @@ class RedisServer:
 @pytest.fixture(scope="module")
 def chat():
     server = ChatServer("--origin", "https://allowed.example")
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -15,8 +15,10 @@ ARTIFACTS = os.environ.get("ARTIFACTS_DIR", "artifacts")
 def browser():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def join(page, url, name):
@@ -76,10 +78,13 @@ def test_two_people_chat_and_the_page_reconnects(browser):
 
 
 def test_two_servers_sharing_redis_are_one_chat(browser):
-    redis = RedisServer()
-    a = ChatServer("--redis", redis.url)
-    b = ChatServer("--redis", redis.url)
+    started = [RedisServer()]  # everything started is stopped, even if a later start fails
     try:
+        redis = started[0]
+        a = ChatServer("--redis", redis.url)
+        started.append(a)
+        b = ChatServer("--redis", redis.url)
+        started.append(b)
         alice = browser.new_page(viewport={"width": 1100, "height": 700})
         bob = browser.new_page(viewport={"width": 390, "height": 760})
         join(alice, a.http + "/", "alice")
@@ -103,6 +108,5 @@ def test_two_servers_sharing_redis_are_one_chat(browser):
         alice.screenshot(path=os.path.join(ARTIFACTS, "chat-redis-alice-on-a.png"))
         bob.screenshot(path=os.path.join(ARTIFACTS, "chat-redis-bob-on-b.png"))
     finally:
-        a.stop()
-        b.stop()
-        redis.stop()
+        for process in reversed(started):
+            process.stop()

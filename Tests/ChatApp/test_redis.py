@@ -13,17 +13,25 @@ from test_contract import connect, recv, run, settle, subscribe
 @pytest.fixture(scope="module")
 def redis():
     server = RedisServer()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
 def nodes(redis):
     a = ChatServer("--redis", redis.url)
-    b = ChatServer("--redis", redis.url)
-    yield a, b
-    a.stop()
-    b.stop()
+    try:
+        b = ChatServer("--redis", redis.url)
+    except BaseException:
+        a.stop()
+        raise
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
 
 
 def chat_message(user, data):

@@ -63,6 +63,7 @@ final class RedisTestServer: Sendable {
         process.standardError = FileHandle.nullDevice
         try process.run()
         self.running.withLockedValue { $0 = process }
+        Self.record(process.processIdentifier)
         _ = try await eventually("redis-server listening on \(self.port)", timeout: .seconds(10)) { () -> Bool? in
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(fd) }
@@ -123,6 +124,17 @@ final class RedisTestServer: Sendable {
         if let process = self.running.withLockedValue({ $0 }), process.isRunning {
             kill(process.processIdentifier, SIGKILL)
         }
+    }
+
+    /// Appends `pid` to the file named by `MIZU_TEST_PID_FILE`: the test script ends whatever
+    /// is left of it if this process dies before its cleanup runs.
+    private static func record(_ pid: Int32) {
+        guard let path = ProcessInfo.processInfo.environment["MIZU_TEST_PID_FILE"],
+            let handle = FileHandle(forWritingAtPath: path) ?? (FileManager.default.createFile(atPath: path, contents: nil) ? FileHandle(forWritingAtPath: path) : nil)
+        else { return }
+        handle.seekToEndOfFile()
+        handle.write(Data("\(pid)\n".utf8))
+        try? handle.close()
     }
 
     private static func freePort() async throws -> Int {

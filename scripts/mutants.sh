@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Mutation testing, by hand (not CI): each mutation below is one small deliberate bug in code
+# that handles untrusted input, limits, negotiation, auth or fan-out. Each is applied alone to
+# a scratch copy of the working tree, the tests that guard it run, and the mutant is "killed"
+# when they fail. The score and the survivors are printed; record them in TESTING.md.
+#   bash scripts/mutants.sh            every mutation (about 40 incremental builds)
+#   bash scripts/mutants.sh NAME...    only these
+# The scratch copy (.build-mutants/) keeps its own build folder, so each build is incremental.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+scratch="$root/.build-mutants/tree"
+mkdir -p "$scratch"
+# The working tree as it is (tracked and new files, no build output).
+git ls-files -co --exclude-standard -z | rsync -a --delete-missing-args --from0 --files-from=- ./ "$scratch/"
+export CHATAPP_BIN="$scratch/.build/debug/ChatApp"
+cd "$scratch"
+exec python3 - "$@" <<'PY'
+import subprocess, sys, time, pathlib
+
+# (name, file, original text, mutated text, what runs: a swift test filter, or pytest:<-k expr>)
+MUTATIONS = [
+    ("origin-empty-list-allows-all", "Sources/MizuLive/Live/Options.swift",
+     "return Self.isSameOrigin(origin, host: request.header(\"host\"))", "return true", "LiveContract|SameOrigin"),
+    ("origin-ignores-scheme", "Sources/MizuLive/Live/Options.swift",
+     "components.scheme?.lowercased() == \"http\",", "components.scheme != nil,", "SameOrigin"),
+    ("auth-before-upgrade-check", "Sources/MizuLive/Live/LiveHTTPHandler.swift",
+     "try WebSocketHandshake.checkUpgradeRequest(request)", "_ = request", "SeedFidelity"),
+    ("head-timer-restarted-on-every-read", "Sources/Mizu/HTTP/HTTPConnectionHandler.swift",
+     "guard wanted != self.inputTimer?.deadline else { return }", "guard wanted != self.inputTimer?.deadline || wanted == .head else { return }", "HostileHTTP"),
+    ("no-body-deadline", "Sources/Mizu/HTTP/HTTPConnectionStateMachine.swift",
+     "case .body: return .body", "case .body: return nil", "HostileHTTP"),
+    ("reads-after-upgrade-or-connect", "Sources/Mizu/HTTP/HTTPConnectionStateMachine.swift",
+     "guard self.writable, !self.upgrading, self.input != .stopped else { return false }", "guard self.writable, !self.upgrading else { return false }", "HostileHTTP"),
+    ("http-reads-while-unwritable", "Sources/Mizu/HTTP/HTTPConnectionStateMachine.swift",
+     "guard self.writable, !self.upgrading, self.input != .stopped else { return false }", "guard !self.upgrading, self.input != .stopped else { return false }", "HostileHTTP"),
+    ("http-write-stall-never-closes", "Sources/Mizu/HTTP/HTTPConnectionHandler.swift",
+     "if buffered < bufferedBefore {", "if true {", "HostileHTTP"),
+    ("missing-host-accepted", "Sources/Mizu/HTTP/HTTPConnectionStateMachine.swift",
+     "if hosts > 1 || (hosts == 0 && (head.version.major, head.version.minor) >= (1, 1)) {", "if hosts > 1 {", "HostileHTTP"),
+    ("unknown-transfer-coding-accepted", "Sources/Mizu/HTTP/HTTPConnectionStateMachine.swift",
+     "if codings.count > 1 { return (.notImplemented", "if false { return (.notImplemented", "HostileHTTP"),
+    ("any-expectation-accepted", "Sources/Mizu/HTTP/HTTPConnectionStateMachine.swift",
+     "guard expect.lowercased() == \"100-continue\" else {", "guard true else {", "HTTPContract"),
+    ("body-limit-off-by-one", "Sources/Mizu/HTTP/HTTPConnectionStateMachine.swift",
+     "guard self.body.readableBytes + chunk.readableBytes <= self.maxBodySize else {", "guard self.body.readableBytes + chunk.readableBytes < self.maxBodySize else {", "Connection|HTTPContract"),
+    ("head-size-unlimited", "Sources/Mizu/HTTP/HTTPServer.swift",
+     "limits.maxHeaderListSize = self.configuration.maxHeadSize", "limits.maxHeaderListSize = 1 << 24", "Connection"),
+    ("head-answer-carries-body", "Sources/Mizu/HTTP/ResponseWriter.swift",
+     "if bodyAllowed, !self.isHead, state.body.readableBytes > 0", "if bodyAllowed, state.body.readableBytes > 0", "HTTPContract|Router"),
+    ("router-no-backtracking", "Sources/Mizu/Router/RouteTree.swift",
+     "if let child = node.staticChildren[segment], let found = match(node: child, segments: rest, parameters: &parameters) {\n            return found\n        }",
+     "if let child = node.staticChildren[segment] {\n            return match(node: child, segments: rest, parameters: &parameters)\n        }", "HTTPContract|Router"),
+    ("ws-reads-while-unwritable", "Sources/MizuLive/WebSocket/WebSocketConnectionStateMachine.swift",
+     "var mayRead: Bool { self.receives && self.writable && !self.applicationPaused }", "var mayRead: Bool { self.receives && !self.applicationPaused }", "HostileWebSocket"),
+    ("ws-no-close-deadline-after-error", "Sources/MizuLive/WebSocket/WebSocketChannelHandler.swift",
+     "self.closeTimer = context.eventLoop.scheduleTask(in: self.configuration.closeTimeout) {", "self.closeTimer = context.eventLoop.scheduleTask(in: thenCloseTCP ? .hours(1) : self.configuration.closeTimeout) {", "HostileWebSocket"),
+    ("ws-write-stall-never-closes", "Sources/MizuLive/WebSocket/WebSocketChannelHandler.swift",
+     "if buffered < bufferedBefore {", "if true {", "HostileWebSocket"),
+    ("ws-pong-order-broken", "Sources/MizuLive/WebSocket/WebSocketChannelHandler.swift",
+     "if self.machine.writable { self.sendPendingPong() }", "if false { self.sendPendingPong() }", "HostileWebSocket"),
+    ("ws-handshake-body-accepted", "Sources/MizuLive/WebSocket/WebSocketHandshake.swift",
+     "if request.body.readableBytes > 0 || headers.contains(name: \"transfer-encoding\")", "if false && request.body.readableBytes > 0 || false && headers.contains(name: \"transfer-encoding\")", "HostileWebSocket"),
+    ("ws-unmasked-frames-accepted", "Sources/MizuLive/WebSocket/FrameParser.swift",
+     "guard second & 0x80 != 0 else { throw .protocolError(\"unmasked client frame\") }", "_ = second", "Frame|LiveServer|WebSocketEndpoint"),
+    ("ws-frame-at-limit-refused", "Sources/MizuLive/WebSocket/FrameParser.swift",
+     "guard length <= self.maxPayloadLength else { throw .messageTooLarge }", "guard length < self.maxPayloadLength else { throw .messageTooLarge }", "LiveContract|Frame"),
+    ("ws-text-utf8-unchecked", "Sources/MizuLive/WebSocket/MessageAssembler.swift",
+     "try Self.validate(&partial.utf8, payload, from: payload.readerIndex)", "_ = payload", "MessageAssembler|WebSocketEndpoint|LiveServer"),
+    ("ws-inflate-unbounded", "Sources/MizuLive/WebSocket/MessageAssembler.swift",
+     "try inflater.inflate(input, into: &output, limit: self.maxMessageSize)", "try inflater.inflate(input, into: &output, limit: Int.max)", "MessageAssembler|WebSocketEndpoint|Deflate"),
+    ("ws-invalid-close-code-sent", "Sources/MizuLive/WebSocket/WebSocketConnection.swift",
+     "let code = Self.isSendable(code) ? code : 1000", "let code = code", "SeedFidelity"),
+    ("heartbeat-off-by-default", "Sources/MizuLive/Live/Options.swift",
+     "public var heartbeatInterval: TimeAmount? = .seconds(25)", "public var heartbeatInterval: TimeAmount? = nil", "HostileWebSocket"),
+    ("window-bits-ignored", "Sources/MizuLive/Live/Session.swift",
+     ".sharedCompressed(windowBits: deflate.serverMaxWindowBits)", ".sharedCompressed(windowBits: 15)", "LiveContract|HostileWebSocket"),
+    ("deflater-keeps-context", "Sources/MizuLive/Deflate/DeflaterCache.swift",
+     "keepContext: false", "keepContext: true", "LiveContract"),
+    ("send-does-not-throw-queue-full", "Sources/MizuLive/Live/Session.swift",
+     "self.fail(.queueFull)\n                throw .queueFull", "self.fail(.queueFull)\n                return", "LiveContract"),
+    ("peer-1001-is-an-error", "Sources/MizuLive/Live/Live.swift",
+     "guard let code, code != 1000, code != 1001 else { return nil }", "guard let code, code != 1000 else { return nil }", "LiveContract"),
+    ("publish-to-one-event-loop", "Sources/MizuLive/Live/Server.swift",
+     "for (eventLoop, sessions) in snapshot.buckets {", "for (eventLoop, sessions) in snapshot.buckets.prefix(1) {", "LiveContract"),
+    ("topic-cap-off", "Sources/MizuLive/Live/Session.swift",
+     "guard state.topics.count < limit else { return nil }", "guard true else { return nil }", "HostileWebSocket"),
+    ("invalid-json-published", "Sources/MizuLive/Live/Server.swift",
+     "if data.isEmpty || data.withUnsafeBytes({ JSONScanner.isValue($0) }) { return true }", "if true { return true }", "SeedFidelity"),
+    ("bad-message-reply-out-of-order", "Sources/MizuLive/Live/LiveHTTPHandler.swift",
+     "session.enqueue(.bad(bytes))", "try? session.send(Live.Message(topic: \"error\", data: Data(#\"\"bad message\"\"#.utf8)))", "SeedFidelity"),
+    ("reads-never-pause-for-the-app", "Sources/MizuLive/Live/Session.swift",
+     "if waiting > Self.inboxHighWater,", "if false,", "LiveContract"),
+    ("onopen-not-first", "Sources/MizuLive/Live/LiveHTTPHandler.swift",
+     "if self.core.options.onOpen != nil { session.enqueue(.open) }", "if self.core.options.onOpen != nil { Task { await session.runHook(.open) } }", "LiveContract"),
+    ("redis-backoff-reset-by-handshake", "Sources/MizuLive/Backplane/RedisBroker.swift",
+     "links[role].connectedAt = .now()\n", "links[role].connectedAt = .now()\n            links[role].failedAttempts = 0\n", "RedisReconnect"),
+    ("redis-delay-uncapped", "Sources/MizuLive/Backplane/RedisBroker.swift",
+     "let delay = min(cap, base << min(attempts, 20))", "let delay = base << min(attempts, 20)", "RedisReconnect"),
+    ("redis-non-json-delivered", "Sources/MizuLive/Backplane/RedisBroker.swift",
+     "guard JSONScanner.isValue(data) else {", "guard true else {", "RedisBackplane"),
+    ("chatapp-unsubscribe-does-nothing", "Examples/ChatApp/Chat.swift",
+     "server.unsubscribe(s, req.topic)", "_ = req", "pytest:unsubscribe"),
+    ("chatapp-own-user-topic-refused", "Examples/ChatApp/Chat.swift",
+     "|| topic == \"user:\" + userID", "|| false", "pytest:subscription_rules"),
+]
+
+wanted = set(sys.argv[1:])
+selected = [m for m in MUTATIONS if not wanted or m[0] in wanted]
+
+def run(command, timeout):
+    try:
+        return subprocess.run(command, shell=True, capture_output=True, text=True, timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        return 124
+
+print("== baseline build")
+if run("swift build --build-tests", 1800) != 0:
+    sys.exit("the unmutated tree does not build")
+
+killed, survived, invalid = [], [], []
+for name, path, original, mutated, guard in selected:
+    file = pathlib.Path(path)
+    text = file.read_text()
+    if text.count(original) != 1:
+        invalid.append((name, "original text found %d times" % text.count(original)))
+        print(f"?  {name}: original text not found exactly once")
+        continue
+    file.write_text(text.replace(original, mutated))
+    start = time.time()
+    try:
+        if run("swift build --build-tests", 1800) != 0:
+            invalid.append((name, "does not build"))
+            print(f"?  {name}: the mutant does not build")
+            continue
+        if guard.startswith("pytest:"):
+            status = run(f"timeout 300 python3 -m pytest -q -p no:cacheprovider -x Tests/ChatApp/test_contract.py -k {guard[7:]}", 400)
+        else:
+            status = run(f"timeout 600 swift test --skip-build --filter '{guard}'", 700)
+        (killed if status != 0 else survived).append(name)
+        print(f"{'killed  ' if status != 0 else 'SURVIVED'} {name} ({guard}, {time.time() - start:.0f} s)", flush=True)
+    finally:
+        file.write_text(text)
+
+total = len(killed) + len(survived)
+print(f"\nscore: {len(killed)} killed / {total} ({len(survived)} survived, {len(invalid)} invalid)")
+for name in survived:
+    print("survived:", name)
+for name, why in invalid:
+    print("invalid:", name, "-", why)
+PY
