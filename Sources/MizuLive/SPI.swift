@@ -155,6 +155,56 @@ import NIOCore
     }
 }
 
+/// Sessions without sockets, to measure what subscribing, unsubscribing and registering cost
+/// at sizes no single machine's file limit reaches with real connections.
+@_spi(Benchmarking) public final class RegistryHarness {
+    private let core = ServerCore(options: Live.Options())
+    private let eventLoop = EmbeddedEventLoop()
+    private var sessions: [Live.Session] = []
+
+    /// `count` sessions, registered with the server as open sessions are.
+    public init(sessions count: Int) {
+        let request = Request(method: .GET, uri: "/ws")
+        self.sessions.reserveCapacity(count)
+        for index in 0..<count {
+            let connection = WebSocketConnection(eventLoop: self.eventLoop, subprotocol: nil, remoteAddress: nil, deflate: nil, sendQueueLimit: 256)
+            let session = Live.Session(id: .custom("s\(index)"), value: nil, request: request, connection: connection, core: self.core)
+            self.core.register(session)
+            self.sessions.append(session)
+        }
+    }
+
+    /// Subscribes sessions `range` to `topic` as `server.subscribe` does.
+    public func subscribe(_ range: Range<Int>, to topic: String) {
+        for index in range { _ = self.sessions[index].subscribe(topic) }
+    }
+
+    /// Unsubscribes session `index` from `topic` as `server.unsubscribe` does.
+    public func unsubscribe(_ index: Int, from topic: String) {
+        self.sessions[index].unsubscribe(topic)
+    }
+
+    /// Adds session `index` to `topic` in the topic registry alone (no per-session topic cap).
+    public func registryAdd(_ index: Int, to topic: String) {
+        self.core.registry.add(self.sessions[index], to: topic)
+    }
+
+    /// Removes session `index` from `topic` in the topic registry alone.
+    public func registryRemove(_ index: Int, from topic: String) {
+        self.core.registry.remove(self.sessions[index], from: topic)
+    }
+
+    /// Removes session `index` from the server's session table and adds it back (what a
+    /// disconnect and a connect cost there).
+    public func reregister(_ index: Int) {
+        self.core.unregister(self.sessions[index])
+        self.core.register(self.sessions[index])
+    }
+
+    public func subscriberCount(_ topic: String) -> Int { self.core.registry.subscriberCount(topic) }
+    public var topicCount: Int { self.core.registry.topicCount }
+}
+
 /// Swallows writes where a socket would be, completing their promises.
 private final class DiscardingSink: ChannelOutboundHandler {
     typealias OutboundIn = ByteBuffer

@@ -169,10 +169,13 @@ private func withRedis(password: String? = nil, _ body: (RedisTestServer) async 
                 #expect(a.broker.statistics.received == 50 && b.broker.statistics.received == 51)
                 #expect(a.broker.statistics.published == 51 && a.broker.statistics.dropped == 0)
 
+                // What is not JSON never reaches a client: dropped and counted.
+                _ = try await redis.command(["PUBLISH", "test:room", "not json"])
                 // Another program publishing raw JSON on the channel reaches the subscribers too.
                 _ = try await redis.command(["PUBLISH", "test:room", #"{"external":true}"#])
                 #expect(try await readData(onA, count: 1) == [#"{"external":true}"#])
                 #expect(try await readData(onB, count: 1) == [#"{"external":true}"#])
+                #expect(a.broker.statistics.rejected == 1 && b.broker.statistics.rejected == 1)
                 try await onA.close()
                 try await onB.close()
             }

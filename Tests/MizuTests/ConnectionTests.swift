@@ -110,6 +110,12 @@ import Testing
             let response = try await client.readResponse()
             #expect(response.status == 431)
             _ = try await client.waitForClose()
+            // Many small fields: the whole head counts, not each field alone.
+            let many = try await RawClient.connect(port: port)
+            let fields = (0..<40).map { "X-\($0): \(String(repeating: "b", count: 30))\r\n" }.joined()
+            try await many.send("GET /fast HTTP/1.1\r\nHost: x\r\n\(fields)\r\n")
+            #expect(try await many.readResponse().status == 431)
+            _ = try await many.waitForClose()
         }
     }
 

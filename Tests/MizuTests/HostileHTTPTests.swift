@@ -50,6 +50,22 @@ import Testing
         }
     }
 
+    @Test func bytesAfterAnUpgradeRequestAreNotReadWhileItsHandlerDecides() async throws {
+        let app = self.app()
+        // A slow decision (an onAuth that asks a database, say): the parser has stopped after
+        // the upgrade request, so anything read meanwhile would pile up unparsed.
+        app.get("/slow-upgrade") { c in
+            try await Task.sleep(nanoseconds: 1_500_000_000)
+            try await c.text(.badRequest, "no")
+        }
+        try await withServer(app) { (port: Int) async throws in
+            let peer = try HostilePeer(port: port)
+            #expect(await peer.send("GET /slow-upgrade HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"))
+            let flood = await peer.flood(Array(repeating: 0x41, count: 65536), for: .milliseconds(1200), limit: Self.floodLimit)
+            #expect(flood.written < Self.floodBound, "the server read on while the handler decided: \(flood)")
+        }
+    }
+
     @Test func bytesAfterAnUpgradeThatIsRefusedAreNotRead() async throws {
         try await withServer(self.app()) { (port: Int) async throws in
             let peer = try HostilePeer(port: port)

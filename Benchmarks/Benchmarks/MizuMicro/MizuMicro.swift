@@ -64,4 +64,49 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations { harness.publish(data) }
     }
+
+    // Issue 17: each operation costs the same at 1,000, 100,000 and 1,000,000 subscribers.
+    for size in [1_000, 100_000, 1_000_000] {
+        Benchmark("subscribe + unsubscribe, the \(size)th subscriber of one topic", configuration: .init(scalingFactor: .kilo, maxDuration: .seconds(5))) { benchmark in
+            let harness = RegistryHarness(sessions: size)
+            harness.subscribe(0..<(size - 1), to: "t")
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                harness.subscribe((size - 1)..<size, to: "t")
+                harness.unsubscribe(size - 1, from: "t")
+            }
+            benchmark.stopMeasurement()
+            precondition(harness.subscriberCount("t") == size - 1)
+        }
+    }
+
+    Benchmark("add + remove in the registry, 100,000 topics of 10 subscribers", configuration: .init(scalingFactor: .kilo, maxDuration: .seconds(5))) { benchmark in
+        let harness = RegistryHarness(sessions: 11)
+        for topic in 0..<100_000 {
+            for index in 0..<10 { harness.registryAdd(index, to: "t\(topic)") }
+        }
+        benchmark.startMeasurement()
+        for iteration in benchmark.scaledIterations {
+            let topic = "t\(iteration % 100_000)"
+            harness.registryAdd(10, to: topic)
+            harness.registryRemove(10, from: topic)
+        }
+        benchmark.stopMeasurement()
+        precondition(harness.topicCount == 100_000)
+    }
+
+    for size in [1_000, 100_000, 1_000_000] {
+        Benchmark("connect + disconnect in the session table, \(size) open", configuration: .init(scalingFactor: .kilo, maxDuration: .seconds(5))) { benchmark in
+            let harness = RegistryHarness(sessions: size)
+            benchmark.startMeasurement()
+            for iteration in benchmark.scaledIterations { harness.reregister(iteration % size) }
+        }
+    }
+
+    Benchmark("publish to 100,000 sessions (in process)", configuration: .init(scalingFactor: .one, maxIterations: 50)) { benchmark in
+        let harness = try FanoutHarness(sessions: 100_000)
+        let data = Data(#"{"user":"alice","data":{"text":"hello"}}"#.utf8)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { harness.publish(data) }
+    }
 }
