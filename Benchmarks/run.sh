@@ -3,6 +3,8 @@
 # each server started fresh per run, and prints every run plus the medians.
 #   Benchmarks/run.sh [S1|S2|S3|S4|all] [runs]      (default: all 3)
 #   S1W, S2W: S1 and S2 with ChatApp's --write-delay-ms 5 (writes held 5 ms to share syscalls)
+#   Benchmarks/run.sh storm [runs]                  connect storms: 2,000 / 6,000 / 10,000 / 18,000
+#     clients connecting and subscribing as fast as they can (C2000 ... C18000)
 #   Benchmarks/run.sh redis [runs]                  cross-node through a redis-server (R1, R2)
 #     next to single-node S1/S2 of the same run: two ChatApps share one Redis; the 999
 #     subscribers are on node A, the publisher on node B.
@@ -41,6 +43,7 @@ scenario_args() {
     S1|S1W) echo "fanout --subscribers 999 --publishers 1 --size 64 --window 16 --warmup 3 --duration 10" ;;
     S2|S2W) echo "fanout --subscribers 999 --publishers 1 --size 64 --rate 200 --warmup 3 --duration 10" ;;
     S3) echo "conns --count 10000" ;;
+    C*) echo "conns --count ${1#C}" ;;
     S4) echo "fanout --subscribers 999 --publishers 1 --size 64 --window 16 --warmup 3 --duration 10 --compress" ;;
   esac
 }
@@ -86,6 +89,7 @@ fi
 scenarios=(S1 S2 S3 S4)
 [ "$scenario" = redis ] && scenarios=()
 [ "$scenario" != all ] && [ "$scenario" != redis ] && scenarios=("$scenario")
+[ "$scenario" = storm ] && scenarios=(C2000 C6000 C10000 C18000)
 for s in "${scenarios[@]}"; do
   for server in mizu hummingbird; do
     for run in $(seq 1 "$runs"); do
@@ -102,6 +106,7 @@ for s in "${scenarios[@]}"; do
 done
 
 [ "$scenario" = redis ] && scenarios=(S1 R1 S2 R2)
+[ "$scenario" = storm ] && scenarios=(C2000 C6000 C10000 C18000)
 python3 - "$out/results.txt" "${scenarios[@]}" <<'PY'
 import re, statistics, sys
 path, wanted = sys.argv[1], set(sys.argv[2:])
@@ -113,7 +118,9 @@ for line in open(path):
     values = dict(re.findall(r"(\w+)=([\w./:-]+)", line))
     rows.setdefault((parts[0], parts[1]), []).append(values)
 keys = {"S1": "server_cpu_us_per_delivery", "S2": "p99_us", "S1W": "server_cpu_us_per_delivery", "S2W": "p99_us", "S3": "kib_per_connection", "S4": "server_cpu_us_per_delivery",
-        "R1": "server_cpu_us_per_delivery", "R2": "p99_us"}
+        "R1": "server_cpu_us_per_delivery", "R2": "p99_us",
+        "C2000": "server_cpu_us_per_connect", "C6000": "server_cpu_us_per_connect",
+        "C10000": "server_cpu_us_per_connect", "C18000": "server_cpu_us_per_connect"}
 print("\n| scenario | server | metric | median | min..max | runs | lost | duplicates |")
 print("|---|---|---|---|---|---|---|---|")
 for (scenario, server), runs in sorted(rows.items()):
@@ -122,6 +129,10 @@ for (scenario, server), runs in sorted(rows.items()):
     if not numbers:
         continue
     rates = [float(r["rate"].split("/")[0]) for r in runs if "rate" in r]
+    if scenario.startswith("C"):
+        per_s = [float(r["connects_per_s"]) for r in runs if r.get("connects_per_s", "n/a") != "n/a"]
+        if per_s:
+            print(f"| {scenario} | {server} | connects/s | {statistics.median(per_s):.0f} | {min(per_s):.0f}..{max(per_s):.0f} | {len(per_s)} | | |")
     if scenario in ("S1", "S1W", "R1") and rates:
         print(f"| {scenario} | {server} | deliveries/s | {statistics.median(rates):.0f} | {min(rates):.0f}..{max(rates):.0f} | {len(rates)} | | |")
     if scenario in ("S2", "S2W", "R2"):

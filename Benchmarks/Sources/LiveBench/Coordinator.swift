@@ -68,7 +68,14 @@ final class Coordinator: @unchecked Sendable {
         var rssBeforeKiB: Int?
         var rssAfterKiB: Int?
         var idleReceived: Int
+        /// From the first connect until every connection had its subscriptions acknowledged.
+        var connectSeconds: Double?
+        var connectServerCPU: Double?
     }
+
+    /// Set when the first connection starts (the connect storm begins).
+    var connectStart: (time: UInt64, cpu: Double?)?
+    private var connectEnd: (time: UInt64, cpu: Double?)?
 
     var rssBefore: Int?
     var rssAfter: Int?
@@ -163,6 +170,7 @@ final class Coordinator: @unchecked Sendable {
     // MARK: Phases
 
     private func allReady() {
+        self.connectEnd = (monotonicNanoseconds(), self.settings.serverPID.flatMap { ServerProcess(pid: $0).cpuSeconds() })
         if self.settings.idleOnly {
             // Idle connections: let memory settle, sample it, then one publish must reach all.
             self.eventLoop.scheduleTask(in: .seconds(2)) {
@@ -248,6 +256,8 @@ final class Coordinator: @unchecked Sendable {
             p99: self.histogram.valueAtPercentile(99), max: self.histogram.max,
             lost: self.lost, gaps: self.gaps, duplicates: self.duplicates, disconnects: self.disconnects,
             serverCPU: serverCPU, failures: self.failures, rssBeforeKiB: self.rssBefore, rssAfterKiB: self.rssAfter,
-            idleReceived: self.idleReceived))
+            idleReceived: self.idleReceived,
+            connectSeconds: self.connectStart.flatMap { start in self.connectEnd.map { Double($0.time &- start.time) / 1e9 } },
+            connectServerCPU: self.connectStart.flatMap { start in self.connectEnd.flatMap { end in start.cpu.flatMap { c in end.cpu.map { $0 - c } } } }))
     }
 }

@@ -100,10 +100,14 @@ struct Conns: ParsableCommand {
         settings.idleOnly = true
         let report = try Runner.run(settings)
         let perConnection = report.rssBeforeKiB.flatMap { before in report.rssAfterKiB.map { Double($0 - before) / Double(self.count) } }
+        // The connect storm: every connection opened, authenticated and subscribed (batches of 200).
+        let connectsPerSecond = report.connectSeconds.map { Double(self.count) / $0 }
+        let cpuPerConnect = report.connectServerCPU.map { $0 * 1e6 / Double(self.count) }
         print(String(
-            format: "conns count=%d compress=%@ rss_before_kib=%d rss_after_kib=%d kib_per_connection=%@ received=%d/%d disconnects=%d",
+            format: "conns count=%d compress=%@ rss_before_kib=%d rss_after_kib=%d kib_per_connection=%@ received=%d/%d disconnects=%d connects_per_s=%@ server_cpu_us_per_connect=%@",
             self.count, self.target.compress ? "yes" : "no", report.rssBeforeKiB ?? -1, report.rssAfterKiB ?? -1,
-            perConnection.map { String(format: "%.2f", $0) } ?? "n/a", report.idleReceived, self.count - 1, report.disconnects))
+            perConnection.map { String(format: "%.2f", $0) } ?? "n/a", report.idleReceived, self.count - 1, report.disconnects,
+            connectsPerSecond.map { String(format: "%.0f", $0) } ?? "n/a", cpuPerConnect.map { String(format: "%.1f", $0) } ?? "n/a"))
         if !report.failures.isEmpty { print("failures: \(report.failures)") }
     }
 }
@@ -120,6 +124,9 @@ enum Runner {
         let eventLoop = group.next()
         let coordinator = try eventLoop.submit { Coordinator(settings: settings, eventLoop: eventLoop) }.wait()
         try eventLoop.submit { coordinator.rssBefore = settings.serverPID.flatMap { ServerProcess(pid: $0).rssKiB() } }.wait()
+        try eventLoop.submit {
+            coordinator.connectStart = (monotonicNanoseconds(), settings.serverPID.flatMap { ServerProcess(pid: $0).cpuSeconds() })
+        }.wait()
 
         let total = settings.subscribers + settings.publishers
         var connects: [EventLoopFuture<Void>] = []

@@ -47,11 +47,11 @@ final class TopicRegistry: Sendable {
         let loop = session.connection.eventLoop
         let window = session.broadcastEncoding.sharedWindow
         self.shard(topic).withLockedValue { topics in
-            // Taken out of the dictionary, so the appends below mutate uniquely held storage
-            // (a copy left in the dictionary would make every add O(subscribers)).
-            let existing = topics.removeValue(forKey: topic)
-            let isNew = existing == nil
-            var entry = existing ?? Topic()
+            // Taken out of the dictionary and held by nothing else, so the appends below mutate
+            // uniquely referenced storage (a second reference, even a local constant, would make
+            // every add copy the bucket: O(subscribers)).
+            var entry = topics.removeValue(forKey: topic) ?? Topic()
+            let isNew = entry.count == 0
             var bucket = entry.buckets.removeValue(forKey: ObjectIdentifier(loop)) ?? Bucket(eventLoop: loop)
             bucket.indices[ObjectIdentifier(session)] = bucket.sessions.count
             bucket.sessions.append(session)
