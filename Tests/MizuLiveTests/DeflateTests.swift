@@ -2,7 +2,7 @@
 import NIOCore
 import Testing
 
-@Suite struct DeflateTests {
+@Suite(.timeLimit(.minutes(2))) struct DeflateTests {
     let allocator = ByteBufferAllocator()
 
     @Test func parsesExtensionHeadersByTheGrammar() {

@@ -23,7 +23,7 @@ func clientFrame(_ opcode: UInt8, _ payload: [UInt8], fin: Bool = true, rsv: UIn
     return bytes
 }
 
-@Suite struct FrameTests {
+@Suite(.timeLimit(.minutes(2))) struct FrameTests {
     @Test(arguments: [0, 1, 7, 8, 125, 126, 65535, 65536, 70000])
     func parsesMaskedFramesOfEverySize(_ size: Int) throws {
         let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 * 31) }

@@ -2,7 +2,7 @@
 import NIOCore
 import Testing
 
-@Suite struct MessageAssemblerTests {
+@Suite(.timeLimit(.minutes(2))) struct MessageAssemblerTests {
     let allocator = ByteBufferAllocator()
 
     func frame(_ opcode: WebSocketOpcode, _ text: String, fin: Bool = true, rsv1: Bool = false) -> WebSocketFrame {
