@@ -72,20 +72,26 @@ extension Live {
         private final class Links {
             struct Link {
                 var channel: (any Channel)?
-                /// Attempts since the last connection that stayed up (a handshake alone is not
-                /// health: an endpoint that accepts and drops must still meet a growing delay).
-                var failedAttempts = 0
-                var connectedAt: NIODeadline?
+                var backoff: ReconnectBackoff
                 var reconnect: Scheduled<Void>?
             }
-            var publisher = Link()
-            var subscriber = Link()
+            var publisher: Link
+            var subscriber: Link
             /// Topics this node has local subscribers for.
             var wanted: Set<String> = []
             /// Topics the subscriber connection has been told to SUBSCRIBE (reset when it drops).
             var told: Set<String> = []
             var syncScheduled = false
             var closed = false
+
+            init(_ configuration: Configuration) {
+                let backoff = ReconnectBackoff(
+                    base: configuration.reconnectDelay, cap: configuration.maxReconnectDelay,
+                    // Longer than the longest delay, and long enough to see two health checks pass.
+                    healthyAfter: max(configuration.maxReconnectDelay * 2, configuration.healthCheckInterval * 2))
+                self.publisher = Link(channel: nil, backoff: backoff, reconnect: nil)
+                self.subscriber = Link(channel: nil, backoff: backoff, reconnect: nil)
+            }
 
             subscript(role: Role) -> Link {
                 get { role == .publisher ? self.publisher : self.subscriber }
@@ -135,7 +141,7 @@ extension Live {
             self.nodeID = String(repeating: "0", count: 16 - digits.count) + digits
             self.header = Array("m:\(self.nodeID)\n".utf8)
             self.outbox = NIOLockedValueBox(Outbox())
-            self.links = NIOLoopBoundBox.makeBoxSendingValue(Links(), eventLoop: eventLoop)
+            self.links = NIOLoopBoundBox.makeBoxSendingValue(Links(configuration), eventLoop: eventLoop)
         }
 
         /// Counters since start.
@@ -363,12 +369,12 @@ extension Live {
                 channel.close(promise: nil)
                 return
             }
-            let attempts = links[role].failedAttempts
+            let attempts = links[role].backoff.failures
             if attempts > 0 && (attempts < 10 || attempts % 10 == 0) {  // a flapping endpoint does not flood the log
-                self.logger.info("Redis \(role) connection is back after \(links[role].failedAttempts) failed attempts")
+                self.logger.info("Redis \(role) connection is back after \(attempts) failed attempts")
             }
             links[role].channel = channel
-            links[role].connectedAt = .now()
+            links[role].backoff.connected(at: .now())
             channel.closeFuture.hop(to: self.eventLoop).whenComplete { _ in self.connectionLost(channel, role) }
             switch role {
             case .publisher:
@@ -390,12 +396,7 @@ extension Live {
             let links = self.links.value
             guard links[role].channel === channel else { return }
             links[role].channel = nil
-            if let connectedAt = links[role].connectedAt, NIODeadline.now() - connectedAt >= Self.healthyUptime(self.configuration) {
-                links[role].failedAttempts = 0
-            } else {
-                links[role].failedAttempts += 1
-            }
-            links[role].connectedAt = nil
+            links[role].backoff.lost(at: .now())
             switch role {
             case .publisher:
                 let lost = self.outbox.withLockedValue { outbox in
@@ -418,28 +419,19 @@ extension Live {
             self.scheduleReconnect(role)
         }
 
-        /// How long a connection must stay up before the backoff starts again from the bottom:
-        /// longer than the longest delay, and long enough to see a health check pass.
-        static func healthyUptime(_ configuration: Configuration) -> TimeAmount {
-            max(configuration.maxReconnectDelay * 2, configuration.healthCheckInterval * 2)
-        }
-
         /// Tries again after a delay that doubles with each failure (with jitter), up to the maximum.
         private func scheduleReconnect(_ role: Role) {
             let links = self.links.value
             guard !links.closed else { return }
-            let attempts = links[role].failedAttempts
-            let base = self.configuration.reconnectDelay.nanoseconds
-            let cap = self.configuration.maxReconnectDelay.nanoseconds
-            let delay = min(cap, base << min(attempts, 20))
-            let jittered = delay / 2 + Int64.random(in: 0...max(1, delay / 2))
-            links[role].reconnect = self.eventLoop.scheduleTask(in: .nanoseconds(jittered)) {
+            let delay = links[role].backoff.delay(jitter: Double.random(in: 0...1))
+            links[role].reconnect = self.eventLoop.scheduleTask(in: delay) {
                 self.links.value[role].reconnect = nil
                 self.open(role).whenFailure { error in
                     let links = self.links.value
-                    links[role].failedAttempts += 1
-                    if links[role].failedAttempts == 1 || links[role].failedAttempts % 10 == 0 {
-                        self.logger.warning("Redis \(role) reconnect failed (\(links[role].failedAttempts) attempts): \(error)")
+                    links[role].backoff.attemptFailed()
+                    let failures = links[role].backoff.failures
+                    if failures == 1 || failures % 10 == 0 {
+                        self.logger.warning("Redis \(role) reconnect failed (\(failures) attempts): \(error)")
                     }
                     self.scheduleReconnect(role)
                 }
