@@ -29,7 +29,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var machine: HTTPConnectionStateMachine
     private var readHeld = false
     private var inputTimer: (deadline: HTTPConnectionStateMachine.Deadline, task: Scheduled<Void>)?
-    private var stallTimer: Scheduled<Void>?
+    private var stallWatch: WriteStallWatch?
 
     init(
         handler: any HTTPHandler,
@@ -264,10 +264,15 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let writable = context.channel.isWritable
         self.machine.writabilityChanged(writable)
         if writable {
-            self.stallTimer?.cancel()
-            self.stallTimer = nil
-        } else if self.stallTimer == nil {
-            self.armStallTimer(context: context, buffered: Self.bufferedBytes(context))
+            self.stallWatch?.cancel()
+            self.stallWatch = nil
+        } else if self.stallWatch == nil {
+            let channel = context.channel
+            let logger = self.logger
+            self.stallWatch = WriteStallWatch(channel: channel, timeout: self.configuration.writeStallTimeout) {
+                logger.debug("write stalled", metadata: ["peer": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
+                channel.closeDroppingUnsentOutput()
+            }
         }
         self.settle()
         context.fireChannelWritabilityChanged()
@@ -313,36 +318,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    /// The peer must take some of our output within `writeStallTimeout`, or be closed.
-    private func armStallTimer(context: ChannelHandlerContext, buffered: Int) {
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.stallTimer = context.eventLoop.scheduleTask(in: self.configuration.writeStallTimeout) {
-            bound.value.stallTimerFired(bufferedBefore: buffered)
-        }
-    }
-
-    private func stallTimerFired(bufferedBefore: Int) {
-        guard let context else { return }
-        self.stallTimer = nil
-        guard !context.channel.isWritable else { return }
-        let buffered = Self.bufferedBytes(context)
-        if buffered < bufferedBefore {
-            self.armStallTimer(context: context, buffered: buffered)  // slow, but moving
-            return
-        }
-        self.logger.debug("write stalled", metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
-        context.channel.closeDroppingUnsentOutput()
-    }
-
-    private static func bufferedBytes(_ context: ChannelHandlerContext) -> Int {
-        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-    }
-
     private func cancelTimers() {
         self.inputTimer?.task.cancel()
         self.inputTimer = nil
-        self.stallTimer?.cancel()
-        self.stallTimer = nil
+        self.stallWatch?.cancel()
+        self.stallWatch = nil
     }
 }
 

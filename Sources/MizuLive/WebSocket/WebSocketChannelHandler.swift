@@ -28,7 +28,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var pendingPong: ByteBuffer?
     private var ownDeflater: Deflater?
     private var closeTimer: Scheduled<Void>?
-    private var stallTimer: Scheduled<Void>?
+    private var stallWatch: WriteStallWatch?
     private var pingTask: RepeatedTask?
     private var pongDeadline: Scheduled<Void>?
 
@@ -149,12 +149,15 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         let writable = context.channel.isWritable
         self.machine.writabilityChanged(writable)
         if writable {
-            self.stallTimer?.cancel()
-            self.stallTimer = nil
+            self.stallWatch?.cancel()
+            self.stallWatch = nil
             self.sendPendingPong()
             self.resumeReadingIfAllowed()
-        } else if self.stallTimer == nil {
-            self.armStallTimer(buffered: Self.bufferedBytes(context))
+        } else if self.stallWatch == nil {
+            // The peer must take some of our output within writeStallTimeout, or be dropped.
+            self.stallWatch = WriteStallWatch(channel: context.channel, timeout: self.configuration.writeStallTimeout) { [unowned self] in
+                self.carryOut(self.machine.abort(.writeTimeout))
+            }
         }
         context.fireChannelWritabilityChanged()
     }
@@ -169,31 +172,6 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     func setReading(_ enabled: Bool) {
         self.machine.applicationReading(enabled)
         if enabled { self.resumeReadingIfAllowed() }
-    }
-
-    /// The peer must take some of our output within `writeStallTimeout`, or be dropped.
-    private func armStallTimer(buffered: Int) {
-        guard let context else { return }
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.stallTimer = context.eventLoop.scheduleTask(in: self.configuration.writeStallTimeout) {
-            bound.value.stallTimerFired(bufferedBefore: buffered)
-        }
-    }
-
-    private func stallTimerFired(bufferedBefore: Int) {
-        guard let context else { return }
-        self.stallTimer = nil
-        guard !context.channel.isWritable else { return }
-        let buffered = Self.bufferedBytes(context)
-        if buffered < bufferedBefore {
-            self.armStallTimer(buffered: buffered)  // slow, but moving
-        } else {
-            self.carryOut(self.machine.abort(.writeTimeout))
-        }
-    }
-
-    private static func bufferedBytes(_ context: ChannelHandlerContext) -> Int {
-        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
     }
 
     // MARK: Outbound
@@ -342,7 +320,8 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.cumulation = nil
         self.pendingPong = nil
         self.closeTimer?.cancel()
-        self.stallTimer?.cancel()
+        self.stallWatch?.cancel()
+        self.stallWatch = nil
         self.pingTask?.cancel()
         self.pongDeadline?.cancel()
         self.ownDeflater = nil
