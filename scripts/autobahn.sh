@@ -26,6 +26,7 @@ done
 [ -n "$py2" ] || { echo "FAILED: Python 2.7 not found (pyenv versions)"; exit 1; }
 
 site_dir="$root/.build-autobahn/site"
+mkdir -p "$root/.build-autobahn"
 if [ ! -d "$site_dir/autobahntestsuite" ]; then
   echo "installing autobahntestsuite into $site_dir"
   if ! "$py2" -m pip install -q --disable-pip-version-check --target "$site_dir" autobahntestsuite==25.10.1 > "$root/.build-autobahn/pip.log" 2>&1; then
