@@ -164,8 +164,9 @@ extension Live {
         /// Writes one broadcast frame; the fan-out path, no allocation per subscriber.
         func deliver(_ frames: BroadcastFrames) {
             switch self.broadcastEncoding {
-            case .sharedCompressed(let bits) where frames.compressed(windowBits: bits) != nil:
-                _ = self.connection.writePreparedFrame(frames.compressed(windowBits: bits)!)
+            case .sharedCompressed(let bits):
+                // Below the compression threshold (or if deflate failed) the plain frame goes.
+                _ = self.connection.writePreparedFrame(frames.compressed(windowBits: bits) ?? frames.plain)
             case .ownCompression where frames.payload.readableBytes >= frames.compressionThreshold:
                 self.connection.handler.value?.send(WebSocketMessage(dataOpcode: .text, data: frames.payload))
             default:
