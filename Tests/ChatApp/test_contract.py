@@ -60,11 +60,17 @@ def test_page_has_the_stable_hooks(chat):
     assert "http://" not in body and "https://" not in body, "nothing from other hosts"
 
 
+def send_upgrade(chat, target):
+    """A socket that has sent a WebSocket upgrade request for `target`."""
+    sock = socket.create_connection(("127.0.0.1", chat.port), timeout=TIMEOUT)
+    sock.sendall((f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    return sock
+
+
 def upgrade_answer(chat, target):
     """Status and body of a real upgrade request (urllib would rewrite its Connection header)."""
-    with socket.create_connection(("127.0.0.1", chat.port), timeout=TIMEOUT) as sock:
-        sock.sendall((f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    with send_upgrade(chat, target) as sock:
         answer = b""
         while True:
             chunk = sock.recv(65536)
@@ -188,9 +194,7 @@ def test_bad_input(chat):
 
 
 def raw_upgrade(chat, token):
-    sock = socket.create_connection(("127.0.0.1", chat.port), timeout=TIMEOUT)
-    sock.sendall((f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    sock = send_upgrade(chat, f"/ws?token={token}")
     head = b""
     while b"\r\n\r\n" not in head:
         head += sock.recv(1)
