@@ -17,24 +17,33 @@ public final class App: Routing, HTTPHandler {
     private struct State {
         var middleware: [Middleware] = []
         var chain: Handler?
-        var errorHandler: ErrorHandler = App.defaultErrorHandler
+        var errorHandler: ErrorHandler
         var shutdownHooks: [@Sendable () async -> Void] = []
         var server: HTTPServer?
     }
 
     private let table = RouteTable()
     private let root: Router
-    private let state = NIOLockedValueBox(State())
+    private let state: NIOLockedValueBox<State>
     /// The server limits used by ``listen(_:)`` and ``start(host:port:)``.
     public let configuration: HTTPServerConfiguration
     /// The app's logger.
     public let logger: Logger
 
-    /// A new app with no routes.
-    public init(configuration: HTTPServerConfiguration = HTTPServerConfiguration(), logger: Logger = Logger(label: "mizu")) {
+    /// A new app with no routes. As Go mizu's `mizu.New()`, it logs one line per request
+    /// (``Middlewares/logger(_:)`` outermost, to `logger`); `logsRequests: false` turns that
+    /// off, as does raising `logger`'s level above `.info`.
+    public init(
+        configuration: HTTPServerConfiguration = HTTPServerConfiguration(),
+        logger: Logger = Logger(label: "mizu"),
+        logsRequests: Bool = true
+    ) {
         self.configuration = configuration
         self.logger = logger
         self.root = Router(table: self.table, prefix: "", middleware: [])
+        var state = State(errorHandler: App.defaultErrorHandler(logger: logger))
+        if logsRequests { state.middleware.append(Middlewares.logger(logger)) }
+        self.state = NIOLockedValueBox(state)
     }
 
     // MARK: Routing
@@ -60,7 +69,7 @@ public final class App: Routing, HTTPHandler {
     }
 
     /// Replaces the error handler (by default: an ``HTTPError`` answers its status and
-    /// message, anything else a 500).
+    /// message; anything else is logged at error level and answered with a bare 500).
     public func setErrorHandler(_ handler: @escaping ErrorHandler) {
         self.state.withLockedValue { $0.errorHandler = handler }
     }
@@ -123,7 +132,28 @@ public final class App: Routing, HTTPHandler {
         return request.rawQuery.isEmpty ? other : other + "?" + request.rawQuery
     }
 
-    static let defaultErrorHandler: ErrorHandler = { ctx, error in
+    /// The default error handler: the error's own status for an ``HTTPError``; for anything
+    /// else a 500 whose body says nothing of the error (it can carry internals), and the
+    /// error in the log instead, as Go mizu's router does.
+    static func defaultErrorHandler(logger: Logger) -> ErrorHandler {
+        { ctx, error in
+            if case ResponseWriter.Error.connectionClosed = error {
+                // The client left; no one reads the answer and nothing failed on our side.
+                logger.debug("client closed the connection", metadata: ["path": "\(LogSafe(ctx.request.path))"])
+            } else if !(error is HTTPError) {
+                logger.error(
+                    "handler failed",
+                    metadata: [
+                        "method": "\(ctx.request.method.rawValue)", "path": "\(LogSafe(ctx.request.path))",
+                        "error": "\(LogSafe(String(describing: error)))",
+                    ]
+                )
+            }
+            await App.answer(ctx, error)
+        }
+    }
+
+    private static func answer(_ ctx: Ctx, _ error: any Error) async {
         let httpError = error as? HTTPError ?? HTTPError(.internalServerError, "internal server error")
         ctx.writer.status = httpError.status
         ctx.writer.setHeader("content-type", "text/plain; charset=utf-8")

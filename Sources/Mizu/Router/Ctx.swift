@@ -120,15 +120,20 @@ public final class Ctx: Sendable {
     }
 
     /// Decodes the JSON body as `T`. A body over `limit` bytes, or one that is not JSON of
-    /// that shape, throws an ``HTTPError`` (413 or 400) saying what was wrong.
-    public func bindJSON<T: Decodable>(_ type: T.Type, limit: Int = 1 << 20) throws -> T {
+    /// that shape, throws an ``HTTPError`` (413 or 400) saying what was wrong. As Go mizu's
+    /// `BindJSON`, an object member that `T` does not read is refused (400 "unknown field")
+    /// unless `allowUnknownFields` is set.
+    public func bindJSON<T: Decodable>(_ type: T.Type, limit: Int = 1 << 20, allowUnknownFields: Bool = false) throws -> T {
         let body = self.request.body
         guard body.readableBytes <= limit else {
             throw HTTPError(.payloadTooLarge, "request body exceeds \(limit) bytes")
         }
         guard body.readableBytes > 0 else { throw HTTPError(.badRequest, "empty request body") }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
+            let data = Data(body.readableBytesView)
+            return allowUnknownFields ? try JSONDecoder().decode(T.self, from: data) : try StrictJSONDecoder.decode(T.self, from: data)
+        } catch let unknown as UnknownJSONField {
+            throw HTTPError(.badRequest, "unknown field \"\(unknown.path)\"")
         } catch let DecodingError.keyNotFound(key, _) {
             throw HTTPError(.badRequest, "missing field \"\(key.stringValue)\"")
         } catch let DecodingError.typeMismatch(_, context) {
