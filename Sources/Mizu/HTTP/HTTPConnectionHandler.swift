@@ -137,7 +137,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let writer = ResponseWriter(connection: bridge, requestMethod: request.method, allocator: context.channel.allocator)
         let handler = self.handler
         let logger = self.logger
-        Task {
+        Task.on(eventLoop) {
             var failed = false
             do {
                 try await handler.serveHTTP(writer, request)
@@ -343,21 +343,35 @@ struct ConnectionBridge: ResponseConnection {
     let handler: NIOLoopBound<HTTPConnectionHandler>
     let eventLoop: any EventLoop
 
+    // Handlers usually run on the connection's loop (Task.on): then no hop at all.
+
     func write(_ parts: [HTTPServerResponsePart], isHeadRequest: Bool) -> EventLoopFuture<Void> {
-        self.eventLoop.flatSubmit {
+        if self.eventLoop.inEventLoop {
+            return self.handler.value.writeResponse(parts, isHeadRequest: isHeadRequest)
+                ?? self.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+        }
+        return self.eventLoop.flatSubmit {
             self.handler.value.writeResponse(parts, isHeadRequest: isHeadRequest)
                 ?? self.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
         }
     }
 
     func upgrade(head: HTTPResponseHead, configure: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Void> {
-        self.eventLoop.flatSubmit {
+        if self.eventLoop.inEventLoop {
+            return self.handler.value.upgrade(head: head, configure: configure)
+                ?? self.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+        }
+        return self.eventLoop.flatSubmit {
             self.handler.value.upgrade(head: head, configure: configure)
                 ?? self.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
         }
     }
 
     func requestFinished(failed: Bool) {
-        self.eventLoop.execute { self.handler.value.requestFinished(failed: failed) }
+        if self.eventLoop.inEventLoop {
+            self.handler.value.requestFinished(failed: failed)
+        } else {
+            self.eventLoop.execute { self.handler.value.requestFinished(failed: failed) }
+        }
     }
 }

@@ -179,7 +179,7 @@ extension Live {
         /// Queues a hook call; past the high-water mark the socket stops being read.
         func enqueue(_ item: SessionInbox.Item) {
             let (startDrain, waiting) = self.state.withLockedValue { $0.inbox.push(item) }
-            if startDrain { Task { await self.drainInbox() } }
+            if startDrain { Task.on(self.connection.eventLoop) { await self.drainInbox() } }
             if waiting > Self.inboxHighWater, !self.readingPaused.exchange(true, ordering: .relaxed) {
                 self.connection.setReading(false)
             }

@@ -1,0 +1,45 @@
+import NIOCore
+import NIOPosix
+
+/// Runs a task's jobs on one event loop, so a request handler or a session's hooks started
+/// from a connection run on that connection's thread: no wake-up of another thread and no
+/// context switch for each hop between the task and the channel (the connect path made
+/// about six such hops). A job that awaits something elsewhere still resumes here.
+///
+/// The price, as with any NIO handler: code that blocks the thread (not an `await`) stalls
+/// the loop's other connections; hand such work to another executor.
+package final class EventLoopExecutor: TaskExecutor {
+    package let eventLoop: any EventLoop
+
+    private init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    package func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        self.eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+
+    /// The executor of `eventLoop`; one per loop thread, made once, when asked on that loop.
+    package static func of(_ eventLoop: any EventLoop) -> EventLoopExecutor {
+        guard eventLoop.inEventLoop else { return EventLoopExecutor(eventLoop: eventLoop) }
+        if let cached = Self.current.currentValue, cached.eventLoop === eventLoop { return cached }
+        let made = EventLoopExecutor(eventLoop: eventLoop)
+        Self.current.currentValue = made
+        return made
+    }
+
+    /// Each thread reads and writes only its own value.
+    private static let current = ThreadSpecificVariable<EventLoopExecutor>()
+}
+
+extension Task where Failure == Never {
+    /// Starts `operation` on `eventLoop` (see ``EventLoopExecutor``).
+    @discardableResult
+    package static func on(_ eventLoop: any EventLoop, _ operation: sending @escaping @isolated(any) () async -> Success) -> Task<Success, Never> {
+        if #available(macOS 15.0, iOS 18.0, *) {
+            return Task(executorPreference: EventLoopExecutor.of(eventLoop), operation: operation)
+        }
+        return Task(operation: operation)
+    }
+}
