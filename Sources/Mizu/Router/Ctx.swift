@@ -61,8 +61,8 @@ public final class Ctx: Sendable {
         for line in self.request.headers[canonicalForm: "cookie"] {
             for pair in line.split(separator: ";") {
                 let parts = pair.split(separator: "=", maxSplits: 1)
-                if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name {
-                    return parts[1].trimmingCharacters(in: .whitespaces)
+                if parts.count == 2, parts[0].trimmingHTTPWhitespace() == name {
+                    return parts[1].trimmingHTTPWhitespace()
                 }
             }
         }

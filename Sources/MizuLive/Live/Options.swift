@@ -99,7 +99,7 @@ extension Live {
 
         /// `host[:port]` or `[v6]:port`, port 80 when absent; nil when malformed.
         private static func splitHost(_ value: String) -> (String, Int)? {
-            var host = Substring(value.trimmingCharacters(in: .whitespaces))
+            var host = Substring(value.trimmingHTTPWhitespace())
             var port = 80
             if host.hasPrefix("[") {
                 guard let close = host.firstIndex(of: "]") else { return nil }

@@ -47,7 +47,7 @@ public struct WebSocketHandshake: Sendable {
     public static func checkUpgradeRequest(_ request: Request) throws(WebSocketHandshakeError) {
         let headers = request.headers
         func tokens(_ name: String) -> [String] {
-            headers[canonicalForm: name].map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            headers[canonicalForm: name].map { $0.trimmingHTTPWhitespace().lowercased() }
         }
         guard request.method == .GET else {
             throw WebSocketHandshakeError(status: .methodNotAllowed, reason: "a WebSocket handshake must use GET", headers: [("Allow", "GET")])
@@ -62,14 +62,14 @@ public struct WebSocketHandshake: Sendable {
             throw WebSocketHandshakeError(status: .badRequest, reason: "a WebSocket handshake needs HTTP/1.1", headers: [])
         }
         let versions = headers["sec-websocket-version"]
-        guard versions.count == 1, versions[0].trimmingCharacters(in: .whitespaces) == "13" else {
+        guard versions.count == 1, versions[0].trimmingHTTPWhitespace() == "13" else {
             throw WebSocketHandshakeError(
                 status: .upgradeRequired, reason: "unsupported WebSocket version", headers: [("Sec-WebSocket-Version", "13")])
         }
         // A handshake has no content; one that carries some is not a handshake, and its body
         // must not be held for the life of the connection.
         if request.body.readableBytes > 0 || headers.contains(name: "transfer-encoding")
-            || headers.first(name: "content-length").map({ $0.trimmingCharacters(in: .whitespaces) != "0" }) == true
+            || headers.first(name: "content-length").map({ $0.trimmingHTTPWhitespace() != "0" }) == true
         {
             throw WebSocketHandshakeError(status: .badRequest, reason: "a WebSocket handshake carries no body", headers: [])
         }
@@ -79,13 +79,13 @@ public struct WebSocketHandshake: Sendable {
     static func negotiate(_ request: Request, configuration: WebSocketConfiguration) throws(WebSocketHandshakeError) -> WebSocketHandshake {
         let headers = request.headers
         let keys = headers["sec-websocket-key"]
-        guard keys.count == 1, let key = keys.first?.trimmingCharacters(in: .whitespaces),
+        guard keys.count == 1, let key = keys.first?.trimmingHTTPWhitespace(),
             let decoded = Data(base64Encoded: key), decoded.count == 16
         else {
             throw WebSocketHandshakeError(status: .badRequest, reason: "Sec-WebSocket-Key must be base64 of 16 bytes", headers: [])
         }
         let accept = Data(SHA1.hash(Array((key + Self.guid).utf8))).base64EncodedString()
-        let offeredProtocols = headers[canonicalForm: "sec-websocket-protocol"].map { $0.trimmingCharacters(in: .whitespaces) }
+        let offeredProtocols = headers[canonicalForm: "sec-websocket-protocol"].map { $0.trimmingHTTPWhitespace() }
         let subprotocol = offeredProtocols.first { configuration.subprotocols.contains($0) }
         var deflate: NegotiatedDeflate?
         if let compression = configuration.compression, headers.contains(name: "sec-websocket-extensions"),
