@@ -194,6 +194,37 @@ final class EchoRecorder: Sendable {
         }
     }
 
+    struct WeakConnection: Sendable {
+        weak var value: WebSocketConnection?
+    }
+
+    @Test func closedConnectionsAreFreedWhileHeartbeatsRun() async throws {
+        var configuration = WebSocketConfiguration()
+        configuration.pingInterval = .seconds(30)  // seated on the loop's wheel, never due here
+        let opened = NIOLockedValueBox<[WeakConnection]>([])
+        let closed = NIOLockedValueBox(0)
+        let events = WebSocketEvents(
+            onOpen: { connection in opened.withLockedValue { $0.append(WeakConnection(value: connection)) } },
+            onMessage: { _, _ in },
+            onClose: { _, _ in closed.withLockedValue { $0 += 1 } })
+        let app = App(logsRequests: false)
+        app.get("/ws", compat(WebSocketHandler(configuration: configuration, events: events)))
+        try await withServer(app) { (port: Int) async throws in
+            var sockets: [TestWebSocket] = []
+            for _ in 0..<3 { sockets.append(try await TestWebSocket.connect(port: port, path: "/ws")) }
+            _ = try await eventually("3 open") { opened.withLockedValue { $0.count == 3 ? true : nil } }
+            // The middle one first: the last seat moves into its place on the wheel.
+            for index in [1, 0, 2] {
+                await sockets[index].client.close()
+                _ = try await eventually("closed") { closed.withLockedValue { $0 > 0 ? true : nil } }
+            }
+            _ = try await eventually("3 closed") { closed.withLockedValue { $0 == 3 ? true : nil } }
+            _ = try await eventually("every connection freed") {
+                opened.withLockedValue { $0.allSatisfy { $0.value == nil } ? true : nil }
+            }
+        }
+    }
+
     @Test func aFullSendQueueClosesOnlyTheSlowConnection() async throws {
         var configuration = WebSocketConfiguration()
         configuration.maxQueuedMessages = 4

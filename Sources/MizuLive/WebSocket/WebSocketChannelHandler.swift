@@ -4,7 +4,7 @@ import NIOCore
 /// The protocol engine of one connection after the upgrade: frames in, messages out, the
 /// close handshake, heartbeats, compression and the bounded send queue. Runs on the
 /// connection's event loop only.
-final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandler, HeartbeatMember {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -29,7 +29,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var ownDeflater: Deflater?
     private var closeTimer: Scheduled<Void>?
     private var stallWatch: WriteStallWatch?
-    private var pingTask: RepeatedTask?
+    private var heartbeatSeat: (wheel: HeartbeatWheel<WebSocketChannelHandler>, position: HeartbeatWheel<WebSocketChannelHandler>.Position)?
     private var pongDeadline: Scheduled<Void>?
 
     init(connection: WebSocketConnection, events: WebSocketEvents, settings: WebSocketSettings) {
@@ -44,10 +44,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.context = context
         self.connection.handler.value = self
         if let interval = self.configuration.pingInterval {
-            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            self.pingTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-                bound.value.heartbeat()
-            }
+            self.heartbeatSeat = HeartbeatWheels.join(self, interval: interval, on: context.eventLoop)
         }
         if !context.channel.isWritable { self.channelWritabilityChanged(context: context) }
         self.events.onOpen(self.connection)
@@ -305,7 +302,12 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
-    private func heartbeat() {
+    func heartbeatMoved(to position: HeartbeatWheel<WebSocketChannelHandler>.Position) {
+        self.heartbeatSeat?.position = position
+    }
+
+    /// Called by the loop's ``HeartbeatWheel`` once per ping interval.
+    func heartbeat() {
         guard self.machine.sends, let context, self.pongDeadline == nil else { return }
         self.sendControl(.ping, context.channel.allocator.buffer(capacity: 0))
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -316,13 +318,17 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     /// Reports the end exactly once.
     private func finish() {
+        // Whatever the state machine says: a wheel entry left behind would keep this handler alive.
+        if let seat = self.heartbeatSeat {
+            self.heartbeatSeat = nil
+            seat.wheel.leave(at: seat.position)
+        }
         guard let reason = self.machine.channelClosed() else { return }
         self.cumulation = nil
         self.pendingPong = nil
         self.closeTimer?.cancel()
         self.stallWatch?.cancel()
         self.stallWatch = nil
-        self.pingTask?.cancel()
         self.pongDeadline?.cancel()
         self.ownDeflater = nil
         self.connection.handler.value = nil

@@ -9,7 +9,9 @@ public struct WebSocketConfiguration: Sendable {
     public var compression: PerMessageDeflateConfiguration? = PerMessageDeflateConfiguration()
     /// Subprotocols the server speaks; the first one the client lists that is here is chosen.
     public var subprotocols: [String] = []
-    /// Send a ping this often; nil (the default) sends none.
+    /// Send a ping this often; nil (the default) sends none. The connections of an event
+    /// loop share one timer, so the first ping comes between 7/8 of this and all of it
+    /// after the connection opens.
     public var pingInterval: TimeAmount?
     /// After a ping, a peer that sends nothing for this long is closed as dead. Default 10 s.
     public var pongTimeout: TimeAmount = .seconds(10)
