@@ -142,7 +142,7 @@ import NIOCore
             try channel.pipeline.syncOperations.addHandler(DiscardingSink())
             try channel.pipeline.syncOperations.addHandler(WebSocketChannelHandler(connection: connection, events: WebSocketEvents(), settings: settings))
             let session = Live.Session(id: .custom("s\(index)"), value: nil, request: request, connection: connection, core: self.core)
-            self.core.register(session)
+            _ = self.core.register(session)
             _ = session.subscribe(self.topic)
             self.channels.append(channel)
         }
@@ -169,7 +169,7 @@ import NIOCore
         for index in 0..<count {
             let connection = WebSocketConnection(eventLoop: self.eventLoop, subprotocol: nil, remoteAddress: nil, deflate: nil, sendQueueLimit: 256)
             let session = Live.Session(id: .custom("s\(index)"), value: nil, request: request, connection: connection, core: self.core)
-            self.core.register(session)
+            _ = self.core.register(session)
             self.sessions.append(session)
         }
     }
@@ -198,7 +198,7 @@ import NIOCore
     /// disconnect and a connect cost there).
     public func reregister(_ index: Int) {
         self.core.unregister(self.sessions[index])
-        self.core.register(self.sessions[index])
+        _ = self.core.register(self.sessions[index])
     }
 
     public func subscriberCount(_ topic: String) -> Int { self.core.registry.subscriberCount(topic) }

@@ -85,8 +85,11 @@
       socket = null;
       messageInput.disabled = true;
       if (event.code === 1009) addMessage("error", "message too large", "error");
-      // Exponential backoff with jitter, capped at 10 s.
-      const delay = Math.min(10000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      // Exponential backoff with jitter, capped at 10 s. After a server shutdown (1001) every
+      // page of that server comes back at once: the first try is spread over 0-2 s.
+      const delay = event.code === 1001 && attempt === 0
+        ? 2000 * Math.random()
+        : Math.min(10000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
       attempt += 1;
       setStatus("reconnecting");
       retryTimer = setTimeout(connect, delay);

@@ -9,13 +9,19 @@ struct LiveHTTPHandler: HTTPHandler {
     let core: ServerCore
 
     /// Go's order: not a WebSocket request (400, 426 for a version), then origin (403), then
-    /// onAuth (401), then the key and negotiation.
+    /// onAuth (401), then the key and negotiation. A draining server answers 503 before the origin.
     func serveHTTP(_ writer: ResponseWriter, _ request: Request) async throws {
         let options = self.core.options
         do {
             try WebSocketHandshake.checkUpgradeRequest(request)
         } catch {
             try await error.respond(writer)
+            return
+        }
+        guard !self.core.isDraining else {
+            // A random hint, so clients that honour it do not all come back together.
+            writer.setHeader("retry-after", String(Int.random(in: 1...5)))
+            try await Self.refuse(writer, .serviceUnavailable, "server shutting down")
             return
         }
         guard options.allowsOrigin(of: request) else {
@@ -123,8 +129,10 @@ final class SessionOpening: Sendable {
             return session
         }
         guard let session else { return }
-        self.core.register(session)
+        let accepted = self.core.register(session)
         if self.core.options.onOpen != nil { session.enqueue(.open) }
+        // Opened while the server drains: open and closed like every other session, at once.
+        if !accepted { session.fail(.serverShutdown) }
     }
 
     private func receive(_ message: WebSocketMessage) {

@@ -66,10 +66,20 @@ extension Live {
         public var sessions: [Session] { self.core.allSessions }
 
         /// Closes every session with 1001 (onClose reports ``Live/Error/serverShutdown``) and
-        /// waits, at most `timeout`, until they are gone.
-        public func shutdown(timeout: TimeAmount = .seconds(5)) async {
-            for session in self.core.allSessions { session.fail(.serverShutdown) }
-            let deadline = NIODeadline.now() + timeout
+        /// waits, at most `timeout`, until they are gone. From the first moment new upgrades
+        /// are refused (503 with `Retry-After`). The closes go out in batches spread over
+        /// `spread` (at most half of `timeout`; 100 sessions or fewer close at once), so the
+        /// clients of a busy server do not all reconnect in the same millisecond.
+        public func shutdown(timeout: TimeAmount = .seconds(5), spread: TimeAmount = .seconds(1)) async {
+            let start = NIODeadline.now()
+            let deadline = start + timeout
+            let sessions = self.core.beginDrain()
+            let schedule = DrainSchedule(sessions: sessions.count, spread: min(spread, .nanoseconds(timeout.nanoseconds / 2)))
+            for batch in schedule.batches {
+                let wait = start + batch.offset - .now()
+                if wait > .zero { try? await Task.sleep(nanoseconds: UInt64(wait.nanoseconds)) }
+                for session in sessions[batch.range] { session.fail(.serverShutdown) }
+            }
             while self.core.sessionCount > 0, NIODeadline.now() < deadline {
                 try? await Task.sleep(nanoseconds: 5_000_000)
             }
@@ -82,7 +92,12 @@ final class ServerCore: Sendable {
     let options: Live.Options
     let registry: TopicRegistry
     let logger = Logger(label: "mizu.live")
-    private let sessions = NIOLockedValueBox<[ObjectIdentifier: Live.Session]>([:])
+    private let sessions = NIOLockedValueBox(Sessions())
+    private struct Sessions {
+        var byID: [ObjectIdentifier: Live.Session] = [:]
+        /// Set by shutdown: no new session stays open.
+        var draining = false
+    }
     private let compression: PerMessageDeflateConfiguration
     /// Made once: every session's connection shares its configuration.
     let upgrader: WebSocketUpgrader
@@ -131,15 +146,29 @@ final class ServerCore: Sendable {
         return configuration
     }
 
-    var sessionCount: Int { self.sessions.withLockedValue { $0.count } }
-    var allSessions: [Live.Session] { self.sessions.withLockedValue { Array($0.values) } }
+    var sessionCount: Int { self.sessions.withLockedValue { $0.byID.count } }
+    var allSessions: [Live.Session] { self.sessions.withLockedValue { Array($0.byID.values) } }
+    var isDraining: Bool { self.sessions.withLockedValue { $0.draining } }
 
-    func register(_ session: Live.Session) {
-        self.sessions.withLockedValue { $0[ObjectIdentifier(session)] = session }
+    /// Adds an open session; false once the server is draining (the caller closes it: its
+    /// handshake finished after the drain took its list).
+    func register(_ session: Live.Session) -> Bool {
+        self.sessions.withLockedValue {
+            $0.byID[ObjectIdentifier(session)] = session
+            return !$0.draining
+        }
     }
 
     func unregister(_ session: Live.Session) {
-        _ = self.sessions.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(session)) }
+        _ = self.sessions.withLockedValue { $0.byID.removeValue(forKey: ObjectIdentifier(session)) }
+    }
+
+    /// Starts the shutdown: the sessions open now; later ones are closed as they open.
+    func beginDrain() -> [Live.Session] {
+        self.sessions.withLockedValue {
+            $0.draining = true
+            return Array($0.byID.values)
+        }
     }
 
     /// Delivers to this node's subscribers, then hands the publish to the broker for the others.
