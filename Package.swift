@@ -11,7 +11,10 @@ let package = Package(
     products: [
         .library(name: "Mizu", targets: ["Mizu"]),
         .library(name: "MizuCompat", targets: ["MizuCompat"]),
+        .library(name: "MizuWebSocket", targets: ["MizuWebSocket"]),
         .library(name: "MizuLive", targets: ["MizuLive"]),
+        // In-process harnesses for Benchmarks/ (sessions on embedded channels); not API.
+        .library(name: "MizuLiveBenchmarkSupport", targets: ["MizuLiveBenchmarkSupport"]),
         .executable(name: "ChatApp", targets: ["ChatApp"]),
         .executable(name: "EchoServer", targets: ["EchoServer"]),
         .executable(name: "HelloServer", targets: ["HelloServer"]),
@@ -42,16 +45,38 @@ let package = Package(
             dependencies: ["Mizu"],
             swiftSettings: swiftSettings
         ),
+        // The WebSocket protocol (RFC 6455, RFC 7692): knows connections and frames, no topics.
         .target(
-            name: "MizuLive",
+            name: "MizuWebSocket",
             dependencies: [
                 "Mizu", "CZlib",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Sessions, topics and the Redis backplane on top of MizuWebSocket (the seed's `live`).
+        .target(
+            name: "MizuLive",
+            dependencies: [
+                "Mizu", "MizuWebSocket",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "MizuLiveBenchmarkSupport",
+            dependencies: [
+                "Mizu", "MizuWebSocket", "MizuLive",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -68,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "EchoServer",
             dependencies: [
-                "Mizu", "MizuLive",
+                "Mizu", "MizuWebSocket",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/EchoServer",
@@ -95,9 +120,17 @@ let package = Package(
         .testTarget(name: "MizuTests", dependencies: ["Mizu", "MizuTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "MizuCompatTests", dependencies: ["Mizu", "MizuCompat", "MizuTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
+            name: "MizuWebSocketTests",
+            dependencies: [
+                "Mizu", "MizuCompat", "MizuWebSocket", "MizuTestSupport",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "MizuLiveTests",
             dependencies: [
-                "Mizu", "MizuCompat", "MizuLive", "MizuTestSupport",
+                "Mizu", "MizuCompat", "MizuWebSocket", "MizuLive", "MizuTestSupport",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

@@ -23,7 +23,7 @@ let package = Package(
         .executableTarget(
             name: "live-bench",
             dependencies: [
-                .product(name: "MizuLive", package: mainPackage),
+                .product(name: "MizuWebSocket", package: mainPackage),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -47,8 +47,9 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "Mizu", package: mainPackage),
                 .product(name: "MizuLive", package: mainPackage),
+                .product(name: "MizuWebSocket", package: mainPackage),
+                .product(name: "MizuLiveBenchmarkSupport", package: mainPackage),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             path: "Benchmarks/MizuMicro",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

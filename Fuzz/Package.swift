@@ -1,5 +1,5 @@
 // swift-tools-version:6.0
-// libFuzzer target over MizuLive's untrusted-input paths. Its own package so the main build
+// libFuzzer target over MizuWebSocket's and MizuLive's untrusted-input paths. Its own package so the main build
 // never compiles with the fuzzer sanitizer. Build and run with scripts/fuzz.sh.
 import Foundation
 import PackageDescription
@@ -13,7 +13,10 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "MizuFuzz",
-            dependencies: [.product(name: "MizuLive", package: mainPackage)],
+            dependencies: [
+                .product(name: "MizuLive", package: mainPackage),
+                .product(name: "MizuWebSocket", package: mainPackage),
+            ],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
     ],

@@ -4,7 +4,7 @@ import Glibc
 #endif
 import Logging
 import Mizu
-import MizuLive
+import MizuWebSocket
 
 /// The raw WebSocket layer with no envelope: every text or binary message comes back
 /// unchanged on the same connection. The Autobahn TestSuite and load generators drive it.

@@ -2,6 +2,7 @@ import Foundation
 import Mizu
 import MizuCompat
 @testable import MizuLive
+@testable import MizuWebSocket
 import MizuTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
@@ -162,18 +163,12 @@ import Testing
             #expect(flood.written < 20 * 1024 * 1024, "\(flood)")
         }
     }
+}
 
-    @Test func aConnectionReportsWhyItClosed() async throws {
-        let recorder = EchoRecorder()
-        let app = App()
-        app.get("/ws", compat(WebSocketHandler(events: recorder.events())))
-        try await withServer(app) { (port: Int) async throws in
-            let socket = try await TestWebSocket.connect(port: port, path: "/ws")
-            let connection = try await recorder.waitForConnection(1)
-            try await socket.send(0x8, [0x0F, 0xA0] + Array("later".utf8))
-            #expect(await connection.closeReason() == .peerClosed(code: 4000, reason: "later"))
-            let reason = try await connection.closeFuture.get()
-            #expect(reason == .peerClosed(code: 4000, reason: "later"))
-        }
+@Suite struct LiveCloseReasonLoggingTests {
+    @Test func aPeersReasonIsEscapedInLiveErrors() {
+        let forged = "bye\nERROR root shell opened"
+        #expect(!"\(Live.Error.closedByPeer(code: 4000, reason: forged))".contains("\n"))
+        #expect(!"\(Live.Error.protocolError(code: 1002, reason: forged))".contains("\n"))
     }
 }

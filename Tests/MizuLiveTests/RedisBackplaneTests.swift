@@ -1,6 +1,7 @@
 import Foundation
 import Mizu
 @testable import MizuLive
+import MizuWebSocket
 import MizuTestSupport
 import NIOConcurrencyHelpers
 import NIOCore

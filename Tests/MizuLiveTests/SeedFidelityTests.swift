@@ -2,6 +2,7 @@ import Foundation
 import Mizu
 import MizuCompat
 @testable import MizuLive
+import MizuWebSocket
 import MizuTestSupport
 import NIOConcurrencyHelpers
 import NIOCore

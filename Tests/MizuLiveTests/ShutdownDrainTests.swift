@@ -1,5 +1,6 @@
 import Mizu
 @testable import MizuLive
+import MizuWebSocket
 import MizuTestSupport
 import NIOCore
 import Testing

@@ -1,6 +1,8 @@
 import Benchmark
 import Foundation
-@_spi(Benchmarking) import MizuLive
+@_spi(Benchmarking) import MizuWebSocket
+import MizuLive
+import MizuLiveBenchmarkSupport
 import NIOCore
 
 /// Micro-benchmarks of the hot paths, with allocation counts so regressions show.

@@ -1,4 +1,4 @@
-@_spi(Benchmarking) import MizuLive
+@_spi(Benchmarking) import MizuWebSocket
 import NIOCore
 
 /// One client connection speaking the ChatApp contract: handshake, masked frames out,

@@ -1,4 +1,5 @@
 @_spi(Fuzzing) import MizuLive
+@_spi(Fuzzing) import MizuWebSocket
 
 /// libFuzzer's entry point: the first byte chooses the target, the rest is its input.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -6,10 +7,10 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     guard let start, count > 0 else { return 0 }
     let input = UnsafeRawBufferPointer(start: start + 1, count: count - 1)
     switch start.load(as: UInt8.self) % 4 {
-    case 0: FuzzTargets.webSocketFrames(input)
-    case 1: FuzzTargets.envelope(input)
-    case 2: FuzzTargets.extensionHeader(input)
-    default: FuzzTargets.resp(input)
+    case 0: WebSocketFuzzTargets.webSocketFrames(input)
+    case 1: LiveFuzzTargets.envelope(input)
+    case 2: WebSocketFuzzTargets.extensionHeader(input)
+    default: LiveFuzzTargets.resp(input)
     }
     return 0
 }

@@ -1,3 +1,4 @@
+import MizuWebSocket
 import NIOCore
 
 /// A strict RFC 8259 scanner over bytes that finds where values start and end without

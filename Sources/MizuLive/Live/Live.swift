@@ -1,4 +1,5 @@
 import Mizu
+import MizuWebSocket
 
 /// MizuLive's realtime server: WebSocket sessions, topic publish/subscribe, and hooks for
 /// authentication and lifecycle. The Swift form of go-mizu's `live` package.

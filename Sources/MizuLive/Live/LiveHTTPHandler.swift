@@ -1,5 +1,6 @@
 import Foundation
 import Mizu
+import MizuWebSocket
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1

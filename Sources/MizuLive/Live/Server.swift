@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Mizu
+import MizuWebSocket
 import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
@@ -184,23 +185,11 @@ final class ServerCore: Sendable {
         guard let snapshot = self.registry.snapshot(topic) else { return }
         var payload = ByteBuffer()
         Live.Message.encode(topic: topic, data: data, into: &payload)
-        let allocator = ByteBufferAllocator()
-        let plain = FrameWriter.frame(opcode: .text, payload: payload, allocator: allocator)
-        var compressed: [ByteBuffer?] = []
-        if !snapshot.sharedWindows.isEmpty, payload.readableBytes >= self.compression.minimumCompressionSize {
-            compressed = Array(repeating: nil, count: 16)
-            // Compressed once per window size in use, for every subscriber without context takeover.
-            for bits in snapshot.sharedWindows {
-                if let deflated = DeflaterCache.current.compress(payload, windowBits: bits, configuration: self.compression, allocator: allocator) {
-                    compressed[bits] = FrameWriter.frame(opcode: .text, rsv1: true, payload: deflated, allocator: allocator)
-                }
-            }
-        }
-        let frames = Live.BroadcastFrames(
-            payload: payload, plain: plain, compressed: compressed, compressionThreshold: self.compression.minimumCompressionSize)
+        // Compressed once per window size in use, for every subscriber without context takeover.
+        let frame = BroadcastFrame(text: payload, sharedWindows: snapshot.sharedWindows, compression: self.compression)
         for (eventLoop, sessions) in snapshot.buckets {
             eventLoop.execute {
-                for session in sessions { session.deliver(frames) }
+                for session in sessions { session.deliver(frame) }
             }
         }
     }

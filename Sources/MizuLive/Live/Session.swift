@@ -1,5 +1,6 @@
 import Foundation
 import Mizu
+import MizuWebSocket
 import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
@@ -17,8 +18,6 @@ extension Live {
 
         let connection: WebSocketConnection
         let core: ServerCore
-        /// How broadcasts reach this session: the shared compressed frame, its own compression, or plain.
-        let broadcastEncoding: BroadcastEncoding
 
         private struct State {
             /// Closed or closing: nothing more is sent or subscribed.
@@ -33,19 +32,6 @@ extension Live {
         private let state = NIOLockedValueBox(State())
         private let readingPaused = Atomic<Bool>(false)
 
-        enum BroadcastEncoding {
-            case plain
-            /// No context takeover: one frame per publish and window size serves every such subscriber.
-            case sharedCompressed(windowBits: Int)
-            /// Context takeover: the connection's own compression stream.
-            case ownCompression
-
-            var sharedWindow: Int? {
-                if case .sharedCompressed(let bits) = self { return bits }
-                return nil
-            }
-        }
-
         /// Unread messages past this pause reading from the socket; below half, it resumes.
         static let inboxHighWater = 64
 
@@ -59,11 +45,6 @@ extension Live {
             self.request = request
             self.connection = connection
             self.core = core
-            if let deflate = connection.deflate, deflate.serverCompresses {
-                self.broadcastEncoding = deflate.serverNoContextTakeover ? .sharedCompressed(windowBits: deflate.serverMaxWindowBits) : .ownCompression
-            } else {
-                self.broadcastEncoding = .plain
-            }
         }
 
         public static func == (lhs: Session, rhs: Session) -> Bool { lhs === rhs }
@@ -85,13 +66,12 @@ extension Live {
         public func send(_ message: Message) throws(Live.Error) {
             guard !self.isClosed else { throw .sessionClosed }
             guard self.core.acceptsData(message.data, topic: message.topic) else { throw .invalidData }
-            guard self.connection.reserveSendSlot() else {
+            var payload = ByteBuffer()
+            Message.encode(topic: message.topic, data: message.data, into: &payload)
+            if self.connection.trySend(WebSocketMessage(dataOpcode: .text, data: payload)) == .queueFull {
                 self.fail(.queueFull)
                 throw .queueFull
             }
-            var payload = ByteBuffer()
-            Message.encode(topic: message.topic, data: message.data, into: &payload)
-            self.connection.send(WebSocketMessage(dataOpcode: .text, data: payload), reserved: true)
         }
 
         /// Sends `value` encoded as JSON on `topic`.
@@ -161,17 +141,9 @@ extension Live {
 
         // MARK: Delivery (on the session's event loop)
 
-        /// Writes one broadcast frame; the fan-out path, no allocation per subscriber.
-        func deliver(_ frames: BroadcastFrames) {
-            switch self.broadcastEncoding {
-            case .sharedCompressed(let bits):
-                // Below the compression threshold (or if deflate failed) the plain frame goes.
-                _ = self.connection.writePreparedFrame(frames.compressed(windowBits: bits) ?? frames.plain)
-            case .ownCompression where frames.payload.readableBytes >= frames.compressionThreshold:
-                self.connection.handler.value?.send(WebSocketMessage(dataOpcode: .text, data: frames.payload))
-            default:
-                _ = self.connection.writePreparedFrame(frames.plain)
-            }
+        /// Writes one broadcast; the fan-out path, no allocation per subscriber.
+        func deliver(_ broadcast: BroadcastFrame) {
+            self.connection.write(broadcast)
         }
 
         // MARK: Hooks, in order, on a task that exists only while there is work
@@ -216,20 +188,6 @@ extension Live {
         private static func hex(_ value: UInt64) -> String {
             let digits = String(value, radix: 16)
             return String(repeating: "0", count: 16 - digits.count) + digits
-        }
-    }
-
-    /// One publish, encoded once for every subscriber.
-    struct BroadcastFrames {
-        let payload: ByteBuffer
-        let plain: ByteBuffer
-        /// Indexed by window bits (9...15), or empty: nothing compressed for this publish.
-        let compressed: [ByteBuffer?]
-        let compressionThreshold: Int
-
-        /// The frame compressed with a `windowBits` window, if this publish has one.
-        func compressed(windowBits: Int) -> ByteBuffer? {
-            windowBits < self.compressed.count ? self.compressed[windowBits] : nil
         }
     }
 }

@@ -45,7 +45,7 @@ final class TopicRegistry: Sendable {
 
     func add(_ session: Live.Session, to topic: String) {
         let loop = session.connection.eventLoop
-        let window = session.broadcastEncoding.sharedWindow
+        let window = session.connection.broadcastEncoding.sharedWindow
         self.shard(topic).withLockedValue { topics in
             // Taken out of the dictionary and held by nothing else, so the appends below mutate
             // uniquely referenced storage (a second reference, even a local constant, would make
@@ -65,7 +65,7 @@ final class TopicRegistry: Sendable {
 
     func remove(_ session: Live.Session, from topic: String) {
         let loopID = ObjectIdentifier(session.connection.eventLoop)
-        let window = session.broadcastEncoding.sharedWindow
+        let window = session.connection.broadcastEncoding.sharedWindow
         self.shard(topic).withLockedValue { topics in
             guard var entry = topics.removeValue(forKey: topic) else { return }
             if var bucket = entry.buckets.removeValue(forKey: loopID),

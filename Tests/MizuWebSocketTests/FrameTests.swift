@@ -1,27 +1,7 @@
-@testable import MizuLive
+@testable import MizuWebSocket
+import MizuTestSupport
 import NIOCore
 import Testing
-
-/// Builds client frames (masked) the way a browser would.
-func clientFrame(_ opcode: UInt8, _ payload: [UInt8], fin: Bool = true, rsv: UInt8 = 0, mask: [UInt8]? = [1, 2, 3, 4]) -> [UInt8] {
-    var bytes: [UInt8] = [(fin ? 0x80 : 0) | rsv | opcode]
-    let maskBit: UInt8 = mask == nil ? 0 : 0x80
-    if payload.count < 126 {
-        bytes.append(maskBit | UInt8(payload.count))
-    } else if payload.count <= 0xFFFF {
-        bytes += [maskBit | 126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
-    } else {
-        bytes.append(maskBit | 127)
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8((payload.count >> shift) & 0xFF)) }
-    }
-    if let mask {
-        bytes += mask
-        bytes += payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }
-    } else {
-        bytes += payload
-    }
-    return bytes
-}
 
 @Suite(.timeLimit(.minutes(2))) struct FrameTests {
     @Test(arguments: [0, 1, 7, 8, 125, 126, 65535, 65536, 70000])

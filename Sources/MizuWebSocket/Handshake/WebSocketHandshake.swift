@@ -76,7 +76,7 @@ public struct WebSocketHandshake: Sendable {
     }
 
     /// The key check and negotiation, for a request that passed ``checkUpgradeRequest(_:)``.
-    static func negotiate(_ request: Request, configuration: WebSocketConfiguration) throws(WebSocketHandshakeError) -> WebSocketHandshake {
+    public static func negotiate(_ request: Request, configuration: WebSocketConfiguration) throws(WebSocketHandshakeError) -> WebSocketHandshake {
         let headers = request.headers
         let keys = headers["sec-websocket-key"]
         guard keys.count == 1, let key = keys.first?.trimmingHTTPWhitespace(),

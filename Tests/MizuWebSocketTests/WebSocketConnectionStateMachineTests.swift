@@ -1,4 +1,5 @@
-@testable import MizuLive
+@testable import MizuWebSocket
+import MizuTestSupport
 import Testing
 
 /// The WebSocket connection's close lifecycle and read gate, without sockets.
@@ -71,7 +72,5 @@ import Testing
     @Test func aPeersReasonIsEscapedWhereverItIsPrinted() {
         let forged = "bye\nERROR root shell opened"
         #expect(!"\(WebSocketCloseReason.peerClosed(code: 4000, reason: forged))".contains("\n"))
-        #expect(!"\(Live.Error.closedByPeer(code: 4000, reason: forged))".contains("\n"))
-        #expect(!"\(Live.Error.protocolError(code: 1002, reason: forged))".contains("\n"))
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import Mizu
 import MizuCompat
-@testable import MizuLive
+@testable import MizuWebSocket
 import MizuTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
@@ -239,6 +239,20 @@ final class EchoRecorder: Sendable {
             }.get()
             #expect(try await recorder.waitForReasons(1) == [.sendQueueFull])
             _ = try await socket.client.waitForClose()
+        }
+    }
+
+    @Test func aConnectionReportsWhyItClosed() async throws {
+        let recorder = EchoRecorder()
+        let app = App()
+        app.get("/ws", compat(WebSocketHandler(events: recorder.events())))
+        try await withServer(app) { (port: Int) async throws in
+            let socket = try await TestWebSocket.connect(port: port, path: "/ws")
+            let connection = try await recorder.waitForConnection(1)
+            try await socket.send(0x8, [0x0F, 0xA0] + Array("later".utf8))
+            #expect(await connection.closeReason() == .peerClosed(code: 4000, reason: "later"))
+            let reason = try await connection.closeFuture.get()
+            #expect(reason == .peerClosed(code: 4000, reason: "later"))
         }
     }
 

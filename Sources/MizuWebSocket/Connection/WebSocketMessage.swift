@@ -17,7 +17,7 @@ public struct WebSocketMessage: Sendable, Equatable {
     }
 
     /// For callers that pass `.text` or `.binary` only.
-    init(dataOpcode opcode: WebSocketOpcode, data: ByteBuffer) {
+    package init(dataOpcode opcode: WebSocketOpcode, data: ByteBuffer) {
         self.opcode = opcode
         self.data = data
     }

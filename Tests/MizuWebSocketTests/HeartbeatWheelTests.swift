@@ -2,7 +2,8 @@ import NIOCore
 import NIOEmbedded
 import Testing
 
-@testable import MizuLive
+@testable import MizuWebSocket
+import MizuTestSupport
 
 /// The per-loop heartbeat timer, driven by an EmbeddedEventLoop's clock: no sockets, no timing.
 @Suite struct HeartbeatWheelTests {

@@ -3,14 +3,16 @@
 ///
 /// A DFA after Björn Höhrmann's decoder: state 0 accepts, state 1 rejects, others are
 /// inside a sequence.
-struct UTF8Validator {
+package struct UTF8Validator {
     private(set) var state: UInt8 = 0
 
+    package init() {}
+
     /// Whether everything fed so far is valid and ends on a character boundary.
-    var isComplete: Bool { self.state == 0 }
+    package var isComplete: Bool { self.state == 0 }
 
     /// Feeds bytes; false as soon as they cannot be valid UTF-8 whatever follows.
-    mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    package mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var state = self.state
         var index = 0
         let count = bytes.count

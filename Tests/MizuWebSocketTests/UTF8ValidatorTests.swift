@@ -1,4 +1,5 @@
-@testable import MizuLive
+@testable import MizuWebSocket
+import MizuTestSupport
 import Testing
 
 @Suite(.timeLimit(.minutes(2))) struct UTF8ValidatorTests {

@@ -36,6 +36,8 @@ public final class WebSocketConnection: Sendable {
     public var isCompressed: Bool { self.deflate != nil }
 
     let deflate: NegotiatedDeflate?
+    /// How broadcasts reach this connection (``BroadcastFrame``).
+    package let broadcastEncoding: BroadcastEncoding
     let handler: NIOLoopBoundBox<WebSocketChannelHandler?>
     private let closePromise: EventLoopPromise<WebSocketCloseReason>
     /// Messages accepted for sending and not yet written to the socket.
@@ -48,6 +50,7 @@ public final class WebSocketConnection: Sendable {
         self.subprotocol = subprotocol
         self.remoteAddress = remoteAddress
         self.deflate = deflate
+        self.broadcastEncoding = BroadcastEncoding(deflate)
         self.sendQueueLimit = sendQueueLimit
         self.handler = .makeEmptyBox(valueType: WebSocketChannelHandler.self, eventLoop: eventLoop)
         self.closePromise = eventLoop.makePromise()
@@ -118,31 +121,48 @@ public final class WebSocketConnection: Sendable {
         }
     }
 
-    /// Sends a message whose queue place was taken with ``reserveSendSlot()``.
-    func send(_ message: WebSocketMessage, reserved: Bool) {
-        self.onLoop { $0.send(message, reserved: reserved) }
+    /// What ``trySend(_:)`` did.
+    package enum SendOutcome: Equatable {
+        case queued
+        /// The send queue is full: nothing was queued; the caller decides what follows (Live
+        /// closes the session as a slow consumer).
+        case queueFull
+    }
+
+    /// Queues `message` if the send queue has room, from any thread.
+    package func trySend(_ message: WebSocketMessage) -> SendOutcome {
+        guard self.reserveSendSlot() else { return .queueFull }
+        self.onLoop { $0.send(message, reserved: true) }
+        return .queued
     }
 
     /// Closes as a slow consumer (the queue is full).
-    func closeAsSlowConsumer() {
+    package func closeAsSlowConsumer() {
         self.onLoop { $0.overflow() }
     }
 
     /// Closes with 1001 because the server is going away.
-    func closeForShutdown() {
+    package func closeForShutdown() {
         self.onLoop { $0.close(code: 1001, reason: "server shutdown", as: .serverShutdown) }
     }
 
     /// Stops or resumes reading from the socket: backpressure for a slow application.
-    func setReading(_ enabled: Bool) {
+    package func setReading(_ enabled: Bool) {
         self.onLoop { $0.setReading(enabled) }
     }
 
-    /// Writes an already encoded frame (a broadcast builds it once for every subscriber).
-    /// Call on the event loop; returns false when the connection no longer sends.
-    func writePreparedFrame(_ frame: ByteBuffer) -> Bool {
+    /// Writes a broadcast in the variant this connection negotiated (the shared compressed
+    /// frame, its own compression, or the plain frame). Call on the event loop; no
+    /// allocation per connection unless it compresses itself. False when it no longer sends.
+    @discardableResult
+    package func write(_ broadcast: BroadcastFrame) -> Bool {
         self.eventLoop.preconditionInEventLoop()
-        return self.handler.value?.enqueue(frame, reserved: false) ?? false
+        guard let handler = self.handler.value else { return false }
+        if let frame = broadcast.frame(for: self.broadcastEncoding) {
+            return handler.enqueue(frame, reserved: false)
+        }
+        handler.send(WebSocketMessage(dataOpcode: .text, data: broadcast.payload))
+        return true
     }
 
     private func onLoop(_ body: @escaping @Sendable (WebSocketChannelHandler) -> Void) {

@@ -1,19 +1,24 @@
 import Foundation
-@testable import MizuLive
-import MizuTestSupport
 import NIOCore
 
 /// A frame as the server sent it.
-struct ServerFrame: Equatable {
-    var fin: Bool
-    var rsv1: Bool
-    var opcode: UInt8
-    var payload: [UInt8]
+public struct ServerFrame: Equatable, Sendable {
+    public var fin: Bool
+    public var rsv1: Bool
+    public var opcode: UInt8
+    public var payload: [UInt8]
 
-    var text: String { String(decoding: self.payload, as: UTF8.self) }
-    var closeCode: UInt16? { self.payload.count >= 2 ? UInt16(self.payload[0]) << 8 | UInt16(self.payload[1]) : nil }
+    public init(fin: Bool, rsv1: Bool, opcode: UInt8, payload: [UInt8]) {
+        self.fin = fin
+        self.rsv1 = rsv1
+        self.opcode = opcode
+        self.payload = payload
+    }
 
-    static func parse(_ buffer: inout ByteBuffer) -> ServerFrame? {
+    public var text: String { String(decoding: self.payload, as: UTF8.self) }
+    public var closeCode: UInt16? { self.payload.count >= 2 ? UInt16(self.payload[0]) << 8 | UInt16(self.payload[1]) : nil }
+
+    public static func parse(_ buffer: inout ByteBuffer) -> ServerFrame? {
         guard let (first, second) = buffer.getMultipleIntegers(at: buffer.readerIndex, as: (UInt8, UInt8).self) else { return nil }
         var offset = 2
         var length = Int(second & 0x7F)
@@ -34,39 +39,39 @@ struct ServerFrame: Equatable {
 }
 
 /// A raw WebSocket client for tests: sends exact frames, reads exact frames, all with timeouts.
-struct TestWebSocket {
-    let client: RawClient
-    let response: HTTPTestResponse
+public struct TestWebSocket: Sendable {
+    public let client: RawClient
+    public let response: HTTPTestResponse
 
-    static let key = "dGhlIHNhbXBsZSBub25jZQ=="
+    public static let key = "dGhlIHNhbXBsZSBub25jZQ=="
 
-    static func handshakeRequest(path: String = "/", extraHeaders: [String] = []) -> String {
+    public static func handshakeRequest(path: String = "/", extraHeaders: [String] = []) -> String {
         (["GET \(path) HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket", "Connection: Upgrade",
           "Sec-WebSocket-Key: \(Self.key)", "Sec-WebSocket-Version: 13"] + extraHeaders).joined(separator: "\r\n") + "\r\n\r\n"
     }
 
     /// Connects and completes the handshake; the response may be a refusal.
-    static func connect(port: Int, path: String = "/", headers: [String] = []) async throws -> TestWebSocket {
+    public static func connect(port: Int, path: String = "/", headers: [String] = []) async throws -> TestWebSocket {
         let client = try await RawClient.connect(port: port)
         try await client.send(Self.handshakeRequest(path: path, extraHeaders: headers))
         let response = try await client.readResponse()
         return TestWebSocket(client: client, response: response)
     }
 
-    func send(_ opcode: UInt8, _ payload: [UInt8], fin: Bool = true, rsv: UInt8 = 0) async throws {
+    public func send(_ opcode: UInt8, _ payload: [UInt8], fin: Bool = true, rsv: UInt8 = 0) async throws {
         try await self.client.send(clientFrame(opcode, payload, fin: fin, rsv: rsv))
     }
 
-    func send(text: String) async throws {
+    public func send(text: String) async throws {
         try await self.send(0x1, Array(text.utf8))
     }
 
-    func readFrame(timeout: TimeAmount = .seconds(5)) async throws -> ServerFrame {
+    public func readFrame(timeout: TimeAmount = .seconds(5)) async throws -> ServerFrame {
         try await self.client.read("a WebSocket frame", timeout: timeout) { buffer, _ in ServerFrame.parse(&buffer) }
     }
 
     /// Reads frames until a close frame, then expects the TCP connection to end.
-    func expectClose(timeout: TimeAmount = .seconds(5)) async throws -> ServerFrame {
+    public func expectClose(timeout: TimeAmount = .seconds(5)) async throws -> ServerFrame {
         while true {
             let frame = try await self.readFrame(timeout: timeout)
             if frame.opcode == 0x8 {
@@ -76,3 +81,25 @@ struct TestWebSocket {
         }
     }
 }
+
+/// Builds client frames (masked) the way a browser would.
+public func clientFrame(_ opcode: UInt8, _ payload: [UInt8], fin: Bool = true, rsv: UInt8 = 0, mask: [UInt8]? = [1, 2, 3, 4]) -> [UInt8] {
+    var bytes: [UInt8] = [(fin ? 0x80 : 0) | rsv | opcode]
+    let maskBit: UInt8 = mask == nil ? 0 : 0x80
+    if payload.count < 126 {
+        bytes.append(maskBit | UInt8(payload.count))
+    } else if payload.count <= 0xFFFF {
+        bytes += [maskBit | 126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
+    } else {
+        bytes.append(maskBit | 127)
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8((payload.count >> shift) & 0xFF)) }
+    }
+    if let mask {
+        bytes += mask
+        bytes += payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }
+    } else {
+        bytes += payload
+    }
+    return bytes
+}
+

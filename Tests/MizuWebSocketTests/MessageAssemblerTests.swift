@@ -1,4 +1,5 @@
-@testable import MizuLive
+@testable import MizuWebSocket
+import MizuTestSupport
 import NIOCore
 import Testing
 

@@ -1,0 +1,37 @@
+import Foundation
+import NIOCore
+
+/// Entry points for the libFuzzer target in Fuzz/: the paths untrusted bytes take through
+/// Live and the Redis backplane. Not API: `@_spi(Fuzzing) import MizuLive`.
+@_spi(Fuzzing) public enum LiveFuzzTargets {
+    /// The live envelope parser (JSON scanner).
+    public static func envelope(_ bytes: UnsafeRawBufferPointer) {
+        if let message = Live.Message.parse(Data(bytes)) {
+            _ = message.encoded()
+        }
+    }
+
+    /// The RESP parser as the Redis backplane drives it: values out of bytes split at one
+    /// point, every value walked (as the broker's push handling does).
+    public static func resp(_ bytes: UnsafeRawBufferPointer) {
+        guard let first = bytes.first else { return }
+        let body = UnsafeRawBufferPointer(rebasing: bytes.dropFirst())
+        let split = body.isEmpty ? 0 : Int(first) % (body.count + 1)
+        var parser = RESPParser()
+        parser.maxBulkLength = 1 << 16
+        parser.maxArrayLength = 1 << 12
+        var buffer = ByteBuffer(bytes: body[..<split])
+        do {
+            for next in [body[split...], body[body.endIndex...]] {
+                while let value = try parser.next(&buffer) { Self.walk(value) }
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: next))
+            }
+        } catch {
+            // Malformed RESP is refused with an error; only crashes and leaks are findings.
+        }
+    }
+
+    private static func walk(_ value: RESPValue) {
+        if case .array(let items?) = value { items.forEach(Self.walk) }
+    }
+}

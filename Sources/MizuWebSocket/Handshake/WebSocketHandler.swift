@@ -1,0 +1,18 @@
+import Mizu
+
+/// A plain handler that serves WebSocket connections with `events`: mount it with
+/// `compat(_:)` or run it on an ``HTTPServer`` directly.
+public struct WebSocketHandler: HTTPHandler {
+    private let upgrader: WebSocketUpgrader
+    private let events: WebSocketEvents
+
+    /// A handler upgrading every request with `configuration` and reporting to `events`.
+    public init(configuration: WebSocketConfiguration = WebSocketConfiguration(), events: WebSocketEvents) {
+        self.upgrader = WebSocketUpgrader(configuration: configuration)
+        self.events = events
+    }
+
+    public func serveHTTP(_ writer: ResponseWriter, _ request: Request) async throws {
+        try await self.upgrader.upgrade(writer, request, events: self.events)
+    }
+}

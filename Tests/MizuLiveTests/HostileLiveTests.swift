@@ -1,0 +1,109 @@
+import Foundation
+import Mizu
+import MizuCompat
+@testable import MizuLive
+@_spi(Benchmarking) import MizuWebSocket
+import MizuTestSupport
+import NIOConcurrencyHelpers
+import NIOCore
+import Testing
+
+/// Live-level hostile clients: silent, never reading, subscribing without end.
+@Suite(.timeLimit(.minutes(2))) struct HostileLiveTests {
+    /// Opens a WebSocket without ever reading the 101 (or anything after it).
+    private func hostileSocket(port: Int, path: String = "/ws", extra: [UInt8] = []) async throws -> HostilePeer {
+        let peer = try HostilePeer(port: port)
+        #expect(await peer.send(Array(TestWebSocket.handshakeRequest(path: path).utf8) + extra))
+        return peer
+    }
+
+    @Test func aSilentLiveClientIsDroppedByTheHeartbeat() async throws {
+        #expect(Live.Options().heartbeatInterval == .seconds(25), "dead peers are detected by default")
+        try await withLiveServer({ $0.heartbeatInterval = .milliseconds(200) }) { server, log, port in
+            let peer = try await self.hostileSocket(port: port, path: "/ws?user=mute")
+            #expect(await peer.waitForClose(timeout: .seconds(3)) != nil)
+            #expect(try await log.waitFor(closes: 1)[0].error == .heartbeatTimeout)
+            #expect(server.sessionCount == 0)
+        }
+    }
+
+    @Test func aLiveClientThatNeverReadsIsDroppedAsAStalledWriter() async throws {
+        try await withLiveServer({ $0.writeStallTimeout = .milliseconds(500); $0.queueSize = 100_000; $0.compression = false }) { server, log, port in
+            let peer = try await self.hostileSocket(port: port, path: "/ws?user=mute")
+            let session = try await log.waitFor(sessions: 1)[0]
+            server.subscribe(session, "news")
+            let payload = Data("\"\(String(repeating: "n", count: 16 * 1024))\"".utf8)
+            for _ in 0..<1000 { server.publish("news", payload) }
+            #expect(await peer.waitForClose(timeout: .seconds(5)) != nil)
+            #expect(try await log.waitFor(closes: 1)[0].error == .writeTimeout)
+        }
+    }
+
+    @Test func subscriptionsPastTheCapAreRefusedWithAnError() async throws {
+        try await withLiveServer({ $0.maxTopicsPerSession = 2 }) { server, log, port in
+            let socket = try await TestWebSocket.live(port: port)
+            let session = try await log.waitFor(sessions: 1)[0]
+            #expect(server.subscribe(session, "a"))
+            #expect(server.subscribe(session, "b"))
+            #expect(server.subscribe(session, "a"), "already subscribed is not a new topic")
+            #expect(!server.subscribe(session, "c"))
+            #expect(try await socket.readText() == #"{"topic":"error","data":"too many subscriptions"}"#)
+            #expect(session.topics == ["a", "b"])
+            #expect(server.subscriberCount("c") == 0)
+            server.unsubscribe(session, "a")
+            #expect(server.subscribe(session, "c"))
+            #expect(!server.subscribe(session, ""), "an empty topic is a no-op")
+        }
+    }
+
+    @Test func goDefaultsForZeroAndNegativeLimits() {
+        for (queue, read) in [(0, 0), (-5, -1)] {
+            let core = ServerCore(options: Live.Options(queueSize: queue, readLimit: read))
+            #expect(core.webSocketConfiguration.maxQueuedMessages == 256)
+            #expect(core.webSocketConfiguration.maxMessageSize == 4 * 1024 * 1024)
+        }
+    }
+
+    @Test func eachWindowSizeIsCompressedOncePerPublishAndEverySubscriberCanInflate() async throws {
+        try await withLiveServer { server, log, port in
+            var sockets: [TestWebSocket] = []
+            for bits in [9, 12, 15, 9, 12, 15] {
+                let offer = bits == 15 ? "permessage-deflate" : "permessage-deflate; server_max_window_bits=\(bits)"
+                let socket = try await TestWebSocket.live(port: port, user: "u\(sockets.count)", headers: ["Sec-WebSocket-Extensions: \(offer)"])
+                #expect(socket.response.header("sec-websocket-extensions")?.contains(bits == 15 ? "permessage-deflate" : "server_max_window_bits=\(bits)") == true)
+                sockets.append(socket)
+            }
+            for session in try await log.waitFor(sessions: 6) { server.subscribe(session, "room") }
+            #expect(Set(server.core.registry.snapshot("room")?.sharedWindows ?? []) == [9, 12, 15], "one compression per window size")
+            let text = String(repeating: "compress me ", count: 200)
+            server.publish("room", Data("\"\(text)\"".utf8))
+            for socket in sockets {
+                let frame = try await socket.readFrame()
+                #expect(frame.rsv1)
+                let inflated = try MessageInflater().inflate(ByteBuffer(bytes: frame.payload))
+                #expect(String(buffer: inflated) == #"{"topic":"room","data":"\#(text)"}"#)
+            }
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(2))) struct SameOriginTests {
+    @Test func schemeHostAndPortMustAllMatch() {
+        let cases: [(String, String?, Bool)] = [
+            ("http://127.0.0.1", "127.0.0.1", true),
+            ("http://example.com", "example.com:80", true),
+            ("http://EXAMPLE.com:8080", "example.com:8080", true),
+            ("http://[::1]:8080", "[::1]:8080", true),
+            ("https://example.com", "example.com", false),  // an https page is another origin than ws://
+            ("https://example.com:8080", "example.com:8080", false),
+            ("http://example.com:8080", "example.com", false),
+            ("http://example.com", "example.com.evil.test", false),
+            ("null", "example.com", false),
+            ("http://example.com", nil, false),
+            ("http://example.com", "example.com:x", false),
+        ]
+        for (origin, host, same) in cases {
+            #expect(Live.Options.isSameOrigin(origin, host: host) == same, "\(origin) vs \(host ?? "no Host")")
+        }
+    }
+}
