@@ -208,6 +208,21 @@ extension TestWebSocket {
         }
     }
 
+    @Test func binaryEnvelopesAreCheckedForUTF8AndTextOnesOnce() async throws {
+        try await withLiveServer { _, log, port in
+            let socket = try await TestWebSocket.live(port: port)
+            // A binary frame was never validated as UTF-8 on arrival: the envelope parser must.
+            try await socket.send(0x2, Array(#"{"topic":"t","data":""#.utf8) + [0xFF] + Array(#""}"#.utf8))
+            #expect(try await socket.readText() == #"{"topic":"error","data":"bad message"}"#)
+            try await socket.send(0x2, Array(#"{"topic":"bin","data":"ok"}"#.utf8))
+            try await socket.send(text: #"{"topic":"txt","data":"h\u00e9 ✓"}"#)
+            let messages = try await log.waitFor(messages: 2)
+            #expect(messages.map(\.topic) == ["bin", "txt"])
+            #expect(messages[1].data == #""h\u00e9 ✓""#, "the data goes to the hook byte for byte")
+            try await socket.close()
+        }
+    }
+
     @Test func badEnvelopesAreAnsweredNotFatal() async throws {
         try await withLiveServer { _, log, port in
             let socket = try await TestWebSocket.live(port: port)

@@ -79,15 +79,21 @@ struct LiveHTTPHandler: HTTPHandler {
 /// What a connection needs until its session exists, then the session: the events that
 /// drive it. The three callbacks share this one object, and once the session is open the
 /// opening data is dropped, so an idle connection carries little.
-final class SessionOpening: Sendable {
+///
+/// `@unchecked Sendable`: `stage` is read and written only by the three callbacks of
+/// ``events``, which ``WebSocketEvents`` runs on the connection's one event loop, one at a
+/// time, in order; its first value is set in `init`, before the events reach the upgrader
+/// (the channel that calls them is set up after that, on its loop). So no two threads
+/// ever touch it at once, and it needs no lock: none is taken per message.
+final class SessionOpening: @unchecked Sendable {
     private enum Stage {
-        /// Boxed so the lock's storage stays the size of a reference once the session is open.
+        /// Boxed so the stage stays the size of a reference once the session is open.
         case pending(Pending)
         case open(Live.Session)
         case gone
     }
 
-    private final class Pending: Sendable {
+    private final class Pending {
         let id: Live.SessionID
         let value: (any Sendable)?
         let request: Request
@@ -100,11 +106,11 @@ final class SessionOpening: Sendable {
     }
 
     let core: ServerCore
-    private let stage: NIOLockedValueBox<Stage>
+    private var stage: Stage
 
     init(id: Live.SessionID, value: (any Sendable)?, request: Request, core: ServerCore) {
         self.core = core
-        self.stage = NIOLockedValueBox(.pending(Pending(id: id, value: value, request: request)))
+        self.stage = .pending(Pending(id: id, value: value, request: request))
     }
 
     var events: WebSocketEvents {
@@ -114,47 +120,36 @@ final class SessionOpening: Sendable {
             onClose: { [self] _, reason in self.close(reason) })
     }
 
-    private var session: Live.Session? {
-        self.stage.withLockedValue { stage in
-            if case .open(let session) = stage { return session }
-            return nil
-        }
-    }
-
     private func open(_ connection: WebSocketConnection) {
-        let session: Live.Session? = self.stage.withLockedValue { stage in
-            guard case .pending(let pending) = stage else { return nil }
-            let session = Live.Session(
-                id: pending.id, value: pending.value, request: pending.request, connection: connection, core: self.core)
-            stage = .open(session)
-            return session
-        }
-        guard let session else { return }
+        guard case .pending(let pending) = self.stage else { return }
+        let session = Live.Session(
+            id: pending.id, value: pending.value, request: pending.request, connection: connection, core: self.core)
+        self.stage = .open(session)
         let accepted = self.core.register(session)
         if self.core.options.onOpen != nil { session.enqueue(.open) }
         // Opened while the server drains: open and closed like every other session, at once.
         if !accepted { session.fail(.serverShutdown) }
     }
 
+    /// One copy from the frame to the hook: the envelope is scanned in place and only its
+    /// `data` is copied out; text was validated as UTF-8 when it arrived, so it is not again.
     private func receive(_ message: WebSocketMessage) {
-        guard let session = self.session else { return }
-        let options = self.core.options
-        let bytes = Data(message.data.readableBytesView)
-        if let envelope = Live.Message.parse(bytes) {
-            if options.onMessage != nil { session.enqueue(.message(topic: envelope.topic, data: envelope.data)) }
+        guard case .open(let session) = self.stage else { return }
+        let envelope = message.data.withUnsafeReadableBytes {
+            Live.Message.parse($0, utf8Validated: message.opcode == .text)
+        }
+        if let envelope {
+            if self.core.options.onMessage != nil { session.enqueue(.message(topic: envelope.topic, data: envelope.data)) }
         } else {
             // Through the queue even for the default reply: reactions keep the order of the frames.
-            session.enqueue(.bad(bytes))
+            session.enqueue(.bad(Data(message.data.readableBytesView)))
         }
     }
 
     private func close(_ reason: WebSocketCloseReason) {
-        let session: Live.Session? = self.stage.withLockedValue { stage in
-            defer { stage = .gone }
-            if case .open(let session) = stage { return session }
-            return nil
-        }
-        guard let session, session.markClosed(reason) else { return }
+        let current = self.stage
+        self.stage = .gone
+        guard case .open(let session) = current, session.markClosed(reason) else { return }
         self.core.unregister(session)
         if self.core.options.onClose != nil { session.enqueue(.close) }
     }

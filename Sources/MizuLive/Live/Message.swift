@@ -1,4 +1,5 @@
 import Foundation
+import MizuWebSocket
 import NIOCore
 
 extension Live {
@@ -24,32 +25,39 @@ extension Live {
         /// Parses a client's envelope: a JSON object with a string `topic`; `data` may be
         /// any JSON value, or absent. Nil for anything else.
         public static func parse(_ bytes: some ContiguousBytes) -> Message? {
-            bytes.withUnsafeBytes { raw -> Message? in
-                guard String(validating: raw, as: UTF8.self) != nil else { return nil }
-                var scanner = JSONScanner(raw)
-                var topic: String?
-                var dataRange: Range<Int>?
-                do {
-                    try scanner.forEachMember { (scanner: inout JSONScanner, key: String) throws(JSONScanner.Invalid) in
-                        switch key {
-                        case "topic":
-                            scanner.skipWhitespace()
-                            topic = try scanner.readString()  // a topic that is not a string is a bad envelope
-                        case "data":
-                            dataRange = try scanner.skipValue()
-                        default:
-                            _ = try scanner.skipValue()
-                        }
-                    }
-                    scanner.skipWhitespace()
-                    guard scanner.atEnd else { return nil }
-                } catch {
-                    return nil
-                }
-                guard let topic else { return nil }
-                let data = dataRange.map { Data(UnsafeRawBufferPointer(rebasing: raw[$0])) } ?? Data()
-                return Message(topic: topic, data: data)
+            bytes.withUnsafeBytes { Self.parse($0, utf8Validated: false) }
+        }
+
+        /// As ``parse(_:)``, over bytes in place; `utf8Validated` skips the UTF-8 check for
+        /// bytes already checked (a text frame's payload).
+        static func parse(_ raw: UnsafeRawBufferPointer, utf8Validated: Bool) -> Message? {
+            if !utf8Validated {
+                var validator = UTF8Validator()
+                guard validator.feed(raw), validator.isComplete else { return nil }
             }
+            var scanner = JSONScanner(raw)
+            var topic: String?
+            var dataRange: Range<Int>?
+            do {
+                try scanner.forEachMember { (scanner: inout JSONScanner, key: String) throws(JSONScanner.Invalid) in
+                    switch key {
+                    case "topic":
+                        scanner.skipWhitespace()
+                        topic = try scanner.readString()  // a topic that is not a string is a bad envelope
+                    case "data":
+                        dataRange = try scanner.skipValue()
+                    default:
+                        _ = try scanner.skipValue()
+                    }
+                }
+                scanner.skipWhitespace()
+                guard scanner.atEnd else { return nil }
+            } catch {
+                return nil
+            }
+            guard let topic else { return nil }
+            let data = dataRange.map { Data(UnsafeRawBufferPointer(rebasing: raw[$0])) } ?? Data()
+            return Message(topic: topic, data: data)
         }
 
         /// The wire form, `{"topic":...,"data":...}`, empty fields left out (as Go's omitempty).
