@@ -31,8 +31,6 @@ final class HeartbeatWheel<Member: HeartbeatMember> {
         self.onEmpty = onEmpty
     }
 
-    var isTicking: Bool { self.ticker != nil }
-
     /// Adds `handler`; call on the wheel's loop.
     func add(_ handler: Member) -> Position {
         let slot = (self.cursor + Self.slotCount - 1) % Self.slotCount
