@@ -38,6 +38,8 @@ struct ChatApp: AsyncParsableCommand {
         writeDelay.withLockedValue { $0 = self.writeDelayMs > 0 ? .milliseconds(Int64(self.writeDelayMs)) : nil }
 
         let app = App()
+        // Ready while not shutting down and, with --redis, while the broker is connected.
+        app.health(checks: broker.map { broker in ["redis": { broker.isConnected }] } ?? [:])
         app.get("/ws", compat(server.handler()))
         app.post("/api/announce", announce)
         app.staticFiles("/", directory: Self.publicDirectory)

@@ -245,3 +245,9 @@ def test_sigterm_closes_sessions_with_1001_and_exits():
         assert server.process.wait(timeout=15) == 0
     finally:
         server.stop()
+
+
+def test_health_endpoints(chat):
+    for path in ("/livez", "/readyz"):
+        with urllib.request.urlopen(chat.http + path, timeout=TIMEOUT) as response:
+            assert (response.status, response.read()) == (200, b"ok\n"), path

@@ -2,6 +2,8 @@
 import asyncio
 import json
 import subprocess
+import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -101,3 +103,38 @@ def test_a_bad_redis_stops_start_up_with_the_reason(redis):
                                 capture_output=True, text=True, timeout=30)
         assert result.returncode != 0, url
         assert reason in result.stdout + result.stderr, (url, result.stdout, result.stderr)
+
+
+def get(url):
+    """Status and body of a GET, whatever the status."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def wait_for_status(url, status, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        answer = get(url)
+        if answer[0] == status:
+            return answer
+        time.sleep(0.1)
+    raise AssertionError(f"{url} never answered {status}")
+
+
+def test_readyz_follows_the_broker_and_livez_stays_up():
+    redis = RedisServer()
+    node = None
+    try:
+        node = ChatServer("--redis", redis.url)
+        assert get(node.http + "/livez") == (200, "ok\n")
+        assert get(node.http + "/readyz") == (200, "ok\n")
+        redis.stop()  # the broker loses its connection: not ready, but alive
+        assert wait_for_status(node.http + "/readyz", 503) == (503, "not ready: redis\n")
+        assert get(node.http + "/livez") == (200, "ok\n")
+    finally:
+        if node:
+            node.stop()
+        redis.stop()

@@ -20,6 +20,7 @@ public final class App: Routing, HTTPHandler {
         var errorHandler: ErrorHandler
         var shutdownHooks: [@Sendable () async -> Void] = []
         var server: HTTPServer?
+        var shuttingDown = false
     }
 
     private let table = RouteTable()
@@ -195,6 +196,7 @@ public final class App: Routing, HTTPHandler {
     /// Graceful shutdown: runs the shutdown hooks, stops accepting, drains connections.
     public func shutdown() async {
         let (hooks, server) = self.state.withLockedValue { state in
+            state.shuttingDown = true
             let hooks = state.shutdownHooks
             state.shutdownHooks = []
             return (hooks, state.server)
@@ -202,6 +204,9 @@ public final class App: Routing, HTTPHandler {
         for hook in hooks { await hook() }
         await server?.shutdown()
     }
+
+    /// Whether ``shutdown()`` has begun.
+    public var isShuttingDown: Bool { self.state.withLockedValue { $0.shuttingDown } }
 
     /// The bound address while serving.
     public var localAddress: SocketAddress? {
