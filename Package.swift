@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -37,6 +39,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -68,6 +71,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -84,6 +88,8 @@ let package = Package(
             name: "ChatApp",
             dependencies: [
                 "Mizu", "MizuCompat", "MizuLive",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/ChatApp",
@@ -117,7 +123,11 @@ let package = Package(
             path: "Examples/HelloServer",
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "MizuTests", dependencies: ["Mizu", "MizuTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MizuTests",
+            dependencies: ["Mizu", "MizuTestSupport", .product(name: "MetricsTestKit", package: "swift-metrics")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "MizuCompatTests", dependencies: ["Mizu", "MizuCompat", "MizuTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "MizuWebSocketTests",
@@ -132,6 +142,7 @@ let package = Package(
             dependencies: [
                 "Mizu", "MizuCompat", "MizuWebSocket", "MizuLive", "MizuTestSupport",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Metrics
 import Mizu
 import MizuCompat
 import MizuLive
 import NIOConcurrencyHelpers
+import Prometheus
 
 /// The chat example: the page at `/`, live sessions at `/ws`, announcements at `/api/announce`.
 @main
@@ -29,8 +31,14 @@ struct ChatApp: AsyncParsableCommand {
     @Option(help: "Prefix of the Redis channel names (with --redis).")
     var redisPrefix: String = "mizu-chat:"
 
+    @Flag(help: "Serve metrics in the Prometheus text format at GET /metrics.")
+    var metrics = false
+
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardOutput(label: $0) }
+        // Before the server, the app or the broker exist: their metrics are made with the factory.
+        let registry = self.metrics ? PrometheusCollectorRegistry() : nil
+        if let registry { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
         extraOrigins.withLockedValue { $0 = self.origins }
         let port = self.port ?? ProcessInfo.processInfo.environment["PORT"].flatMap(Int.init) ?? 8080
         let broker = try await self.connectRedis()
@@ -42,6 +50,11 @@ struct ChatApp: AsyncParsableCommand {
         app.health(checks: broker.map { broker in ["redis": { broker.isConnected }] } ?? [:])
         app.get("/ws", compat(server.handler()))
         app.post("/api/announce", announce)
+        if let registry {
+            app.get("/metrics") { c in
+                try await c.bytes(.ok, registry.emitToBuffer(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+            }
+        }
         app.staticFiles("/", directory: Self.publicDirectory)
         app.onShutdown {
             await server.shutdown()

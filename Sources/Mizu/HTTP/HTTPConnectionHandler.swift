@@ -30,11 +30,13 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var readHeld = false
     private var inputTimer: (deadline: HTTPConnectionStateMachine.Deadline, task: Scheduled<Void>)?
     private var stallWatch: WriteStallWatch?
+    private let metrics: HTTPMetrics
 
     init(
         handler: any HTTPHandler,
         configuration: HTTPServerConfiguration,
         logger: Logger,
+        metrics: HTTPMetrics,
         decoder: any RemovableChannelHandler,
         encoder: any RemovableChannelHandler,
         observer: ByteActivityObserver
@@ -42,6 +44,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         self.handler = handler
         self.configuration = configuration
         self.logger = logger
+        self.metrics = metrics
         self.decoder = decoder
         self.encoder = encoder
         self.observer = observer
@@ -137,6 +140,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let writer = ResponseWriter(connection: bridge, requestMethod: request.method, allocator: context.channel.allocator)
         let handler = self.handler
         let logger = self.logger
+        let metrics = self.metrics
+        let started = NIODeadline.now()
         Task.on(eventLoop) {
             var failed = false
             do {
@@ -156,6 +161,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             } catch {
                 failed = true
             }
+            metrics.requestFinished(method: request.method, status: writer.status, nanoseconds: (NIODeadline.now() - started).nanoseconds)
             bridge.requestFinished(failed: failed)
         }
     }

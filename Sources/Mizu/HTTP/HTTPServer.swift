@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -18,6 +19,7 @@ public final class HTTPServer: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
+    private let metrics: HTTPMetrics
 
     /// Creates a server for `handler`; nothing listens until ``start(host:port:)``.
     public init(
@@ -30,6 +32,7 @@ public final class HTTPServer: Sendable {
         self.configuration = configuration
         self.group = eventLoopGroup
         self.logger = logger
+        self.metrics = HTTPMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
     }
 
     /// Binds and starts accepting. Port 0 picks a free port; the bound address is returned.
@@ -77,8 +80,10 @@ public final class HTTPServer: Sendable {
             channel.close(promise: nil)
             return
         }
+        self.metrics.connections.increment()
         channel.closeFuture.whenComplete { [self] _ in
             _ = self.state.withLockedValue { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+            self.metrics.connections.decrement()
         }
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = self.configuration.maxHeadSize
@@ -90,6 +95,7 @@ public final class HTTPServer: Sendable {
             handler: self.handler,
             configuration: self.configuration,
             logger: self.logger,
+            metrics: self.metrics,
             decoder: decoder,
             encoder: encoder,
             observer: observer

@@ -1,3 +1,4 @@
+import CoreMetrics
 import NIOCore
 
 /// Limits and timeouts of an ``HTTPServer``. Every default suits a public server.
@@ -21,6 +22,10 @@ public struct HTTPServerConfiguration: Sendable {
     public var shutdownGracePeriod: TimeAmount = .seconds(10)
     /// Listen backlog.
     public var backlog: Int32 = 1024
+    /// Where the server's metrics go (`mizu_http_*`, see the README); nil (the default)
+    /// uses whatever `MetricsSystem.bootstrap` installed, which is nothing until the
+    /// application bootstraps a backend.
+    public var metricsFactory: (any MetricsFactory)?
 
     /// The defaults.
     public init() {}

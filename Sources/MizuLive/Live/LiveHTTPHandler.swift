@@ -125,6 +125,8 @@ final class SessionOpening: @unchecked Sendable {
         let session = Live.Session(
             id: pending.id, value: pending.value, request: pending.request, connection: connection, core: self.core)
         self.stage = .open(session)
+        self.core.metrics.opened.increment()
+        self.core.metrics.sessions.increment()
         let accepted = self.core.register(session)
         if self.core.options.onOpen != nil { session.enqueue(.open) }
         // Opened while the server drains: open and closed like every other session, at once.
@@ -135,6 +137,7 @@ final class SessionOpening: @unchecked Sendable {
     /// `data` is copied out; text was validated as UTF-8 when it arrived, so it is not again.
     private func receive(_ message: WebSocketMessage) {
         guard case .open(let session) = self.stage else { return }
+        self.core.metrics.received.increment()
         let envelope = message.data.withUnsafeReadableBytes {
             Live.Message.parse($0, utf8Validated: message.opcode == .text)
         }
@@ -150,6 +153,7 @@ final class SessionOpening: @unchecked Sendable {
         let current = self.stage
         self.stage = .gone
         guard case .open(let session) = current, session.markClosed(reason) else { return }
+        self.core.metrics.sessionClosed(session.closeError)
         self.core.unregister(session)
         if self.core.options.onClose != nil { session.enqueue(.close) }
     }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Mizu
 import NIOCore
@@ -53,6 +54,9 @@ extension Live {
         /// Carries publishes to and from other servers (see ``Live/Broker``, ``Live/RedisBroker``).
         /// Default nil: this server is its own, in-memory pub/sub space.
         public var broker: (any Broker)?
+        /// Where the server's metrics go (`mizu_live_*`, listed in the README); nil (the
+        /// default) uses whatever `MetricsSystem.bootstrap` installed.
+        public var metricsFactory: (any MetricsFactory)?
 
         /// Options with the given hooks and the documented defaults.
         public init(

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import Mizu
@@ -92,6 +93,7 @@ extension Live {
 final class ServerCore: Sendable {
     let options: Live.Options
     let registry: TopicRegistry
+    let metrics: LiveMetrics
     let logger = Logger(label: "mizu.live")
     private let sessions = NIOLockedValueBox(Sessions())
     private struct Sessions {
@@ -112,6 +114,7 @@ final class ServerCore: Sendable {
     /// UTF-8. Otherwise it is counted and (rate-limited) logged.
     func acceptsData(_ data: Data, topic: String) -> Bool {
         if data.isEmpty || data.withUnsafeBytes({ JSONScanner.isValue($0) }) { return true }
+        self.metrics.droppedInvalid.increment()
         let count = self.invalidData.add(1, ordering: .relaxed).newValue
         let now = NIODeadline.now().uptimeNanoseconds
         let last = self.invalidDataLogged.load(ordering: .relaxed)
@@ -126,7 +129,8 @@ final class ServerCore: Sendable {
     init(options: Live.Options) {
         self.options = options
         self.compression = PerMessageDeflateConfiguration()
-        self.registry = TopicRegistry(broker: options.broker)
+        self.metrics = LiveMetrics(factory: options.metricsFactory ?? MetricsSystem.factory)
+        self.registry = TopicRegistry(broker: options.broker, metrics: self.metrics)
         self.upgrader = WebSocketUpgrader(configuration: Self.webSocketConfiguration(options, compression: self.compression))
         options.broker?.attach { [weak self] topic, data in
             self?.publishLocally(topic, data.readableBytesView)
@@ -183,14 +187,21 @@ final class ServerCore: Sendable {
 
     func publishLocally(_ topic: String, _ data: some Collection<UInt8>) {
         guard let snapshot = self.registry.snapshot(topic) else { return }
+        let started = NIODeadline.now()
         var payload = ByteBuffer()
         Live.Message.encode(topic: topic, data: data, into: &payload)
         // Compressed once per window size in use, for every subscriber without context takeover.
         let frame = BroadcastFrame(text: payload, sharedWindows: snapshot.sharedWindows, compression: self.compression)
+        var subscribers = 0
         for (eventLoop, sessions) in snapshot.buckets {
+            subscribers += sessions.count
             eventLoop.execute {
                 for session in sessions { session.deliver(frame) }
             }
         }
+        self.metrics.published.increment()
+        self.metrics.deliveries.increment(by: subscribers)
+        self.metrics.deliveredBytes.increment(by: subscribers * frame.size)
+        self.metrics.fanout.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
     }
 }

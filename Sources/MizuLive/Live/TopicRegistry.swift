@@ -32,9 +32,11 @@ final class TopicRegistry: Sendable {
     /// Told, under the topic's shard lock (so in order per topic), when a topic gains its
     /// first subscriber and loses its last.
     private let broker: (any Live.Broker)?
+    private let metrics: LiveMetrics?
 
-    init(broker: (any Live.Broker)? = nil) {
+    init(broker: (any Live.Broker)? = nil, metrics: LiveMetrics? = nil) {
         self.broker = broker
+        self.metrics = metrics
     }
 
     private func shard(_ topic: String) -> NIOLockedValueBox<[String: Topic]> {
@@ -59,7 +61,11 @@ final class TopicRegistry: Sendable {
             entry.count += 1
             if let window { entry.sharedWindows[window, default: 0] += 1 }
             topics[topic] = entry
-            if isNew { self.broker?.subscribe(topic) }
+            if isNew {
+                self.broker?.subscribe(topic)
+                self.metrics?.topics.increment()
+            }
+            self.metrics?.subscriptions.increment()
         }
     }
 
@@ -82,12 +88,14 @@ final class TopicRegistry: Sendable {
                     entry.sharedWindows[window] = left > 0 ? left : nil
                 }
                 if !bucket.sessions.isEmpty { entry.buckets[loopID] = bucket }
+                self.metrics?.subscriptions.decrement()
             }
             // An empty topic leaves nothing behind.
             if entry.count > 0 {
                 topics[topic] = entry
             } else {
                 self.broker?.unsubscribe(topic)
+                self.metrics?.topics.decrement()
             }
         }
     }

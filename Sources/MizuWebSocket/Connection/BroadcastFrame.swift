@@ -55,6 +55,9 @@ package struct BroadcastFrame: Sendable {
         self.compressed = compressed
     }
 
+    /// Bytes of the plain frame on the wire.
+    package var size: Int { self.plain.readableBytes }
+
     /// The frame for a connection that takes broadcasts as `encoding`; nil when the
     /// connection compresses the payload itself.
     func frame(for encoding: BroadcastEncoding) -> ByteBuffer? {
