@@ -1,6 +1,7 @@
 import Foundation
 import Mizu
 @testable import MizuLive
+import MetricsTestKit
 import MizuWebSocket
 import MizuTestSupport
 import NIOConcurrencyHelpers
@@ -223,8 +224,9 @@ private func withRedis(password: String? = nil, _ body: (RedisTestServer) async 
     }
 
     @Test func nodesRecoverWhenRedisRestarts() async throws {
+        let metrics = TestMetrics()  // both brokers report here: the counters add up
         try await withRedis { redis in
-            try await withTwoNodes(redis) { a, b in
+            try await withTwoNodes(redis, configure: { $0.metricsFactory = metrics }) { a, b in
                 let onA = try await subscriber(a.server, port: a.port, topic: "room", user: "ann")
                 let onB = try await subscriber(b.server, port: b.port, topic: "room", user: "bob")
                 _ = try await eventuallyAsync("both subscribed") { try await redis.subscriberCount("test:room") == 2 ? true : nil }
@@ -241,6 +243,9 @@ private func withRedis(password: String? = nil, _ body: (RedisTestServer) async 
                 for index in 0..<200 { a.server.publish("room", Data("\(index)".utf8)) }
                 #expect(try await readData(onA, count: 200) == (0..<200).map(String.init))
                 #expect(a.broker.statistics.dropped == 200)
+                #expect(metrics.counterTotal(label: "mizu_live_broker_publishes_dropped_total") == 200)
+                #expect(try metrics.expectGauge("mizu_live_broker_connected").lastValue == 0)
+                #expect(metrics.counterTotal(label: "mizu_live_broker_reconnects_total") == 0)
 
                 try await redis.restart()
                 _ = try await eventually("both nodes reconnected", timeout: .seconds(10)) { a.broker.isConnected && b.broker.isConnected ? true : nil }
@@ -251,6 +256,10 @@ private func withRedis(password: String? = nil, _ body: (RedisTestServer) async 
                 #expect(Set(try await readData(onA, count: 2)) == [#""after""#, #""after-a""#])
                 #expect(Set(try await readData(onB, count: 2)) == [#""after""#, #""after-a""#])
                 #expect(a.broker.statistics.dropped == 200 && b.broker.statistics.dropped == 0)
+                #expect(metrics.counterTotal(label: "mizu_live_broker_reconnects_total") == 4, "two connections per node")
+                #expect(try metrics.expectGauge("mizu_live_broker_connected").lastValue == 1)
+                #expect(metrics.counterTotal(label: "mizu_live_broker_publishes_total") >= 3)
+                #expect(metrics.counterTotal(label: "mizu_live_broker_messages_received_total") >= 3)
                 try await onA.close()
                 try await onB.close()
             }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -51,6 +52,7 @@ extension Live {
         private let subscribedChannels = Atomic<Int>(0)
         private let rejected = Atomic<Int>(0)
         private let subscriberUp = Atomic<Bool>(false)
+        private let metrics: BrokerMetrics
 
         /// PUBLISH commands waiting for the next flush on the broker's event loop.
         private struct Outbox {
@@ -73,6 +75,8 @@ extension Live {
             struct Link {
                 var channel: (any Channel)?
                 var backoff: ReconnectBackoff
+                /// This connection was up before and got lost: its next connect is a reconnect.
+                var wasLost = false
                 var reconnect: Scheduled<Void>?
             }
             var publisher: Link
@@ -136,6 +140,7 @@ extension Live {
             self.configuration = configuration
             self.eventLoop = eventLoop
             self.logger = logger
+            self.metrics = BrokerMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
             var generator = SystemRandomNumberGenerator()
             let digits = String(generator.next() as UInt64, radix: 16)
             self.nodeID = String(repeating: "0", count: 16 - digits.count) + digits
@@ -231,6 +236,7 @@ extension Live {
             case .queuedAndSchedule: self.eventLoop.execute { self.flushOutbox() }
             case .dropped(let report):
                 self.dropped.add(1, ordering: .relaxed)
+                self.metrics.dropped.increment()
                 if report > 0 {
                     self.logger.warning("dropped \(report) publishes: Redis is disconnected or too slow (local delivery continues)")
                 }
@@ -269,6 +275,7 @@ extension Live {
             }
             guard count > 0 else { return }
             self.published.add(count, ordering: .relaxed)
+            self.metrics.published.increment(by: count)
             channel.writeAndFlush(RedisRequest(bytes: bytes, replies: .discard(count: count)), promise: nil)
         }
 
@@ -337,6 +344,7 @@ extension Live {
             }
             guard let receive = self.receiver.withLockedValue({ $0 }) else { return }
             self.received.add(1, ordering: .relaxed)
+            self.metrics.received.increment()
             receive(topic, data)
         }
 
@@ -375,6 +383,7 @@ extension Live {
             }
             links[role].channel = channel
             links[role].backoff.connected(at: .now())
+            if links[role].wasLost { self.metrics.reconnects.increment() }
             channel.closeFuture.hop(to: self.eventLoop).whenComplete { _ in self.connectionLost(channel, role) }
             switch role {
             case .publisher:
@@ -390,6 +399,7 @@ extension Live {
                 links.told = []
                 self.scheduleSync()
             }
+            self.metrics.connected.record(self.isConnected ? 1 : 0)
         }
 
         private func connectionLost(_ channel: any Channel, _ role: Role) {
@@ -397,6 +407,7 @@ extension Live {
             guard links[role].channel === channel else { return }
             links[role].channel = nil
             links[role].backoff.lost(at: .now())
+            links[role].wasLost = true
             switch role {
             case .publisher:
                 let lost = self.outbox.withLockedValue { outbox in
@@ -408,12 +419,16 @@ extension Live {
                     }
                     return outbox.count
                 }
-                if lost > 0 { self.dropped.add(lost, ordering: .relaxed) }
+                if lost > 0 {
+                    self.dropped.add(lost, ordering: .relaxed)
+                    self.metrics.dropped.increment(by: lost)
+                }
             case .subscriber:
                 self.subscriberUp.store(false, ordering: .relaxed)
                 self.subscribedChannels.store(0, ordering: .relaxed)
                 links.told = []
             }
+            self.metrics.connected.record(0)
             guard !links.closed else { return }
             self.logger.warning("Redis \(role) connection lost; reconnecting (local delivery continues)")
             self.scheduleReconnect(role)

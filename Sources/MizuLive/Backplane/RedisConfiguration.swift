@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import NIOCore
 
@@ -51,6 +52,9 @@ extension Live.RedisBroker {
         /// First wait before reconnecting; it doubles after each failed attempt, up to ``maxReconnectDelay``.
         public var reconnectDelay: TimeAmount = .milliseconds(100)
         public var maxReconnectDelay: TimeAmount = .seconds(5)
+        /// Where the broker's metrics go (`mizu_live_broker_*`); nil uses whatever
+        /// `MetricsSystem.bootstrap` installed.
+        public var metricsFactory: (any MetricsFactory)?
 
         /// Redis on `host:port`.
         public init(host: String = "127.0.0.1", port: Int = 6379, username: String? = nil, password: String? = nil, database: Int = 0) {

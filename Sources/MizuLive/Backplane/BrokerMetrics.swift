@@ -1,0 +1,21 @@
+import CoreMetrics
+
+/// The Redis backplane's metrics, next to its ``Live/RedisBroker/Statistics``:
+/// `mizu_live_broker_connected` (1 while both connections are up), publishes written to
+/// Redis, dropped and received, and reconnections after a loss.
+final class BrokerMetrics: Sendable {
+    let connected: Gauge
+    let published: Counter
+    let dropped: Counter
+    let received: Counter
+    let reconnects: Counter
+
+    init(factory: any MetricsFactory) {
+        self.connected = Gauge(label: "mizu_live_broker_connected", factory: factory)
+        self.published = Counter(label: "mizu_live_broker_publishes_total", factory: factory)
+        self.dropped = Counter(label: "mizu_live_broker_publishes_dropped_total", factory: factory)
+        self.received = Counter(label: "mizu_live_broker_messages_received_total", factory: factory)
+        self.reconnects = Counter(label: "mizu_live_broker_reconnects_total", factory: factory)
+        self.connected.record(0)
+    }
+}
