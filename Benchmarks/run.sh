@@ -3,6 +3,8 @@
 # each server started fresh per run, and prints every run plus the medians.
 #   Benchmarks/run.sh [S1|S2|S3|S4|all] [runs]      (default: all 3)
 #   S1W, S2W: S1 and S2 with ChatApp's --write-delay-ms 5 (writes held 5 ms to share syscalls)
+#   Benchmarks/run.sh metrics [runs]                S1 against ChatApp without and with --metrics
+#     (S1, S1M), runs alternating, ours only
 #   Benchmarks/run.sh storm [runs]                  connect storms: 2,000 / 6,000 / 10,000 / 18,000
 #     clients connecting and subscribing as fast as they can (C2000 ... C18000)
 #   Benchmarks/run.sh redis [runs]                  cross-node through a redis-server (R1, R2)
@@ -40,7 +42,7 @@ scenario_args() {
   case "$1" in
     R1) echo "fanout --subscribers 999 --publishers 1 --size 64 --window 16 --warmup 3 --duration 10" ;;
     R2) echo "fanout --subscribers 999 --publishers 1 --size 64 --rate 200 --warmup 3 --duration 10" ;;
-    S1|S1W) echo "fanout --subscribers 999 --publishers 1 --size 64 --window 16 --warmup 3 --duration 10" ;;
+    S1|S1W|S1M) echo "fanout --subscribers 999 --publishers 1 --size 64 --window 16 --warmup 3 --duration 10" ;;
     S2|S2W) echo "fanout --subscribers 999 --publishers 1 --size 64 --rate 200 --warmup 3 --duration 10" ;;
     S3) echo "conns --count 10000" ;;
     C*) echo "conns --count ${1#C}" ;;
@@ -90,6 +92,21 @@ scenarios=(S1 S2 S3 S4)
 [ "$scenario" = redis ] && scenarios=()
 [ "$scenario" != all ] && [ "$scenario" != redis ] && scenarios=("$scenario")
 [ "$scenario" = storm ] && scenarios=(C2000 C6000 C10000 C18000)
+if [ "$scenario" = metrics ]; then
+  scenarios=()
+  for run in $(seq 1 "$runs"); do
+    for s in S1 S1M; do
+      port=$((port + 1))
+      server_args=()
+      [ "$s" = S1M ] && server_args=(--metrics)
+      start_server mizu "$port" "${server_args[@]}"
+      line=$(run_bench "$s" "$port" "$server_pid")
+      kill "$server_pid" 2>/dev/null || true
+      wait "$server_pid" 2>/dev/null || true
+      echo "$s mizu run=$run $line" | tee -a "$out/results.txt"
+    done
+  done
+fi
 for s in "${scenarios[@]}"; do
   for server in mizu hummingbird; do
     for run in $(seq 1 "$runs"); do
@@ -107,6 +124,7 @@ done
 
 [ "$scenario" = redis ] && scenarios=(S1 R1 S2 R2)
 [ "$scenario" = storm ] && scenarios=(C2000 C6000 C10000 C18000)
+[ "$scenario" = metrics ] && scenarios=(S1 S1M)
 python3 - "$out/results.txt" "${scenarios[@]}" <<'PY'
 import re, statistics, sys
 path, wanted = sys.argv[1], set(sys.argv[2:])

@@ -10,7 +10,8 @@ struct LiveHTTPHandler: HTTPHandler {
     let core: ServerCore
 
     /// Go's order: not a WebSocket request (400, 426 for a version), then origin (403), then
-    /// onAuth (401), then the key and negotiation. A draining server answers 503 before the origin.
+    /// onAuth (401), then the key and negotiation. Before the origin: a draining server
+    /// answers 503, and the connection limits 503 (sessions) or 429 (handshake rate).
     func serveHTTP(_ writer: ResponseWriter, _ request: Request) async throws {
         let options = self.core.options
         do {
@@ -25,6 +26,23 @@ struct LiveHTTPHandler: HTTPHandler {
             try await Self.refuse(writer, .serviceUnavailable, "server shutting down")
             return
         }
+        let ticket: ConnectionLimiter.Ticket
+        switch self.core.limiter.admit(request.remoteAddress) {
+        case .admitted(let admitted):
+            ticket = admitted
+        case .tooManySessions(let retryAfter):
+            writer.setHeader("retry-after", String(retryAfter))
+            try await Self.refuse(writer, .serviceUnavailable, "too many sessions")
+            return
+        case .tooManyConnects(let retryAfter):
+            writer.setHeader("retry-after", String(retryAfter))
+            try await Self.refuse(writer, .tooManyRequests, "too many connections, slow down")
+            return
+        }
+        // From here the place is the session's: given back when it closes, or below if the
+        // handshake goes no further.
+        var handedOver = false
+        defer { if !handedOver { ticket.release() } }
         guard options.allowsOrigin(of: request) else {
             try await Self.refuse(writer, .forbidden, "origin not allowed")
             return
@@ -50,9 +68,15 @@ struct LiveHTTPHandler: HTTPHandler {
             return
         }
         let opening = SessionOpening(
-            id: options.idGenerator.map { .custom($0()) } ?? .random(), value: value, request: Self.kept(request), core: self.core)
-        _ = try await upgrader.accept(
-            handshake, writer: writer, request: request, events: opening.events)
+            id: options.idGenerator.map { .custom($0()) } ?? .random(), value: value, request: Self.kept(request), core: self.core,
+            ticket: ticket)
+        handedOver = true
+        do {
+            _ = try await upgrader.accept(handshake, writer: writer, request: request, events: opening.events)
+        } catch {
+            ticket.release()  // the connection is gone before the session opened; releasing twice is harmless
+            throw error
+        }
     }
 
     /// The request as a session keeps it: without the handshake's own headers, which mean
@@ -107,10 +131,13 @@ final class SessionOpening: @unchecked Sendable {
 
     let core: ServerCore
     private var stage: Stage
+    /// The session's place under the connection limits, given back when it closes.
+    private let ticket: ConnectionLimiter.Ticket
 
-    init(id: Live.SessionID, value: (any Sendable)?, request: Request, core: ServerCore) {
+    init(id: Live.SessionID, value: (any Sendable)?, request: Request, core: ServerCore, ticket: ConnectionLimiter.Ticket) {
         self.core = core
         self.stage = .pending(Pending(id: id, value: value, request: request))
+        self.ticket = ticket
     }
 
     var events: WebSocketEvents {
@@ -150,6 +177,7 @@ final class SessionOpening: @unchecked Sendable {
     }
 
     private func close(_ reason: WebSocketCloseReason) {
+        self.ticket.release()
         let current = self.stage
         self.stage = .gone
         guard case .open(let session) = current, session.markClosed(reason) else { return }

@@ -54,6 +54,17 @@ extension Live {
         /// Carries publishes to and from other servers (see ``Live/Broker``, ``Live/RedisBroker``).
         /// Default nil: this server is its own, in-memory pub/sub space.
         public var broker: (any Broker)?
+        /// Sessions open at once, in total; a handshake past it is answered 503 with a
+        /// `Retry-After` (Centrifugo's `client_connection_limit`). Default 100,000.
+        public var maxSessions: Int = 100_000
+        /// Sessions open at once per client (an IPv4 address or an IPv6 /64); past it 503
+        /// with a `Retry-After`. Default 10,000. Behind a reverse proxy every client has the
+        /// proxy's address: raise it (and the rate below) or limit at the proxy.
+        public var maxSessionsPerClient: Int = 10_000
+        /// Handshakes per second per client, with bursts of ``connectBurst``; past it 429
+        /// with a `Retry-After`. Default 1,000/s, bursts of 2,000.
+        public var connectsPerSecond: Double = 1_000
+        public var connectBurst: Int = 2_000
         /// Where the server's metrics go (`mizu_live_*`, listed in the README); nil (the
         /// default) uses whatever `MetricsSystem.bootstrap` installed.
         public var metricsFactory: (any MetricsFactory)?

@@ -94,6 +94,7 @@ final class ServerCore: Sendable {
     let options: Live.Options
     let registry: TopicRegistry
     let metrics: LiveMetrics
+    let limiter: ConnectionLimiter
     let logger = Logger(label: "mizu.live")
     private let sessions = NIOLockedValueBox(Sessions())
     private struct Sessions {
@@ -131,6 +132,9 @@ final class ServerCore: Sendable {
         self.compression = PerMessageDeflateConfiguration()
         self.metrics = LiveMetrics(factory: options.metricsFactory ?? MetricsSystem.factory)
         self.registry = TopicRegistry(broker: options.broker, metrics: self.metrics)
+        self.limiter = ConnectionLimiter(ConnectionLimiter.Limits(
+            maxSessions: max(1, options.maxSessions), maxSessionsPerClient: max(1, options.maxSessionsPerClient),
+            connectsPerSecond: max(0.001, options.connectsPerSecond), connectBurst: max(1, options.connectBurst)))
         self.upgrader = WebSocketUpgrader(configuration: Self.webSocketConfiguration(options, compression: self.compression))
         options.broker?.attach { [weak self] topic, data in
             self?.publishLocally(topic, data.readableBytesView)

@@ -1,0 +1,133 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import Synchronization
+
+/// Admission of new sessions: at most ``Limits/maxSessions`` in total and
+/// ``Limits/maxSessionsPerClient`` per client address, and per client a token bucket of
+/// handshakes (``Limits/connectsPerSecond``, bursts of ``Limits/connectBurst``). A client is
+/// an IPv4 address or an IPv6 /64 (one subscriber's prefix, so a single host cannot rotate
+/// addresses past the limit). What it remembers is bounded: an address appears only while
+/// it has sessions or its bucket is refilling, and idle entries are swept as the table grows.
+final class ConnectionLimiter: Sendable {
+    struct Limits: Sendable {
+        var maxSessions: Int
+        var maxSessionsPerClient: Int
+        var connectsPerSecond: Double
+        var connectBurst: Int
+    }
+
+    enum Decision: Equatable {
+        case admitted(Ticket)
+        /// Over a session limit: 503, come back in `retryAfter` seconds.
+        case tooManySessions(retryAfter: Int)
+        /// Over the handshake rate: 429, come back in `retryAfter` seconds.
+        case tooManyConnects(retryAfter: Int)
+    }
+
+    /// A place taken by an admitted handshake; given back once, whatever happens next.
+    final class Ticket: Sendable, Equatable {
+        fileprivate let client: ClientKey
+        private let limiter: ConnectionLimiter
+        private let released = Atomic<Bool>(false)
+
+        fileprivate init(client: ClientKey, limiter: ConnectionLimiter) {
+            self.client = client
+            self.limiter = limiter
+        }
+
+        func release() {
+            if !self.released.exchange(true, ordering: .acquiringAndReleasing) { self.limiter.release(self.client) }
+        }
+
+        static func == (lhs: Ticket, rhs: Ticket) -> Bool { lhs === rhs }
+    }
+
+    /// An IPv4 address, an IPv6 /64, or "unknown" (a Unix socket, tests).
+    struct ClientKey: Hashable {
+        let high: UInt64
+        let low: UInt64
+
+        init(_ address: SocketAddress?) {
+            switch address {
+            case .v4(let v4):
+                self.high = 4
+                self.low = UInt64(UInt32(bigEndian: v4.address.sin_addr.s_addr))
+            case .v6(let v6):
+                var address = v6.address.sin6_addr
+                let prefix = withUnsafeBytes(of: &address) { bytes in
+                    bytes.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                }
+                self.high = 6
+                self.low = prefix
+            default:
+                self.high = 0
+                self.low = 0
+            }
+        }
+    }
+
+    private struct Client {
+        var sessions = 0
+        var tokens: Double
+        var refilledAt: NIODeadline
+    }
+
+    private struct State {
+        var total = 0
+        var clients: [ClientKey: Client] = [:]
+        var sweepAt = 1024
+    }
+
+    let limits: Limits
+    private let state = NIOLockedValueBox(State())
+
+    init(_ limits: Limits) {
+        self.limits = limits
+    }
+
+    var sessionCount: Int { self.state.withLockedValue { $0.total } }
+    var trackedClients: Int { self.state.withLockedValue { $0.clients.count } }
+
+    func admit(_ address: SocketAddress?, now: NIODeadline = .now()) -> Decision {
+        let key = ClientKey(address)
+        let limits = self.limits
+        return self.state.withLockedValue { state -> Decision in
+            var client = state.clients[key] ?? Client(tokens: Double(limits.connectBurst), refilledAt: now)
+            let elapsed = Double((now - client.refilledAt).nanoseconds) / 1e9
+            client.tokens = min(Double(limits.connectBurst), client.tokens + max(0, elapsed) * limits.connectsPerSecond)
+            client.refilledAt = now
+            defer {
+                state.clients[key] = client
+                if state.clients.count >= state.sweepAt { Self.sweep(&state, limits: limits, now: now) }
+            }
+            guard client.tokens >= 1 else {
+                let wait = (1 - client.tokens) / max(limits.connectsPerSecond, 1e-9)
+                return .tooManyConnects(retryAfter: max(1, Int(wait.rounded(.up))))
+            }
+            client.tokens -= 1
+            guard state.total < limits.maxSessions, client.sessions < limits.maxSessionsPerClient else {
+                return .tooManySessions(retryAfter: Int.random(in: 5...15))
+            }
+            state.total += 1
+            client.sessions += 1
+            return .admitted(Ticket(client: key, limiter: self))
+        }
+    }
+
+    fileprivate func release(_ key: ClientKey) {
+        self.state.withLockedValue { state in
+            state.total -= 1
+            state.clients[key]?.sessions -= 1
+        }
+    }
+
+    /// Forgets clients with no session whose bucket is full again (they would start from a
+    /// full bucket anyway); the next sweep waits until the table has doubled from what is left.
+    private static func sweep(_ state: inout State, limits: Limits, now: NIODeadline) {
+        let refill = Double(limits.connectBurst) / max(limits.connectsPerSecond, 1e-9)
+        state.clients = state.clients.filter { _, client in
+            client.sessions > 0 || Double((now - client.refilledAt).nanoseconds) / 1e9 < refill
+        }
+        state.sweepAt = max(1024, state.clients.count * 2)
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import Mizu
+@testable import MizuLive
+import MizuTestSupport
+import NIOCore
+import Testing
+
+/// Admission limits: sessions in total and per client, and the handshake rate per client.
+@Suite(.timeLimit(.minutes(2))) struct ConnectionLimitTests {
+    private func limiter(total: Int = 100, perClient: Int = 100, rate: Double = 1_000, burst: Int = 1_000) -> ConnectionLimiter {
+        ConnectionLimiter(.init(maxSessions: total, maxSessionsPerClient: perClient, connectsPerSecond: rate, connectBurst: burst))
+    }
+
+    private func v4(_ text: String) -> SocketAddress { try! SocketAddress(ipAddress: text, port: 1234) }
+
+    private func ticket(_ decision: ConnectionLimiter.Decision) -> ConnectionLimiter.Ticket? {
+        if case .admitted(let ticket) = decision { return ticket }
+        return nil
+    }
+
+    @Test func theTotalCapRefusesUntilAPlaceIsGivenBack() throws {
+        let limiter = self.limiter(total: 2)
+        let first = try #require(self.ticket(limiter.admit(self.v4("10.0.0.1"))))
+        #expect(self.ticket(limiter.admit(self.v4("10.0.0.2"))) != nil)
+        guard case .tooManySessions(let retryAfter) = limiter.admit(self.v4("10.0.0.3")) else {
+            Issue.record("the third session was admitted")
+            return
+        }
+        #expect((5...15).contains(retryAfter))
+        first.release()
+        first.release()  // twice: given back once
+        #expect(limiter.sessionCount == 1)
+        #expect(self.ticket(limiter.admit(self.v4("10.0.0.3"))) != nil)
+        #expect(self.ticket(limiter.admit(self.v4("10.0.0.4"))) == nil)
+    }
+
+    @Test func eachClientHasItsOwnCapAndAnIPv6ClientIsItsSlash64() throws {
+        let limiter = self.limiter(perClient: 1)
+        #expect(self.ticket(limiter.admit(self.v4("10.0.0.1"))) != nil)
+        #expect(self.ticket(limiter.admit(self.v4("10.0.0.1"))) == nil)
+        #expect(self.ticket(limiter.admit(self.v4("10.0.0.2"))) != nil)
+        #expect(self.ticket(limiter.admit(try SocketAddress(ipAddress: "2001:db8:1:2::1", port: 1))) != nil)
+        #expect(self.ticket(limiter.admit(try SocketAddress(ipAddress: "2001:db8:1:2:ffff::9", port: 1))) == nil, "same /64")
+        #expect(self.ticket(limiter.admit(try SocketAddress(ipAddress: "2001:db8:1:3::1", port: 1))) != nil, "another /64")
+    }
+
+    @Test func handshakesPastTheRateWaitForATokenAndAreToldHowLong() throws {
+        let limiter = self.limiter(rate: 2, burst: 3)
+        let start = NIODeadline.now()
+        for _ in 0..<3 { #expect(self.ticket(limiter.admit(self.v4("10.0.0.1"), now: start)) != nil) }
+        #expect(limiter.admit(self.v4("10.0.0.1"), now: start) == .tooManyConnects(retryAfter: 1))
+        #expect(self.ticket(limiter.admit(self.v4("10.0.0.2"), now: start)) != nil, "other clients are not slowed")
+        #expect(self.ticket(limiter.admit(self.v4("10.0.0.1"), now: start + .milliseconds(499))) == nil)
+        #expect(self.ticket(limiter.admit(self.v4("10.0.0.1"), now: start + .milliseconds(1_000))) != nil, "half a second made a token")
+        let slow = self.limiter(rate: 0.1, burst: 1)
+        #expect(self.ticket(slow.admit(self.v4("10.0.0.1"), now: start)) != nil)
+        #expect(slow.admit(self.v4("10.0.0.1"), now: start) == .tooManyConnects(retryAfter: 10))
+    }
+
+    @Test func forgottenClientsDoNotAccumulate() {
+        let limiter = self.limiter(total: 1_000_000, rate: 10, burst: 10)
+        let start = NIODeadline.now()
+        for index in 0..<5_000 {
+            let address = self.v4("10.\(index / 65_536).\(index / 256 % 256).\(index % 256)")
+            self.ticket(limiter.admit(address, now: start))?.release()
+        }
+        #expect(limiter.trackedClients == 5_000, "all still refilling: remembered")
+        // Two seconds later those buckets are full again: once the table has doubled (8,192),
+        // the sweep forgets them and keeps only the clients still refilling.
+        for index in 0..<3_200 {
+            self.ticket(limiter.admit(self.v4("11.0.\(index / 256).\(index % 256)"), now: start + .seconds(2)))?.release()
+        }
+        #expect(limiter.trackedClients <= 3_200, "\(limiter.trackedClients) clients remembered")
+        #expect(limiter.sessionCount == 0)
+    }
+
+    @Test func overTheCapTheHandshakeIs503WithRetryAfterAndTheSessionCountsAgainOnceClosed() async throws {
+        try await withLiveServer({ $0.maxSessions = 1 }) { _, log, port in
+            let first = try await TestWebSocket.live(port: port)
+            #expect(first.response.status == 101)
+            let refused = try await TestWebSocket.live(port: port)
+            #expect(refused.response.status == 503 && refused.response.text == "too many sessions\n")
+            #expect(refused.response.header("retry-after").flatMap(Int.init) != nil)
+            try await first.close()
+            _ = try await log.waitFor(closes: 1)
+            let again = try await TestWebSocket.live(port: port)
+            #expect(again.response.status == 101, "the closed session gave its place back")
+            try await again.close()
+        }
+    }
+
+    @Test func aRefusedHandshakeGivesItsPlaceBack() async throws {
+        try await withLiveServer({ $0.maxSessions = 1 }) { _, _, port in
+            for _ in 0..<3 {
+                let unauthorized = try await TestWebSocket.live(port: port, user: nil)
+                #expect(unauthorized.response.status == 401)
+            }
+            let admitted = try await TestWebSocket.live(port: port)
+            #expect(admitted.response.status == 101, "401s did not keep the only place")
+            try await admitted.close()
+        }
+    }
+
+    @Test func handshakesTooFastAre429() async throws {
+        try await withLiveServer({ $0.connectsPerSecond = 0.01; $0.connectBurst = 1 }) { _, _, port in
+            let first = try await TestWebSocket.live(port: port)
+            #expect(first.response.status == 101)
+            let refused = try await TestWebSocket.live(port: port)
+            #expect(refused.response.status == 429 && refused.response.text == "too many connections, slow down\n")
+            #expect(refused.response.header("retry-after") == "100")
+            try await first.close()
+        }
+    }
+}
