@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test suite:
-#   1. build (debug, all targets) with zero warnings from our code
+#   1. build (debug, all targets) with zero warnings from our code, without and with the
+#      package trait TLS (swift-nio-ssl); what follows uses the TLS build
 #   2. swift test: unit and integration suites (real servers on 127.0.0.1, port 0; the Redis
-#      backplane suite starts, restarts and pauses its own redis-server)
+#      backplane suite starts, restarts and pauses its own redis-server; https with a
+#      self-signed certificate)
 #   3. the concurrency suites again under ThreadSanitizer
 #   4. interop: Python's websockets client against EchoServer
 #   5. ChatApp: the wire contract over real sockets, two processes joined by a redis-server,
@@ -37,20 +39,26 @@ record() {  # record NAME STATUS
 bash scripts/install-deps.sh
 
 step "build (warnings from our code fail the run)"
-set +e
-swift build --build-tests > "$logs/build.log" 2>&1
-status=$?
-set -e
-grep -E "error:|warning:" "$logs/build.log" | grep -v "/.build/checkouts/" | sort -u || true
-if [ $status -ne 0 ]; then echo "FAILED: build"; exit 1; fi
-if grep -E "^/.*(Sources|Tests|Examples)/.*warning:" "$logs/build.log" | grep -qv "/.build/"; then
-  echo "FAILED: the build printed warnings"
-  exit 1
-fi
+for traits in "" "TLS"; do
+  set +e
+  if [ -z "$traits" ]; then
+    swift build --build-tests > "$logs/build.log" 2>&1
+  else
+    swift build --build-tests --traits "$traits" > "$logs/build.log" 2>&1
+  fi
+  status=$?
+  set -e
+  grep -E "error:|warning:" "$logs/build.log" | grep -v "/.build/checkouts/" | sort -u || true
+  if [ $status -ne 0 ]; then echo "FAILED: build (traits: ${traits:-none})"; exit 1; fi
+  if grep -E "^/.*(Sources|Tests|Examples)/.*warning:" "$logs/build.log" | grep -qv "/.build/"; then
+    echo "FAILED: the build printed warnings (traits: ${traits:-none})"
+    exit 1
+  fi
+done
 
 step "swift test"
 set +e
-timeout 900 swift test --skip-build > "$logs/swift-test.log" 2>&1
+timeout 900 swift test --skip-build --traits TLS > "$logs/swift-test.log" 2>&1
 status=$?
 set -e
 grep -E "✘|Test run with|error:" "$logs/swift-test.log" | grep -v "^\[" || true
@@ -71,7 +79,7 @@ if [ $quick -eq 0 ]; then
 fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-bin=$(swift build --show-bin-path)
+bin=$(swift build --traits TLS --show-bin-path)
 
 step "interop: Python websockets against EchoServer"
 port=$(free_port)

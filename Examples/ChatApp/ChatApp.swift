@@ -34,6 +34,12 @@ struct ChatApp: AsyncParsableCommand {
     @Flag(help: "Serve metrics in the Prometheus text format at GET /metrics.")
     var metrics = false
 
+    @Option(help: "PEM certificate chain: serve https:// and wss:// (with --tls-key; needs a build with --traits TLS).")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key of --tls-cert.")
+    var tlsKey: String?
+
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardOutput(label: $0) }
         // Before the server, the app or the broker exist: their metrics are made with the factory.
@@ -45,7 +51,7 @@ struct ChatApp: AsyncParsableCommand {
         backplane.withLockedValue { $0 = broker }
         writeDelay.withLockedValue { $0 = self.writeDelayMs > 0 ? .milliseconds(Int64(self.writeDelayMs)) : nil }
 
-        let app = App()
+        let app = App(configuration: try self.httpConfiguration())
         // Ready while not shutting down and, with --redis, while the broker is connected.
         app.health(checks: broker.map { broker in ["redis": { broker.isConnected }] } ?? [:])
         app.get("/ws", compat(server.handler()))
@@ -61,6 +67,29 @@ struct ChatApp: AsyncParsableCommand {
             await broker?.close()
         }
         try await app.listen("\(self.host):\(port)")
+    }
+
+    /// Plain HTTP, or TLS with `--tls-cert` and `--tls-key`.
+    func httpConfiguration() throws -> HTTPServerConfiguration {
+        var configuration = HTTPServerConfiguration()
+        guard self.tlsCert != nil || self.tlsKey != nil else { return configuration }
+        guard let cert = self.tlsCert, let key = self.tlsKey else {
+            log.error("cannot start: --tls-cert and --tls-key go together")
+            throw ExitCode.failure
+        }
+        #if TLS
+        do {
+            configuration.tls = try App.tlsConfiguration(certificateFile: cert, keyFile: key)
+        } catch {
+            log.error("cannot start: TLS certificate or key unusable: \(error)")
+            throw ExitCode.failure
+        }
+        return configuration
+        #else
+        _ = (cert, key)
+        log.error("cannot start: this ChatApp was built without TLS (swift build --traits TLS)")
+        throw ExitCode.failure
+        #endif
     }
 
     /// The broker for `--redis`; a Redis that cannot be reached or refuses ends start-up with its reason.

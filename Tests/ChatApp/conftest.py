@@ -33,9 +33,10 @@ class ChatServer:
             line = self.process.stdout.readline()
             if not line:
                 break
-            match = re.search(r"listening on http://[^:]+:(\d+)", line)
+            match = re.search(r"listening on (https?)://[^:]+:(\d+)", line)
             if match:
-                self.port = int(match.group(1))
+                self.scheme = match.group(1)
+                self.port = int(match.group(2))
                 break
         if self.port is None:
             self.stop()
@@ -60,11 +61,11 @@ class ChatServer:
 
     @property
     def http(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def ws(self):
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"{'wss' if self.scheme == 'https' else 'ws'}://127.0.0.1:{self.port}/ws"
 
     def stop(self):
         stop_process(self.process)

@@ -54,8 +54,17 @@ public final class RawClient: Sendable {
         self.state = state
     }
 
-    /// Connects to 127.0.0.1:`port`; a small `receiveBufferSize` makes a slow reader easy to stage.
-    public static func connect(port: Int, timeout: TimeAmount = .seconds(5), receiveBufferSize: Int? = nil) async throws -> RawClient {
+    /// What a TLS client trusts: the server's self-signed certificate in this PEM file.
+    public struct TLSTrust: Sendable {
+        public let certificateFile: String
+        public init(certificateFile: String) { self.certificateFile = certificateFile }
+    }
+
+    /// Connects to 127.0.0.1:`port`; a small `receiveBufferSize` makes a slow reader easy to
+    /// stage; `tls` speaks TLS first (only in builds with the `TLS` trait).
+    public static func connect(
+        port: Int, timeout: TimeAmount = .seconds(5), receiveBufferSize: Int? = nil, tls: TLSTrust? = nil
+    ) async throws -> RawClient {
         let state = NIOLockedValueBox(State())
         var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         if let receiveBufferSize {
@@ -65,7 +74,10 @@ public final class RawClient: Sendable {
             .connectTimeout(timeout)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(state: state)) }
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try Self.addTLS(tls, to: channel) }
+                    try channel.pipeline.syncOperations.addHandler(Collector(state: state))
+                }
             }
             .connect(host: "127.0.0.1", port: port).get()
         return RawClient(channel: channel, state: state)
@@ -147,3 +159,22 @@ public final class RawClient: Sendable {
         return self.state.withLockedValue { $0.buffer }
     }
 }
+
+#if TLS
+import NIOSSL
+
+extension RawClient {
+    fileprivate static func addTLS(_ trust: TLSTrust, to channel: any Channel) throws {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(trust.certificateFile))
+        let context = try NIOSSLContext(configuration: configuration)
+        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: "localhost"))
+    }
+}
+#else
+extension RawClient {
+    fileprivate static func addTLS(_ trust: TLSTrust, to channel: any Channel) throws {
+        throw ChannelError.operationUnsupported  // a build without the TLS trait
+    }
+}
+#endif

@@ -1,6 +1,9 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+#if TLS
+import NIOTLS
+#endif
 
 /// Asks a connection to finish its current response and close: graceful shutdown sends it
 /// to every open connection (upgraded protocols see it too).
@@ -31,12 +34,18 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var inputTimer: (deadline: HTTPConnectionStateMachine.Deadline, task: Scheduled<Void>)?
     private var stallWatch: WriteStallWatch?
     private let metrics: HTTPMetrics
+    /// The connection is TLS: its requests say so (`Request.isSecure`).
+    private let secure: Bool
+    /// A TLS connection whose handshake has not completed: a deadline then closes it at
+    /// once (an answer could not be written before the handshake anyway).
+    private var awaitingTLSHandshake: Bool
 
     init(
         handler: any HTTPHandler,
         configuration: HTTPServerConfiguration,
         logger: Logger,
         metrics: HTTPMetrics,
+        secure: Bool,
         decoder: any RemovableChannelHandler,
         encoder: any RemovableChannelHandler,
         observer: ByteActivityObserver
@@ -45,6 +54,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
+        self.secure = secure
+        self.awaitingTLSHandshake = secure
         self.decoder = decoder
         self.encoder = encoder
         self.observer = observer
@@ -87,7 +98,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .body(var chunk):
             self.machine.receivedBodyPart(&chunk)
         case .end:
-            self.machine.receivedEnd(remoteAddress: context.channel.remoteAddress)
+            self.machine.receivedEnd(remoteAddress: context.channel.remoteAddress, secure: self.secure)
         }
         self.settle()
     }
@@ -285,6 +296,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        #if TLS
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
+            self.awaitingTLSHandshake = false
+        }
+        #endif
         if event is ServerQuiesceEvent {
             if self.machine.quiesce() { context.close(promise: nil) } else { self.settle() }
             return
@@ -315,6 +331,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func inputDeadlineExpired(_ deadline: HTTPConnectionStateMachine.Deadline) {
         guard let context else { return }
         self.inputTimer = nil
+        if self.awaitingTLSHandshake {
+            self.logger.debug("TLS handshake timeout", metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
+            context.close(promise: nil)
+            return
+        }
         if deadline != .idle {
             self.logger.debug("request timeout", metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")", "waiting": "\(deadline)"])
         }

@@ -114,14 +114,14 @@ struct HTTPConnectionStateMachine {
         self.body.writeBuffer(&chunk)
     }
 
-    mutating func receivedEnd(remoteAddress: SocketAddress?) {
+    mutating func receivedEnd(remoteAddress: SocketAddress?, secure: Bool = false) {
         guard self.input == .body, let head = self.bodyHead else {
             if self.input != .stopped { self.reject(.badRequest, "malformed request") }
             return
         }
         var request = Request(
             method: head.method, uri: head.uri, headers: head.headers, version: head.version,
-            body: self.body, remoteAddress: remoteAddress)
+            body: self.body, remoteAddress: remoteAddress, isSecure: secure)
         request.pathParameters = [:]
         self.bodyHead = nil
         self.body = Self.emptyBody

@@ -4,6 +4,9 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+#if TLS
+import NIOSSL
+#endif
 
 /// Runs any ``HTTPHandler`` over HTTP/1.1 on SwiftNIO: the "standard library" server.
 public final class HTTPServer: Sendable {
@@ -20,6 +23,10 @@ public final class HTTPServer: Sendable {
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
     private let metrics: HTTPMetrics
+    #if TLS
+    /// Made once from ``HTTPServerConfiguration/tls`` when the server starts.
+    private let tlsContext = NIOLockedValueBox<NIOSSLContext?>(nil)
+    #endif
 
     /// Creates a server for `handler`; nothing listens until ``start(host:port:)``.
     public init(
@@ -38,6 +45,12 @@ public final class HTTPServer: Sendable {
     /// Binds and starts accepting. Port 0 picks a free port; the bound address is returned.
     @discardableResult
     public func start(host: String, port: Int) async throws -> SocketAddress {
+        #if TLS
+        if let tls = self.configuration.tls {
+            let context = try NIOSSLContext(configuration: tls)
+            self.tlsContext.withLockedValue { $0 = context }
+        }
+        #endif
         let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: self.configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -59,6 +72,9 @@ public final class HTTPServer: Sendable {
         guard let address = channel.localAddress else { throw ChannelError.unknownLocalAddress }
         return address
     }
+
+    /// Whether connections are TLS (``HTTPServerConfiguration/tls`` is set).
+    public var isSecure: Bool { self.configuration.isSecure }
 
     /// The bound address, once started.
     public var localAddress: SocketAddress? {
@@ -96,12 +112,20 @@ public final class HTTPServer: Sendable {
             configuration: self.configuration,
             logger: self.logger,
             metrics: self.metrics,
+            secure: self.isSecure,
             decoder: decoder,
             encoder: encoder,
             observer: observer
         )
         let sync = channel.pipeline.syncOperations
+        // The observer sees the bytes as they arrive, ciphertext included: a TLS handshake
+        // that never completes meets the request head deadline, as a slow head does.
         try sync.addHandler(observer)
+        #if TLS
+        if let context = self.tlsContext.withLockedValue({ $0 }) {
+            try sync.addHandler(NIOSSLServerHandler(context: context))
+        }
+        #endif
         try sync.addHandler(decoder)
         try sync.addHandler(encoder)
         try sync.addHandler(connection)

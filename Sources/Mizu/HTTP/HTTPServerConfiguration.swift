@@ -1,5 +1,8 @@
 import CoreMetrics
 import NIOCore
+#if TLS
+import NIOSSL
+#endif
 
 /// Limits and timeouts of an ``HTTPServer``. Every default suits a public server.
 public struct HTTPServerConfiguration: Sendable {
@@ -26,6 +29,20 @@ public struct HTTPServerConfiguration: Sendable {
     /// uses whatever `MetricsSystem.bootstrap` installed, which is nothing until the
     /// application bootstraps a backend.
     public var metricsFactory: (any MetricsFactory)?
+    #if TLS
+    /// Serve https:// (and wss://) with this swift-nio-ssl configuration (Go's `ListenTLS`);
+    /// nil (the default) serves plain http://. Only with the package trait `TLS`.
+    public var tls: TLSConfiguration?
+    #endif
+
+    /// Whether the server serves TLS.
+    public var isSecure: Bool {
+        #if TLS
+        return self.tls != nil
+        #else
+        return false
+        #endif
+    }
 
     /// The defaults.
     public init() {}

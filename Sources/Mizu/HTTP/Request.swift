@@ -25,6 +25,8 @@ public struct Request: Sendable {
     public var body: ByteBuffer
     /// The peer's address, when known.
     public var remoteAddress: SocketAddress?
+    /// Whether the request came over TLS (https://, wss://).
+    public var isSecure: Bool
     /// Path parameters filled by a router (`{id}` and `{path...}`); empty without one.
     public var pathParameters: [String: String]
 
@@ -35,7 +37,8 @@ public struct Request: Sendable {
         headers: HTTPHeaders = HTTPHeaders(),
         version: HTTPVersion = .http1_1,
         body: ByteBuffer = ByteBuffer(),
-        remoteAddress: SocketAddress? = nil
+        remoteAddress: SocketAddress? = nil,
+        isSecure: Bool = false
     ) {
         self.method = method
         self.uri = uri
@@ -43,6 +46,7 @@ public struct Request: Sendable {
         self.version = version
         self.body = body
         self.remoteAddress = remoteAddress
+        self.isSecure = isSecure
         self.pathParameters = [:]
         let (rawPath, rawQuery) = Request.split(target: uri)
         self.rawPath = rawPath

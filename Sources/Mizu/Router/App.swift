@@ -166,7 +166,11 @@ public final class App: Routing, HTTPHandler {
     /// Starts serving on `host:port` (port 0 picks one) and returns the bound address.
     @discardableResult
     public func start(host: String = "0.0.0.0", port: Int) async throws -> SocketAddress {
-        let server = HTTPServer(handler: self, configuration: self.configuration, logger: self.logger)
+        try await self.start(host: host, port: port, configuration: self.configuration)
+    }
+
+    func start(host: String, port: Int, configuration: HTTPServerConfiguration) async throws -> SocketAddress {
+        let server = HTTPServer(handler: self, configuration: configuration, logger: self.logger)
         let address = try await server.start(host: host, port: port)
         self.state.withLockedValue { $0.server = server }
         return address
@@ -175,9 +179,14 @@ public final class App: Routing, HTTPHandler {
     /// Serves on `address` (":8080", "127.0.0.1:0") until SIGINT or SIGTERM, then shuts down
     /// gracefully. Logs one line with the address when ready.
     public func listen(_ address: String) async throws {
+        try await self.listen(address, configuration: self.configuration)
+    }
+
+    func listen(_ address: String, configuration: HTTPServerConfiguration) async throws {
         let (host, port) = try Self.parse(address: address)
-        let bound = try await self.start(host: host, port: port)
-        self.logger.info("listening on http://\(host == "0.0.0.0" ? "0.0.0.0" : host):\(bound.port ?? port)")
+        let bound = try await self.start(host: host, port: port, configuration: configuration)
+        let scheme = self.state.withLockedValue { $0.server?.isSecure ?? false } ? "https" : "http"
+        self.logger.info("listening on \(scheme)://\(host):\(bound.port ?? port)")
         let signals = SignalWatcher(signals: [SIGINT, SIGTERM])
         let server = self.state.withLockedValue { $0.server }
         await withTaskGroup(of: Void.self) { group in

@@ -19,7 +19,8 @@ public struct AppService: Service {
     public func run() async throws {
         let (host, port) = try App.parse(address: self.address)
         let bound = try await self.app.start(host: host, port: port)
-        self.app.logger.info("listening on http://\(host):\(bound.port ?? port)")
+        let scheme = self.app.configuration.isSecure ? "https" : "http"
+        self.app.logger.info("listening on \(scheme)://\(host):\(bound.port ?? port)")
         // Returns on graceful shutdown; throws if the group cancels us first, which also
         // ends the wait, and the app is shut down either way.
         try? await gracefulShutdown()

@@ -97,25 +97,27 @@ extension Live {
             guard let origin = request.header("origin") else { return true }
             if self.origins.contains("*") { return true }
             if self.origins.contains(where: { $0.caseInsensitiveCompare(origin) == .orderedSame }) { return true }
-            return Self.isSameOrigin(origin, host: request.header("host"))
+            return Self.isSameOrigin(origin, host: request.header("host"), secure: request.isSecure)
         }
 
-        /// RFC 6454: scheme, host and port all equal. This server speaks plain HTTP (ws://), so
-        /// an `https://` page is another origin even on the same host and port. The Host header
-        /// is used for this comparison only.
-        static func isSameOrigin(_ origin: String, host: String?) -> Bool {
-            guard let components = URLComponents(string: origin), components.scheme?.lowercased() == "http",
+        /// RFC 6454: scheme, host and port all equal. The scheme is the connection's: on a
+        /// plain listener (ws://) an `https://` page is another origin even on the same host
+        /// and port, and on a TLS one an `http://` page is. The Host header is used for this
+        /// comparison only.
+        static func isSameOrigin(_ origin: String, host: String?, secure: Bool = false) -> Bool {
+            guard let components = URLComponents(string: origin), components.scheme?.lowercased() == (secure ? "https" : "http"),
                 let originHost = components.host, !originHost.isEmpty, let host,
-                let (requestHost, requestPort) = Self.splitHost(host)
+                let (requestHost, requestPort) = Self.splitHost(host, defaultPort: secure ? 443 : 80)
             else { return false }
             let bareOriginHost = originHost.hasPrefix("[") ? String(originHost.dropFirst().dropLast()) : originHost
-            return bareOriginHost.caseInsensitiveCompare(requestHost) == .orderedSame && (components.port ?? 80) == requestPort
+            return bareOriginHost.caseInsensitiveCompare(requestHost) == .orderedSame
+                && (components.port ?? (secure ? 443 : 80)) == requestPort
         }
 
-        /// `host[:port]` or `[v6]:port`, port 80 when absent; nil when malformed.
-        private static func splitHost(_ value: String) -> (String, Int)? {
+        /// `host[:port]` or `[v6]:port`, `defaultPort` when absent; nil when malformed.
+        private static func splitHost(_ value: String, defaultPort: Int) -> (String, Int)? {
             var host = Substring(value.trimmingHTTPWhitespace())
-            var port = 80
+            var port = defaultPort
             if host.hasPrefix("[") {
                 guard let close = host.firstIndex(of: "]") else { return nil }
                 let rest = host[host.index(after: close)...]
