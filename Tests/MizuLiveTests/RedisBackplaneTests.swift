@@ -77,8 +77,7 @@ private func withRedis(password: String? = nil, _ body: (RedisTestServer) async 
         let ipv6 = try Live.RedisBroker.Configuration(url: "redis://[::1]:7000/")
         #expect(ipv6.host == "::1" && ipv6.port == 7000)
         for (url, reason) in [
-            ("http://localhost", "the scheme must be redis://"),
-            ("rediss://localhost", "TLS (rediss://) is not supported"),
+            ("http://localhost", "the scheme must be redis:// or rediss://"),
             ("redis://", "no host"),
             ("redis://localhost/abc", "the path must be a database number"),
         ] {
@@ -91,6 +90,14 @@ private func withRedis(password: String? = nil, _ body: (RedisTestServer) async 
         #expect(throws: Live.RedisError.invalidURL("redis://ann:***@localhost/abc", reason: "the path must be a database number")) {
             try Live.RedisBroker.Configuration(url: "redis://ann:s3cret@localhost/abc")
         }
+        #if TLS
+        #expect(try Live.RedisBroker.Configuration(url: "rediss://localhost").tls != nil)
+        #expect(try Live.RedisBroker.Configuration(url: "redis://localhost").tls == nil)
+        #else
+        #expect(throws: Live.RedisError.invalidURL("rediss://localhost", reason: "TLS (rediss://) needs a build with the TLS trait (swift build --traits TLS)")) {
+            try Live.RedisBroker.Configuration(url: "rediss://localhost")
+        }
+        #endif
         let secret = try Live.RedisBroker.Configuration(url: "redis://ann:s3cret@10.0.0.5:7000/2")
         #expect("\(secret)" == "redis://ann:***@10.0.0.5:7000/2")
         #expect(!String(reflecting: secret).contains("s3cret"))
@@ -183,6 +190,28 @@ private func withRedis(password: String? = nil, _ body: (RedisTestServer) async 
             }
         }
     }
+
+    #if TLS
+    @Test func twoNodesShareATLSRedis() async throws {
+        let redis = try await RedisTestServer.start(tls: try RedisTestServer.selfSignedCertificate())
+        do {
+            try await withTwoNodes(redis) { a, b in
+                let onA = try await subscriber(a.server, port: a.port, topic: "room", user: "ann")
+                let onB = try await subscriber(b.server, port: b.port, topic: "room", user: "bob")
+                _ = try await eventuallyAsync("both subscribed") { try await redis.subscriberCount("test:room") == 2 ? true : nil }
+                a.server.publish("room", Data(#""over tls""#.utf8))
+                #expect(try await readData(onB, count: 1) == [#""over tls""#])
+                #expect(try await readData(onA, count: 1) == [#""over tls""#])
+                try await onA.close()
+                try await onB.close()
+            }
+        } catch {
+            try? await redis.stop()
+            throw error
+        }
+        try await redis.stop()
+    }
+    #endif
 
     @Test func redisChannelIsSubscribedOnlyWhileNeeded() async throws {
         try await withRedis { redis in

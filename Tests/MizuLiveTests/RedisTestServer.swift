@@ -4,6 +4,9 @@ import MizuTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+#if TLS
+import NIOSSL
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -18,6 +21,8 @@ final class RedisTestServer: Sendable {
 
     let port: Int
     let password: String?
+    /// PEM certificate and key: the server speaks TLS only (rediss://).
+    let tls: (certificate: String, key: String)?
     /// The running process; replaced on restart.
     private let running = NIOLockedValueBox<Process?>(nil)
 
@@ -27,18 +32,19 @@ final class RedisTestServer: Sendable {
         return paths.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    private init(port: Int, password: String?) {
+    private init(port: Int, password: String?, tls: (certificate: String, key: String)?) {
         self.port = port
         self.password = password
-            }
+        self.tls = tls
+    }
 
-    static func start(password: String? = nil) async throws -> RedisTestServer {
-        let server = RedisTestServer(port: try await Self.freePort(), password: password)
+    static func start(password: String? = nil, tls: (certificate: String, key: String)? = nil) async throws -> RedisTestServer {
+        let server = RedisTestServer(port: try await Self.freePort(), password: password, tls: tls)
         try await server.launch()
         return server
     }
 
-    var url: String { "redis://\(self.password.map { ":\($0)@" } ?? "")127.0.0.1:\(self.port)" }
+    var url: String { "\(self.tls == nil ? "redis" : "rediss")://\(self.password.map { ":\($0)@" } ?? "")127.0.0.1:\(self.port)" }
 
     func configuration(prefix: String = "test:") throws -> Live.RedisBroker.Configuration {
         var configuration = try Live.RedisBroker.Configuration(url: self.url)
@@ -46,6 +52,11 @@ final class RedisTestServer: Sendable {
         configuration.reconnectDelay = .milliseconds(20)
         configuration.maxReconnectDelay = .milliseconds(200)
         configuration.connectTimeout = .seconds(2)
+        #if TLS
+        if let tls = self.tls {
+            configuration.tls?.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(tls.certificate))
+        }
+        #endif
         return configuration
     }
 
@@ -54,9 +65,16 @@ final class RedisTestServer: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         var arguments = [
-            "--port", String(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--daemonize", "no", "--loglevel", "warning",
+            "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
         ]
+        if let tls = self.tls {
+            arguments += [
+                "--port", "0", "--tls-port", String(self.port), "--tls-cert-file", tls.certificate, "--tls-key-file", tls.key,
+                "--tls-ca-cert-file", tls.certificate, "--tls-auth-clients", "no",
+            ]
+        } else {
+            arguments += ["--port", String(self.port)]
+        }
         if let password = self.password { arguments += ["--requirepass", password] }
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
@@ -93,6 +111,26 @@ final class RedisTestServer: Sendable {
     /// SIGSTOP: the server keeps its sockets but reads nothing, as a stalled Redis would.
     func pause() { self.running.withLockedValue { $0 }.map { _ = kill($0.processIdentifier, SIGSTOP) } }
     func resume() { self.running.withLockedValue { $0 }.map { _ = kill($0.processIdentifier, SIGCONT) } }
+
+    /// A self-signed certificate for 127.0.0.1 and its key, made by openssl in a temporary folder.
+    static func selfSignedCertificate() throws -> (certificate: String, key: String) {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mizu-redis-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let certificate = folder.appendingPathComponent("cert.pem").path
+        let key = folder.appendingPathComponent("key.pem").path
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        openssl.arguments = [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", key, "-out", certificate, "-days", "1", "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ]
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        guard openssl.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown) }
+        return (certificate, key)
+    }
 
     /// Runs one command on a fresh connection (as redis-cli would).
     func command(_ arguments: [String]) async throws -> RESPValue {

@@ -1,4 +1,7 @@
 import CoreMetrics
+#if TLS
+import NIOSSL
+#endif
 import Foundation
 import NIOCore
 
@@ -55,6 +58,11 @@ extension Live.RedisBroker {
         /// Where the broker's metrics go (`mizu_live_broker_*`); nil uses whatever
         /// `MetricsSystem.bootstrap` installed.
         public var metricsFactory: (any MetricsFactory)?
+        #if TLS
+        /// TLS to Redis (`rediss://` sets the system's trust roots; set your own for a
+        /// private CA). Only with the package trait `TLS`.
+        public var tls: TLSConfiguration?
+        #endif
 
         /// Redis on `host:port`.
         public init(host: String = "127.0.0.1", port: Int = 6379, username: String? = nil, password: String? = nil, database: Int = 0) {
@@ -65,15 +73,17 @@ extension Live.RedisBroker {
             self.database = database
         }
 
-        /// Parses `redis://[[user]:password@]host[:port][/db]` (user and password percent-decoded).
+        /// Parses `redis://[[user]:password@]host[:port][/db]` (user and password percent-decoded),
+        /// or `rediss://...` for TLS (in builds with the package trait `TLS`).
         public init(url: String) throws(Live.RedisError) {
             // Errors end up in logs: they carry the URL without its password.
             func invalid(_ reason: String) -> Live.RedisError { .invalidURL(Self.redacting(url), reason: reason) }
             guard let components = URLComponents(string: url) else { throw invalid("not a URL") }
             guard let scheme = components.scheme?.lowercased() else { throw invalid("no scheme") }
-            guard scheme == "redis" else {
-                throw invalid(scheme == "rediss" ? "TLS (rediss://) is not supported" : "the scheme must be redis://")
-            }
+            guard scheme == "redis" || scheme == "rediss" else { throw invalid("the scheme must be redis:// or rediss://") }
+            #if !TLS
+            guard scheme == "redis" else { throw invalid("TLS (rediss://) needs a build with the TLS trait (swift build --traits TLS)") }
+            #endif
             guard var host = components.host, !host.isEmpty else { throw invalid("no host") }
             if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
             let port = components.port ?? 6379
@@ -92,6 +102,9 @@ extension Live.RedisBroker {
                 username: user?.isEmpty == false ? user : nil,
                 password: password?.isEmpty == false ? password : nil,
                 database: database)
+            #if TLS
+            if scheme == "rediss" { self.tls = TLSConfiguration.makeClientConfiguration() }
+            #endif
         }
 
         /// `url` with the password (or a lone user-info, which Redis takes as one) as `***`.

@@ -1,6 +1,9 @@
 import Foundation
 import NIOCore
 import NIOPosix
+#if TLS
+import NIOSSL
+#endif
 
 /// Turns the byte stream from Redis into RESP values (bounded by the parser's limits).
 struct RESPDecoder: ByteToMessageDecoder {
@@ -170,6 +173,14 @@ enum RedisConnector {
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    #if TLS
+                    if let tls = configuration.tls {
+                        // SNI and name checks need a name: an IP address is checked as such.
+                        let name = (try? SocketAddress(ipAddress: configuration.host, port: 0)) == nil ? configuration.host : nil
+                        let context = try NIOSSLContext(configuration: tls)
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: name))
+                    }
+                    #endif
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder()))
                     try channel.pipeline.syncOperations.addHandler(
                         RedisReplyHandler(
