@@ -33,6 +33,14 @@ import Testing
             #expect(metrics.counterTotal(label: "mizu_live_messages_dropped_invalid_total") == 1)
             #expect(try metrics.expectTimer("mizu_live_fanout_duration_seconds").values.count == 1)
 
+            // Five sends within one event-loop tick: all five wait in the queue together.
+            let first = sessions[0]
+            try await first.connection.eventLoop.submit {
+                for index in 0..<5 { try first.send(Live.Message(topic: "q", data: Data("\(index)".utf8))) }
+            }.get()
+            for _ in 0..<5 { _ = try await ann.readText() }
+            #expect(try metrics.expectGauge("mizu_live_send_queue_high_water").lastValue.map { $0 >= 5 } == true)
+
             try await ann.send(text: #"{"topic":"chat","data":1}"#)
             try await ann.send(text: "garbage")
             _ = try await log.waitFor(messages: 1)

@@ -26,6 +26,8 @@ final class LiveMetrics: Sendable {
     let droppedInvalid: Counter
     /// `mizu_live_fanout_duration_seconds`: a publish's encoding and hand-off to every event loop.
     let fanout: Timer
+    /// `mizu_live_send_queue_high_water`: the deepest send queue any session has reached.
+    let sendQueueHighWater: Gauge
 
     static let closeReasons = [
         "clean", "queue_full", "message_too_large", "protocol_error", "closed_by_peer", "heartbeat_timeout",
@@ -48,6 +50,8 @@ final class LiveMetrics: Sendable {
         self.deliveredBytes = Counter(label: "mizu_live_delivered_bytes_total", factory: factory)
         self.droppedInvalid = Counter(label: "mizu_live_messages_dropped_invalid_total", factory: factory)
         self.fanout = Timer(label: "mizu_live_fanout_duration_seconds", preferredDisplayUnit: .seconds, factory: factory)
+        self.sendQueueHighWater = Gauge(label: "mizu_live_send_queue_high_water", factory: factory)
+        self.sendQueueHighWater.record(0)
     }
 
     /// Counts a closed session under the reason onClose reports (nil: a clean close).

@@ -135,7 +135,10 @@ final class ServerCore: Sendable {
         self.limiter = ConnectionLimiter(ConnectionLimiter.Limits(
             maxSessions: max(1, options.maxSessions), maxSessionsPerClient: max(1, options.maxSessionsPerClient),
             connectsPerSecond: max(0.001, options.connectsPerSecond), connectBurst: max(1, options.connectBurst)))
-        self.upgrader = WebSocketUpgrader(configuration: Self.webSocketConfiguration(options, compression: self.compression))
+        var webSocket = Self.webSocketConfiguration(options, compression: self.compression)
+        let highWater = self.metrics.sendQueueHighWater
+        webSocket.sendQueueWatermark = SendQueueWatermark { highWater.record($0) }
+        self.upgrader = WebSocketUpgrader(configuration: webSocket)
         options.broker?.attach { [weak self] topic, data in
             self?.publishLocally(topic, data.readableBytesView)
         }

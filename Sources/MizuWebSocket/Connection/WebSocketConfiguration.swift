@@ -31,6 +31,9 @@ public struct WebSocketConfiguration: Sendable {
     /// event-loop tick.
     public var writeDelay: TimeAmount?
 
+    /// Told the deepest send queue of any connection (Live's `mizu_live_send_queue_high_water`).
+    package var sendQueueWatermark: SendQueueWatermark?
+
     /// The defaults.
     public init() {}
 }

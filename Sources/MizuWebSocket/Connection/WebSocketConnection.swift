@@ -44,8 +44,14 @@ public final class WebSocketConnection: Sendable {
     private let pending = Atomic<Int>(0)
     /// The bound on `pending`; nil is unbounded (and uncounted).
     let sendQueueLimit: Int?
+    /// Where the endpoint keeps its deepest queue, if anyone asked.
+    private let watermark: SendQueueWatermark?
 
-    init(eventLoop: any EventLoop, subprotocol: String?, remoteAddress: SocketAddress?, deflate: NegotiatedDeflate?, sendQueueLimit: Int?) {
+    init(
+        eventLoop: any EventLoop, subprotocol: String?, remoteAddress: SocketAddress?, deflate: NegotiatedDeflate?, sendQueueLimit: Int?,
+        watermark: SendQueueWatermark? = nil
+    ) {
+        self.watermark = watermark
         self.eventLoop = eventLoop
         self.subprotocol = subprotocol
         self.remoteAddress = remoteAddress
@@ -72,6 +78,7 @@ public final class WebSocketConnection: Sendable {
             self.pending.subtract(1, ordering: .relaxed)
             return false
         }
+        self.watermark?.observe(count)
         return true
     }
 

@@ -49,7 +49,8 @@ public struct WebSocketUpgrader: Sendable {
                 let connection = WebSocketConnection(
                     eventLoop: channel.eventLoop, subprotocol: handshake.subprotocol,
                     remoteAddress: request.remoteAddress, deflate: handshake.deflate,
-                    sendQueueLimit: settings.configuration.maxQueuedMessages)
+                    sendQueueLimit: settings.configuration.maxQueuedMessages,
+                    watermark: settings.configuration.sendQueueWatermark)
                 created.withLockedValue { $0 = connection }
                 try channel.pipeline.syncOperations.addHandler(
                     WebSocketChannelHandler(connection: connection, events: events, settings: settings))
