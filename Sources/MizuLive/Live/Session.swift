@@ -20,11 +20,7 @@ extension Live {
         let core: ServerCore
 
         private struct State {
-            /// Closed or closing: nothing more is sent or subscribed.
-            var closed = false
-            /// The connection has ended and the session left every topic.
-            var finished = false
-            var closeError: Live.Error?
+            var close = SessionCloseState()
             var topics: Set<String> = []
             var inbox = SessionInbox()
         }
@@ -52,10 +48,10 @@ extension Live {
         public var description: String { "Session(\(self.id))" }
 
         /// Whether the session has closed (or is closing).
-        public var isClosed: Bool { self.state.withLockedValue { $0.closed } }
+        public var isClosed: Bool { self.state.withLockedValue { $0.close.isClosed } }
 
         /// Why the session closed; nil while open and after a clean close.
-        public var closeError: Live.Error? { self.state.withLockedValue { $0.closeError } }
+        public var closeError: Live.Error? { self.state.withLockedValue { $0.close.error } }
 
         /// The topics the session is subscribed to now.
         public var topics: Set<String> { self.state.withLockedValue { $0.topics } }
@@ -81,20 +77,20 @@ extension Live {
 
         /// Closes the session cleanly (close code 1000).
         public func close() {
-            self.state.withLockedValue { $0.closed = true }
-            self.connection.close(code: 1000, reason: "")
+            self.carryOut(self.state.withLockedValue { $0.close.close() })
         }
 
         /// Closes because of `error` (recorded first, so onClose reports it).
         func fail(_ error: Live.Error) {
-            self.state.withLockedValue { state in
-                if state.closeError == nil && !state.finished { state.closeError = error }
-                state.closed = true
-            }
-            switch error {
-            case .queueFull: self.connection.closeAsSlowConsumer()
-            case .serverShutdown: self.connection.closeForShutdown()
-            default: self.connection.close(code: 1011, reason: "\(error)")
+            self.carryOut(self.state.withLockedValue { $0.close.fail(error) })
+        }
+
+        private func carryOut(_ command: SessionCloseState.Command?) {
+            switch command {
+            case nil: break
+            case .close(let code, let reason): self.connection.close(code: code, reason: reason)
+            case .closeAsSlowConsumer: self.connection.closeAsSlowConsumer()
+            case .closeForShutdown: self.connection.closeForShutdown()
             }
         }
 
@@ -105,7 +101,7 @@ extension Live {
         func subscribe(_ topic: String) -> Bool {
             let limit = self.core.options.maxTopicsPerSession
             let outcome: Bool? = self.state.withLockedValue { state in
-                guard !state.closed else { return false }
+                guard !state.close.isClosed else { return false }
                 guard !state.topics.contains(topic) else { return true }
                 guard state.topics.count < limit else { return nil }
                 state.topics.insert(topic)
@@ -126,13 +122,10 @@ extension Live {
             }
         }
 
-        /// Marks the session closed and leaves every topic; true the first time.
+        /// The connection ended: the session leaves every topic; true the first time.
         func markClosed(_ reason: WebSocketCloseReason) -> Bool {
             self.state.withLockedValue { state in
-                guard !state.finished else { return false }
-                state.finished = true
-                state.closed = true
-                if state.closeError == nil { state.closeError = Live.Error.from(reason) }
+                guard state.close.connectionEnded(reason) else { return false }
                 for topic in state.topics { self.core.registry.remove(self, from: topic) }
                 state.topics.removeAll()
                 return true
