@@ -1,0 +1,32 @@
+import CoreMetrics
+#if TLS
+import NIOSSL
+#endif
+import Foundation
+import NIOCore
+
+extension Live {
+    /// What went wrong talking to Redis.
+    public enum RedisError: Swift.Error, Sendable, Equatable, CustomStringConvertible {
+        /// The URL is not `redis://[[user]:password@]host[:port][/db]`.
+        case invalidURL(String, reason: String)
+        /// No TCP connection could be made.
+        case connectionFailed(host: String, port: Int, reason: String)
+        /// Redis answered a command with an error (wrong password, database out of range...).
+        case refused(command: String, message: String)
+        /// Redis sent something that is not RESP, or not the answer a command expects.
+        case protocolViolation(String)
+        /// The connection closed before the answer came.
+        case connectionClosed
+
+        public var description: String {
+            switch self {
+            case .invalidURL(let url, let reason): return "invalid Redis URL \"\(url)\": \(reason)"
+            case .connectionFailed(let host, let port, let reason): return "cannot connect to Redis at \(host):\(port): \(reason)"
+            case .refused(let command, let message): return "Redis refused \(command): \(message)"
+            case .protocolViolation(let what): return "Redis protocol violation: \(what)"
+            case .connectionClosed: return "the Redis connection closed"
+            }
+        }
+    }
+}

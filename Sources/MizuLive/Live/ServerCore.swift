@@ -1,0 +1,132 @@
+import CoreMetrics
+import Foundation
+import Logging
+import Mizu
+import MizuWebSocket
+import NIOConcurrencyHelpers
+import NIOCore
+import Synchronization
+
+/// The server's shared state: options, sessions, topics.
+final class ServerCore: Sendable {
+    let options: Live.Options
+    let registry: TopicRegistry
+    let metrics: LiveMetrics
+    let limiter: ConnectionLimiter
+    let logger = Logger(label: "mizu.live")
+    private let sessions = NIOLockedValueBox(Sessions())
+    private struct Sessions {
+        var byID: [ObjectIdentifier: Live.Session] = [:]
+        /// Set by shutdown: no new session stays open.
+        var draining = false
+    }
+    private let compression: PerMessageDeflateConfiguration
+    /// Made once: every session's connection shares its configuration.
+    let upgrader: WebSocketUpgrader
+
+    /// Messages refused for data that is not one JSON value.
+    let invalidData = Atomic<Int>(0)
+    /// When the last such refusal was logged (uptime, ns): one line per 5 s at most.
+    private let invalidDataLogged = Atomic<UInt64>(0)
+
+    /// Whether `data` may go out as an envelope's data: empty, or one JSON value in valid
+    /// UTF-8. Otherwise it is counted and (rate-limited) logged.
+    func acceptsData(_ data: Data, topic: String) -> Bool {
+        if data.isEmpty || data.withUnsafeBytes({ JSONScanner.isValue($0) }) { return true }
+        self.metrics.droppedInvalid.increment()
+        let count = self.invalidData.add(1, ordering: .relaxed).newValue
+        let now = NIODeadline.now().uptimeNanoseconds
+        let last = self.invalidDataLogged.load(ordering: .relaxed)
+        if last == 0 || now &- last >= 5_000_000_000,
+            self.invalidDataLogged.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
+        {
+            self.logger.error("dropped a message whose data is not one JSON value", metadata: ["topic": "\(LogSafe(topic))", "dropped": "\(count)"])
+        }
+        return false
+    }
+
+    init(options: Live.Options) {
+        self.options = options
+        self.compression = PerMessageDeflateConfiguration()
+        self.metrics = LiveMetrics(factory: options.metricsFactory ?? MetricsSystem.factory)
+        self.registry = TopicRegistry(broker: options.broker, metrics: self.metrics)
+        self.limiter = ConnectionLimiter(ConnectionLimiter.Limits(
+            maxSessions: max(1, options.maxSessions), maxSessionsPerClient: max(1, options.maxSessionsPerClient),
+            connectsPerSecond: max(0.001, options.connectsPerSecond), connectBurst: max(1, options.connectBurst)))
+        var webSocket = Self.webSocketConfiguration(options, compression: self.compression)
+        let highWater = self.metrics.sendQueueHighWater
+        webSocket.sendQueueWatermark = SendQueueWatermark { highWater.record($0) }
+        self.upgrader = WebSocketUpgrader(configuration: webSocket)
+        options.broker?.attach { [weak self] topic, data in
+            self?.publishLocally(topic, data.readableBytesView)
+        }
+    }
+
+    var webSocketConfiguration: WebSocketConfiguration { self.upgrader.configuration }
+
+    private static func webSocketConfiguration(_ options: Live.Options, compression: PerMessageDeflateConfiguration) -> WebSocketConfiguration {
+        var configuration = WebSocketConfiguration()
+        configuration.maxMessageSize = options.readLimit > 0 ? options.readLimit : 4 * 1024 * 1024
+        configuration.compression = options.compression ? compression : nil
+        configuration.maxQueuedMessages = options.queueSize > 0 ? options.queueSize : 256
+        configuration.writeStallTimeout = options.writeStallTimeout
+        configuration.pingInterval = options.heartbeatInterval
+        configuration.writeDelay = options.writeDelay
+        if let interval = options.heartbeatInterval { configuration.pongTimeout = interval }
+        return configuration
+    }
+
+    var sessionCount: Int { self.sessions.withLockedValue { $0.byID.count } }
+    var allSessions: [Live.Session] { self.sessions.withLockedValue { Array($0.byID.values) } }
+    var isDraining: Bool { self.sessions.withLockedValue { $0.draining } }
+
+    /// Adds an open session; false once the server is draining (the caller closes it: its
+    /// handshake finished after the drain took its list).
+    func register(_ session: Live.Session) -> Bool {
+        self.sessions.withLockedValue {
+            $0.byID[ObjectIdentifier(session)] = session
+            return !$0.draining
+        }
+    }
+
+    func unregister(_ session: Live.Session) {
+        _ = self.sessions.withLockedValue { $0.byID.removeValue(forKey: ObjectIdentifier(session)) }
+    }
+
+    /// Starts the shutdown: the sessions open now; later ones are closed as they open.
+    func beginDrain() -> [Live.Session] {
+        self.sessions.withLockedValue {
+            $0.draining = true
+            return Array($0.byID.values)
+        }
+    }
+
+    /// Delivers to this node's subscribers, then hands the publish to the broker for the others.
+    /// Data that is not one JSON value is dropped (as Go's encoder drops it): it would make
+    /// an invalid frame for every subscriber.
+    func publish(_ topic: String, _ data: Data) {
+        guard self.acceptsData(data, topic: topic) else { return }
+        self.publishLocally(topic, data)
+        self.options.broker?.publish(topic, data)
+    }
+
+    func publishLocally(_ topic: String, _ data: some Collection<UInt8>) {
+        guard let snapshot = self.registry.snapshot(topic) else { return }
+        let started = NIODeadline.now()
+        var payload = ByteBuffer()
+        Live.Message.encode(topic: topic, data: data, into: &payload)
+        // Compressed once per window size in use, for every subscriber without context takeover.
+        let frame = BroadcastFrame(text: payload, sharedWindows: snapshot.sharedWindows, compression: self.compression)
+        var subscribers = 0
+        for (eventLoop, sessions) in snapshot.buckets {
+            subscribers += sessions.count
+            eventLoop.execute {
+                for session in sessions { session.deliver(frame) }
+            }
+        }
+        self.metrics.published.increment()
+        self.metrics.deliveries.increment(by: subscribers)
+        self.metrics.deliveredBytes.increment(by: subscribers * frame.size)
+        self.metrics.fanout.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+    }
+}
