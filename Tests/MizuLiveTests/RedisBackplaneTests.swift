@@ -193,7 +193,7 @@ private func withRedis(password: String? = nil, _ body: (RedisTestServer) async 
 
     #if TLS
     @Test func twoNodesShareATLSRedis() async throws {
-        let redis = try await RedisTestServer.start(tls: try RedisTestServer.selfSignedCertificate())
+        let redis = try await RedisTestServer.start(tls: try makeSelfSignedCertificate())
         do {
             try await withTwoNodes(redis) { a, b in
                 let onA = try await subscriber(a.server, port: a.port, topic: "room", user: "ann")

@@ -112,26 +112,6 @@ final class RedisTestServer: Sendable {
     func pause() { self.running.withLockedValue { $0 }.map { _ = kill($0.processIdentifier, SIGSTOP) } }
     func resume() { self.running.withLockedValue { $0 }.map { _ = kill($0.processIdentifier, SIGCONT) } }
 
-    /// A self-signed certificate for 127.0.0.1 and its key, made by openssl in a temporary folder.
-    static func selfSignedCertificate() throws -> (certificate: String, key: String) {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mizu-redis-tls-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let certificate = folder.appendingPathComponent("cert.pem").path
-        let key = folder.appendingPathComponent("key.pem").path
-        let openssl = Process()
-        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        openssl.arguments = [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", key, "-out", certificate, "-days", "1", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ]
-        openssl.standardError = FileHandle.nullDevice
-        try openssl.run()
-        openssl.waitUntilExit()
-        guard openssl.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown) }
-        return (certificate, key)
-    }
-
     /// Runs one command on a fresh connection (as redis-cli would).
     func command(_ arguments: [String]) async throws -> RESPValue {
         let channel = try await RedisConnector.connect(

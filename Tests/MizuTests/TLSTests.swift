@@ -6,28 +6,8 @@ import Testing
 
 /// https:// with a self-signed certificate made by openssl for the test: a real handshake.
 @Suite(.timeLimit(.minutes(2))) struct TLSTests {
-    /// A fresh self-signed certificate for localhost/127.0.0.1 and its key, in a temporary folder.
-    static func selfSigned() throws -> (certificate: String, key: String) {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mizu-tls-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let certificate = folder.appendingPathComponent("cert.pem").path
-        let key = folder.appendingPathComponent("key.pem").path
-        let openssl = Process()
-        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        openssl.arguments = [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", key, "-out", certificate, "-days", "1", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ]
-        openssl.standardError = FileHandle.nullDevice
-        try openssl.run()
-        openssl.waitUntilExit()
-        guard openssl.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown) }
-        return (certificate, key)
-    }
-
     @Test func anAppServesHTTPSAndTheRequestKnowsItIsSecure() async throws {
-        let (certificate, key) = try Self.selfSigned()
+        let (certificate, key) = try makeSelfSignedCertificate()
         var configuration = HTTPServerConfiguration()
         configuration.tls = try App.tlsConfiguration(certificateFile: certificate, keyFile: key)
         configuration.requestHeadTimeout = .seconds(1)
