@@ -118,11 +118,10 @@ final class ServerCore: Sendable {
         // Compressed once per window size in use, for every subscriber without context takeover.
         let frame = BroadcastFrame(text: payload, sharedWindows: snapshot.sharedWindows, compression: self.compression)
         var subscribers = 0
-        for (eventLoop, sessions) in snapshot.buckets {
-            subscribers += sessions.count
-            eventLoop.execute {
-                for session in sessions { session.deliver(frame) }
-            }
+        for (eventLoop, connections) in snapshot.buckets {
+            subscribers += connections.count
+            // One call into the protocol layer per event loop, not one per subscriber.
+            eventLoop.execute { frame.write(to: connections) }
         }
         self.metrics.published.increment()
         self.metrics.deliveries.increment(by: subscribers)

@@ -134,11 +134,6 @@ extension Live {
 
         // MARK: Delivery (on the session's event loop)
 
-        /// Writes one broadcast; the fan-out path, no allocation per subscriber.
-        func deliver(_ broadcast: BroadcastFrame) {
-            self.connection.write(broadcast)
-        }
-
         // MARK: Hooks, in order, on a task that exists only while there is work
 
         /// Queues a hook call; past the high-water mark the socket stops being read.

@@ -1,3 +1,4 @@
+import MizuWebSocket
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -5,11 +6,12 @@ import NIOCore
 /// publish hops once per loop. Sharded by topic so publishers on different topics rarely
 /// share a lock.
 final class TopicRegistry: Sendable {
-    /// The subscribers of one topic on one event loop. The array is copied out by publishes
-    /// in O(1) (copy on write); the index makes removal O(1).
+    /// The subscribers of one topic on one event loop, by connection (what a publish writes
+    /// to). The array is copied out by publishes in O(1) (copy on write); the index makes
+    /// removal O(1).
     struct Bucket {
         let eventLoop: any EventLoop
-        var sessions: [Live.Session] = []
+        var connections: [WebSocketConnection] = []
         var indices: [ObjectIdentifier: Int] = [:]
     }
 
@@ -21,10 +23,10 @@ final class TopicRegistry: Sendable {
         var sharedWindows: [Int: Int] = [:]
     }
 
-    /// What a publish needs: per loop, the sessions to write to, and the window sizes to
+    /// What a publish needs: per loop, the connections to write to, and the window sizes to
     /// compress for (each once per publish, whatever the number of subscribers).
     struct Snapshot {
-        var buckets: [(any EventLoop, [Live.Session])]
+        var buckets: [(any EventLoop, [WebSocketConnection])]
         var sharedWindows: [Int]
     }
 
@@ -55,8 +57,8 @@ final class TopicRegistry: Sendable {
             var entry = topics.removeValue(forKey: topic) ?? Topic()
             let isNew = entry.count == 0
             var bucket = entry.buckets.removeValue(forKey: ObjectIdentifier(loop)) ?? Bucket(eventLoop: loop)
-            bucket.indices[ObjectIdentifier(session)] = bucket.sessions.count
-            bucket.sessions.append(session)
+            bucket.indices[ObjectIdentifier(session.connection)] = bucket.connections.count
+            bucket.connections.append(session.connection)
             entry.buckets[ObjectIdentifier(loop)] = bucket
             entry.count += 1
             if let window { entry.sharedWindows[window, default: 0] += 1 }
@@ -75,11 +77,11 @@ final class TopicRegistry: Sendable {
         self.shard(topic).withLockedValue { topics in
             guard var entry = topics.removeValue(forKey: topic) else { return }
             if var bucket = entry.buckets.removeValue(forKey: loopID),
-                let index = bucket.indices.removeValue(forKey: ObjectIdentifier(session))
+                let index = bucket.indices.removeValue(forKey: ObjectIdentifier(session.connection))
             {
-                let last = bucket.sessions.removeLast()
-                if index < bucket.sessions.count {
-                    bucket.sessions[index] = last
+                let last = bucket.connections.removeLast()
+                if index < bucket.connections.count {
+                    bucket.connections[index] = last
                     bucket.indices[ObjectIdentifier(last)] = index
                 }
                 entry.count -= 1
@@ -87,7 +89,7 @@ final class TopicRegistry: Sendable {
                     let left = entry.sharedWindows[window, default: 1] - 1
                     entry.sharedWindows[window] = left > 0 ? left : nil
                 }
-                if !bucket.sessions.isEmpty { entry.buckets[loopID] = bucket }
+                if !bucket.connections.isEmpty { entry.buckets[loopID] = bucket }
                 self.metrics?.subscriptions.decrement()
             }
             // An empty topic leaves nothing behind.
@@ -103,7 +105,7 @@ final class TopicRegistry: Sendable {
     func snapshot(_ topic: String) -> Snapshot? {
         self.shard(topic).withLockedValue { topics in
             guard let entry = topics[topic] else { return nil }
-            return Snapshot(buckets: entry.buckets.values.map { ($0.eventLoop, $0.sessions) }, sharedWindows: Array(entry.sharedWindows.keys))
+            return Snapshot(buckets: entry.buckets.values.map { ($0.eventLoop, $0.connections) }, sharedWindows: Array(entry.sharedWindows.keys))
         }
     }
 

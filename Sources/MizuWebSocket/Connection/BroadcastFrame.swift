@@ -71,4 +71,11 @@ package struct BroadcastFrame: Sendable {
             return self.payload.readableBytes >= self.compressionThreshold ? nil : self.plain
         }
     }
+
+    /// Writes this broadcast to each of `connections` (all on the calling event loop), each in
+    /// the variant it negotiated; the fan-out's inner loop, in this module so the per-connection
+    /// call is not a call across modules.
+    package func write(to connections: [WebSocketConnection]) {
+        for connection in connections { connection.write(self) }
+    }
 }
