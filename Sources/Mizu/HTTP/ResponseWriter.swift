@@ -60,6 +60,11 @@ public final class ResponseWriter: Sendable {
     /// Whether the response has ended.
     public var isFinished: Bool { self.state.withLockedValue { $0.finished || $0.upgraded } }
 
+    /// Adds a header value, keeping earlier ones (`Set-Cookie` is sent once per cookie).
+    public func addHeader(_ name: String, _ value: String) {
+        self.state.withLockedValue { if !$0.headSent { $0.headers.add(name: name, value: value) } }
+    }
+
     /// Sets one header, replacing earlier values.
     public func setHeader(_ name: String, _ value: String) {
         self.state.withLockedValue { if !$0.headSent { $0.headers.replaceOrAdd(name: name, value: value) } }

@@ -15,10 +15,10 @@ extension Middlewares {
                 }
                 let micros = (NIODeadline.now() - start).nanoseconds / 1000
                 let status = failure == nil ? ctx.writer.status.code : (failure as? HTTPError)?.status.code ?? 500
-                logger.info(
-                    "\(ctx.request.method.rawValue) \(LogSafe(ctx.request.path)) \(status) \(micros)us",
-                    metadata: failure.map { ["error": "\(LogSafe("\($0)"))"] } ?? [:]
-                )
+                var metadata: Logger.Metadata = [:]
+                if let failure { metadata["error"] = "\(LogSafe("\(failure)"))" }
+                if let id = ctx.values[.requestID] { metadata["request_id"] = "\(LogSafe(id))" }
+                logger.info("\(ctx.request.method.rawValue) \(LogSafe(ctx.request.path)) \(status) \(micros)us", metadata: metadata)
                 if let failure { throw failure }
             }
         }

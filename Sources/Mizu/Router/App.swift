@@ -120,7 +120,7 @@ public final class App: Routing, HTTPHandler {
         }
         var routed = request
         routed.pathParameters = match.parameters
-        try await handler(Ctx(request: routed, writer: ctx.writer))
+        try await handler(Ctx(request: routed, writer: ctx.writer, values: ctx.values))
     }
 
     private static func slashRedirect(for request: Request, table: RouteTable) -> String? {

@@ -30,10 +30,13 @@ public final class Ctx: Sendable {
     public let request: Request
     /// The response writer, for streaming and upgrades.
     public let writer: ResponseWriter
+    /// Values middleware set for this request (`c.values[.requestID]`).
+    public let values: RequestValues
 
-    init(request: Request, writer: ResponseWriter) {
+    init(request: Request, writer: ResponseWriter, values: RequestValues = RequestValues()) {
         self.request = request
         self.writer = writer
+        self.values = values
     }
 
     /// A context for `request` answered through `writer`, for adapters between handler kinds.
@@ -54,6 +57,23 @@ public final class Ctx: Sendable {
     /// The first request header value for `name` (case-insensitive).
     public func header(_ name: String) -> String? {
         self.request.header(name)
+    }
+
+    /// The client's address (the TCP peer; behind a proxy, the proxy's).
+    public var clientAddress: SocketAddress? { self.request.remoteAddress }
+
+    /// The `application/x-www-form-urlencoded` body as parameters (Go's `Form()`); empty
+    /// for another content type.
+    public func form() -> QueryParameters {
+        guard let type = self.request.header("content-type")?.lowercased(),
+            type.hasPrefix("application/x-www-form-urlencoded")
+        else { return QueryParameters("") }
+        return QueryParameters(String(decoding: self.request.body.readableBytesView, as: UTF8.self))
+    }
+
+    /// Sets a response header unless one of that name is already set (Go's `HeaderIfNone`).
+    public func setHeaderIfAbsent(_ name: String, _ value: String) {
+        if !self.writer.headers.contains(name: name) { self.writer.setHeader(name, value) }
     }
 
     /// A cookie's value from the `Cookie` header.

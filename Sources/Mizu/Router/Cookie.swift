@@ -1,0 +1,116 @@
+import Foundation
+
+/// A cookie to set (RFC 6265 section 4.1), with every attribute Go's `http.Cookie` has.
+public struct Cookie: Sendable, Equatable {
+    /// `SameSite` (RFC 6265bis): whether the browser sends the cookie with cross-site requests.
+    public enum SameSite: String, Sendable {
+        case strict = "Strict"
+        case lax = "Lax"
+        /// `SameSite=None`: sent cross-site too; browsers require `secure` with it. (Not
+        /// spelled `.none`, which would read as a missing `Optional`.)
+        case noRestriction = "None"
+    }
+
+    public var name: String
+    public var value: String
+    /// Defaults to `/`; nil leaves the attribute out (the browser uses the request's directory).
+    public var path: String?
+    public var domain: String?
+    public var expires: Date?
+    /// Seconds until it expires; 0 or less deletes the cookie now (`Max-Age=0`), as in Go.
+    public var maxAge: Int?
+    public var secure: Bool
+    public var httpOnly: Bool
+    public var sameSite: SameSite?
+    /// CHIPS: kept per top-level site (browsers require `secure` with it).
+    public var partitioned: Bool
+
+    public init(
+        name: String, value: String, path: String? = "/", domain: String? = nil, expires: Date? = nil, maxAge: Int? = nil,
+        secure: Bool = false, httpOnly: Bool = false, sameSite: SameSite? = nil, partitioned: Bool = false
+    ) {
+        self.name = name
+        self.value = value
+        self.path = path
+        self.domain = domain
+        self.expires = expires
+        self.maxAge = maxAge
+        self.secure = secure
+        self.httpOnly = httpOnly
+        self.sameSite = sameSite
+        self.partitioned = partitioned
+    }
+
+    /// The `Set-Cookie` header value. A value with a space or a comma is sent quoted (as Go
+    /// does); a name that is not a token, a value or attribute with bytes a cookie cannot carry,
+    /// or `SameSite=None` (`.noRestriction`) or `Partitioned` without `Secure` are refused with the reason.
+    public func headerValue() throws(CookieError) -> String {
+        guard !self.name.isEmpty, self.name.utf8.allSatisfy(Self.isTokenByte) else {
+            throw CookieError("cookie name \"\(self.name)\" is not an RFC 6265 token")
+        }
+        var value = self.value
+        if !value.utf8.allSatisfy(Self.isCookieOctet) {
+            let quotable = value.utf8.allSatisfy { Self.isCookieOctet($0) || $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: ",") }
+            guard quotable else { throw CookieError("cookie \"\(self.name)\" has a value with bytes a cookie cannot carry") }
+            value = "\"" + value + "\""
+        }
+        var header = self.name + "=" + value
+        for (attribute, text) in [("Path", self.path), ("Domain", self.domain)] {
+            guard let text else { continue }
+            guard text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ";") }) else {
+                throw CookieError("cookie \"\(self.name)\" has a \(attribute) with ';' or control characters")
+            }
+            header += "; \(attribute)=\(text)"
+        }
+        if let expires = self.expires {
+            header += "; Expires=" + HTTPDate.format(secondsSince1970: time_t(expires.timeIntervalSince1970.rounded(.down)))
+        }
+        if let maxAge = self.maxAge { header += "; Max-Age=\(max(0, maxAge))" }
+        if self.httpOnly { header += "; HttpOnly" }
+        if self.secure { header += "; Secure" }
+        if let sameSite = self.sameSite {
+            guard sameSite != .noRestriction || self.secure else { throw CookieError("cookie \"\(self.name)\": SameSite=None needs Secure") }
+            header += "; SameSite=" + sameSite.rawValue
+        }
+        if self.partitioned {
+            guard self.secure else { throw CookieError("cookie \"\(self.name)\": Partitioned needs Secure") }
+            header += "; Partitioned"
+        }
+        return header
+    }
+
+    /// RFC 9110 tchar.
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+
+    /// RFC 6265 cookie-octet: visible ASCII but `"`, `,`, `;` and `\`.
+    private static func isCookieOctet(_ byte: UInt8) -> Bool {
+        byte >= 0x21 && byte <= 0x7E && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: ",") && byte != UInt8(ascii: ";")
+            && byte != UInt8(ascii: "\\")
+    }
+}
+
+/// Why a cookie cannot be set.
+public struct CookieError: Error, Equatable, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension Ctx {
+    /// Adds a `Set-Cookie` header for `cookie` (Go's `SetCookie`); several cookies make
+    /// several headers.
+    public func setCookie(_ cookie: Cookie) throws(CookieError) {
+        self.writer.addHeader("set-cookie", try cookie.headerValue())
+    }
+
+    /// Every query value for `name`, in order (Go's `QueryValues()[name]`).
+    public func queryValues(_ name: String) -> [String] {
+        self.request.query.values(name)
+    }
+}

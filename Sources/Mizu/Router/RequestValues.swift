@@ -1,0 +1,25 @@
+import NIOConcurrencyHelpers
+
+/// A typed key for a value middleware hands down to handlers (Go's `context.WithValue` keys).
+public struct RequestValueKey<Value: Sendable>: Sendable {
+    public let name: String
+    public init(_ name: String) { self.name = name }
+}
+
+extension RequestValueKey where Value == String {
+    /// The request's ID, set by ``Middlewares/requestID(header:)``.
+    public static var requestID: RequestValueKey<String> { RequestValueKey("mizu.requestID") }
+}
+
+/// Values set for one request by middleware and read further in (an authenticated user, a
+/// request ID...). One per request, shared by every ``Ctx`` of it.
+public final class RequestValues: Sendable {
+    private let values = NIOLockedValueBox<[String: any Sendable]>([:])
+
+    init() {}
+
+    public subscript<Value>(_ key: RequestValueKey<Value>) -> Value? {
+        get { self.values.withLockedValue { $0[key.name] } as? Value }
+        set { self.values.withLockedValue { $0[key.name] = newValue } }
+    }
+}
