@@ -58,4 +58,64 @@ import Testing
             #expect(head.body.isEmpty)
         }
     }
+
+    @Test func conditionalRequestsAnswer304UntilTheFileChanges() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mizu-static-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("app.js")
+        try "let a = 1".write(to: file, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: 1_700_000_000)], ofItemAtPath: file.path)
+        let app = App(logsRequests: false)
+        app.staticFiles("/", directory: directory.path)
+        try await withServer(app) { (port: Int) async throws in
+            let first = try await request(port: port, "GET", "/app.js")
+            let etag = try #require(first.header("etag"))
+            #expect(first.header("last-modified") == "Tue, 14 Nov 2023 22:13:20 GMT")
+            #expect(first.header("accept-ranges") == "bytes")
+            let cached = try await request(port: port, "GET", "/app.js", headers: ["If-None-Match": etag])
+            #expect(cached.status == 304 && cached.text.isEmpty && cached.header("etag") == etag)
+            let byDate = try await request(port: port, "GET", "/app.js", headers: ["If-Modified-Since": "Tue, 14 Nov 2023 22:13:20 GMT"])
+            #expect(byDate.status == 304)
+            let older = try await request(port: port, "GET", "/app.js", headers: ["If-Modified-Since": "Tue, 14 Nov 2023 22:13:19 GMT"])
+            #expect(older.status == 200)
+            // A change (another size and time): the old validator no longer matches.
+            try "let a = 22".write(to: file, atomically: true, encoding: .utf8)
+            let changed = try await request(port: port, "GET", "/app.js", headers: ["If-None-Match": etag])
+            #expect(changed.status == 200 && changed.text == "let a = 22" && changed.header("etag") != etag)
+        }
+    }
+
+    @Test func rangesAre206AndPastTheEndIs416() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mizu-static-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "0123456789".write(to: directory.appendingPathComponent("digits.txt"), atomically: true, encoding: .utf8)
+        let big = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        try Data(big).write(to: directory.appendingPathComponent("big.bin"))
+        let app = App(logsRequests: false)
+        app.staticFiles("/", directory: directory.path)
+        try await withServer(app) { (port: Int) async throws in
+            let cases: [(String, Int, String, String?)] = [
+                ("bytes=2-4", 206, "234", "bytes 2-4/10"),
+                ("bytes=7-", 206, "789", "bytes 7-9/10"),
+                ("bytes=-3", 206, "789", "bytes 7-9/10"),
+                ("bytes=5-100", 206, "56789", "bytes 5-9/10"),
+                ("bytes=0-", 200, "0123456789", nil),
+                ("bytes=1-2,4-5", 200, "0123456789", nil),  // several ranges: the whole file
+                ("items=1-2", 200, "0123456789", nil),
+            ]
+            for (range, status, body, contentRange) in cases {
+                let response = try await request(port: port, "GET", "/digits.txt", headers: ["Range": range])
+                #expect(response.status == status && response.text == body, "\(range)")
+                #expect(response.header("content-range") == contentRange, "\(range)")
+            }
+            let past = try await request(port: port, "GET", "/digits.txt", headers: ["Range": "bytes=10-"])
+            #expect(past.status == 416 && past.header("content-range") == "bytes */10" && past.text.isEmpty)
+            // A range of a file larger than one read chunk streams just that part.
+            let middle = try await request(port: port, "GET", "/big.bin", headers: ["Range": "bytes=65530-131080"])
+            #expect(middle.status == 206 && middle.body == Array(big[65530...131080]))
+            #expect(middle.header("content-length") == String(131080 - 65530 + 1))
+        }
+    }
 }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Foundation
 import NIOCore
 import NIOPosix
@@ -26,10 +31,18 @@ enum StaticFiles {
         let fileIO = NonBlockingFileIO(threadPool: .singleton)
         let writer = ctx.writer
         let region: FileRegion
+        let modified: Int
         do {
-            region = try await NIOThreadPool.singleton.runIfActive {
+            (region, modified) = try await NIOThreadPool.singleton.runIfActive {
                 let handle = try NIOFileHandle(_deprecatedPath: path)
-                do { return try FileRegion(fileHandle: handle) } catch {
+                do {
+                    let seconds = try handle.withUnsafeFileDescriptor { descriptor -> Int in
+                        var info = stat()
+                        guard fstat(descriptor, &info) == 0 else { throw IOError(errnoCode: errno, reason: "fstat") }
+                        return Int(info.st_mtim.tv_sec)
+                    }
+                    return (try FileRegion(fileHandle: handle), seconds)
+                } catch {
                     try? handle.close()
                     throw error
                 }
@@ -39,27 +52,71 @@ enum StaticFiles {
         }
         defer { try? region.fileHandle.close() }
         let size = region.readableBytes
-        writer.status = .ok
+        // Validators (RFC 9110 section 8.8): weak, from the size and the modification time.
+        let etag = "W/\"\(String(size, radix: 16))-\(String(modified, radix: 16))\""
+        writer.setHeader("etag", etag)
+        writer.setHeader("last-modified", HTTPDate.format(secondsSince1970: time_t(modified)))
+        writer.setHeader("accept-ranges", "bytes")
         writer.setHeader("content-type", self.contentType(for: path))
-        if size <= Self.chunkSize {
+        if Self.notModified(ctx.request, etag: etag, modified: modified) {
+            writer.status = .notModified
+            return
+        }
+        var range = 0..<size
+        if ctx.request.method == .GET, let header = ctx.request.header("range") {
+            switch ByteRange.parse(header, size: size) {
+            case .whole:
+                break
+            case .unsatisfiable:
+                writer.status = .rangeNotSatisfiable
+                writer.setHeader("content-range", "bytes */\(size)")
+                return
+            case .part(let part) where part.count < size:
+                range = part
+                writer.status = .partialContent
+                writer.setHeader("content-range", "bytes \(part.lowerBound)-\(part.upperBound - 1)/\(size)")
+            case .part:
+                break  // the whole file: a plain 200
+            }
+        }
+        if range.count == size { writer.status = .ok }
+        if range.count <= Self.chunkSize, range.count == size {
             // One read, one write: the head and body leave together.
             let bytes = try await fileIO.read(fileHandle: region.fileHandle, fromOffset: 0, byteCount: size, allocator: writer.allocator)
             try await writer.write(bytes)
             return
         }
-        writer.setHeader("content-length", String(size))
+        writer.setHeader("content-length", String(range.count))
         try await writer.flush()
         guard ctx.request.method != .HEAD else { return }
-        var offset = 0
-        while offset < size {
+        var offset = range.lowerBound
+        while offset < range.upperBound {
             let chunk = try await fileIO.read(
-                fileHandle: region.fileHandle, fromOffset: Int64(offset), byteCount: min(Self.chunkSize, size - offset), allocator: writer.allocator)
+                fileHandle: region.fileHandle, fromOffset: Int64(offset), byteCount: min(Self.chunkSize, range.upperBound - offset),
+                allocator: writer.allocator)
             // A file that shrank while being sent cannot honour its Content-Length: the
             // connection closes (the error fails the response) rather than lie.
             guard chunk.readableBytes > 0 else { throw HTTPError(.internalServerError, "file changed while being sent") }
             try await writer.write(chunk)
             offset += chunk.readableBytes
         }
+    }
+
+    /// RFC 9110 section 13.1: If-None-Match decides when present (weak comparison, `*`);
+    /// otherwise If-Modified-Since, for GET and HEAD.
+    static func notModified(_ request: Request, etag: String, modified: Int) -> Bool {
+        guard request.method == .GET || request.method == .HEAD else { return false }
+        if let match = request.header("if-none-match") {
+            let opaque = { (tag: Substring) in tag.hasPrefix("W/") ? tag.dropFirst(2) : tag }
+            return match.split(separator: ",").contains { candidate in
+                let tag = candidate.trimmingHTTPWhitespace()
+                return tag == "*" || opaque(Substring(tag)) == opaque(Substring(etag))
+            }
+        }
+        if let since = request.header("if-modified-since"), let date = HTTPDate.parse(since) {
+            return modified <= date
+        }
+        return false
     }
 
     /// The file for a decoded request path, or nil when it is not a regular file inside `root`.
