@@ -1,3 +1,4 @@
+import Foundation
 import Mizu
 import MizuTestSupport
 import NIOCore
@@ -88,6 +89,45 @@ import Testing
         try await withServer(any) { (port: Int) async throws in
             let simple = try await request(port: port, "GET", "/data", headers: ["Origin": "https://anyone.example"])
             #expect(simple.header("access-control-allow-origin") == "*")
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(2))) struct FileAnswerTests {
+    @Test func fileAndDownloadStreamAFileWithItsHeaders() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mizu-files-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let report = directory.appendingPathComponent("report.txt").path
+        try "quarterly".write(toFile: report, atomically: true, encoding: .utf8)
+        let app = App(logsRequests: false)
+        app.get("/view") { c in try await c.file(report) }
+        app.get("/save") { c in try await c.download(report, as: "report.txt") }
+        app.get("/save-fancy") { c in try await c.download(report, as: "résumé \"v2\".txt") }
+        app.get("/missing") { c in try await c.file(directory.appendingPathComponent("nope").path) }
+        app.get("/folder") { c in try await c.file(directory.path) }
+        try await withServer(app) { (port: Int) async throws in
+            let view = try await request(port: port, "GET", "/view")
+            #expect(view.status == 200 && view.text == "quarterly" && view.header("content-type") == "text/plain; charset=utf-8")
+            #expect(view.header("content-disposition") == nil && view.header("etag") != nil)
+            let part = try await request(port: port, "GET", "/view", headers: ["Range": "bytes=0-6"])
+            #expect(part.status == 206 && part.text == "quarter")
+            let save = try await request(port: port, "GET", "/save")
+            #expect(save.header("content-disposition") == #"attachment; filename="report.txt""#)
+            let fancy = try await request(port: port, "GET", "/save-fancy")
+            #expect(fancy.header("content-disposition") == #"attachment; filename="r_sum_ _v2_.txt"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%22v2%22.txt"#)
+            #expect(try await request(port: port, "GET", "/missing").status == 404)
+            #expect(try await request(port: port, "GET", "/folder").status == 404)
+        }
+    }
+
+    @Test func aRouteCanTakeLessThanTheServersBodyLimit() async throws {
+        let app = App(logsRequests: false)
+        app.with(Middlewares.bodyLimit(8)).post("/small") { c in try await c.text(.ok, c.request.bodyString) }
+        try await withServer(app) { (port: Int) async throws in
+            #expect(try await request(port: port, "POST", "/small", body: "12345678").text == "12345678")
+            let big = try await request(port: port, "POST", "/small", body: "123456789")
+            #expect(big.status == 413 && big.text == "request body exceeds 8 bytes\n")
         }
     }
 }

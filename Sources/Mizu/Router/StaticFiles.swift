@@ -28,6 +28,12 @@ enum StaticFiles {
         guard let path = self.resolve(ctx.param("path"), root: root) else {
             throw HTTPError(.notFound, "not found")
         }
+        try await self.serveFile(ctx, path: path)
+    }
+
+    /// Streams the regular file at `path` with validators, conditional answers and ranges;
+    /// 404 when it cannot be opened.
+    static func serveFile(_ ctx: Ctx, path: String) async throws {
         let fileIO = NonBlockingFileIO(threadPool: .singleton)
         let writer = ctx.writer
         let region: FileRegion
