@@ -131,3 +131,32 @@ import Testing
         }
     }
 }
+
+@Suite(.timeLimit(.minutes(2))) struct UnixSocketTests {
+    @Test func anAppServesOnAUnixDomainSocketAndReplacesOnlyAStaleSocket() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mizu-\(UUID().uuidString.prefix(8)).sock").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for round in 0..<2 {  // the second start finds the first one's socket file and replaces it
+            let app = App(logsRequests: false)
+            app.get("/hi") { c in try await c.text(.ok, "hi \(round)") }
+            try await app.start(unixSocketPath: path)
+            do {
+                let client = try await RawClient.connect(unixSocketPath: path)
+                try await client.send("GET /hi HTTP/1.1\r\nHost: local\r\n\r\n")
+                let response = try await client.readResponse()
+                #expect(response.status == 200 && response.text == "hi \(round)")
+                await client.close()
+            } catch {
+                await app.shutdown()
+                throw error
+            }
+            await app.shutdown()
+        }
+        // A regular file there is not ours to delete: starting fails instead.
+        let file = path + ".txt"
+        #expect(FileManager.default.createFile(atPath: file, contents: Data("keep me".utf8)))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        await #expect(throws: (any Error).self) { try await App(logsRequests: false).start(unixSocketPath: file) }
+        #expect(FileManager.default.contents(atPath: file) == Data("keep me".utf8))
+    }
+}

@@ -83,6 +83,19 @@ public final class RawClient: Sendable {
         return RawClient(channel: channel, state: state)
     }
 
+    /// Connects to a Unix domain socket at `path`.
+    public static func connect(unixSocketPath path: String, timeout: TimeAmount = .seconds(5)) async throws -> RawClient {
+        let state = NIOLockedValueBox(State())
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(timeout)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(state: state)) }
+            }
+            .connect(unixDomainSocketPath: path).get()
+        return RawClient(channel: channel, state: state)
+    }
+
     /// Sends bytes as one write.
     public func send(_ bytes: [UInt8]) async throws {
         try await self.channel.writeAndFlush(self.channel.allocator.buffer(bytes: bytes))

@@ -45,19 +45,25 @@ public final class HTTPServer: Sendable {
     /// Binds and starts accepting. Port 0 picks a free port; the bound address is returned.
     @discardableResult
     public func start(host: String, port: Int) async throws -> SocketAddress {
+        try await self.start { try await $0.bind(host: host, port: port).get() }
+    }
+
+    /// Binds a Unix domain socket at `path` (a stale socket file there is replaced) and starts
+    /// accepting: for a proxy on the same machine. The bound address is returned.
+    @discardableResult
+    public func start(unixSocketPath path: String) async throws -> SocketAddress {
+        try await self.start(tcp: false) { try await $0.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get() }
+    }
+
+    private func start(tcp: Bool = true, bind: (ServerBootstrap) async throws -> any Channel) async throws -> SocketAddress {
         #if TLS
         if let tls = self.configuration.tls {
             let context = try NIOSSLContext(configuration: tls)
             self.tlsContext.withLockedValue { $0 = context }
         }
         #endif
-        let bootstrap = ServerBootstrap(group: self.group)
+        var bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: self.configuration.backlog)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            // The kernel probes idle peers, so a vanished one is eventually noticed even by a
-            // connection that never writes.
-            .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             // Every connection keeps its receive buffer for reuse, idle or not; start it small
             // (a request head fits) and let busy connections grow it.
@@ -67,7 +73,15 @@ public final class HTTPServer: Sendable {
                     try self.initializeConnection(channel)
                 }
             }
-        let channel = try await bootstrap.bind(host: host, port: port).get()
+        if tcp {
+            bootstrap = bootstrap
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                // The kernel probes idle peers, so a vanished one is eventually noticed even by a
+                // connection that never writes.
+                .childChannelOption(.socketOption(.so_keepalive), value: 1)
+        }
+        let channel = try await bind(bootstrap)
         self.state.withLockedValue { $0.serverChannel = channel }
         guard let address = channel.localAddress else { throw ChannelError.unknownLocalAddress }
         return address

@@ -176,6 +176,15 @@ public final class App: Routing, HTTPHandler {
         return address
     }
 
+    /// Starts serving on a Unix domain socket at `path` (for a proxy on the same machine).
+    @discardableResult
+    public func start(unixSocketPath path: String) async throws -> SocketAddress {
+        let server = HTTPServer(handler: self, configuration: self.configuration, logger: self.logger)
+        let address = try await server.start(unixSocketPath: path)
+        self.state.withLockedValue { $0.server = server }
+        return address
+    }
+
     /// Serves on `address` (":8080", "127.0.0.1:0") until SIGINT or SIGTERM, then shuts down
     /// gracefully. Logs one line with the address when ready.
     public func listen(_ address: String) async throws {
