@@ -160,3 +160,31 @@ import Testing
         #expect(FileManager.default.contents(atPath: file) == Data("keep me".utf8))
     }
 }
+
+@Suite(.timeLimit(.minutes(2))) struct JSONAnswerTests {
+    struct Event: Encodable {
+        let eventName: String
+        let at: Date
+        let url: String
+    }
+
+    @Test func theDefaultIsStableAndAnEncoderCanBeGiven() async throws {
+        let app = App(logsRequests: false)
+        let event = Event(eventName: "deploy", at: Date(timeIntervalSince1970: 0), url: "https://x/y")
+        app.get("/default") { c in try await c.json(.ok, event) }
+        app.get("/custom") { c in
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.dateEncodingStrategy = .iso8601
+            encoder.outputFormatting = [.sortedKeys]
+            try await c.json(.created, event, encoder: encoder)
+        }
+        try await withServer(app) { (port: Int) async throws in
+            let plain = try await request(port: port, "GET", "/default")
+            #expect(plain.text == #"{"at":-978307200,"eventName":"deploy","url":"https://x/y"}"#)
+            #expect(plain.header("content-type") == "application/json; charset=utf-8")
+            let custom = try await request(port: port, "GET", "/custom")
+            #expect(custom.status == 201 && custom.text == #"{"at":"1970-01-01T00:00:00Z","event_name":"deploy","url":"https:\/\/x\/y"}"#)
+        }
+    }
+}

@@ -103,12 +103,18 @@ public final class Ctx: Sendable {
         return self
     }
 
-    /// Answers with `value` encoded as JSON.
-    public func json(_ status: HTTPResponseStatus, _ value: some Encodable) async throws {
+    /// Answers with `value` encoded as JSON: sorted keys and unescaped slashes, or as
+    /// `encoder` says (dates, key strategies, pretty printing).
+    public func json(_ status: HTTPResponseStatus, _ value: some Encodable, encoder: JSONEncoder? = nil) async throws {
+        let data = try (encoder ?? Self.defaultEncoder()).encode(value)
+        try await self.bytes(status, data, contentType: "application/json; charset=utf-8")
+    }
+
+    /// Sorted keys and unescaped slashes: stable output for clients and tests.
+    private static func defaultEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = try encoder.encode(value)
-        try await self.bytes(status, data, contentType: "application/json; charset=utf-8")
+        return encoder
     }
 
     /// Answers with plain text.
