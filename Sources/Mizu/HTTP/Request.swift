@@ -101,6 +101,11 @@ public struct QueryParameters: Sendable {
         }
     }
 
+    /// Parameters already split into pairs.
+    init(pairs: [(String, String)]) {
+        self.pairs = pairs
+    }
+
     /// The first value for `key`.
     public subscript(_ key: String) -> String? {
         self.pairs.first { $0.0 == key }?.1
