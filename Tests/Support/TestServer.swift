@@ -45,3 +45,17 @@ public func eventually<T>(
         try await Task.sleep(nanoseconds: 10_000_000)
     }
 }
+
+/// As ``eventually(_:timeout:_:)``, with a probe that awaits (and may throw, which fails at once).
+public func eventuallyAsync<T>(
+    _ what: String,
+    timeout: TimeAmount = .seconds(5),
+    _ probe: () async throws -> T?
+) async throws -> T {
+    let deadline = NIODeadline.now() + timeout
+    while true {
+        if let value = try await probe() { return value }
+        guard NIODeadline.now() < deadline else { throw RawClient.Timeout(waitingFor: what, received: "") }
+        try await Task.sleep(nanoseconds: 10_000_000)
+    }
+}

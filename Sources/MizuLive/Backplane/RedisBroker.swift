@@ -45,6 +45,8 @@ extension Live {
         private let outbox: NIOLockedValueBox<Outbox>
         private let links: NIOLoopBoundBox<Links>
         private let receiver = NIOLockedValueBox<(@Sendable (String, ByteBuffer) -> Void)?>(nil)
+        /// Where messages with a stream position (history topics) go.
+        let positionedReceiver = NIOLockedValueBox<(@Sendable (String, ByteBuffer, StreamPosition) -> Void)?>(nil)
         private let published = Atomic<Int>(0)
         private let dropped = Atomic<Int>(0)
         private let received = Atomic<Int>(0)
@@ -58,6 +60,9 @@ extension Live {
         private struct Outbox {
             var bytes = ByteBuffer()
             var count = 0
+            /// Commands queued before `bytes` whose replies someone waits for (reads), each after
+            /// the fire-and-forget commands queued before it, so Redis sees everything in order.
+            var segments: [RedisRequest] = []
             var connected = false
             var flushScheduled = false
             /// Drops not yet reported in the log, and when the log last reported some.
@@ -85,6 +90,10 @@ extension Live {
             var wanted: Set<String> = []
             /// Topics the subscriber connection has been told to SUBSCRIBE (reset when it drops).
             var told: Set<String> = []
+            /// Topics Redis confirmed this node subscribed to (reset when the connection drops).
+            var confirmed: Set<String> = []
+            /// Waiting for a topic's confirmation (``subscriptionReady(_:)``).
+            var readyWaiters: [String: [EventLoopPromise<Void>]] = [:]
             var syncScheduled = false
             var closed = false
 
@@ -203,11 +212,29 @@ extension Live {
             let channelLength = prefix.utf8.count + topic.utf8.count
             let payloadLength = self.header.count + data.count
             // `*3 $7 PUBLISH $n <channel> $n <payload>`: 40 bytes cover the framing.
-            let size = 40 + channelLength + payloadLength
+            _ = self.enqueue(size: 40 + channelLength + payloadLength, countsAsPublish: true) { bytes in
+                RESPValue.writeArrayHeader(count: 3, into: &bytes)
+                RESPValue.writeBulkString("PUBLISH", into: &bytes)
+                RESPValue.writeBulkString(length: channelLength, into: &bytes) {
+                    $0.writeString(prefix)
+                    $0.writeString(topic)
+                }
+                RESPValue.writeBulkString(length: payloadLength, into: &bytes) {
+                    $0.writeBytes(self.header)
+                    $0.writeBytes(data)
+                }
+            }
+        }
+
+        /// Queues a command nobody waits the reply of (an error reply is logged) for the next
+        /// pipelined flush. False, and counted as a dropped publish when `countsAsPublish`, if
+        /// Redis is disconnected or the pending bytes would pass the limit.
+        func enqueue(size: Int, countsAsPublish: Bool, _ write: (inout ByteBuffer) -> Void) -> Bool {
             let limit = self.configuration.maxPendingPublishBytes
             enum Outcome { case queued, queuedAndSchedule, dropped(report: Int) }
             let outcome = self.outbox.withLockedValue { outbox -> Outcome in
                 guard outbox.connected, outbox.bytes.readableBytes + size <= limit else {
+                    guard countsAsPublish else { return .dropped(report: -1) }
                     outbox.unreportedDrops += 1
                     // At most one log line per interval, however many are dropped.
                     let now = NIODeadline.now()
@@ -216,31 +243,54 @@ extension Live {
                     outbox.lastDropReport = now
                     return .dropped(report: outbox.unreportedDrops)
                 }
-                RESPValue.writeArrayHeader(count: 3, into: &outbox.bytes)
-                RESPValue.writeBulkString("PUBLISH", into: &outbox.bytes)
-                RESPValue.writeBulkString(length: channelLength, into: &outbox.bytes) {
-                    $0.writeString(prefix)
-                    $0.writeString(topic)
-                }
-                RESPValue.writeBulkString(length: payloadLength, into: &outbox.bytes) {
-                    $0.writeBytes(self.header)
-                    $0.writeBytes(data)
-                }
+                write(&outbox.bytes)
                 outbox.count += 1
                 guard !outbox.flushScheduled else { return .queued }
                 outbox.flushScheduled = true
                 return .queuedAndSchedule
             }
             switch outcome {
-            case .queued: break
-            case .queuedAndSchedule: self.eventLoop.execute { self.flushOutbox() }
+            case .queued: return true
+            case .queuedAndSchedule:
+                self.eventLoop.execute { self.flushOutbox() }
+                return true
             case .dropped(let report):
+                guard report >= 0 else { return false }
                 self.dropped.add(1, ordering: .relaxed)
                 self.metrics.dropped.increment()
                 if report > 0 {
                     self.logger.warning("dropped \(report) publishes: Redis is disconnected or too slow (local delivery continues)")
                 }
+                return false
             }
+        }
+
+        /// Sends a command after everything queued before it and returns its reply; throws
+        /// ``Live/RedisError/connectionClosed`` when Redis is not connected (or goes away),
+        /// and the error Redis answers.
+        func request(_ name: String, _ write: (inout ByteBuffer) -> Void) async throws -> RESPValue {
+            let promise = self.eventLoop.makePromise(of: RESPValue.self)
+            var command = ByteBuffer()
+            write(&command)
+            let schedule: Bool? = self.outbox.withLockedValue { outbox in
+                guard outbox.connected else { return nil }
+                if outbox.count > 0 {
+                    outbox.segments.append(RedisRequest(bytes: outbox.bytes, replies: .discard(count: outbox.count)))
+                    outbox.bytes = ByteBuffer()
+                    outbox.count = 0
+                }
+                outbox.segments.append(RedisRequest(bytes: command, replies: .one(promise)))
+                defer { outbox.flushScheduled = true }
+                return !outbox.flushScheduled
+            }
+            switch schedule {
+            case nil: promise.fail(RedisError.connectionClosed)
+            case true?: self.eventLoop.execute { self.flushOutbox() }
+            case false?: break
+            }
+            let reply = try await promise.futureResult.get()
+            if case .error(let message) = reply { throw RedisError.refused(command: name, message: message) }
+            return reply
         }
 
         public func subscribe(_ topic: String) {
@@ -265,18 +315,29 @@ extension Live {
         private func flushOutbox() {
             guard let channel = self.links.value.publisher.channel else { return }
             guard channel.isWritable else { return }
-            let (bytes, count) = self.outbox.withLockedValue { outbox in
+            let (segments, bytes, count) = self.outbox.withLockedValue { outbox in
                 defer {
+                    outbox.segments = []
                     outbox.bytes = channel.allocator.buffer(capacity: 1024)
                     outbox.count = 0
                     outbox.flushScheduled = false
                 }
-                return (outbox.bytes, outbox.count)
+                return (outbox.segments, outbox.bytes, outbox.count)
             }
-            guard count > 0 else { return }
+            for segment in segments {
+                if case .discard(let count) = segment.replies { self.countPublished(count) }
+                channel.write(segment, promise: nil)
+            }
+            if count > 0 {
+                self.countPublished(count)
+                channel.write(RedisRequest(bytes: bytes, replies: .discard(count: count)), promise: nil)
+            }
+            channel.flush()
+        }
+
+        private func countPublished(_ count: Int) {
             self.published.add(count, ordering: .relaxed)
             self.metrics.published.increment(by: count)
-            channel.writeAndFlush(RedisRequest(bytes: bytes, replies: .discard(count: count)), promise: nil)
         }
 
         // MARK: Subscriptions (on the event loop)
@@ -313,14 +374,44 @@ extension Live {
         /// A pub/sub push: a message to deliver, or a (un)subscribe confirmation with the count.
         private func handlePush(_ value: RESPValue) {
             guard case .array(let items?) = value, items.count == 3, case .bulkString(let kind?) = items[0] else { return }
-            switch (kind.readableBytesView.elementsEqual("message".utf8), items[1], items[2]) {
-            case (true, .bulkString(let channel?), .bulkString(let payload?)):
+            switch (String(buffer: kind), items[1], items[2]) {
+            case ("message", .bulkString(let channel?), .bulkString(let payload?)):
                 self.deliver(channel: channel, payload: payload)
-            case (false, _, .integer(let count)):
+            case (let kind, .bulkString(let channel?), .integer(let count)) where kind == "subscribe" || kind == "unsubscribe":
                 self.subscribedChannels.store(Int(count), ordering: .relaxed)
+                let prefix = self.configuration.channelPrefix.utf8
+                guard channel.readableBytesView.starts(with: prefix) else { return }
+                let topic = String(decoding: channel.readableBytesView.dropFirst(prefix.count), as: UTF8.self)
+                let links = self.links.value
+                if kind == "subscribe" {
+                    links.confirmed.insert(topic)
+                    for waiter in links.readyWaiters.removeValue(forKey: topic) ?? [] { waiter.succeed() }
+                } else {
+                    links.confirmed.remove(topic)
+                }
             default:
                 break
             }
+        }
+
+        /// Returns once publishes on `topic` reach this node (Redis confirmed the channel's
+        /// SUBSCRIBE); throws ``Live/RedisError/timeout`` after the connect timeout.
+        func subscriptionReady(_ topic: String) async throws {
+            let promise = self.eventLoop.makePromise(of: Void.self)
+            let timeout = self.configuration.connectTimeout
+            self.eventLoop.execute {
+                let links = self.links.value
+                guard !links.confirmed.contains(topic) else { return promise.succeed() }
+                links.readyWaiters[topic, default: []].append(promise)
+                self.eventLoop.scheduleTask(in: timeout) {
+                    let links = self.links.value
+                    guard let index = links.readyWaiters[topic]?.firstIndex(where: { $0.futureResult === promise.futureResult }) else { return }
+                    links.readyWaiters[topic]?.remove(at: index)
+                    if links.readyWaiters[topic]?.isEmpty == true { links.readyWaiters.removeValue(forKey: topic) }
+                    promise.fail(RedisError.timeout)
+                }
+            }
+            try await promise.futureResult.get()
         }
 
         private func deliver(channel: ByteBuffer, payload: ByteBuffer) {
@@ -330,6 +421,10 @@ extension Live {
             let topic = String(decoding: channelBytes.dropFirst(prefix.count), as: UTF8.self)
             var data = payload
             let bytes = payload.readableBytesView
+            if bytes.starts(with: "h:".utf8) {
+                self.deliverPositioned(topic: topic, channel: channel, payload: payload)
+                return
+            }
             if bytes.count >= self.header.count, bytes.starts(with: "m:".utf8), bytes[bytes.startIndex + self.header.count - 1] == 0x0A {
                 // Our own publish came back: it was delivered locally already.
                 if bytes.starts(with: self.header) { return }
@@ -410,14 +505,22 @@ extension Live {
             links[role].wasLost = true
             switch role {
             case .publisher:
-                let lost = self.outbox.withLockedValue { outbox in
+                let (lost, waiting) = self.outbox.withLockedValue { outbox in
                     defer {
                         outbox.connected = false
                         outbox.bytes.clear()
                         outbox.count = 0
+                        outbox.segments = []
                         outbox.flushScheduled = false
                     }
-                    return outbox.count
+                    let segments = outbox.segments.reduce(0) { total, segment in
+                        if case .discard(let count) = segment.replies { return total + count }
+                        return total
+                    }
+                    return (outbox.count + segments, outbox.segments)
+                }
+                for segment in waiting {
+                    if case .one(let promise) = segment.replies { promise.fail(RedisError.connectionClosed) }
                 }
                 if lost > 0 {
                     self.dropped.add(lost, ordering: .relaxed)
@@ -427,6 +530,7 @@ extension Live {
                 self.subscriberUp.store(false, ordering: .relaxed)
                 self.subscribedChannels.store(0, ordering: .relaxed)
                 links.told = []
+                links.confirmed = []
             }
             self.metrics.connected.record(0)
             guard !links.closed else { return }

@@ -29,6 +29,9 @@ extension Live.RedisBroker {
         /// First wait before reconnecting; it doubles after each failed attempt, up to ``maxReconnectDelay``.
         public var reconnectDelay: TimeAmount = .milliseconds(100)
         public var maxReconnectDelay: TimeAmount = .seconds(5)
+        /// How long a topic's history position (epoch and offset) outlives its last message
+        /// in Redis; after it the topic starts a new epoch. Default 24 h.
+        public var historyMetaTTL: TimeAmount = .hours(24)
         /// Where the broker's metrics go (`mizu_live_broker_*`); nil uses whatever
         /// `MetricsSystem.bootstrap` installed.
         public var metricsFactory: (any MetricsFactory)?

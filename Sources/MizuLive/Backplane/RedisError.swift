@@ -18,6 +18,8 @@ extension Live {
         case protocolViolation(String)
         /// The connection closed before the answer came.
         case connectionClosed
+        /// Redis did not answer (or confirm a subscription) in time.
+        case timeout
 
         public var description: String {
             switch self {
@@ -26,6 +28,7 @@ extension Live {
             case .refused(let command, let message): return "Redis refused \(command): \(message)"
             case .protocolViolation(let what): return "Redis protocol violation: \(what)"
             case .connectionClosed: return "the Redis connection closed"
+            case .timeout: return "Redis did not answer in time"
             }
         }
     }

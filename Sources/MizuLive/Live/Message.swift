@@ -81,6 +81,16 @@ extension Live {
             buffer.writeStaticString("}")
         }
 
+        /// As above, with the message's place in a history topic's stream:
+        /// `{"topic":...,"data":...,"offset":N,"epoch":"E"}`.
+        static func encode(topic: String, data: some Collection<UInt8>, position: StreamPosition, into buffer: inout ByteBuffer) {
+            Self.encode(topic: topic, data: data, into: &buffer)
+            buffer.moveWriterIndex(to: buffer.writerIndex - 1)  // reopen the object
+            buffer.writeString(",\"offset\":\(position.offset),\"epoch\":")
+            Self.writeJSONString(position.epoch, into: &buffer)
+            buffer.writeStaticString("}")
+        }
+
         /// RFC 8259 section 7 escaping, plus U+2028 and U+2029 so the output is also safe JavaScript.
         static func writeJSONString(_ string: String, into buffer: inout ByteBuffer) {
             buffer.writeStaticString("\"")

@@ -68,6 +68,13 @@ extension Live {
         /// Where the server's metrics go (`mizu_live_*`, listed in the README); nil (the
         /// default) uses whatever `MetricsSystem.bootstrap` installed.
         public var metricsFactory: (any MetricsFactory)?
+        /// The topics that keep a history, and how much (nil for the others): their messages
+        /// carry `"offset"` and `"epoch"` on the wire, ``Server/history(_:since:limit:)``
+        /// reads them, and ``Server/subscribe(_:_:recoverFrom:latest:reply:)`` replays them.
+        /// With ``Live/RedisBroker`` the history lives in Redis, shared by every node. Default nil.
+        public var history: (@Sendable (String) -> HistoryPolicy?)?
+        /// Presence tracking (who is subscribed to which topics). Default nil: none.
+        public var presence: PresenceOptions?
 
         /// Options with the given hooks and the documented defaults.
         public init(

@@ -18,6 +18,10 @@ extension Live {
             self.core = ServerCore(options: options)
         }
 
+        init(core: ServerCore) {
+            self.core = core
+        }
+
         /// The HTTP handler that upgrades requests to live sessions: mount it with
         /// `app.get("/ws", compat(server.handler()))`, or serve it with no router at all.
         public func handler() -> any HTTPHandler {
@@ -42,13 +46,56 @@ extension Live {
         @discardableResult
         public func subscribe(_ session: Session, _ topic: String) -> Bool {
             guard !topic.isEmpty else { return false }
-            return session.subscribe(topic)
+            return session.subscribe(topic) != .refused
         }
 
         /// Removes `session` from `topic`; idempotent. An empty topic is a no-op.
         public func unsubscribe(_ session: Session, _ topic: String) {
             guard !topic.isEmpty else { return }
             session.unsubscribe(topic)
+        }
+
+        /// Subscribes `session` to a history topic from a position: it is sent every message
+        /// after `since` when the history still holds them all (`recovered`), otherwise the
+        /// latest `latest` messages, then the live stream, with no gap and no duplicate
+        /// between the two. `reply`, when given, makes a message that goes out first (the
+        /// place to tell the client whether it recovered). For a topic without history this
+        /// is a plain subscribe. The result's `top` is the position to come back with.
+        @discardableResult
+        public func subscribe(
+            _ session: Session, _ topic: String, recoverFrom since: StreamPosition?, latest: Int = 0,
+            reply: ((SubscribeResult) -> Message?)? = nil
+        ) async -> SubscribeResult {
+            guard !topic.isEmpty else { return SubscribeResult(subscribed: false, recovered: false, top: nil, replayed: 0) }
+            return await self.core.subscribe(session, topic, since: since, latest: latest, reply: reply)
+        }
+
+        /// A history topic's messages after `since` (at most `limit`, the oldest first), or
+        /// its latest `limit` when `since` is nil. Throws ``HistoryError/notEnabled(_:)`` for
+        /// a topic without history, and the broker's error when Redis cannot be read.
+        public func history(_ topic: String, since: StreamPosition? = nil, limit: Int = .max) async throws -> HistoryPage {
+            guard let policy = self.core.options.history?(topic) else { throw HistoryError.notEnabled(topic) }
+            let limit = max(0, limit)
+            if let since {
+                let read = try await self.core.readHistory(topic, since: since.offset, latest: 0, policy: policy)
+                let complete = read.covers(since)
+                let publications = complete ? read.entries : []
+                return HistoryPage(
+                    publications: Array(publications.prefix(limit)), top: StreamPosition(offset: read.top, epoch: read.epoch),
+                    isComplete: complete && publications.count <= limit)
+            }
+            let read = try await self.core.readHistory(topic, since: nil, latest: min(limit, policy.size), policy: policy)
+            return HistoryPage(publications: read.entries, top: StreamPosition(offset: read.top, epoch: read.epoch), isComplete: false)
+        }
+
+        /// The sessions present on `topic` (every node's with a Redis broker), the earliest first.
+        public func presence(_ topic: String) async throws -> [PresenceMember] {
+            try await self.core.presence(topic)
+        }
+
+        /// How many sessions are present on `topic`.
+        public func presenceCount(_ topic: String) async throws -> Int {
+            try await self.core.presence(topic).count
         }
 
         /// Open sessions.

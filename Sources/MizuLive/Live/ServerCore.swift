@@ -20,7 +20,15 @@ final class ServerCore: Sendable {
         /// Set by shutdown: no new session stays open.
         var draining = false
     }
-    private let compression: PerMessageDeflateConfiguration
+    let compression: PerMessageDeflateConfiguration
+    /// History and presence kept in this process (presence: this node's own members when a
+    /// shared broker holds everyone's).
+    let memoryHistory = MemoryHistory()
+    let memoryPresence = MemoryPresence()
+    /// Only tests set these.
+    let recoveryTestHooks = NIOLockedValueBox(RecoveryTestHooks())
+    /// The broker, when it keeps history and presence for every node (Redis).
+    let shared: (any SharedState)?
     /// Made once: every session's connection shares its configuration.
     let upgrader: WebSocketUpgrader
 
@@ -57,8 +65,15 @@ final class ServerCore: Sendable {
         let highWater = self.metrics.sendQueueHighWater
         webSocket.sendQueueWatermark = SendQueueWatermark { highWater.record($0) }
         self.upgrader = WebSocketUpgrader(configuration: webSocket)
+        self.shared = options.broker as? any SharedState
         options.broker?.attach { [weak self] topic, data in
-            self?.publishLocally(topic, data.readableBytesView)
+            self?.receiveRemote(topic, data)
+        }
+        if options.history != nil || options.presence != nil {
+            self.shared?.attachPositioned { [weak self] topic, data, position in
+                self?.deliverPositioned(topic, data, position)
+            }
+            self.startHousekeeping()
         }
     }
 
@@ -106,6 +121,10 @@ final class ServerCore: Sendable {
     /// an invalid frame for every subscriber.
     func publish(_ topic: String, _ data: Data) {
         guard self.acceptsData(data, topic: topic) else { return }
+        if let policy = self.options.history?(topic) {
+            self.publish(topic, data, history: policy)
+            return
+        }
         self.publishLocally(topic, data)
         self.options.broker?.publish(topic, data)
     }

@@ -96,40 +96,49 @@ extension Live {
 
         // MARK: Subscriptions (the session lock is taken before the registry's)
 
-        /// False when refused: the session is closed, or already has as many topics as
+        enum SubscribeOutcome { case added, alreadySubscribed, refused }
+
+        /// Refused when the session is closed, or already has as many topics as
         /// ``Live/Options/maxTopicsPerSession`` allows (the client is then told so).
-        func subscribe(_ topic: String) -> Bool {
+        /// `recovering` adds it as a subscriber whose messages wait for its history read.
+        func subscribe(_ topic: String, recovering: Bool = false) -> SubscribeOutcome {
             let limit = self.core.options.maxTopicsPerSession
-            let outcome: Bool? = self.state.withLockedValue { state in
-                guard !state.close.isClosed else { return false }
-                guard !state.topics.contains(topic) else { return true }
+            let outcome: SubscribeOutcome? = self.state.withLockedValue { state in
+                guard !state.close.isClosed else { return .refused }
+                guard !state.topics.contains(topic) else { return .alreadySubscribed }
                 guard state.topics.count < limit else { return nil }
                 state.topics.insert(topic)
-                self.core.registry.add(self, to: topic)
-                return true
+                self.core.registry.add(self, to: topic, recovering: recovering)
+                return .added
             }
             guard let outcome else {
                 try? self.send(Message(topic: "error", data: Data(#""too many subscriptions""#.utf8)))
-                return false
+                return .refused
             }
+            if outcome == .added { self.core.joined(self, topic) }
             return outcome
         }
 
         func unsubscribe(_ topic: String) {
-            self.state.withLockedValue { state in
-                guard state.topics.remove(topic) != nil else { return }
+            let removed = self.state.withLockedValue { state in
+                guard state.topics.remove(topic) != nil else { return false }
                 self.core.registry.remove(self, from: topic)
+                return true
             }
+            if removed { self.core.left(self, [topic]) }
         }
 
         /// The connection ended: the session leaves every topic; true the first time.
         func markClosed(_ reason: WebSocketCloseReason) -> Bool {
-            self.state.withLockedValue { state in
-                guard state.close.connectionEnded(reason) else { return false }
+            let topics: Set<String>? = self.state.withLockedValue { state in
+                guard state.close.connectionEnded(reason) else { return nil }
                 for topic in state.topics { self.core.registry.remove(self, from: topic) }
-                state.topics.removeAll()
-                return true
+                defer { state.topics.removeAll() }
+                return state.topics
             }
+            guard let topics else { return false }
+            if !topics.isEmpty { self.core.left(self, topics) }
+            return true
         }
 
         // MARK: Delivery (on the session's event loop)

@@ -21,6 +21,16 @@ final class TopicRegistry: Sendable {
         /// Subscribers per deflate window size (bits 9...15) among those that share one
         /// compressed frame per publish; empty when none compress.
         var sharedWindows: [Int: Int] = [:]
+        /// Sessions subscribed while their history is read: messages with a position wait
+        /// here for them (see ``completeRecovery(of:topic:_:)``). Counted in `count`.
+        var recovering: [ObjectIdentifier: Recovery] = [:]
+    }
+
+    /// A recovering session's waiting messages (offset and payload), bounded by its queue size.
+    struct Recovery {
+        let session: Live.Session
+        var waiting: [(offset: UInt64, payload: ByteBuffer)] = []
+        var overflowed = false
     }
 
     /// What a publish needs: per loop, the connections to write to, and the window sizes to
@@ -47,7 +57,7 @@ final class TopicRegistry: Sendable {
         return self.shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(self.shards.count))]
     }
 
-    func add(_ session: Live.Session, to topic: String) {
+    func add(_ session: Live.Session, to topic: String, recovering: Bool = false) {
         let loop = session.connection.eventLoop
         let window = session.connection.broadcastEncoding.sharedWindow
         self.shard(topic).withLockedValue { topics in
@@ -56,12 +66,12 @@ final class TopicRegistry: Sendable {
             // every add copy the bucket: O(subscribers)).
             var entry = topics.removeValue(forKey: topic) ?? Topic()
             let isNew = entry.count == 0
-            var bucket = entry.buckets.removeValue(forKey: ObjectIdentifier(loop)) ?? Bucket(eventLoop: loop)
-            bucket.indices[ObjectIdentifier(session.connection)] = bucket.connections.count
-            bucket.connections.append(session.connection)
-            entry.buckets[ObjectIdentifier(loop)] = bucket
+            if recovering {
+                entry.recovering[ObjectIdentifier(session)] = Recovery(session: session)
+            } else {
+                Self.addLive(session, loop: loop, window: window, to: &entry)
+            }
             entry.count += 1
-            if let window { entry.sharedWindows[window, default: 0] += 1 }
             topics[topic] = entry
             if isNew {
                 self.broker?.subscribe(topic)
@@ -71,12 +81,23 @@ final class TopicRegistry: Sendable {
         }
     }
 
+    private static func addLive(_ session: Live.Session, loop: any EventLoop, window: Int?, to entry: inout Topic) {
+        var bucket = entry.buckets.removeValue(forKey: ObjectIdentifier(loop)) ?? Bucket(eventLoop: loop)
+        bucket.indices[ObjectIdentifier(session.connection)] = bucket.connections.count
+        bucket.connections.append(session.connection)
+        entry.buckets[ObjectIdentifier(loop)] = bucket
+        if let window { entry.sharedWindows[window, default: 0] += 1 }
+    }
+
     func remove(_ session: Live.Session, from topic: String) {
         let loopID = ObjectIdentifier(session.connection.eventLoop)
         let window = session.connection.broadcastEncoding.sharedWindow
         self.shard(topic).withLockedValue { topics in
             guard var entry = topics.removeValue(forKey: topic) else { return }
-            if var bucket = entry.buckets.removeValue(forKey: loopID),
+            if entry.recovering.removeValue(forKey: ObjectIdentifier(session)) != nil {
+                entry.count -= 1
+                self.metrics?.subscriptions.decrement()
+            } else if var bucket = entry.buckets.removeValue(forKey: loopID),
                 let index = bucket.indices.removeValue(forKey: ObjectIdentifier(session.connection))
             {
                 let last = bucket.connections.removeLast()
@@ -105,7 +126,63 @@ final class TopicRegistry: Sendable {
     func snapshot(_ topic: String) -> Snapshot? {
         self.shard(topic).withLockedValue { topics in
             guard let entry = topics[topic] else { return nil }
+            guard !entry.buckets.isEmpty else { return nil }
             return Snapshot(buckets: entry.buckets.values.map { ($0.eventLoop, $0.connections) }, sharedWindows: Array(entry.sharedWindows.keys))
+        }
+    }
+
+    /// Delivers a message that has a place in the topic's stream. `position` runs under the
+    /// topic's lock (it may append to the history and take the next offset), and the
+    /// fan-out is handed to the event loops under it too, so every subscriber gets the
+    /// stream in offset order and a recovery completing concurrently sees either this message
+    /// waiting or this message live, never both and never neither. Returns the subscribers
+    /// reached and the frame's size.
+    func deliverInOrder(
+        _ topic: String, data: some Collection<UInt8>, compression: PerMessageDeflateConfiguration, queueLimit: Int,
+        position: () -> Live.StreamPosition
+    ) -> (subscribers: Int, bytes: Int) {
+        self.shard(topic).withLockedValue { topics in
+            let position = position()
+            guard topics[topic] != nil else { return (0, 0) }
+            var payload = ByteBuffer()
+            Live.Message.encode(topic: topic, data: data, position: position, into: &payload)
+            for key in topics[topic]!.recovering.keys {
+                // In place: the dictionary's storage stays uniquely referenced.
+                if topics[topic]!.recovering[key]!.waiting.count < queueLimit {
+                    topics[topic]!.recovering[key]!.waiting.append((position.offset, payload))
+                } else {
+                    topics[topic]!.recovering[key]!.overflowed = true
+                }
+            }
+            let entry = topics[topic]!
+            guard !entry.buckets.isEmpty else { return (0, 0) }
+            let frame = BroadcastFrame(text: payload, sharedWindows: Array(entry.sharedWindows.keys), compression: compression)
+            var subscribers = 0
+            for bucket in entry.buckets.values {
+                let connections = bucket.connections
+                subscribers += connections.count
+                bucket.eventLoop.execute { frame.write(to: connections) }
+            }
+            return (subscribers, frame.size)
+        }
+    }
+
+    /// Ends `session`'s recovery on `topic`: `send` gets the messages that waited (offset
+    /// order), under the topic's lock, and must queue everything for the session before
+    /// returning; from then on the session is a live subscriber. False when the session left
+    /// meanwhile (nothing is sent).
+    func completeRecovery(
+        of session: Live.Session, topic: String, _ send: (_ waiting: [(offset: UInt64, payload: ByteBuffer)], _ overflowed: Bool) -> Void
+    ) -> Bool {
+        let loop = session.connection.eventLoop
+        let window = session.connection.broadcastEncoding.sharedWindow
+        return self.shard(topic).withLockedValue { topics in
+            guard var entry = topics.removeValue(forKey: topic) else { return false }
+            defer { topics[topic] = entry }
+            guard let recovery = entry.recovering.removeValue(forKey: ObjectIdentifier(session)) else { return false }
+            send(recovery.waiting, recovery.overflowed)
+            Self.addLive(session, loop: loop, window: window, to: &entry)
+            return true
         }
     }
 

@@ -1,0 +1,229 @@
+import Foundation
+import NIOCore
+
+/// History in a Redis stream per topic (`<prefix>history:<topic>`, capped, expiring) with its
+/// epoch and last offset in a hash (`<prefix>history-meta:<topic>`); presence in a hash of
+/// members and a sorted set of their expiry times (`<prefix>presence:<topic>`,
+/// `<prefix>presence-expiry:<topic>`). Each step is one Lua script, so it is atomic in Redis.
+extension Live.RedisBroker: SharedState {
+    /// Appends, trims, and publishes `h:<offset>:<epoch>\n<data>` on the topic's channel.
+    static let publishScript = """
+        local epoch = redis.call('HGET', KEYS[2], 'e')
+        if not epoch then
+          epoch = ARGV[4]
+          redis.call('DEL', KEYS[1])
+          redis.call('HSET', KEYS[2], 'e', epoch, 'o', 0)
+        end
+        local offset = redis.call('HINCRBY', KEYS[2], 'o', 1)
+        local t = redis.call('TIME')
+        local now = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+        redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], offset .. '-1', 't', now, 'd', ARGV[1])
+        redis.call('PEXPIRE', KEYS[1], ARGV[3])
+        redis.call('PEXPIRE', KEYS[2], ARGV[5])
+        redis.call('PUBLISH', KEYS[3], 'h:' .. offset .. ':' .. epoch .. '\\n' .. ARGV[1])
+        return offset
+        """
+
+    /// Returns {epoch, top offset, now (ms), entries}: those after ARGV[1], or the latest
+    /// ARGV[2] when it is -1. Starts an epoch when there is none, so a reader always gets a
+    /// position to come back with.
+    static let readScript = """
+        local epoch = redis.call('HGET', KEYS[2], 'e')
+        if not epoch then
+          epoch = ARGV[3]
+          redis.call('DEL', KEYS[1])
+          redis.call('HSET', KEYS[2], 'e', epoch, 'o', 0)
+          redis.call('PEXPIRE', KEYS[2], ARGV[4])
+        end
+        local top = redis.call('HGET', KEYS[2], 'o')
+        local t = redis.call('TIME')
+        local now = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+        local entries
+        if ARGV[1] == '-1' then
+          entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[2])
+        else
+          entries = redis.call('XRANGE', KEYS[1], string.format('%.0f', tonumber(ARGV[1]) + 1) .. '-0', '+', 'COUNT', ARGV[2])
+        end
+        return {epoch, top, now, entries}
+        """
+
+    /// ARGV: expiry (ms), then session and `<joinedAt ms>\n<info>` pairs.
+    static let presenceJoinScript = """
+        local t = redis.call('TIME')
+        local until_ = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1]))
+        for i = 2, #ARGV, 2 do
+          redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+          redis.call('ZADD', KEYS[2], until_, ARGV[i])
+        end
+        redis.call('PEXPIRE', KEYS[1], ARGV[1])
+        redis.call('PEXPIRE', KEYS[2], ARGV[1])
+        return 1
+        """
+
+    static let presenceLeaveScript = """
+        redis.call('HDEL', KEYS[1], ARGV[1])
+        redis.call('ZREM', KEYS[2], ARGV[1])
+        return 1
+        """
+
+    /// Drops expired members, returns the rest as HGETALL does.
+    static let presenceReadScript = """
+        local t = redis.call('TIME')
+        local now = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+        local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+        for _, member in ipairs(expired) do redis.call('HDEL', KEYS[1], member) end
+        redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+        return redis.call('HGETALL', KEYS[1])
+        """
+
+    /// Members per refresh script, so one script never holds Redis long.
+    static let presenceBatch = 500
+
+    func attachPositioned(receive: @escaping @Sendable (String, ByteBuffer, Live.StreamPosition) -> Void) {
+        self.positionedReceiver.withLockedValue { $0 = receive }
+    }
+
+    func publish(_ topic: String, _ data: Data, history: Live.HistoryPolicy) {
+        let prefix = self.configuration.channelPrefix
+        let arguments: [EvalArgument] = [
+            .text(prefix + "history:" + topic), .text(prefix + "history-meta:" + topic), .text(prefix + topic),
+            .bytes(data), .text(String(history.size)), .text(String(max(1, history.ttl.nanoseconds / 1_000_000))), .text(newEpoch()),
+            .text(String(max(history.ttl, self.configuration.historyMetaTTL).nanoseconds / 1_000_000)),
+        ]
+        _ = self.enqueue(size: Self.evalSize(Self.publishScript, arguments), countsAsPublish: true) {
+            Self.writeEval(Self.publishScript, keys: 3, arguments, into: &$0)
+        }
+    }
+
+    func readHistory(_ topic: String, since: UInt64?, latest: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead {
+        let prefix = self.configuration.channelPrefix
+        let count = since == nil ? max(0, latest) : policy.size + 1
+        let arguments: [EvalArgument] = [
+            .text(prefix + "history:" + topic), .text(prefix + "history-meta:" + topic),
+            .text(since.map { String($0) } ?? "-1"), .text(String(count)), .text(newEpoch()),
+            .text(String(max(policy.ttl, self.configuration.historyMetaTTL).nanoseconds / 1_000_000)),
+        ]
+        let reply = try await self.request("EVAL") { Self.writeEval(Self.readScript, keys: 2, arguments, into: &$0) }
+        guard case .array(let items?) = reply, items.count == 4, let epoch = items[0].text, let top = items[1].text.flatMap({ UInt64($0) }),
+            let now = items[2].text.flatMap({ Int64($0) }), case .array(let rawEntries?) = items[3]
+        else { throw Live.RedisError.protocolViolation("unexpected history reply") }
+        let oldest = now - policy.ttl.nanoseconds / 1_000_000
+        var entries: [Live.Publication] = []
+        entries.reserveCapacity(rawEntries.count)
+        for raw in rawEntries {
+            // [id, [field, value, ...]], id `<offset>-1`
+            guard case .array(let pair?) = raw, pair.count == 2, let id = pair[0].text, let offset = id.split(separator: "-").first.flatMap({ UInt64($0) }),
+                case .array(let fields?) = pair[1]
+            else { throw Live.RedisError.protocolViolation("unexpected history entry") }
+            var stored: Int64 = 0
+            var data = Data()
+            for index in stride(from: 0, to: fields.count - 1, by: 2) {
+                switch fields[index].text {
+                case "t": stored = fields[index + 1].text.flatMap { Int64($0) } ?? 0
+                case "d": if case .bulkString(let bytes?) = fields[index + 1] { data = Data(bytes.readableBytesView) }
+                default: break
+                }
+            }
+            guard stored > oldest else { continue }  // expired, not yet trimmed by Redis
+            entries.append(Live.Publication(data: data, position: Live.StreamPosition(offset: offset, epoch: epoch)))
+        }
+        if since == nil { entries.reverse() }
+        return HistoryRead(epoch: epoch, top: top, entries: entries)
+    }
+
+    func presenceJoin(_ topic: String, _ members: [Live.PresenceMember], expiry: TimeAmount) {
+        let prefix = self.configuration.channelPrefix
+        for start in stride(from: 0, to: members.count, by: Self.presenceBatch) {
+            var arguments: [EvalArgument] = [.text(prefix + "presence:" + topic), .text(prefix + "presence-expiry:" + topic), .text(String(expiry.nanoseconds / 1_000_000))]
+            for member in members[start..<min(members.count, start + Self.presenceBatch)] {
+                var value = Data("\(Int64(member.joinedAt.timeIntervalSince1970 * 1000))\n".utf8)
+                value.append(member.info)
+                arguments.append(.text(member.session))
+                arguments.append(.bytes(value))
+            }
+            _ = self.enqueue(size: Self.evalSize(Self.presenceJoinScript, arguments), countsAsPublish: false) {
+                Self.writeEval(Self.presenceJoinScript, keys: 2, arguments, into: &$0)
+            }
+        }
+    }
+
+    func presenceLeave(_ topic: String, session: String) {
+        let prefix = self.configuration.channelPrefix
+        let arguments: [EvalArgument] = [.text(prefix + "presence:" + topic), .text(prefix + "presence-expiry:" + topic), .text(session)]
+        _ = self.enqueue(size: Self.evalSize(Self.presenceLeaveScript, arguments), countsAsPublish: false) {
+            Self.writeEval(Self.presenceLeaveScript, keys: 2, arguments, into: &$0)
+        }
+    }
+
+    func presence(_ topic: String) async throws -> [Live.PresenceMember] {
+        let prefix = self.configuration.channelPrefix
+        let arguments: [EvalArgument] = [.text(prefix + "presence:" + topic), .text(prefix + "presence-expiry:" + topic)]
+        let reply = try await self.request("EVAL") { Self.writeEval(Self.presenceReadScript, keys: 2, arguments, into: &$0) }
+        guard case .array(let items?) = reply else { throw Live.RedisError.protocolViolation("unexpected presence reply") }
+        var members: [Live.PresenceMember] = []
+        for index in stride(from: 0, to: items.count - 1, by: 2) {
+            guard let session = items[index].text, case .bulkString(let value?) = items[index + 1] else { continue }
+            let bytes = value.readableBytesView
+            guard let newline = bytes.firstIndex(of: 0x0A), let joined = Int64(String(decoding: bytes[..<newline], as: UTF8.self)) else { continue }
+            members.append(Live.PresenceMember(
+                session: session, info: Data(bytes[(newline + 1)...]), joinedAt: Date(timeIntervalSince1970: Double(joined) / 1000)))
+        }
+        return members.sorted { $0.joinedAt < $1.joinedAt }
+    }
+
+    /// A history message from the channel: `h:<offset>:<epoch>\n<data>`.
+    func deliverPositioned(topic: String, channel: ByteBuffer, payload: ByteBuffer) {
+        var data = payload
+        let bytes = payload.readableBytesView
+        guard let newline = bytes.firstIndex(of: 0x0A) else { return }
+        let head = String(decoding: bytes[(bytes.startIndex + 2)..<newline], as: UTF8.self).split(separator: ":", maxSplits: 1)
+        guard head.count == 2, let offset = UInt64(head[0]) else { return }
+        data.moveReaderIndex(forwardBy: newline + 1 - bytes.startIndex)
+        guard JSONScanner.isValue(data), let receive = self.positionedReceiver.withLockedValue({ $0 }) else { return }
+        receive(topic, data, Live.StreamPosition(offset: offset, epoch: String(head[1])))
+    }
+
+    // MARK: EVAL framing
+
+    enum EvalArgument {
+        case text(String)
+        case bytes(Data)
+
+        var count: Int {
+            switch self {
+            case .text(let text): return text.utf8.count
+            case .bytes(let data): return data.count
+            }
+        }
+    }
+
+    static func evalSize(_ script: String, _ arguments: [EvalArgument]) -> Int {
+        arguments.reduce(script.utf8.count + 64) { $0 + $1.count + 16 }
+    }
+
+    /// `EVAL script numkeys key... arg...`; the first `keys` arguments are the keys.
+    static func writeEval(_ script: String, keys: Int, _ arguments: [EvalArgument], into buffer: inout ByteBuffer) {
+        RESPValue.writeArrayHeader(count: 3 + arguments.count, into: &buffer)
+        RESPValue.writeBulkString("EVAL", into: &buffer)
+        RESPValue.writeBulkString(script, into: &buffer)
+        RESPValue.writeBulkString(String(keys), into: &buffer)
+        for argument in arguments {
+            switch argument {
+            case .text(let text): RESPValue.writeBulkString(text, into: &buffer)
+            case .bytes(let data): RESPValue.writeBulkString(length: data.count, into: &buffer) { $0.writeBytes(data) }
+            }
+        }
+    }
+}
+
+extension RESPValue {
+    /// A bulk or simple string's text, or an integer's digits.
+    var text: String? {
+        switch self {
+        case .bulkString(let bytes?): return String(buffer: bytes)
+        case .simpleString(let text): return text
+        case .integer(let value): return String(value)
+        default: return nil
+        }
+    }
+}

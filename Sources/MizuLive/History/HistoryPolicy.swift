@@ -1,0 +1,94 @@
+import Foundation
+import NIOCore
+
+extension Live {
+    /// How much of a topic's stream is kept for late joiners and for recovery: the last
+    /// `size` messages, none older than `ttl`. Set per topic with ``Options/history``.
+    public struct HistoryPolicy: Sendable, Equatable {
+        /// Most messages kept (at least 1).
+        public var size: Int
+        /// How long a message is kept (at least 1 ms).
+        public var ttl: TimeAmount
+
+        public init(size: Int, ttl: TimeAmount) {
+            self.size = max(1, size)
+            self.ttl = max(.milliseconds(1), ttl)
+        }
+    }
+
+    /// A place in a topic's stream. `offset` grows by one per message; `epoch` names one
+    /// unbroken history: it changes whenever the history was lost (a restart without
+    /// persistence, an expired stream), so an old position is never taken for a current one.
+    public struct StreamPosition: Sendable, Hashable, Codable, CustomStringConvertible {
+        public var offset: UInt64
+        public var epoch: String
+
+        public init(offset: UInt64, epoch: String) {
+            self.offset = offset
+            self.epoch = epoch
+        }
+
+        public var description: String { "\(self.offset)@\(self.epoch)" }
+    }
+
+    /// One message of a topic's history.
+    public struct Publication: Sendable, Equatable {
+        /// The raw JSON data, as published.
+        public var data: Data
+        /// Its place in the stream.
+        public var position: StreamPosition
+    }
+
+    /// Why history could not be read.
+    public enum HistoryError: Swift.Error, Sendable, Equatable {
+        /// ``Options/history`` keeps no history for this topic.
+        case notEnabled(String)
+    }
+
+    /// What ``Server/history(_:since:limit:)`` read.
+    public struct HistoryPage: Sendable, Equatable {
+        /// Oldest first.
+        public var publications: [Publication]
+        /// The stream's newest position (offset 0 for a stream with no message yet).
+        public var top: StreamPosition
+        /// Whether the messages after the asked position are all here (always false when the
+        /// epoch differs or the position is older than what is kept).
+        public var isComplete: Bool
+    }
+
+    /// What ``Server/subscribe(_:_:recoverFrom:latest:reply:)`` did.
+    public struct SubscribeResult: Sendable, Equatable {
+        /// The session is subscribed (false: closed, at its topic cap, or already subscribed).
+        public var subscribed: Bool
+        /// Every message after the asked position was sent, in order, before the live ones.
+        /// False when no position was given, or the history could not cover it (another
+        /// epoch, too old, or the history could not be read): the client must reload.
+        public var recovered: Bool
+        /// The stream's position when the live stream took over: the client's next position.
+        public var top: StreamPosition?
+        /// Messages sent from history.
+        public var replayed: Int
+    }
+}
+
+/// A topic's stream as one read of it saw it: its epoch, top offset, and entries (oldest
+/// first) after the asked offset, or the latest ones.
+struct HistoryRead: Sendable {
+    var epoch: String
+    var top: UInt64
+    var entries: [Live.Publication]
+
+    /// Whether `entries` hold every message after `since` (same epoch, nothing missing).
+    func covers(_ since: Live.StreamPosition) -> Bool {
+        guard since.epoch == self.epoch, since.offset <= self.top else { return false }
+        if since.offset == self.top { return true }
+        return self.entries.first?.position.offset == since.offset + 1 && self.entries.last?.position.offset == self.top
+    }
+}
+
+/// A fresh epoch: 8 random hex digits.
+func newEpoch() -> String {
+    var generator = SystemRandomNumberGenerator()
+    let digits = String(generator.next() as UInt32, radix: 16)
+    return String(repeating: "0", count: 8 - digits.count) + digits
+}

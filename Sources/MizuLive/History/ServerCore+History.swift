@@ -1,0 +1,140 @@
+import Foundation
+import Mizu
+import MizuWebSocket
+import NIOCore
+import NIOPosix
+
+extension ServerCore {
+    /// A publish on a history topic: with a shared broker it goes to Redis, which orders it,
+    /// keeps it and sends it to every node, this one included; otherwise it is appended to
+    /// this process's history and delivered here, then handed to the broker (if any) as usual.
+    func publish(_ topic: String, _ data: Data, history policy: Live.HistoryPolicy) {
+        if let shared = self.shared {
+            shared.publish(topic, data, history: policy)
+            return
+        }
+        self.deliverInOrder(topic, data) { self.memoryHistory.append(topic, data, policy: policy) }
+        self.options.broker?.publish(topic, data)
+    }
+
+    /// A publish from another node, through a broker that keeps no history: a history
+    /// topic's message takes its place in this node's stream (positions are then per node, so
+    /// a session recovering on another node is told `recovered: false`, never misled).
+    func receiveRemote(_ topic: String, _ data: ByteBuffer) {
+        if self.shared == nil, let policy = self.options.history?(topic) {
+            let bytes = Data(data.readableBytesView)
+            self.deliverInOrder(topic, bytes) { self.memoryHistory.append(topic, bytes, policy: policy) }
+            return
+        }
+        self.publishLocally(topic, data.readableBytesView)
+    }
+
+    /// A history message from the shared broker, with the position it was given there.
+    func deliverPositioned(_ topic: String, _ data: ByteBuffer, _ position: Live.StreamPosition) {
+        self.deliverInOrder(topic, data.readableBytesView) { position }
+    }
+
+    private func deliverInOrder(_ topic: String, _ data: some Collection<UInt8>, position: () -> Live.StreamPosition) {
+        let started = NIODeadline.now()
+        let waitingLimit = max(1, (self.webSocketConfiguration.maxQueuedMessages ?? 256) / 2)
+        let (subscribers, bytes) = self.registry.deliverInOrder(
+            topic, data: data, compression: self.compression, queueLimit: waitingLimit, position: position)
+        self.metrics.published.increment()
+        self.metrics.deliveries.increment(by: subscribers)
+        self.metrics.deliveredBytes.increment(by: subscribers * bytes)
+        self.metrics.fanout.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+    }
+
+    func readHistory(_ topic: String, since: UInt64?, latest: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead {
+        if let shared = self.shared { return try await shared.readHistory(topic, since: since, latest: latest, policy: policy) }
+        return self.memoryHistory.read(topic, since: since, latest: latest, policy: policy)
+    }
+
+    /// Subscribes `session` to `topic` and sends it, before any live message, the messages
+    /// after `since` (when the history still has all of them) or else the latest `latest`;
+    /// `reply` may put a message in front of them. Race-free: the session is a subscriber
+    /// (its live messages waiting) before the history is read, and the waiting messages that
+    /// the read already covered are dropped by offset.
+    func subscribe(
+        _ session: Live.Session, _ topic: String, since: Live.StreamPosition?, latest: Int,
+        reply: ((Live.SubscribeResult) -> Live.Message?)?
+    ) async -> Live.SubscribeResult {
+        guard let policy = self.options.history?(topic) else {
+            let subscribed = session.subscribe(topic) == .added
+            let result = Live.SubscribeResult(subscribed: subscribed, recovered: false, top: nil, replayed: 0)
+            if subscribed, let message = reply?(result) { try? session.send(message) }
+            return result
+        }
+        guard session.subscribe(topic, recovering: true) == .added else {
+            return Live.SubscribeResult(subscribed: false, recovered: false, top: nil, replayed: 0)
+        }
+        // A replay takes at most half the send queue, and what arrives meanwhile the other
+        // half: recovering never makes a session a slow consumer by itself.
+        let queueLimit = self.webSocketConfiguration.maxQueuedMessages ?? 256
+        let replayLimit = max(1, queueLimit / 2)
+        var read: HistoryRead?
+        var recovered = false
+        let hooks = self.recoveryTestHooks.withLockedValue { $0 }
+        do {
+            try await self.shared?.subscriptionReady(topic)
+            await hooks.beforeRead?()
+            if let since {
+                let after = try await self.readHistory(topic, since: since.offset, latest: 0, policy: policy)
+                recovered = after.covers(since) && after.entries.count <= replayLimit
+                read = recovered ? after : nil
+            }
+            if read == nil { read = try await self.readHistory(topic, since: nil, latest: min(latest, replayLimit), policy: policy) }
+        } catch {
+            self.logger.warning("could not read the history of a topic; the session gets the live stream only", metadata: ["topic": "\(LogSafe(topic))", "error": "\(error)"])
+        }
+        await hooks.beforeCompletion?()
+        var result = Live.SubscribeResult(subscribed: true, recovered: recovered, top: nil, replayed: 0)
+        let completed = self.registry.completeRecovery(of: session, topic: topic) { waiting, overflowed in
+            let replay = read?.entries ?? []
+            // What the read covers came from history; the waiting messages past it are new.
+            let newer = read.map { read in waiting.drop { $0.offset <= read.top } } ?? waiting[...]
+            result.replayed = replay.count
+            if let read {
+                result.top = Live.StreamPosition(offset: max(newer.last?.offset ?? 0, read.top), epoch: read.epoch)
+            }
+            var messages: [ByteBuffer] = []
+            if let message = reply?(result) { messages.append(message.encoded()) }
+            for publication in replay {
+                var payload = ByteBuffer()
+                Live.Message.encode(topic: topic, data: publication.data, position: publication.position, into: &payload)
+                messages.append(payload)
+            }
+            messages.append(contentsOf: newer.map(\.payload))
+            // Queued on the loop under the topic's lock, so ahead of every later fan-out to
+            // this session; sent there, where closing cannot re-enter the registry's lock.
+            let connection = session.connection
+            let queued = messages
+            connection.eventLoop.execute {
+                guard !overflowed else { return session.fail(.queueFull) }
+                for payload in queued where connection.trySend(WebSocketMessage(dataOpcode: .text, data: payload)) == .queueFull {
+                    return session.fail(.queueFull)
+                }
+            }
+        }
+        guard completed else { return Live.SubscribeResult(subscribed: false, recovered: false, top: nil, replayed: 0) }
+        return result
+    }
+
+    /// Forgets expired history and refreshes this node's presence members in the shared broker.
+    func startHousekeeping() {
+        let expiry = self.options.presence?.expiry ?? .seconds(30)
+        let interval = min(TimeAmount.seconds(5), TimeAmount.nanoseconds(expiry.nanoseconds / 3))
+        MultiThreadedEventLoopGroup.singleton.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] task in
+            guard let self else { return task.cancel() }
+            self.memoryHistory.sweep()
+            self.refreshPresence()
+        }
+    }
+}
+
+/// Tests widen the windows a recovery must close: publishes between the subscribe and the
+/// history read, and between the read and the hand-over to the live stream.
+struct RecoveryTestHooks: Sendable {
+    var beforeRead: (@Sendable () async -> Void)?
+    var beforeCompletion: (@Sendable () async -> Void)?
+}

@@ -1,0 +1,69 @@
+import Foundation
+import NIOCore
+
+extension ServerCore {
+    /// `session` subscribed to `topic`: it becomes a member when the topic tracks presence.
+    func joined(_ session: Live.Session, _ topic: String) {
+        guard let presence = self.options.presence, presence.topics(topic) else { return }
+        let member = Live.PresenceMember(session: session.id, info: self.presenceInfo(session, presence), joinedAt: Date())
+        self.memoryPresence.join(topic, member)
+        self.shared?.presenceJoin(topic, [member], expiry: presence.expiry)
+        guard let eventTopic = presence.eventTopic?(topic) else { return }
+        var event = ByteBuffer()
+        event.writeStaticString("{\"type\":\"join\",")
+        member.encode(into: &event)
+        event.moveReaderIndex(forwardBy: 1)  // the member's own "{"
+        self.publish(eventTopic, Data(event.readableBytesView))
+        guard presence.snapshotOnSubscribe else { return }
+        if let shared = self.shared {
+            Task.on(session.connection.eventLoop) {
+                guard let members = try? await shared.presence(topic) else { return }
+                try? session.send(Live.Message(topic: eventTopic, data: Self.snapshot(members)))
+            }
+        } else {
+            try? session.send(Live.Message(topic: eventTopic, data: Self.snapshot(self.memoryPresence.members(topic))))
+        }
+    }
+
+    /// `session` left `topics` (unsubscribed or closed).
+    func left(_ session: Live.Session, _ topics: Set<String>) {
+        guard let presence = self.options.presence else { return }
+        for topic in topics where presence.topics(topic) && self.memoryPresence.leave(topic, session: session.id) {
+            self.shared?.presenceLeave(topic, session: session.id)
+            guard let eventTopic = presence.eventTopic?(topic) else { continue }
+            var event = ByteBuffer()
+            event.writeStaticString("{\"type\":\"leave\",\"session\":")
+            Live.Message.writeJSONString(session.id, into: &event)
+            event.writeStaticString("}")
+            self.publish(eventTopic, Data(event.readableBytesView))
+        }
+    }
+
+    func presence(_ topic: String) async throws -> [Live.PresenceMember] {
+        if let shared = self.shared { return try await shared.presence(topic) }
+        return self.memoryPresence.members(topic)
+    }
+
+    /// Renews this node's members in the shared broker (they expire otherwise).
+    func refreshPresence() {
+        guard let shared = self.shared, let presence = self.options.presence else { return }
+        for (topic, members) in self.memoryPresence.all { shared.presenceJoin(topic, members, expiry: presence.expiry) }
+    }
+
+    private func presenceInfo(_ session: Live.Session, _ presence: Live.PresenceOptions) -> Data {
+        if let info = presence.info?(session), !info.isEmpty, info.withUnsafeBytes({ JSONScanner.isValue($0) }) { return info }
+        if presence.info == nil, let value = session.value as? any Encodable, let data = try? JSONEncoder().encode(value) { return data }
+        return Data("null".utf8)
+    }
+
+    static func snapshot(_ members: [Live.PresenceMember]) -> Data {
+        var buffer = ByteBuffer()
+        buffer.writeStaticString("{\"type\":\"snapshot\",\"members\":[")
+        for (index, member) in members.enumerated() {
+            if index > 0 { buffer.writeStaticString(",") }
+            member.encode(into: &buffer)
+        }
+        buffer.writeStaticString("]}")
+        return Data(buffer.readableBytesView)
+    }
+}

@@ -1,0 +1,225 @@
+import Foundation
+import Mizu
+@testable import MizuLive
+import MizuTestSupport
+import NIOConcurrencyHelpers
+import NIOCore
+import Testing
+
+/// Options for history tests: topics starting with `h:` keep `size` messages for `ttl`; the
+/// client's `recover` message (`{"topic":T,"offset":N,"epoch":E,"latest":L}`, offset and
+/// epoch optional) subscribes from that position, answered first by
+/// `{"topic":"subscribed","data":{"recovered":B,"offset":N,"epoch":E,"replayed":R}}`.
+func historyOptions(size: Int = 100, ttl: TimeAmount = .seconds(60)) -> (inout Live.Options) -> Void {
+    { options in
+        options.history = { $0.hasPrefix("h:") ? Live.HistoryPolicy(size: size, ttl: ttl) : nil }
+        let previous = options.onMessage
+        options.onMessage = { context, session, topic, data in
+            guard topic == "recover" else { return await previous?(context, session, topic, data) ?? () }
+            struct Request: Decodable { var topic: String; var offset: UInt64?; var epoch: String?; var latest: Int? }
+            guard let request = try? JSONDecoder().decode(Request.self, from: data) else { return }
+            let since = request.offset.map { Live.StreamPosition(offset: $0, epoch: request.epoch ?? "") }
+            await session.server.subscribe(session, request.topic, recoverFrom: since, latest: request.latest ?? 0) { result in
+                let top = result.top.map { #","offset":\#($0.offset),"epoch":"\#($0.epoch)""# } ?? ""
+                return Live.Message(topic: "subscribed", data: Data(#"{"recovered":\#(result.recovered),"replayed":\#(result.replayed)\#(top)}"#.utf8))
+            }
+        }
+    }
+}
+
+extension Live.Session {
+    /// The test's server (the sessions of these tests are all made by one).
+    var server: Live.Server { Live.Server(core: self.core) }
+}
+
+/// A message as a history client sees it.
+struct Received: Equatable {
+    var topic: String
+    var data: String
+    var offset: UInt64?
+    var epoch: String?
+
+    init(_ text: String) throws {
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        self.topic = try #require(object["topic"] as? String)
+        if let data = object["data"] {
+            self.data = String(decoding: try JSONSerialization.data(withJSONObject: data, options: [.fragmentsAllowed, .sortedKeys]), as: UTF8.self)
+        } else {
+            self.data = ""
+        }
+        self.offset = (object["offset"] as? NSNumber)?.uint64Value
+        self.epoch = object["epoch"] as? String
+    }
+}
+
+extension TestWebSocket {
+    func readMessage(timeout: TimeAmount = .seconds(5)) async throws -> Received {
+        try Received(try await self.readText(timeout: timeout))
+    }
+
+    /// Sends `recover` and returns the `subscribed` answer.
+    func recover(_ topic: String, from position: Live.StreamPosition? = nil, latest: Int = 0) async throws -> Received {
+        let since = position.map { #","offset":\#($0.offset),"epoch":"\#($0.epoch)""# } ?? ""
+        try await self.send(text: #"{"topic":"recover","data":{"topic":"\#(topic)","latest":\#(latest)\#(since)}}"#)
+        let answer = try await self.readMessage()
+        #expect(answer.topic == "subscribed")
+        return answer
+    }
+}
+
+@Suite(.timeLimit(.minutes(3))) struct HistoryTests {
+    @Test func memoryHistoryKeepsTheLastMessagesForTheTTL() async throws {
+        let history = MemoryHistory()
+        let policy = Live.HistoryPolicy(size: 3, ttl: .seconds(10))
+        let start = NIODeadline.now()
+        for index in 1...5 { _ = history.append("t", Data("\(index)".utf8), policy: policy, now: start + .seconds(Int64(index))) }
+        let all = history.read("t", since: nil, latest: 10, policy: policy, now: start + .seconds(6))
+        #expect(all.top == 5 && all.entries.map { String(decoding: $0.data, as: UTF8.self) } == ["3", "4", "5"])
+        #expect(all.entries.map(\.position.offset) == [3, 4, 5])
+        // Since a position: after it, and whether that is everything after it.
+        let after = history.read("t", since: 3, latest: 0, policy: policy, now: start + .seconds(6))
+        #expect(after.entries.map(\.position.offset) == [4, 5])
+        #expect(after.covers(Live.StreamPosition(offset: 3, epoch: all.epoch)))
+        #expect(after.covers(Live.StreamPosition(offset: 2, epoch: all.epoch)) == false)  // 3 is not in it
+        let fromTwo = history.read("t", since: 2, latest: 0, policy: policy, now: start + .seconds(6))
+        #expect(fromTwo.covers(Live.StreamPosition(offset: 2, epoch: all.epoch)))
+        let fromOne = history.read("t", since: 1, latest: 0, policy: policy, now: start + .seconds(6))
+        #expect(fromOne.covers(Live.StreamPosition(offset: 1, epoch: all.epoch)) == false)  // 2 was trimmed by size
+        #expect(fromTwo.covers(Live.StreamPosition(offset: 2, epoch: "other")) == false)
+        #expect(fromTwo.covers(Live.StreamPosition(offset: 9, epoch: all.epoch)) == false)  // from the future
+        // Older than the TTL: gone (the stream keeps its position).
+        let later = history.read("t", since: nil, latest: 10, policy: policy, now: start + .seconds(14) + .milliseconds(500))
+        #expect(later.entries.map(\.position.offset) == [5] && later.top == 5 && later.epoch == all.epoch)
+        // All expired and idle for a TTL: forgotten; the next message starts a new epoch.
+        history.sweep(now: start + .seconds(30))
+        #expect(history.streamCount == 0)
+        let fresh = history.append("t", Data("x".utf8), policy: policy, now: start + .seconds(31))
+        #expect(fresh.offset == 1 && fresh.epoch != all.epoch)
+    }
+
+    @Test func messagesCarryTheirPositionAndLateJoinersGetTheLatest() async throws {
+        try await withLiveServer(historyOptions(size: 5)) { server, _, port in
+            for index in 1...7 { server.publish("h:room", Data(#"{"n":\#(index)}"#.utf8)) }
+            server.publish("plain", Data("1".utf8))
+            let socket = try await TestWebSocket.live(port: port, user: "bob")
+            let answer = try await socket.recover("h:room", latest: 3)
+            #expect(answer.data.contains(#""recovered":false"#) && answer.data.contains(#""offset":7"#) && answer.data.contains(#""replayed":3"#))
+            var replayed: [Received] = []
+            for _ in 0..<3 { replayed.append(try await socket.readMessage()) }
+            #expect(replayed.map(\.data) == [#"{"n":5}"#, #"{"n":6}"#, #"{"n":7}"#])
+            #expect(replayed.map(\.offset) == [5, 6, 7] && Set(replayed.compactMap(\.epoch)).count == 1)
+            server.publish("h:room", Data(#"{"n":8}"#.utf8))
+            let live = try await socket.readMessage()
+            #expect(live.offset == 8 && live.epoch == replayed[0].epoch && live.data == #"{"n":8}"#)
+            // The wire form: data first as always, then the position.
+            let page = try await server.history("h:room", since: Live.StreamPosition(offset: 6, epoch: live.epoch!))
+            #expect(page.isComplete && page.publications.map(\.position.offset) == [7, 8] && page.top.offset == 8)
+            let latest = try await server.history("h:room", limit: 2)
+            #expect(latest.publications.map(\.position.offset) == [7, 8])
+            await #expect(throws: Live.HistoryError.notEnabled("plain")) { try await server.history("plain") }
+            try await socket.close()
+        }
+    }
+
+    @Test func wireFormOfAPositionedMessage() {
+        var buffer = ByteBuffer()
+        Live.Message.encode(topic: "h:a", data: Array(#"{"x":1}"#.utf8), position: Live.StreamPosition(offset: 42, epoch: "ab\"c"), into: &buffer)
+        #expect(String(buffer: buffer) == #"{"topic":"h:a","data":{"x":1},"offset":42,"epoch":"ab\"c"}"#)
+        // Clients that ignore the new members still parse it.
+        #expect(Live.Message.parse(Array(buffer.readableBytesView))?.data == Data(#"{"x":1}"#.utf8))
+    }
+
+    @Test func recoveryReplaysWhatWasMissedOrSaysItCannot() async throws {
+        try await withLiveServer(historyOptions(size: 4)) { server, _, port in
+            for index in 1...3 { server.publish("h:r", Data("\(index)".utf8)) }
+            let first = try await TestWebSocket.live(port: port, user: "ann")
+            let answer = try await first.recover("h:r")
+            #expect(answer.data.contains(#""offset":3"#))
+            let epoch = try await server.history("h:r").top.epoch
+            try await first.close()
+            for index in 4...5 { server.publish("h:r", Data("\(index)".utf8)) }
+            // Back from 3: gets 4 and 5, recovered.
+            let again = try await TestWebSocket.live(port: port, user: "ann")
+            let recovered = try await again.recover("h:r", from: Live.StreamPosition(offset: 3, epoch: epoch), latest: 50)
+            #expect(recovered.data.contains(#""recovered":true"#) && recovered.data.contains(#""replayed":2"#))
+            #expect(try await again.readMessage().offset == 4)
+            #expect(try await again.readMessage().offset == 5)
+            // From 0: 1 was trimmed (size 4 holds 2...5): not recovered, the latest instead.
+            let old = try await TestWebSocket.live(port: port, user: "cid")
+            let refused = try await old.recover("h:r", from: Live.StreamPosition(offset: 0, epoch: epoch), latest: 2)
+            #expect(refused.data.contains(#""recovered":false"#) && refused.data.contains(#""replayed":2"#))
+            #expect(try await old.readMessage().offset == 4)
+            #expect(try await old.readMessage().offset == 5)
+            // Another epoch (the history was lost): not recovered, whatever the offset.
+            let other = try await TestWebSocket.live(port: port, user: "dee")
+            let lost = try await other.recover("h:r", from: Live.StreamPosition(offset: 5, epoch: "deadbeef"))
+            #expect(lost.data.contains(#""recovered":false"#) && lost.data.contains(#""replayed":0"#))
+            for socket in [again, old, other] { try await socket.close() }
+        }
+    }
+
+    /// Publishes land in both windows of a recovery: after the subscribe and before the
+    /// read (the read has them, and they also wait: sent once), and after the read (only
+    /// waiting: sent after the replay).
+    @Test func publishesInsideTheRecoveryWindowsArriveExactlyOnce() async throws {
+        try await withLiveServer(historyOptions()) { server, _, port in
+            for index in 1...3 { server.publish("h:w", Data("\(index)".utf8)) }
+            let epoch = try await server.history("h:w").top.epoch
+            server.core.recoveryTestHooks.withLockedValue {
+                $0.beforeRead = { for index in 4...5 { server.publish("h:w", Data("\(index)".utf8)) } }
+                $0.beforeCompletion = { for index in 6...7 { server.publish("h:w", Data("\(index)".utf8)) } }
+            }
+            let socket = try await TestWebSocket.live(port: port, user: "ann")
+            let answer = try await socket.recover("h:w", from: Live.StreamPosition(offset: 2, epoch: epoch))
+            #expect(answer.data.contains(#""recovered":true"#) && answer.data.contains(#""replayed":3"#) && answer.data.contains(#""offset":7"#))
+            server.core.recoveryTestHooks.withLockedValue { $0 = RecoveryTestHooks() }
+            server.publish("h:w", Data("8".utf8))
+            var offsets: [UInt64] = []
+            for _ in 0..<6 { offsets.append(try #require(try await socket.readMessage().offset)) }
+            #expect(offsets == [3, 4, 5, 6, 7, 8])
+            try await socket.close()
+        }
+    }
+
+    /// The subscribe and the history read race with a publisher that never stops: every
+    /// message after the position arrives exactly once, in order.
+    @Test func recoveryRacingPublishesHasNoGapAndNoDuplicate() async throws {
+        try await withLiveServer(historyOptions(size: 10_000)) { server, _, port in
+            try await assertRaceFreeRecovery(publishTo: server, recoverOn: port, topic: "h:race", iterations: 30)
+        }
+    }
+}
+
+/// Publishes 1, 2, 3... on `topic` from a task while sessions recover from positions in the
+/// middle of the stream; each must then see every later offset exactly once, in order.
+func assertRaceFreeRecovery(publishTo server: Live.Server, recoverOn port: Int, topic: String, iterations: Int) async throws {
+    let stop = NIOLockedValueBox(false)
+    let publisher = Task {
+        var count = 0
+        while !stop.withLockedValue({ $0 }) {
+            count += 1
+            server.publish(topic, Data("\(count)".utf8))
+            if count % 4 == 0 { try? await Task.sleep(nanoseconds: 200_000) }
+        }
+    }
+    defer { stop.withLockedValue { $0 = true } }
+    _ = try await eventuallyAsync("the first messages") { try await server.history(topic, limit: 1).top.offset > 5 ? true : nil }
+    for iteration in 0..<iterations {
+        let top = try await server.history(topic, limit: 1).top
+        let socket = try await TestWebSocket.live(port: port, user: "r\(iteration)")
+        let since = Live.StreamPosition(offset: top.offset - UInt64(iteration % 5), epoch: top.epoch)
+        let answer = try await socket.recover(topic, from: since, latest: 0)
+        #expect(answer.data.contains(#""recovered":true"#), "iteration \(iteration): \(answer.data)")
+        // At least 30 more messages: the replay, then the live stream.
+        var expected = since.offset + 1
+        for _ in 0..<30 {
+            let message = try await socket.readMessage()
+            #expect(message.topic == topic && message.offset == expected && message.data == String(expected), "iteration \(iteration)")
+            guard message.offset == expected else { break }
+            expected += 1
+        }
+        try await socket.close()
+    }
+    stop.withLockedValue { $0 = true }
+    await publisher.value
+}
