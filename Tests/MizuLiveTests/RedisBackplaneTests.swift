@@ -9,7 +9,7 @@ import NIOCore
 import Testing
 
 /// Two live servers, each with its own RedisBroker on one redis-server.
-private func withTwoNodes(
+func withTwoNodes(
     _ redis: RedisTestServer,
     prefix: String = "test:",
     configure: (inout Live.RedisBroker.Configuration) -> Void = { _ in },
@@ -36,7 +36,7 @@ private func withTwoNodes(
 }
 
 /// A client of `server` subscribed to `topic` (through the test options' "subscribe" message).
-private func subscriber(_ server: Live.Server, port: Int, topic: String, user: String) async throws -> TestWebSocket {
+func subscriber(_ server: Live.Server, port: Int, topic: String, user: String) async throws -> TestWebSocket {
     let before = server.subscriberCount(topic)
     let socket = try await TestWebSocket.live(port: port, user: user)
     try await socket.send(text: #"{"topic":"subscribe","data":"\#(topic)"}"#)
@@ -45,7 +45,7 @@ private func subscriber(_ server: Live.Server, port: Int, topic: String, user: S
 }
 
 /// Reads `count` text frames and returns their `data` parts as strings.
-private func readData(_ socket: TestWebSocket, count: Int) async throws -> [String] {
+func readData(_ socket: TestWebSocket, count: Int) async throws -> [String] {
     var received: [String] = []
     for _ in 0..<count {
         let text = try await socket.readText()
@@ -56,7 +56,7 @@ private func readData(_ socket: TestWebSocket, count: Int) async throws -> [Stri
 }
 
 /// Runs `body` with a fresh redis-server, stopped (and reaped) afterwards whatever happens.
-private func withRedis(password: String? = nil, _ body: (RedisTestServer) async throws -> Void) async throws {
+func withRedis(password: String? = nil, _ body: (RedisTestServer) async throws -> Void) async throws {
     let redis = try await RedisTestServer.start(password: password)
     do {
         try await body(redis)

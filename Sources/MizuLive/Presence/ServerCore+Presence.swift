@@ -9,10 +9,12 @@ extension ServerCore {
         self.memoryPresence.join(topic, member)
         self.shared?.presenceJoin(topic, [member], expiry: presence.expiry)
         guard let eventTopic = presence.eventTopic?(topic) else { return }
+        var fields = ByteBuffer()
+        member.encode(into: &fields)
+        fields.moveReaderIndex(forwardBy: 1)  // the member's own "{": its fields join the event's
         var event = ByteBuffer()
         event.writeStaticString("{\"type\":\"join\",")
-        member.encode(into: &event)
-        event.moveReaderIndex(forwardBy: 1)  // the member's own "{"
+        event.writeBuffer(&fields)
         self.publish(eventTopic, Data(event.readableBytesView))
         guard presence.snapshotOnSubscribe else { return }
         if let shared = self.shared {

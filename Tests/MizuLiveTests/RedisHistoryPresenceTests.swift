@@ -1,0 +1,106 @@
+import Foundation
+import Mizu
+@testable import MizuLive
+import MizuTestSupport
+import NIOCore
+import Testing
+
+@Suite(.serialized, .timeLimit(.minutes(3))) struct RedisHistoryPresenceTests {
+    @Test func historyIsSharedByTheNodesAndRecoversOnAnotherNode() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis, options: historyOptions(size: 10)) { a, b in
+                for index in 1...3 { a.server.publish("h:chat", Data(#"{"n":\#(index)}"#.utf8)) }
+                // Written through Redis: B reads what A published, in order, with one epoch.
+                let page = try await eventuallyAsync("A's messages in Redis") {
+                    let page = try await b.server.history("h:chat")
+                    return page.publications.count == 3 ? page : nil
+                }
+                #expect(page.publications.map(\.position.offset) == [1, 2, 3] && page.top.offset == 3)
+                let onB = try await TestWebSocket.live(port: b.port, user: "bob")
+                let answer = try await onB.recover("h:chat", latest: 2)
+                #expect(answer.data.contains(#""replayed":2"#) && answer.data.contains(#""epoch":"\#(page.top.epoch)""#))
+                #expect(try await onB.readMessage().offset == 2)
+                #expect(try await onB.readMessage().offset == 3)
+                // A's own subscriber gets its publishes back through Redis, in the same order as B's.
+                let onA = try await TestWebSocket.live(port: a.port, user: "ann")
+                _ = try await onA.recover("h:chat")
+                a.server.publish("h:chat", Data(#"{"n":4}"#.utf8))
+                let live = [try await onB.readMessage(), try await onA.readMessage()]
+                #expect(live.map(\.offset) == [4, 4] && live.map(\.data) == [#"{"n":4}"#, #"{"n":4}"#])
+                try await onB.close()
+                // B's client left at 4; A publishes 5 and 6; it comes back on A and recovers them.
+                for index in 5...6 { a.server.publish("h:chat", Data(#"{"n":\#(index)}"#.utf8)) }
+                _ = try await onA.readMessage()
+                _ = try await onA.readMessage()
+                let back = try await TestWebSocket.live(port: a.port, user: "bob")
+                let recovered = try await back.recover("h:chat", from: Live.StreamPosition(offset: 4, epoch: page.top.epoch), latest: 50)
+                #expect(recovered.data.contains(#""recovered":true"#) && recovered.data.contains(#""replayed":2"#))
+                #expect(try await back.readMessage().data == #"{"n":5}"#)
+                #expect(try await back.readMessage().data == #"{"n":6}"#)
+                for socket in [onA, back] { try await socket.close() }
+            }
+        }
+    }
+
+    @Test func aRedisThatLostItsDataStartsANewEpoch() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis, options: historyOptions()) { a, b in
+                for index in 1...2 { a.server.publish("h:e", Data("\(index)".utf8)) }
+                let before = try await eventuallyAsync("two messages") {
+                    let page = try await a.server.history("h:e")
+                    return page.top.offset == 2 ? page.top : nil
+                }
+                try await redis.restart()  // no persistence: the history is gone
+                _ = try await eventually("both brokers back", timeout: .seconds(10)) { a.broker.isConnected && b.broker.isConnected ? true : nil }
+                let socket = try await TestWebSocket.live(port: b.port, user: "ann")
+                let answer = try await socket.recover("h:e", from: before, latest: 10)
+                #expect(answer.data.contains(#""recovered":false"#) && answer.data.contains(#""offset":0"#))
+                #expect(!answer.data.contains(before.epoch))
+                a.server.publish("h:e", Data("3".utf8))
+                let next = try await socket.readMessage()
+                #expect(next.offset == 1 && next.epoch != before.epoch && next.data == "3")
+                try await socket.close()
+            }
+        }
+    }
+
+    @Test func recoveryThroughRedisRacingPublishesHasNoGapAndNoDuplicate() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis, options: historyOptions(size: 10_000)) { a, b in
+                try await assertRaceFreeRecovery(publishTo: a.server, recoverOn: b.port, topic: "h:race", iterations: 15)
+            }
+        }
+    }
+
+    @Test func presenceSpansNodesAndADeadNodesMembersExpire() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis, options: presenceOptions(expiry: .milliseconds(900))) { a, b in
+                let ann = try await TestWebSocket.live(port: a.port, user: "ann")
+                try await ann.subscribe("room")
+                let bob = try await TestWebSocket.live(port: b.port, user: "bob")
+                try await bob.subscribe("room:presence")
+                try await bob.subscribe("room")
+                // Bob's snapshot, read from Redis, has ann (on the other node) and bob.
+                let snapshot = try await eventuallyAsync("bob's snapshot") { () -> Received? in
+                    let message = try await bob.readMessage()
+                    return message.data.contains(#""type":"snapshot""#) ? message : nil
+                }
+                #expect(snapshot.data.contains(#""info":"ann""#) && snapshot.data.contains(#""info":"bob""#))
+                let both = try await a.server.presence("room")
+                #expect(both.map { String(decoding: $0.info, as: UTF8.self) } == [#""ann""#, #""bob""#])
+                // Members outlive several expiries while their node refreshes them.
+                try await Task.sleep(nanoseconds: 2_000_000_000)
+                #expect(try await b.server.presenceCount("room") == 2)
+                // Ann leaves: gone at once, everywhere.
+                try await ann.close()
+                _ = try await eventuallyAsync("ann gone") { try await b.server.presence("room").count == 1 ? true : nil }
+                // B's node dies (its broker stops: no leave, no refresh): bob expires.
+                await b.broker.close()
+                let started = NIODeadline.now()
+                _ = try await eventuallyAsync("bob expired", timeout: .seconds(5)) { try await a.server.presence("room").isEmpty ? true : nil }
+                #expect(NIODeadline.now() - started < .seconds(2))
+                try? await bob.close()
+            }
+        }
+    }
+}
