@@ -17,6 +17,18 @@ let backplane = NIOLockedValueBox<(any Live.Broker)?>(nil)
 /// `--write-delay` (set before `server` is first used).
 let writeDelay = NIOLockedValueBox<TimeAmount?>(nil)
 
+/// `--presence-expiry` (set before `server` is first used): how long a user of a node that
+/// died stays listed.
+let presenceExpirySetting = NIOLockedValueBox<TimeAmount>(.seconds(30))
+
+/// Every open session is a member of this topic (subscribed by the server, never by a
+/// client; nothing is published on it): who is online.
+let onlineTopic = "online"
+
+/// Chat rooms keep their last 100 messages for a day: a page shows the last 50 on join and
+/// recovers what it missed while reconnecting.
+let chatHistory = Live.HistoryPolicy(size: 100, ttl: .hours(24))
+
 let log = Logger(label: "chat")
 
 /// The live server (Go: `var server *live.Server`).
@@ -30,7 +42,7 @@ let server = Live.Server({
         },
         // Message handling
         onMessage: { ctx, s, topic, data in
-            handleMessage(s, topic, data)
+            await handleMessage(s, topic, data)
         },
         // Cleanup on disconnect
         onClose: { s, err in
@@ -47,15 +59,20 @@ let server = Live.Server({
     // Several ChatApp processes sharing one Redis form one chat.
     options.broker = backplane.withLockedValue { $0 }
     options.writeDelay = writeDelay.withLockedValue { $0 }
-    // Announce each arrival (the contract's join event).
+    // History and recovery for chat rooms; presence (shared through Redis with --redis).
+    options.history = { topic in topic.hasPrefix("chat:") ? chatHistory : nil }
+    options.presence = Live.PresenceOptions(topics: { $0 == onlineTopic }, expiry: presenceExpirySetting.withLockedValue { $0 })
+    // Announce each arrival (the contract's join event), once it counts as online: a page
+    // that sees the event and then asks who is online finds the newcomer.
     options.onOpen = { ctx, s in
         let userID = s.value as? String ?? ""
+        server.subscribe(s, onlineTopic)
         server.publish("presence", Data(#"{"type":"join","user":"\#(userID)"}"#.utf8))
     }
     return options
 }())
 
-func handleMessage(_ s: Live.Session, _ topic: String, _ data: Data) {
+func handleMessage(_ s: Live.Session, _ topic: String, _ data: Data) async {
     let userID = s.value as? String ?? ""
     switch topic {
     case "subscribe":
@@ -65,9 +82,20 @@ func handleMessage(_ s: Live.Session, _ topic: String, _ data: Data) {
             try? s.send(Live.Message(topic: "error", data: Data(#""not allowed""#.utf8)))
             return
         }
-        server.subscribe(s, req.topic)
+        if req.since != nil || req.history != nil {
+            // History: the latest messages, or those missed since a position; the answer first.
+            await server.subscribe(s, req.topic, recoverFrom: req.since, latest: min(req.history ?? 0, 50)) { result in
+                subscribedAnswer(req.topic, result)
+            }
+        } else {
+            server.subscribe(s, req.topic)
+        }
+        if req.topic == "presence", req.snapshot == true {
+            try? s.send(Live.Message(topic: "presence", data: await onlineSnapshot()))
+        }
     case "unsubscribe":
-        guard let req = try? JSONDecoder().decode(TopicRequest.self, from: data) else { return }
+        // Being online is not a client's subscription to drop.
+        guard let req = try? JSONDecoder().decode(TopicRequest.self, from: data), req.topic != onlineTopic else { return }
         server.unsubscribe(s, req.topic)
     case "chat":
         // Broadcast chat message; data goes out byte for byte (Go: json.RawMessage).
@@ -84,6 +112,38 @@ func handleMessage(_ s: Live.Session, _ topic: String, _ data: Data) {
 
 struct TopicRequest: Decodable {
     var topic: String
+    /// Recover from this position (the last message's `offset` and `epoch`).
+    var since: Live.StreamPosition?
+    /// Send up to this many recent messages (at most 50) when not recovering.
+    var history: Int?
+    /// With `presence`: answer with who is online now.
+    var snapshot: Bool?
+}
+
+/// `{"topic":"subscribed","data":{"topic":T,"recovered":B,"offset":N,"epoch":E}}`
+func subscribedAnswer(_ topic: String, _ result: Live.SubscribeResult) -> Live.Message {
+    var data = Data(#"{"topic":"#.utf8)
+    data.append(jsonString(topic))
+    data.append(Data(#","recovered":\#(result.recovered)"#.utf8))
+    if let top = result.top {
+        data.append(Data(#","offset":\#(top.offset),"epoch":"#.utf8))
+        data.append(jsonString(top.epoch))
+    }
+    data.append(Data("}".utf8))
+    return Live.Message(topic: "subscribed", data: data)
+}
+
+/// Who is online, each user once however many tabs: `{"type":"snapshot","users":[...]}`.
+func onlineUsers() async -> [String] {
+    let members = (try? await server.presence(onlineTopic)) ?? []
+    return Set(members.compactMap { try? JSONDecoder().decode(String.self, from: $0.info) }).sorted()
+}
+
+func onlineSnapshot() async -> Data {
+    var data = Data(#"{"type":"snapshot","users":"#.utf8)
+    data.append((try? JSONEncoder().encode(await onlineUsers())) ?? Data("[]".utf8))
+    data.append(Data("}".utf8))
+    return data
 }
 
 /// The demo's tokens: 1 to 32 of A-Z, a-z, 0-9, `_` and `-`; the user ID is the token.

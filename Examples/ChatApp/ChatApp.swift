@@ -31,6 +31,9 @@ struct ChatApp: AsyncParsableCommand {
     @Option(help: "Prefix of the Redis channel names (with --redis).")
     var redisPrefix: String = "mizu-chat:"
 
+    @Option(help: "Seconds a user of a ChatApp that died stays listed as online (with --redis).")
+    var presenceExpiry: Int = 30
+
     @Flag(help: "Serve metrics in the Prometheus text format at GET /metrics.")
     var metrics = false
 
@@ -50,12 +53,14 @@ struct ChatApp: AsyncParsableCommand {
         let broker = try await self.connectRedis()
         backplane.withLockedValue { $0 = broker }
         writeDelay.withLockedValue { $0 = self.writeDelayMs > 0 ? .milliseconds(Int64(self.writeDelayMs)) : nil }
+        presenceExpirySetting.withLockedValue { $0 = .seconds(Int64(max(1, self.presenceExpiry))) }
 
         let app = App(configuration: try self.httpConfiguration())
         // Ready while not shutting down and, with --redis, while the broker is connected.
         app.health(checks: broker.map { broker in ["redis": { broker.isConnected }] } ?? [:])
         app.get("/ws", compat(server.handler()))
         app.post("/api/announce", announce)
+        app.get("/api/presence") { c in try await c.json(.ok, ["users": await onlineUsers()]) }
         if let registry {
             app.get("/metrics") { c in
                 try await c.bytes(.ok, registry.emitToBuffer(), contentType: "text/plain; version=0.0.4; charset=utf-8")

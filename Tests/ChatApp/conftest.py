@@ -50,11 +50,11 @@ class ChatServer:
             self.log.append(line)
 
     @classmethod
-    def on_port(cls, port, attempts=50):
+    def on_port(cls, port, *args, attempts=50):
         """Starts on a given port, retrying while the old socket is still being released."""
         for _ in range(attempts):
             try:
-                return cls(port=port)
+                return cls(*args, port=port)
             except RuntimeError:
                 time.sleep(0.1)
         raise RuntimeError(f"could not bind port {port}")

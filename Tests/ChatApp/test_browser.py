@@ -110,3 +110,58 @@ def test_two_servers_sharing_redis_are_one_chat(browser):
     finally:
         for process in reversed(started):
             process.stop()
+
+
+def test_a_late_joiner_sees_who_is_here_and_what_was_said_and_recovers_after_a_restart(browser):
+    started = [RedisServer()]
+    try:
+        redis = started[0]
+        a = ChatServer("--redis", redis.url)
+        started.append(a)
+        b = ChatServer("--redis", redis.url)
+        started.append(b)
+        alice = browser.new_page(viewport={"width": 1100, "height": 700})
+        join(alice, a.http + "/", "alice")
+        for text in ("said before bob came", "and once more"):
+            alice.fill("#message", text)
+            alice.press("#message", "Enter")
+            expect(alice.locator("#messages li", has_text=text)).to_have_count(1)
+
+        # Bob joins late on the other server: alice is online, her messages are there.
+        bob = browser.new_page(viewport={"width": 390, "height": 760})
+        join(bob, b.http + "/", "bob")
+        expect(bob.locator("#presence")).to_contain_text("alice")
+        expect(bob.locator("#messages li", has_text="said before bob came")).to_have_count(1)
+        expect(bob.locator("#messages li", has_text="and once more")).to_have_count(1)
+
+        # Alice opens a second tab: still listed once on bob's page.
+        alice_again = browser.new_page()
+        join(alice_again, a.http + "/", "alice")
+        expect(bob.locator("#presence li", has_text="alice")).to_have_count(1)
+        alice_again.close()
+
+        # Bob's server restarts while his tab is open; alice posts meanwhile on hers.
+        port = b.port
+        b.stop()
+        expect(bob.locator("#status")).to_have_text("reconnecting", timeout=10000)
+        alice.fill("#message", "posted while bob was away")
+        alice.press("#message", "Enter")
+        expect(alice.locator("#messages li", has_text="posted while bob was away")).to_have_count(1)
+        b = ChatServer.on_port(port, "--redis", redis.url)
+        started.append(b)
+        expect(bob.locator("#status")).to_have_text("connected", timeout=20000)
+        # Recovered: exactly once, after what he had, and nothing he had shown twice.
+        expect(bob.locator("#messages li", has_text="posted while bob was away")).to_have_count(1, timeout=10000)
+        expect(bob.locator("#messages li", has_text="said before bob came")).to_have_count(1)
+        expect(bob.locator("#messages li").last).to_contain_text("posted while bob was away")
+        expect(bob.locator("#notice")).to_be_hidden()
+        alice.fill("#message", "welcome back")
+        alice.press("#message", "Enter")
+        expect(bob.locator("#messages li", has_text="welcome back")).to_have_count(1)
+        expect(bob.locator("#presence")).to_contain_text("alice")
+
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        bob.screenshot(path=os.path.join(ARTIFACTS, "chat-bob-recovered.png"))
+    finally:
+        for process in reversed(started):
+            process.stop()

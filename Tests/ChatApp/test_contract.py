@@ -2,6 +2,7 @@
 import asyncio
 import json
 import os
+import re
 import socket
 import struct
 import urllib.error
@@ -27,7 +28,12 @@ async def subscribe(ws, topic):
 
 
 async def recv(ws):
-    return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    """The next message without its stream position (chat rooms keep a history, so their
+    messages carry `offset` and `epoch`; test_history.py checks those)."""
+    message = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    message.pop("offset", None)
+    message.pop("epoch", None)
+    return message
 
 
 async def recv_raw(ws):
@@ -130,9 +136,11 @@ def test_chat_data_travels_byte_for_byte_and_unsubscribe_stops_it(chat):
             await settle(ws)
         data = '{"text": "hi <b>",  "n":[1, 2.50]}'
         await alice.send('{"topic":"chat","data":' + data + '}')
-        expected = '{"topic":"chat:general","data":{"user":"alice","data":' + data + '}}'
-        assert await recv_raw(bob) == expected
-        assert await recv_raw(alice) == expected
+        # Byte for byte, then the message's place in the room's history.
+        expected = re.compile(re.escape('{"topic":"chat:general","data":{"user":"alice","data":' + data + '}')
+                              + r',"offset":\d+,"epoch":"[0-9a-f]{8}"\}')
+        assert expected.fullmatch(await recv_raw(bob))
+        assert expected.fullmatch(await recv_raw(alice))
         await bob.send(json.dumps({"topic": "unsubscribe", "data": {"topic": "chat:general"}}))
         await settle(bob)
         await alice.send('{"topic":"chat","data":"second"}')

@@ -5,9 +5,20 @@
   const $ = (id) => document.getElementById(id);
   const nameInput = $("name"), joinButton = $("join"), hint = $("join-hint");
   const messageInput = $("message"), messages = $("messages"), presence = $("presence"), status = $("status");
+  const notice = $("notice");
   const TOKEN = /^[A-Za-z0-9_-]{1,32}$/;
-  const online = new Set();
-  let socket = null, user = null, attempt = 0, retryTimer = null;
+  const HISTORY = 50, PRESENCE_REFRESH_MS = 15000;
+  let online = new Set();
+  let socket = null, user = null, attempt = 0, retryTimer = null, refreshTimer = null;
+  // The last chat message's place in the stream ({offset, epoch}): where a reconnect resumes.
+  let position = null;
+  // Set while a reconnect's recovery is asked for, until the server answers.
+  let recovering = false;
+
+  function showNotice(text) {
+    notice.textContent = text;
+    notice.hidden = text === "";
+  }
 
   function setStatus(state) {
     status.textContent = state;
@@ -49,14 +60,45 @@
     return typeof data === "string" ? data : JSON.stringify(data);
   }
 
+  // Each chat message once: one already shown (same epoch, offset not past the last) is skipped.
+  function isNew(envelope) {
+    if (typeof envelope.offset !== "number" || typeof envelope.epoch !== "string") return true;
+    if (position && position.epoch === envelope.epoch && envelope.offset <= position.offset) return false;
+    position = { offset: envelope.offset, epoch: envelope.epoch };
+    return true;
+  }
+
+  function onSubscribed(data) {
+    if (data.topic !== "chat:general") return;
+    if (recovering && !data.recovered) {
+      // Too much was missed (or the history was lost): start over from the latest messages.
+      messages.replaceChildren();
+      position = null;
+      showNotice("Some messages could not be recovered; showing the latest.");
+    } else if (recovering) {
+      showNotice("");
+    }
+    recovering = false;
+  }
+
+  function askPresence() {
+    send("subscribe", { topic: "presence", snapshot: true });
+  }
+
   function onEnvelope(envelope) {
     const { topic, data } = envelope;
     if (topic === "chat:general" && data && typeof data === "object") {
+      if (!isNew(envelope)) return;
       const kind = data.user === "server" ? "server" : data.user === user ? "self" : "";
       addMessage(String(data.user), textOf(data.data), kind);
+    } else if (topic === "subscribed" && data && typeof data === "object") {
+      onSubscribed(data);
     } else if (topic === "presence" && data && typeof data === "object") {
+      if (data.type === "snapshot" && Array.isArray(data.users)) online = new Set(data.users.map(String));
       if (data.type === "join") online.add(String(data.user));
-      if (data.type === "leave" && data.user !== user) online.delete(String(data.user));
+      // One of the user's tabs left: ask who is still here (another tab may be).
+      if (data.type === "leave") askPresence();
+      online.add(user);
       renderPresence();
     } else if (topic === "error") {
       addMessage("error", textOf(data), "error");
@@ -71,10 +113,15 @@
     socket.onopen = () => {
       attempt = 0;
       setStatus("connected");
-      // Subscriptions live on the server per connection: ask again after every reconnect.
-      send("subscribe", { topic: "chat:general" });
-      send("subscribe", { topic: "presence" });
+      // Subscriptions live on the server per connection: ask again after every reconnect,
+      // from the last message seen (the server replays what was missed), or for the latest.
+      recovering = position !== null;
+      send("subscribe", position ? { topic: "chat:general", since: position, history: HISTORY } : { topic: "chat:general", history: HISTORY });
+      send("subscribe", { topic: "presence", snapshot: true });
       send("subscribe", { topic: `user:${user}` });
+      // A user whose server died leaves no event: the list is refreshed now and then.
+      clearInterval(refreshTimer);
+      refreshTimer = setInterval(askPresence, PRESENCE_REFRESH_MS);
       messageInput.disabled = false;
       messageInput.focus();
     };
@@ -83,6 +130,7 @@
     };
     socket.onclose = (event) => {
       socket = null;
+      clearInterval(refreshTimer);
       messageInput.disabled = true;
       if (event.code === 1009) addMessage("error", "message too large", "error");
       // Exponential backoff with jitter, capped at 10 s. After a server shutdown (1001) every

@@ -1,0 +1,187 @@
+"""History, recovery and presence (PROTOCOL.md, "History and presence"), over real sockets:
+one ChatApp alone, and two sharing a redis-server, one of them killed with SIGKILL."""
+import asyncio
+import json
+import time
+import urllib.request
+
+import pytest
+
+from conftest import ChatServer, RedisServer
+from websockets.sync.client import connect as connect_sync
+
+from test_contract import TIMEOUT, connect, run, settle, subscribe
+
+
+async def recv_full(ws):
+    """The next message with its stream position, if any."""
+    return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+
+
+async def chat(ws, text):
+    await ws.send(json.dumps({"topic": "chat", "data": {"text": text}}))
+
+
+async def ask(ws, **request):
+    """Subscribes chat:general with history options and returns the `subscribed` answer."""
+    await ws.send(json.dumps({"topic": "subscribe", "data": {"topic": "chat:general", **request}}))
+    answer = await recv_full(ws)
+    assert answer["topic"] == "subscribed", answer
+    return answer["data"]
+
+
+async def texts(ws, count):
+    """`count` chat messages: their texts and the last one's position."""
+    received = []
+    for _ in range(count):
+        message = await recv_full(ws)
+        assert message["topic"] == "chat:general", message
+        received.append(message)
+    return [m["data"]["data"]["text"] for m in received], {"offset": received[-1]["offset"], "epoch": received[-1]["epoch"]}
+
+
+def presence_of(server):
+    with urllib.request.urlopen(server.http + "/api/presence", timeout=TIMEOUT) as response:
+        return json.loads(response.read())["users"]
+
+
+@pytest.fixture(scope="module")
+def alone():
+    server = ChatServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_chat_messages_carry_positions_and_other_topics_do_not(alone):
+    async def scenario():
+        ws = await connect(alone, token="pos")
+        for topic in ("chat:general", "presence"):
+            await subscribe(ws, topic)
+        await settle(ws)
+        await chat(ws, "one")
+        message = await recv_full(ws)
+        assert isinstance(message["offset"], int) and len(message["epoch"]) == 8
+        other = await connect(alone, token="pos2")  # a join event on presence: no position
+        event = await recv_full(ws)
+        assert event == {"topic": "presence", "data": {"type": "join", "user": "pos2"}}
+        await other.close()
+        await ws.close()
+    run(scenario())
+
+
+def test_a_late_joiner_gets_the_last_50_and_a_reconnect_recovers_what_it_missed(alone):
+    async def scenario():
+        alice = await connect(alone, token="alice")
+        await subscribe(alice, "chat:general")
+        await settle(alice)
+        for n in range(60):
+            await chat(alice, f"m{n}")
+        last, _ = await texts(alice, 60)
+
+        # Bob joins late and asks for more than 50: he gets the last 50, in order.
+        bob = await connect(alone, token="bob")
+        answer = await ask(bob, history=80)
+        assert answer["recovered"] is False and answer["topic"] == "chat:general"
+        got, position = await texts(bob, 50)
+        assert got == last[10:]
+        assert position == {"offset": answer["offset"], "epoch": answer["epoch"]}
+
+        # Bob drops; alice says three things; bob comes back from his position: exactly those.
+        await bob.close()
+        for n in range(3):
+            await chat(alice, f"missed{n}")
+        bob = await connect(alone, token="bob")
+        answer = await ask(bob, since=position, history=50)
+        assert answer["recovered"] is True
+        got, position = await texts(bob, 3)
+        assert got == ["missed0", "missed1", "missed2"]
+        # Then the live stream, with no duplicate.
+        await chat(alice, "live")
+        got, _ = await texts(bob, 1)
+        assert got == ["live"]
+
+        # A position from another history (another epoch): not recovered, the latest instead.
+        stranger = await connect(alone, token="carol")
+        answer = await ask(stranger, since={"offset": 3, "epoch": "00000000"}, history=2)
+        assert answer["recovered"] is False
+        got, _ = await texts(stranger, 2)
+        assert got == ["missed2", "live"]
+        for ws in (alice, bob, stranger):
+            await ws.close()
+    run(scenario())
+
+
+def test_presence_snapshot_lists_each_user_once(alone):
+    async def scenario():
+        tabs = [await connect(alone, token="dana") for _ in range(2)]
+        viewer = await connect(alone, token="erin")
+        await viewer.send(json.dumps({"topic": "subscribe", "data": {"topic": "presence", "snapshot": True}}))
+        while True:
+            message = await recv_full(viewer)
+            if message["data"].get("type") == "snapshot":
+                break
+        assert message["data"]["users"].count("dana") == 1 and "erin" in message["data"]["users"]
+        assert presence_of(alone).count("dana") == 1
+        # One tab closes: dana is still online; the other closes: dana is gone.
+        await tabs[0].close()
+        await asyncio.sleep(0.2)
+        assert "dana" in presence_of(alone)
+        await tabs[1].close()
+        deadline = time.time() + 5
+        while "dana" in presence_of(alone) and time.time() < deadline:
+            await asyncio.sleep(0.05)
+        assert "dana" not in presence_of(alone)
+        await viewer.close()
+    run(scenario())
+
+
+def test_two_nodes_share_history_and_a_killed_nodes_users_expire():
+    started = [RedisServer()]
+    try:
+        redis = started[0]
+        a = ChatServer("--redis", redis.url, "--presence-expiry", "2")
+        started.append(a)
+        b = ChatServer("--redis", redis.url, "--presence-expiry", "2")
+        started.append(b)
+
+        async def scenario():
+            alice = await connect(a, token="alice")
+            await subscribe(alice, "chat:general")
+            await settle(alice)
+            redis.wait_for_subscribers("mizu-chat:chat:general", 1)
+            for n in range(3):
+                await chat(alice, f"a{n}")
+            await texts(alice, 3)
+            # Bob on the other node gets alice's history from Redis.
+            bob = await connect(b, token="bob")
+            answer = await ask(bob, history=50)
+            got, _ = await texts(bob, answer["offset"] if answer["offset"] < 50 else 50)
+            assert got[-3:] == ["a0", "a1", "a2"]
+            # Both nodes see both users.
+            for node in (a, b):
+                assert {"alice", "bob"} <= set(presence_of(node))
+            await bob.close()
+            await alice.close()
+        run(scenario())
+
+        # A third user on node B; node B is killed: no leave, no refresh. Node A stops listing
+        # her within the expiry (2 s), not before her node's last refresh could lapse.
+        zoe = connect_sync(b.ws + "?token=zoe", open_timeout=TIMEOUT)
+        deadline = time.time() + 5
+        while "zoe" not in presence_of(a) and time.time() < deadline:
+            time.sleep(0.05)
+        assert "zoe" in presence_of(a)
+        b.process.kill()
+        b.process.wait(timeout=10)
+        killed = time.time()
+        while "zoe" in presence_of(a) and time.time() - killed < 10:
+            time.sleep(0.1)
+        gone_after = time.time() - killed
+        assert "zoe" not in presence_of(a)
+        assert 1.0 <= gone_after <= 3.0, f"zoe listed {gone_after:.1f} s after her node died (expiry 2 s, refreshed every 0.67 s)"
+        zoe.socket.close()
+    finally:
+        for process in reversed(started):
+            process.stop()
