@@ -5,6 +5,8 @@
 #   S1W, S2W: S1 and S2 with ChatApp's --write-delay-ms 5 (writes held 5 ms to share syscalls)
 #   Benchmarks/run.sh metrics [runs]                S1 against ChatApp without and with --metrics
 #     (S1, S1M), runs alternating, ours only
+#   Benchmarks/run.sh history [runs]                S1 against ChatApp with --no-history and with
+#     its default history on chat:general (S1N, S1), runs alternating, ours only
 #   Benchmarks/run.sh storm [runs]                  connect storms: 2,000 / 6,000 / 10,000 / 18,000
 #     clients connecting and subscribing as fast as they can (C2000 ... C18000)
 #   Benchmarks/run.sh redis [runs]                  cross-node through a redis-server (R1, R2)
@@ -42,7 +44,7 @@ scenario_args() {
   case "$1" in
     R1) echo "fanout --subscribers 999 --publishers 1 --size 64 --window 16 --warmup 3 --duration 10" ;;
     R2) echo "fanout --subscribers 999 --publishers 1 --size 64 --rate 200 --warmup 3 --duration 10" ;;
-    S1|S1W|S1M) echo "fanout --subscribers 999 --publishers 1 --size 64 --window 16 --warmup 3 --duration 10" ;;
+    S1|S1W|S1M|S1N) echo "fanout --subscribers 999 --publishers 1 --size 64 --window 16 --warmup 3 --duration 10" ;;
     S2|S2W) echo "fanout --subscribers 999 --publishers 1 --size 64 --rate 200 --warmup 3 --duration 10" ;;
     S3) echo "conns --count 10000" ;;
     C*) echo "conns --count ${1#C}" ;;
@@ -92,13 +94,16 @@ scenarios=(S1 S2 S3 S4)
 [ "$scenario" = redis ] && scenarios=()
 [ "$scenario" != all ] && [ "$scenario" != redis ] && scenarios=("$scenario")
 [ "$scenario" = storm ] && scenarios=(C2000 C6000 C10000 C18000)
-if [ "$scenario" = metrics ]; then
+if [ "$scenario" = metrics ] || [ "$scenario" = history ]; then
+  pair=(S1 S1M)
+  [ "$scenario" = history ] && pair=(S1N S1)
   scenarios=()
   for run in $(seq 1 "$runs"); do
-    for s in S1 S1M; do
+    for s in "${pair[@]}"; do
       port=$((port + 1))
       server_args=()
       [ "$s" = S1M ] && server_args=(--metrics)
+      [ "$s" = S1N ] && server_args=(--no-history)
       start_server mizu "$port" "${server_args[@]}"
       line=$(run_bench "$s" "$port" "$server_pid")
       kill "$server_pid" 2>/dev/null || true
@@ -125,6 +130,7 @@ done
 [ "$scenario" = redis ] && scenarios=(S1 R1 S2 R2)
 [ "$scenario" = storm ] && scenarios=(C2000 C6000 C10000 C18000)
 [ "$scenario" = metrics ] && scenarios=(S1 S1M)
+[ "$scenario" = history ] && scenarios=(S1N S1)
 python3 - "$out/results.txt" "${scenarios[@]}" <<'PY'
 import re, statistics, sys
 path, wanted = sys.argv[1], set(sys.argv[2:])
@@ -135,7 +141,7 @@ for line in open(path):
         continue
     values = dict(re.findall(r"(\w+)=([\w./:-]+)", line))
     rows.setdefault((parts[0], parts[1]), []).append(values)
-keys = {"S1": "server_cpu_us_per_delivery", "S2": "p99_us", "S1W": "server_cpu_us_per_delivery", "S2W": "p99_us", "S3": "kib_per_connection", "S4": "server_cpu_us_per_delivery",
+keys = {"S1": "server_cpu_us_per_delivery", "S1N": "server_cpu_us_per_delivery", "S1M": "server_cpu_us_per_delivery", "S2": "p99_us", "S1W": "server_cpu_us_per_delivery", "S2W": "p99_us", "S3": "kib_per_connection", "S4": "server_cpu_us_per_delivery",
         "R1": "server_cpu_us_per_delivery", "R2": "p99_us",
         "C2000": "server_cpu_us_per_connect", "C6000": "server_cpu_us_per_connect",
         "C10000": "server_cpu_us_per_connect", "C18000": "server_cpu_us_per_connect"}

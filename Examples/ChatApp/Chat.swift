@@ -25,6 +25,9 @@ let presenceExpirySetting = NIOLockedValueBox<TimeAmount>(.seconds(30))
 /// client; nothing is published on it): who is online.
 let onlineTopic = "online"
 
+/// `--no-history` turns it off (set before `server` is first used).
+let historyEnabled = NIOLockedValueBox(true)
+
 /// Chat rooms keep their last 100 messages for a day: a page shows the last 50 on join and
 /// recovers what it missed while reconnecting.
 let chatHistory = Live.HistoryPolicy(size: 100, ttl: .hours(24))
@@ -60,7 +63,9 @@ let server = Live.Server({
     options.broker = backplane.withLockedValue { $0 }
     options.writeDelay = writeDelay.withLockedValue { $0 }
     // History and recovery for chat rooms; presence (shared through Redis with --redis).
-    options.history = { topic in topic.hasPrefix("chat:") ? chatHistory : nil }
+    if historyEnabled.withLockedValue({ $0 }) {
+        options.history = { topic in topic.hasPrefix("chat:") ? chatHistory : nil }
+    }
     options.presence = Live.PresenceOptions(topics: { $0 == onlineTopic }, expiry: presenceExpirySetting.withLockedValue { $0 })
     // Announce each arrival (the contract's join event), once it counts as online: a page
     // that sees the event and then asks who is online finds the newcomer.

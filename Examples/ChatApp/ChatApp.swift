@@ -34,6 +34,9 @@ struct ChatApp: AsyncParsableCommand {
     @Option(help: "Seconds a user of a ChatApp that died stays listed as online (with --redis).")
     var presenceExpiry: Int = 30
 
+    @Flag(help: "Keep no history for chat rooms (no recovery; messages carry no position).")
+    var noHistory = false
+
     @Flag(help: "Serve metrics in the Prometheus text format at GET /metrics.")
     var metrics = false
 
@@ -53,6 +56,7 @@ struct ChatApp: AsyncParsableCommand {
         let broker = try await self.connectRedis()
         backplane.withLockedValue { $0 = broker }
         writeDelay.withLockedValue { $0 = self.writeDelayMs > 0 ? .milliseconds(Int64(self.writeDelayMs)) : nil }
+        historyEnabled.withLockedValue { $0 = !self.noHistory }
         presenceExpirySetting.withLockedValue { $0 = .seconds(Int64(max(1, self.presenceExpiry))) }
 
         let app = App(configuration: try self.httpConfiguration())

@@ -10,8 +10,9 @@ import Testing
 /// client's `recover` message (`{"topic":T,"offset":N,"epoch":E,"latest":L}`, offset and
 /// epoch optional) subscribes from that position, answered first by
 /// `{"topic":"subscribed","data":{"recovered":B,"offset":N,"epoch":E,"replayed":R}}`.
-func historyOptions(size: Int = 100, ttl: TimeAmount = .seconds(60)) -> (inout Live.Options) -> Void {
+func historyOptions(size: Int = 100, ttl: TimeAmount = .seconds(60), queueSize: Int = 256) -> (inout Live.Options) -> Void {
     { options in
+        options.queueSize = queueSize
         options.history = { $0.hasPrefix("h:") ? Live.HistoryPolicy(size: size, ttl: ttl) : nil }
         let previous = options.onMessage
         options.onMessage = { context, session, topic, data in
@@ -184,14 +185,16 @@ extension TestWebSocket {
     /// The subscribe and the history read race with a publisher that never stops: every
     /// message after the position arrives exactly once, in order.
     @Test func recoveryRacingPublishesHasNoGapAndNoDuplicate() async throws {
-        try await withLiveServer(historyOptions(size: 10_000)) { server, _, port in
+        try await withLiveServer(historyOptions(size: 10_000, queueSize: 100_000)) { server, _, port in
             try await assertRaceFreeRecovery(publishTo: server, recoverOn: port, topic: "h:race", iterations: 30)
         }
     }
 }
 
 /// Publishes 1, 2, 3... on `topic` from a task while sessions recover from positions in the
-/// middle of the stream; each must then see every later offset exactly once, in order.
+/// middle of the stream; each must then see every later offset exactly once, in order. The
+/// options' queue must hold what a loaded machine publishes between the history read and the
+/// recovery (a replay takes at most half of it).
 func assertRaceFreeRecovery(publishTo server: Live.Server, recoverOn port: Int, topic: String, iterations: Int) async throws {
     let stop = NIOLockedValueBox(false)
     let publisher = Task {
@@ -199,7 +202,8 @@ func assertRaceFreeRecovery(publishTo server: Live.Server, recoverOn port: Int, 
         while !stop.withLockedValue({ $0 }) {
             count += 1
             server.publish(topic, Data("\(count)".utf8))
-            if count % 4 == 0 { try? await Task.sleep(nanoseconds: 200_000) }
+            // About 4,000 a second at most: a loaded machine must not outrun the history.
+            if count % 4 == 0 { try? await Task.sleep(nanoseconds: 1_000_000) }
         }
     }
     defer { stop.withLockedValue { $0 = true } }

@@ -66,7 +66,7 @@ import Testing
 
     @Test func recoveryThroughRedisRacingPublishesHasNoGapAndNoDuplicate() async throws {
         try await withRedis { redis in
-            try await withTwoNodes(redis, options: historyOptions(size: 10_000)) { a, b in
+            try await withTwoNodes(redis, options: historyOptions(size: 10_000, queueSize: 100_000)) { a, b in
                 try await assertRaceFreeRecovery(publishTo: a.server, recoverOn: b.port, topic: "h:race", iterations: 15)
             }
         }
