@@ -7,14 +7,17 @@ import NIOEmbedded
 /// N live sessions on embedded channels whose socket writes are discarded: measures the
 /// publish path (registry, encode once, per-session delivery, flush coalescing) in process.
 public final class FanoutHarness {
-    private let server = Live.Server(Live.Options(queueSize: 1 << 20))
+    private let server: Live.Server
     private let eventLoop = EmbeddedEventLoop()
     private var channels: [EmbeddedChannel] = []
     public let topic = "bench"
 
     /// Builds `sessions` sessions subscribed to ``topic``; `compressed` negotiates
-    /// permessage-deflate (no context takeover) for all of them.
-    public init(sessions: Int, compressed: Bool = false) throws {
+    /// permessage-deflate (no context takeover) for all of them; `history` keeps one for ``topic``.
+    public init(sessions: Int, compressed: Bool = false, history: Live.HistoryPolicy? = nil) throws {
+        var options = Live.Options(queueSize: 1 << 20)
+        if let history { options.history = { @Sendable _ in history } }
+        self.server = Live.Server(options)
         var configuration = self.server.webSocketConfiguration
         configuration.maxQueuedMessages = 1 << 20
         for index in 0..<sessions {
@@ -45,4 +48,20 @@ private final class DiscardingSink: ChannelOutboundHandler {
     }
 
     func flush(context: ChannelHandlerContext) {}
+}
+
+/// Fills the in-memory history of `topics` topics with `messages` messages of `size` bytes
+/// each, and keeps it: what a history costs in memory per topic.
+public final class HistoryFill {
+    private let server: Live.Server
+
+    public init(topics: Int, messages: Int, size: Int) {
+        var options = Live.Options()
+        options.history = { _ in Live.HistoryPolicy(size: messages, ttl: .hours(1)) }
+        self.server = Live.Server(options)
+        let data = Data(("\"" + String(repeating: "x", count: max(0, size - 2)) + "\"").utf8)
+        for topic in 0..<topics {
+            for _ in 0..<messages { self.server.publish("topic-\(topic)", data) }
+        }
+    }
 }

@@ -185,3 +185,28 @@ def test_two_nodes_share_history_and_a_killed_nodes_users_expire():
     finally:
         for process in reversed(started):
             process.stop()
+
+
+def test_a_client_asking_for_snapshots_in_a_loop_waits_and_nobody_else_does(alone):
+    async def scenario():
+        spammer = await connect(alone, token="spam")
+        other = await connect(alone, token="calm")
+        await subscribe(other, "chat:general")
+        await settle(other)
+        started = time.time()
+        for _ in range(14):
+            await spammer.send(json.dumps({"topic": "subscribe", "data": {"topic": "presence", "snapshot": True}}))
+        # Meanwhile another session is served at once.
+        await chat(other, "still fast")
+        got, _ = await texts(other, 1)
+        assert got == ["still fast"] and time.time() - started < 1.0
+        snapshots = 0
+        while snapshots < 14:
+            message = await asyncio.wait_for(spammer.recv(), 10)
+            if '"snapshot"' in message:
+                snapshots += 1
+        # 10 at once, then 2 a second: the last 4 take about 2 s.
+        assert time.time() - started >= 1.8
+        await spammer.close()
+        await other.close()
+    asyncio.run(asyncio.wait_for(scenario(), 30))

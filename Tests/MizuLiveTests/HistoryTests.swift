@@ -91,6 +91,10 @@ extension TestWebSocket {
         // Older than the TTL: gone (the stream keeps its position).
         let later = history.read("t", since: nil, latest: 10, policy: policy, now: start + .seconds(14) + .milliseconds(500))
         #expect(later.entries.map(\.position.offset) == [5] && later.top == 5 && later.epoch == all.epoch)
+        // Reading a topic nobody published to creates nothing (clients cannot grow the table).
+        let unknown = history.read("never", since: nil, latest: 10, policy: policy, now: start)
+        #expect(unknown.epoch == "" && unknown.top == 0 && unknown.entries.isEmpty && history.streamCount == 1)
+        #expect(unknown.covers(Live.StreamPosition(offset: 0, epoch: "")))
         // All expired and idle for a TTL: forgotten; the next message starts a new epoch.
         history.sweep(now: start + .seconds(30))
         #expect(history.streamCount == 0)

@@ -42,6 +42,26 @@ import Testing
         }
     }
 
+    @Test func redisKeepsTheLastMessagesForTheTTLAndReadsCreateNothing() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis, options: historyOptions(size: 3, ttl: .milliseconds(600))) { a, b in
+                // Reading a topic nobody published to leaves no key in Redis.
+                let empty = try await b.server.history("h:none")
+                #expect(empty.top == Live.StreamPosition(offset: 0, epoch: "") && empty.publications.isEmpty)
+                #expect(try await redis.command(["EXISTS", "test:history-meta:h:none"]) == .integer(0))
+                for index in 1...5 { a.server.publish("h:b", Data("\(index)".utf8)) }
+                let page = try await eventuallyAsync("five published") {
+                    let page = try await b.server.history("h:b")
+                    return page.top.offset == 5 ? page : nil
+                }
+                #expect(page.publications.map(\.position.offset) == [3, 4, 5])  // size 3
+                try await Task.sleep(nanoseconds: 900_000_000)
+                let later = try await b.server.history("h:b")
+                #expect(later.publications.isEmpty)  // older than the TTL
+            }
+        }
+    }
+
     @Test func aRedisThatLostItsDataStartsANewEpoch() async throws {
         try await withRedis { redis in
             try await withTwoNodes(redis, options: historyOptions()) { a, b in

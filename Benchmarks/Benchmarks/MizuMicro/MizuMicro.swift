@@ -67,6 +67,25 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations { harness.publish(data) }
     }
 
+    // Issue 15: the same publish on a topic that keeps a history (appended under the topic's lock).
+    Benchmark("publish to 10,000 sessions, topic with history (in process)", configuration: .init(scalingFactor: .one, maxIterations: 200)) { benchmark in
+        let harness = try FanoutHarness(sessions: 10_000, history: Live.HistoryPolicy(size: 100, ttl: .seconds(3600)))
+        let data = Data(#"{"user":"alice","data":{"text":"hello"}}"#.utf8)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { harness.publish(data) }
+    }
+
+    // Issue 15: memory of 10,000 topics' histories, 100 messages of 64 B each (divide by 10,000).
+    Benchmark(
+        "history memory, 10,000 topics x 100 messages of 64 B",
+        configuration: .init(metrics: [.peakMemoryResidentDelta, .mallocCountTotal], scalingFactor: .one, maxDuration: .seconds(20), maxIterations: 3)
+    ) { benchmark in
+        benchmark.startMeasurement()
+        let fill = HistoryFill(topics: 10_000, messages: 100, size: 64)
+        benchmark.stopMeasurement()
+        blackHole(fill)
+    }
+
     // Issue 17: each operation costs the same at 1,000, 100,000 and 1,000,000 subscribers.
     // The harnesses are built once, on first use: the closure runs once per sample.
     let scale = Benchmark.Configuration(

@@ -25,15 +25,13 @@ extension Live.RedisBroker: SharedState {
         """
 
     /// Returns {epoch, top offset, now (ms), entries}: those after ARGV[1], or the latest
-    /// ARGV[2] when it is -1. Starts an epoch when there is none, so a reader always gets a
-    /// position to come back with.
+    /// ARGV[2] when it is -1. A topic without history reads as epoch "" at offset 0 and is
+    /// not created (reads never cost Redis memory).
     static let readScript = """
         local epoch = redis.call('HGET', KEYS[2], 'e')
         if not epoch then
-          epoch = ARGV[3]
-          redis.call('DEL', KEYS[1])
-          redis.call('HSET', KEYS[2], 'e', epoch, 'o', 0)
-          redis.call('PEXPIRE', KEYS[2], ARGV[4])
+          local t = redis.call('TIME')
+          return {'', '0', string.format('%.0f', tonumber(t[1]) * 1000), {}}
         end
         local top = redis.call('HGET', KEYS[2], 'o')
         local t = redis.call('TIME')
@@ -100,8 +98,7 @@ extension Live.RedisBroker: SharedState {
         let count = since == nil ? max(0, latest) : policy.size + 1
         let arguments: [EvalArgument] = [
             .text(prefix + "history:" + topic), .text(prefix + "history-meta:" + topic),
-            .text(since.map { String($0) } ?? "-1"), .text(String(count)), .text(newEpoch()),
-            .text(String(max(policy.ttl, self.configuration.historyMetaTTL).nanoseconds / 1_000_000)),
+            .text(since.map { String($0) } ?? "-1"), .text(String(count)),
         ]
         let reply = try await self.request("EVAL") { Self.writeEval(Self.readScript, keys: 2, arguments, into: &$0) }
         guard case .array(let items?) = reply, items.count == 4, let epoch = items[0].text, let top = items[1].text.flatMap({ UInt64($0) }),

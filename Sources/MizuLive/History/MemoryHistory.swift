@@ -47,12 +47,12 @@ final class MemoryHistory: Sendable {
         }
     }
 
-    /// The entries after `since` (all kept ones when nil), or only the last `latest` when
-    /// `since` is nil; at most `limit`. Creates the stream when missing, so a reader always
-    /// gets a position to come back with.
+    /// The entries after `since`, or the last `latest` when `since` is nil. A topic with no
+    /// stream reads as epoch "" at offset 0, and is not created: reading never costs memory,
+    /// so clients cannot grow the table by asking about topics nobody publishes to.
     func read(_ topic: String, since: UInt64?, latest: Int, policy: Live.HistoryPolicy, now: NIODeadline = .now()) -> HistoryRead {
         self.shard(topic).withLockedValue { streams in
-            var stream = streams.removeValue(forKey: topic) ?? Stream(ttl: policy.ttl, lastTouched: now)
+            guard var stream = streams.removeValue(forKey: topic) else { return HistoryRead(epoch: "", top: 0, entries: []) }
             stream.trim(now: now)
             defer { streams[topic] = stream }
             let kept = stream.entries.lazy.map { Live.Publication(data: $0.data, position: Live.StreamPosition(offset: $0.offset, epoch: stream.epoch)) }
