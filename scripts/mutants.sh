@@ -103,6 +103,20 @@ MUTATIONS = [
      "server.unsubscribe(s, req.topic)", "_ = req", "pytest:unsubscribe"),
     ("chatapp-own-user-topic-refused", "Examples/ChatApp/Chat.swift",
      "|| topic == \"user:\" + userID", "|| false", "pytest:subscription_rules"),
+    ("recovery-replays-covered-messages-again", "Sources/MizuLive/History/ServerCore+History.swift",
+     "let newer = read.map { read in waiting.drop { $0.offset <= read.top } } ?? waiting[...]", "let newer = waiting[...]", "HistoryTests|RedisHistoryPresence"),
+    ("recovery-drops-messages-published-meanwhile", "Sources/MizuLive/Live/TopicRegistry.swift",
+     "topics[topic]!.recovering[key]!.waiting.append((position.offset, payload))", "_ = payload", "HistoryTests|RedisHistoryPresence"),
+    ("recovery-reads-before-redis-subscribed", "Sources/MizuLive/History/ServerCore+History.swift",
+     "            try await self.shared?.subscriptionReady(topic)", "            _ = self.shared", "RedisHistoryPresence"),
+    ("recovered-with-another-epoch", "Sources/MizuLive/History/HistoryPolicy.swift",
+     "guard since.epoch == self.epoch, since.offset <= self.top else { return false }", "guard since.offset <= self.top else { return false }", "HistoryTests"),
+    ("history-not-trimmed-to-size", "Sources/MizuLive/History/MemoryHistory.swift",
+     "while stream.entries.count > policy.size { stream.entries.removeFirst() }", "", "HistoryTests"),
+    ("presence-member-kept-after-close", "Sources/MizuLive/Live/Session.swift",
+     "if !topics.isEmpty { self.core.left(self, topics) }", "", "PresenceTests"),
+    ("presence-never-refreshed", "Sources/MizuLive/Presence/ServerCore+Presence.swift",
+     "for (topic, members) in self.memoryPresence.all { shared.presenceJoin(topic, members, expiry: presence.expiry) }", "_ = shared", "RedisHistoryPresence"),
 ]
 
 wanted = set(sys.argv[1:])

@@ -54,14 +54,29 @@ private final class DiscardingSink: ChannelOutboundHandler {
 /// each, and keeps it: what a history costs in memory per topic.
 public final class HistoryFill {
     private let server: Live.Server
+    /// Resident memory the fill added (from /proc/self/statm; 0 where there is none).
+    public let residentBytesAdded: Int
 
     public init(topics: Int, messages: Int, size: Int) {
         var options = Live.Options()
         options.history = { _ in Live.HistoryPolicy(size: messages, ttl: .hours(1)) }
         self.server = Live.Server(options)
-        let data = Data(("\"" + String(repeating: "x", count: max(0, size - 2)) + "\"").utf8)
+        let before = Self.residentBytes()
+        let bytes = Array(("\"" + String(repeating: "x", count: max(0, size - 2)) + "\"").utf8)
         for topic in 0..<topics {
-            for _ in 0..<messages { self.server.publish("topic-\(topic)", data) }
+            // A fresh Data per message, as publishes from the network are (not one shared buffer).
+            for _ in 0..<messages { self.server.publish("topic-\(topic)", Data(bytes)) }
         }
+        self.residentBytesAdded = Self.residentBytes() - before
+    }
+}
+
+extension HistoryFill {
+    /// Resident set size: the second field of /proc/self/statm, in pages.
+    static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * 4096
     }
 }

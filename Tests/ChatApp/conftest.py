@@ -1,4 +1,5 @@
 """Starts the ChatApp binary (CHATAPP_BIN) on a free port for the contract and browser tests."""
+import contextlib
 import os
 import re
 import shutil
@@ -122,6 +123,20 @@ class RedisServer:
 
     def stop(self):
         stop_process(self.process)
+
+
+@contextlib.contextmanager
+def redis_and_two_chats(*args):
+    """A redis-server and two ChatApps on it (`--redis` plus `args`), as a list to which a
+    test appends what it starts later: everything in it is stopped, even after a failed start."""
+    started = [RedisServer()]
+    try:
+        for _ in range(2):
+            started.append(ChatServer("--redis", started[0].url, *args))
+        yield started
+    finally:
+        for process in reversed(started):
+            process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import shutil
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import ChatServer, RedisServer
+from conftest import ChatServer, redis_and_two_chats
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.environ.get("ARTIFACTS_DIR", "artifacts")
@@ -78,13 +78,8 @@ def test_two_people_chat_and_the_page_reconnects(browser):
 
 
 def test_two_servers_sharing_redis_are_one_chat(browser):
-    started = [RedisServer()]  # everything started is stopped, even if a later start fails
-    try:
-        redis = started[0]
-        a = ChatServer("--redis", redis.url)
-        started.append(a)
-        b = ChatServer("--redis", redis.url)
-        started.append(b)
+    with redis_and_two_chats() as started:
+        redis, a, b = started
         alice = browser.new_page(viewport={"width": 1100, "height": 700})
         bob = browser.new_page(viewport={"width": 390, "height": 760})
         join(alice, a.http + "/", "alice")
@@ -107,19 +102,11 @@ def test_two_servers_sharing_redis_are_one_chat(browser):
         os.makedirs(ARTIFACTS, exist_ok=True)
         alice.screenshot(path=os.path.join(ARTIFACTS, "chat-redis-alice-on-a.png"))
         bob.screenshot(path=os.path.join(ARTIFACTS, "chat-redis-bob-on-b.png"))
-    finally:
-        for process in reversed(started):
-            process.stop()
 
 
 def test_a_late_joiner_sees_who_is_here_and_what_was_said_and_recovers_after_a_restart(browser):
-    started = [RedisServer()]
-    try:
-        redis = started[0]
-        a = ChatServer("--redis", redis.url)
-        started.append(a)
-        b = ChatServer("--redis", redis.url)
-        started.append(b)
+    with redis_and_two_chats() as started:
+        redis, a, b = started
         alice = browser.new_page(viewport={"width": 1100, "height": 700})
         join(alice, a.http + "/", "alice")
         for text in ("said before bob came", "and once more"):
@@ -162,6 +149,3 @@ def test_a_late_joiner_sees_who_is_here_and_what_was_said_and_recovers_after_a_r
 
         os.makedirs(ARTIFACTS, exist_ok=True)
         bob.screenshot(path=os.path.join(ARTIFACTS, "chat-bob-recovered.png"))
-    finally:
-        for process in reversed(started):
-            process.stop()

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ChatServer, RedisServer
+from conftest import ChatServer, redis_and_two_chats
 from websockets.sync.client import connect as connect_sync
 
 from test_contract import TIMEOUT, connect, run, settle, subscribe
@@ -138,13 +138,8 @@ def test_presence_snapshot_lists_each_user_once(alone):
 
 
 def test_two_nodes_share_history_and_a_killed_nodes_users_expire():
-    started = [RedisServer()]
-    try:
-        redis = started[0]
-        a = ChatServer("--redis", redis.url, "--presence-expiry", "2")
-        started.append(a)
-        b = ChatServer("--redis", redis.url, "--presence-expiry", "2")
-        started.append(b)
+    with redis_and_two_chats("--presence-expiry", "2") as started:
+        redis, a, b = started
 
         async def scenario():
             alice = await connect(a, token="alice")
@@ -182,9 +177,6 @@ def test_two_nodes_share_history_and_a_killed_nodes_users_expire():
         assert "zoe" not in presence_of(a)
         assert 1.0 <= gone_after <= 3.0, f"zoe listed {gone_after:.1f} s after her node died (expiry 2 s, refreshed every 0.67 s)"
         zoe.socket.close()
-    finally:
-        for process in reversed(started):
-            process.stop()
 
 
 def test_a_client_asking_for_snapshots_in_a_loop_waits_and_nobody_else_does(alone):
