@@ -92,6 +92,25 @@ import Testing
         }
     }
 
+    /// A node that shuts down cleanly takes its members along at once (no wait for the expiry):
+    /// closing the broker sends what the closing sessions queued before it hangs up.
+    @Test func aNodeShuttingDownRemovesItsMembersAtOnce() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis, options: presenceOptions(expiry: .seconds(60))) { a, b in
+                let ann = try await TestWebSocket.live(port: a.port, user: "ann")
+                try await ann.subscribe("room")
+                _ = try await eventuallyAsync("ann present") { try await b.server.presenceCount("room") == 1 ? true : nil }
+                async let shutdown: Void = a.server.shutdown(timeout: .seconds(3), spread: .zero)
+                #expect(try await ann.expectClose().closeCode == 1001)
+                try await ann.send(0x8, [0x03, 0xE9])  // the client answers the close
+                await shutdown
+                await a.broker.close()
+                #expect(try await b.server.presence("room").isEmpty)
+                #expect(try await redis.command(["HLEN", "test:presence:room"]) == .integer(0))
+            }
+        }
+    }
+
     @Test func presenceSpansNodesAndADeadNodesMembersExpire() async throws {
         try await withRedis { redis in
             try await withTwoNodes(redis, options: presenceOptions(expiry: .milliseconds(900))) { a, b in

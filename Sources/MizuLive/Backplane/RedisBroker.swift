@@ -180,7 +180,8 @@ extension Live {
             !self.publisherUp && !self.subscriberUp.load(ordering: .relaxed)
         }
 
-        /// Closes both connections and stops reconnecting.
+        /// Closes both connections and stops reconnecting. What is already queued is written
+        /// first: its flush was scheduled on the broker's event loop before this close.
         public func close() async {
             let closed = self.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
                 let links = self.links.value
@@ -269,6 +270,13 @@ extension Live {
         /// ``Live/RedisError/connectionClosed`` when Redis is not connected (or goes away),
         /// and the error Redis answers.
         func request(_ name: String, _ write: (inout ByteBuffer) -> Void) async throws -> RESPValue {
+            let reply = try await self.enqueueRequest(write).get()
+            if case .error(let message) = reply { throw RedisError.refused(command: name, message: message) }
+            return reply
+        }
+
+        /// Queues a command after everything queued before it; its reply completes the future.
+        private func enqueueRequest(_ write: (inout ByteBuffer) -> Void) -> EventLoopFuture<RESPValue> {
             let promise = self.eventLoop.makePromise(of: RESPValue.self)
             var command = ByteBuffer()
             write(&command)
@@ -288,9 +296,7 @@ extension Live {
             case true?: self.eventLoop.execute { self.flushOutbox() }
             case false?: break
             }
-            let reply = try await promise.futureResult.get()
-            if case .error(let message) = reply { throw RedisError.refused(command: name, message: message) }
-            return reply
+            return promise.futureResult
         }
 
         public func subscribe(_ topic: String) {
