@@ -186,6 +186,31 @@ extension TestWebSocket {
         }
     }
 
+    /// With a broker that keeps no history (LocalBroker), each node numbers the messages it
+    /// delivers in its own epoch: a position from one node never recovers on another.
+    @Test func nodesWithoutASharedHistoryNeverMistakeEachOthersPositions() async throws {
+        let hub = Live.LocalBroker()
+        try await withLiveServer({ historyOptions()(&$0); $0.broker = hub.node() }) { serverA, _, portA in
+            try await withLiveServer({ historyOptions()(&$0); $0.broker = hub.node() }) { serverB, _, portB in
+                let onA = try await TestWebSocket.live(port: portA, user: "a")
+                let onB = try await TestWebSocket.live(port: portB, user: "b")
+                _ = try await onA.recover("h:n")
+                _ = try await onB.recover("h:n")
+                serverA.publish("h:n", Data("1".utf8))
+                let seenOnA = try await onA.readMessage()
+                let seenOnB = try await onB.readMessage()
+                #expect(seenOnA.offset == 1 && seenOnB.offset == 1 && seenOnA.data == "1" && seenOnB.data == "1")
+                #expect(seenOnA.epoch != seenOnB.epoch)
+                // B kept it in its own history too.
+                #expect(try await serverB.history("h:n").publications.map(\.data) == [Data("1".utf8)])
+                let moved = try await TestWebSocket.live(port: portB, user: "a")
+                let answer = try await moved.recover("h:n", from: Live.StreamPosition(offset: 0, epoch: try #require(seenOnA.epoch)), latest: 1)
+                #expect(answer.data.contains(#""recovered":false"#))
+                for socket in [onA, onB, moved] { try await socket.close() }
+            }
+        }
+    }
+
     /// The subscribe and the history read race with a publisher that never stops: every
     /// message after the position arrives exactly once, in order.
     @Test func recoveryRacingPublishesHasNoGapAndNoDuplicate() async throws {
