@@ -160,7 +160,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             } catch {
                 logger.error("handler failed", metadata: ["path": "\(LogSafe(request.path))", "error": "\(error)"])
                 if writer.headSent {
+                    // No terminating chunk: the client must see the body as cut short.
                     failed = true
+                    writer.abandon()
                 } else {
                     writer.status = .internalServerError
                     writer.headers = ["content-type": "text/plain; charset=utf-8"]

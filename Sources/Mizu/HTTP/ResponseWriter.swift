@@ -131,6 +131,37 @@ public final class ResponseWriter: Sendable {
         if !parts.isEmpty { try await self.send(parts) }
     }
 
+    /// Sends `status` with `text` as a plain-text body and ends the response, unless its head
+    /// has left already (false then). The headers become `headers` plus the content type. Every
+    /// later write fails with ``Error/responseFinished`` (a timed-out handler's, for one).
+    func finishEarly(_ status: HTTPResponseStatus, text: String, headers: HTTPHeaders) async throws -> Bool {
+        let parts: [HTTPServerResponsePart]? = self.state.withLockedValue { state in
+            guard !state.finished, !state.upgraded, !state.headSent else { return nil }
+            state.finished = true
+            state.headSent = true
+            state.status = status
+            state.headers = headers
+            state.headers.replaceOrAdd(name: "content-type", value: "text/plain; charset=utf-8")
+            let body = self.allocator.buffer(string: text)
+            state.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
+            state.headers.remove(name: "transfer-encoding")
+            state.body = ByteBuffer()
+            var parts: [HTTPServerResponsePart] = [.head(Self.head(state))]
+            if !self.isHead { parts.append(.body(.byteBuffer(body))) }
+            parts.append(.end(nil))
+            return parts
+        }
+        guard let parts else { return false }
+        try await self.send(parts)
+        return true
+    }
+
+    /// Ends the response without its last part: a streamed body that stops short must look
+    /// cut to the client (the connection then closes), never complete.
+    func abandon() {
+        self.state.withLockedValue { $0.finished = true }
+    }
+
     /// Answers `101 Switching Protocols` with the set headers and hands the connection to
     /// `configure`, which adds the new protocol's handlers. Bytes that arrived after the
     /// request head reach those handlers; nothing is lost.

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -189,6 +190,21 @@ public final class App: Routing, HTTPHandler {
     /// gracefully. Logs one line with the address when ready.
     public func listen(_ address: String) async throws {
         try await self.listen(address, configuration: self.configuration)
+    }
+
+    /// Serves on the port in the `PORT` environment variable (as hosting platforms set it), or
+    /// on 8080 without one; all interfaces. A `PORT` that is not a port number is an error.
+    public func listen() async throws {
+        try await self.listen(try Self.defaultAddress(ProcessInfo.processInfo.environment))
+    }
+
+    /// `":$PORT"`, or `":8080"` when `PORT` is unset or empty.
+    static func defaultAddress(_ environment: [String: String]) throws -> String {
+        guard let value = environment["PORT"]?.trimmingHTTPWhitespace(), !value.isEmpty else { return ":8080" }
+        guard let port = Int(value), (0...65535).contains(port) else {
+            throw HTTPError(.internalServerError, "invalid PORT \"\(LogSafe(value))\": expected a port number (0-65535)")
+        }
+        return ":\(port)"
     }
 
     func listen(_ address: String, configuration: HTTPServerConfiguration) async throws {
