@@ -42,6 +42,7 @@ let package = Package(
         .target(
             name: "Mizu",
             dependencies: [
+                "CZlib",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -121,7 +122,7 @@ let package = Package(
         .target(
             name: "MizuTestSupport",
             dependencies: [
-                "Mizu",
+                "Mizu", "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -18,6 +18,8 @@ public final class ResponseWriter: Sendable {
         var headSent = false
         var finished = false
         var upgraded = false
+        /// Gzip, when a middleware asked for it (decided as the head leaves).
+        var compression: ResponseCompression?
     }
 
     /// Errors a writer reports to its handler.
@@ -80,7 +82,14 @@ public final class ResponseWriter: Sendable {
         let parts: [HTTPServerResponsePart]? = try self.state.withLockedValue { state in
             guard !state.finished, !state.upgraded else { throw Error.responseFinished }
             if state.headSent {
-                return self.isHead || bytes.readableBytes == 0 ? [] : [.body(.byteBuffer(bytes))]
+                guard !self.isHead, bytes.readableBytes > 0 else { return [] }
+                if let compression = state.compression, compression.isActive {
+                    guard let compressed = compression.compress(bytes, last: false, allocator: self.allocator) else {
+                        throw Error.connectionClosed
+                    }
+                    return [.body(.byteBuffer(compressed))]
+                }
+                return [.body(.byteBuffer(bytes))]
             }
             var bytes = bytes
             state.body.writeBuffer(&bytes)
@@ -113,9 +122,25 @@ public final class ResponseWriter: Sendable {
         let parts: [HTTPServerResponsePart] = self.state.withLockedValue { state in
             guard !state.finished, !state.upgraded else { return [] }
             state.finished = true
-            if state.headSent { return [.end(nil)] }
+            if state.headSent {
+                // The compressed stream's last block and trailer go before the end.
+                if let compression = state.compression, compression.isActive, !self.isHead,
+                    let tail = compression.compress(ByteBuffer(), last: true, allocator: self.allocator)
+                {
+                    return [.body(.byteBuffer(tail)), .end(nil)]
+                }
+                return [.end(nil)]
+            }
             state.headSent = true
             let bodyAllowed = Self.statusAllowsBody(state.status)
+            if let compression = state.compression, compression.begin(status: state.status, headers: &state.headers, bodySize: state.body.readableBytes) {
+                // A HEAD answer gets the length a GET would.
+                if let compressed = compression.compress(state.body, last: true, allocator: self.allocator) {
+                    state.body = compressed
+                } else {
+                    state.headers.remove(name: "content-encoding")
+                }
+            }
             if bodyAllowed {
                 state.headers.replaceOrAdd(name: "content-length", value: String(state.body.readableBytes))
             } else {
@@ -129,6 +154,15 @@ public final class ResponseWriter: Sendable {
             return parts
         }
         if !parts.isEmpty { try await self.send(parts) }
+    }
+
+    /// Compresses the body with gzip when the client takes it and the response qualifies
+    /// (``Middlewares/gzip(level:minSize:contentTypes:)``); decided when the head leaves.
+    func compressBody(_ settings: ResponseCompression.Settings, acceptEncoding: String?) {
+        self.state.withLockedValue { state in
+            guard !state.headSent else { return }
+            state.compression = ResponseCompression(settings: settings, acceptEncoding: acceptEncoding)
+        }
     }
 
     /// Sends `status` with `text` as a plain-text body and ends the response, unless its head
@@ -179,6 +213,12 @@ public final class ResponseWriter: Sendable {
 
     private func takeStreamingParts(_ state: inout State) -> [HTTPServerResponsePart] {
         state.headSent = true
+        if let compression = state.compression, compression.begin(status: state.status, headers: &state.headers, bodySize: nil),
+            state.body.readableBytes > 0
+        {
+            // (An empty head flush sends no chunk: the gzip header goes with the first data.)
+            state.body = compression.compress(state.body, last: false, allocator: self.allocator) ?? ByteBuffer()
+        }
         if !state.headers.contains(name: "content-length") && Self.statusAllowsBody(state.status) {
             state.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
         }
