@@ -11,7 +11,10 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 scratch="$root/.build-mutants/tree"
 mkdir -p "$scratch"
-# The working tree as it is (tracked and new files, no build output).
+# The working tree as it is (tracked and new files, no build output). Files deleted or moved
+# since the last run must not linger in the copy (a stale source still compiles): the source
+# folders are copied afresh, with their times, so the build stays incremental.
+rm -rf "$scratch/Sources" "$scratch/Tests" "$scratch/Examples" "$scratch/Benchmarks" "$scratch/Fuzz"
 git ls-files -co --exclude-standard -z | rsync -a --delete-missing-args --from0 --files-from=- ./ "$scratch/"
 export CHATAPP_BIN="$scratch/.build/debug/ChatApp"
 cd "$scratch"
@@ -117,6 +120,12 @@ MUTATIONS = [
      "if !topics.isEmpty { self.core.left(self, topics) }", "", "PresenceTests"),
     ("presence-never-refreshed", "Sources/MizuLive/Presence/ServerCore+Presence.swift",
      "for (topic, members) in self.memoryPresence.all { shared.presenceJoin(topic, members, expiry: presence.expiry) }", "_ = shared", "RedisHistoryPresence"),
+    ("gzip-despite-q-zero", "Sources/Mizu/HTTP/ResponseCompression.swift",
+     "if name == \"gzip\" || name == \"x-gzip\" { return weight > 0 }", "if name == \"gzip\" || name == \"x-gzip\" { return true }", "GzipTests"),
+    ("timeout-waits-for-the-handler", "Sources/Mizu/Middleware/Timeout.swift",
+     "guard let handlerFinished = try await group.next(), !handlerFinished else { return }", "try await group.waitForAll(); return", "StreamingTests"),
+    ("failed-stream-looks-complete", "Sources/Mizu/HTTP/HTTPConnectionHandler.swift",
+     "                    writer.abandon()\n", "", "StreamingTests"),
 ]
 
 wanted = set(sys.argv[1:])
