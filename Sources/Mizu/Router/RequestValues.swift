@@ -1,4 +1,4 @@
-import NIOConcurrencyHelpers
+import Synchronization
 
 /// A typed key for a value middleware hands down to handlers (Go's `context.WithValue` keys).
 public struct RequestValueKey<Value: Sendable>: Sendable {
@@ -14,12 +14,13 @@ extension RequestValueKey where Value == String {
 /// Values set for one request by middleware and read further in (an authenticated user, a
 /// request ID...). One per request, shared by every ``Ctx`` of it.
 public final class RequestValues: Sendable {
-    private let values = NIOLockedValueBox<[String: any Sendable]>([:])
+    /// Inline in the object: one allocation per request, not two (a lock box is its own).
+    private let values = Mutex<[String: any Sendable]>([:])
 
     init() {}
 
     public subscript<Value>(_ key: RequestValueKey<Value>) -> Value? {
-        get { self.values.withLockedValue { $0[key.name] } as? Value }
-        set { self.values.withLockedValue { $0[key.name] = newValue } }
+        get { self.values.withLock { $0[key.name] } as? Value }
+        set { self.values.withLock { $0[key.name] = newValue } }
     }
 }
