@@ -111,6 +111,31 @@ import Testing
         }
     }
 
+    /// Presence that cannot be queued for Redis (the pending bytes would pass the limit) is
+    /// said in the log, not dropped in silence.
+    @Test func presenceThatRedisCannotTakeIsLogged() async throws {
+        try await withRedis { redis in
+            var configuration = try redis.configuration()
+            configuration.maxPendingPublishBytes = 256  // smaller than one presence script
+            let log = CapturedLog()
+            let broker = try await Live.RedisBroker.connect(configuration, logger: log.logger)
+            do {
+                try await withLiveServer({ presenceOptions()(&$0); $0.broker = broker }) { server, _, port in
+                    let ann = try await TestWebSocket.live(port: port, user: "ann")
+                    try await ann.subscribe("room")
+                    let line = try await eventually("the warning") { log.all.first { $0.message.hasPrefix("presence not written to Redis") } }
+                    #expect(line.level == .warning && line.metadata["topic"] == "room")
+                    #expect(try await server.presence("room").isEmpty)
+                    try await ann.close()
+                }
+            } catch {
+                await broker.close()
+                throw error
+            }
+            await broker.close()
+        }
+    }
+
     @Test func presenceSpansNodesAndADeadNodesMembersExpire() async throws {
         try await withRedis { redis in
             try await withTwoNodes(redis, options: presenceOptions(expiry: .milliseconds(900))) { a, b in

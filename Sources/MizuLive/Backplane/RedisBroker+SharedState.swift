@@ -1,5 +1,7 @@
 import Foundation
+import Mizu
 import NIOCore
+import Synchronization
 
 /// History in a Redis stream per topic (`<prefix>history:<topic>`, capped, expiring) with its
 /// epoch and last offset in a hash (`<prefix>history-meta:<topic>`); presence in a hash of
@@ -138,10 +140,24 @@ extension Live.RedisBroker: SharedState {
                 arguments.append(.text(member.session))
                 arguments.append(.bytes(value))
             }
-            _ = self.enqueue(size: Self.evalSize(Self.presenceJoinScript, arguments), countsAsPublish: false) {
+            let queued = self.enqueue(size: Self.evalSize(Self.presenceJoinScript, arguments), countsAsPublish: false) {
                 Self.writeEval(Self.presenceJoinScript, keys: 2, arguments, into: &$0)
             }
+            if !queued, self.isConnected { self.reportDroppedPresence(topic) }
         }
+    }
+
+    /// Presence writes dropped while connected mean Redis is too slow to take the pending
+    /// bytes (`maxPendingPublishBytes`): members may expire until the next refresh gets through.
+    private func reportDroppedPresence(_ topic: String) {
+        let now = NIODeadline.now().uptimeNanoseconds
+        let last = self.presenceDropLogged.load(ordering: .relaxed)
+        guard last == 0 || now &- last >= 10_000_000_000,
+            self.presenceDropLogged.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
+        else { return }
+        self.logger.warning(
+            "presence not written to Redis: more than maxPendingPublishBytes wait to be sent (retried at the next refresh)",
+            metadata: ["topic": "\(LogSafe(topic))"])
     }
 
     func presenceLeave(_ topic: String, session: String) {

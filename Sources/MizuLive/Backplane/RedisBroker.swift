@@ -41,7 +41,9 @@ extension Live {
         let nodeID: String
         private let header: [UInt8]
         private let eventLoop: any EventLoop
-        private let logger: Logger
+        let logger: Logger
+        /// When a dropped presence write was last logged (uptime, ns): one line per 10 s at most.
+        let presenceDropLogged = Atomic<UInt64>(0)
         private let outbox: NIOLockedValueBox<Outbox>
         private let links: NIOLoopBoundBox<Links>
         private let receiver = NIOLockedValueBox<(@Sendable (String, ByteBuffer) -> Void)?>(nil)
