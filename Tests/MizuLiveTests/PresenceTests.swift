@@ -73,3 +73,14 @@ extension TestWebSocket {
         }
     }
 }
+
+@Suite struct LogThrottleTests {
+    @Test func oneLinePerInterval() async throws {
+        let throttle = LogThrottle(every: .milliseconds(200))
+        #expect(throttle.allows())
+        #expect(!throttle.allows() && !throttle.allows())
+        try await Task.sleep(nanoseconds: 250_000_000)
+        #expect(throttle.allows())
+        #expect(!throttle.allows())
+    }
+}

@@ -1,7 +1,6 @@
 import Foundation
 import Mizu
 import NIOCore
-import Synchronization
 
 /// History in a Redis stream per topic (`<prefix>history:<topic>`, capped, expiring) with its
 /// epoch and last offset in a hash (`<prefix>history-meta:<topic>`); presence in a hash of
@@ -150,11 +149,7 @@ extension Live.RedisBroker: SharedState {
     /// Presence writes dropped while connected mean Redis is too slow to take the pending
     /// bytes (`maxPendingPublishBytes`): members may expire until the next refresh gets through.
     private func reportDroppedPresence(_ topic: String) {
-        let now = NIODeadline.now().uptimeNanoseconds
-        let last = self.presenceDropLogged.load(ordering: .relaxed)
-        guard last == 0 || now &- last >= 10_000_000_000,
-            self.presenceDropLogged.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
-        else { return }
+        guard self.presenceDropLog.allows() else { return }
         self.logger.warning(
             "presence not written to Redis: more than maxPendingPublishBytes wait to be sent (retried at the next refresh)",
             metadata: ["topic": "\(LogSafe(topic))"])

@@ -42,8 +42,8 @@ extension Live {
         private let header: [UInt8]
         private let eventLoop: any EventLoop
         let logger: Logger
-        /// When a dropped presence write was last logged (uptime, ns): one line per 10 s at most.
-        let presenceDropLogged = Atomic<UInt64>(0)
+        /// Dropped presence writes are logged once per 10 s at most.
+        let presenceDropLog = LogThrottle(every: .seconds(10))
         private let outbox: NIOLockedValueBox<Outbox>
         private let links: NIOLoopBoundBox<Links>
         private let receiver = NIOLockedValueBox<(@Sendable (String, ByteBuffer) -> Void)?>(nil)

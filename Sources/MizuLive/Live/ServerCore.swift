@@ -34,8 +34,8 @@ final class ServerCore: Sendable {
 
     /// Messages refused for data that is not one JSON value.
     let invalidData = Atomic<Int>(0)
-    /// When the last such refusal was logged (uptime, ns): one line per 5 s at most.
-    private let invalidDataLogged = Atomic<UInt64>(0)
+    /// Those refusals are logged once per 5 s at most.
+    private let invalidDataLog = LogThrottle(every: .seconds(5))
 
     /// Whether `data` may go out as an envelope's data: empty, or one JSON value in valid
     /// UTF-8. Otherwise it is counted and (rate-limited) logged.
@@ -43,11 +43,7 @@ final class ServerCore: Sendable {
         if data.isEmpty || data.withUnsafeBytes({ JSONScanner.isValue($0) }) { return true }
         self.metrics.droppedInvalid.increment()
         let count = self.invalidData.add(1, ordering: .relaxed).newValue
-        let now = NIODeadline.now().uptimeNanoseconds
-        let last = self.invalidDataLogged.load(ordering: .relaxed)
-        if last == 0 || now &- last >= 5_000_000_000,
-            self.invalidDataLogged.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
-        {
+        if self.invalidDataLog.allows() {
             self.logger.error("dropped a message whose data is not one JSON value", metadata: ["topic": "\(LogSafe(topic))", "dropped": "\(count)"])
         }
         return false
