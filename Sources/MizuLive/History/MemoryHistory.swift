@@ -27,9 +27,7 @@ final class MemoryHistory: Sendable {
     private let shards: [NIOLockedValueBox<[String: Stream]>] = (0..<16).map { _ in NIOLockedValueBox([:]) }
 
     private func shard(_ topic: String) -> NIOLockedValueBox<[String: Stream]> {
-        var hasher = Hasher()
-        hasher.combine(topic)
-        return self.shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(self.shards.count))]
+        self.shards[shardIndex(topic, of: self.shards.count)]
     }
 
     /// Appends `data` and returns its position.

@@ -39,10 +39,7 @@ extension ServerCore {
         let waitingLimit = max(1, (self.webSocketConfiguration.maxQueuedMessages ?? 256) / 2)
         let (subscribers, bytes) = self.registry.deliverInOrder(
             topic, data: data, compression: self.compression, queueLimit: waitingLimit, position: position)
-        self.metrics.published.increment()
-        self.metrics.deliveries.increment(by: subscribers)
-        self.metrics.deliveredBytes.increment(by: subscribers * bytes)
-        self.metrics.fanout.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+        self.recordFanout(subscribers: subscribers, frameSize: bytes, since: started)
     }
 
     func readHistory(_ topic: String, since: UInt64?, latest: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead {

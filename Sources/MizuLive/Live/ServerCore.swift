@@ -138,9 +138,14 @@ final class ServerCore: Sendable {
             // One call into the protocol layer per event loop, not one per subscriber.
             eventLoop.execute { frame.write(to: connections) }
         }
+        self.recordFanout(subscribers: subscribers, frameSize: frame.size, since: started)
+    }
+
+    /// One publish's metrics: never per delivery.
+    func recordFanout(subscribers: Int, frameSize: Int, since started: NIODeadline) {
         self.metrics.published.increment()
         self.metrics.deliveries.increment(by: subscribers)
-        self.metrics.deliveredBytes.increment(by: subscribers * frame.size)
+        self.metrics.deliveredBytes.increment(by: subscribers * frameSize)
         self.metrics.fanout.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
     }
 }

@@ -52,9 +52,7 @@ final class TopicRegistry: Sendable {
     }
 
     private func shard(_ topic: String) -> NIOLockedValueBox<[String: Topic]> {
-        var hasher = Hasher()
-        hasher.combine(topic)
-        return self.shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(self.shards.count))]
+        self.shards[shardIndex(topic, of: self.shards.count)]
     }
 
     func add(_ session: Live.Session, to topic: String, recovering: Bool = false) {
@@ -193,4 +191,11 @@ final class TopicRegistry: Sendable {
     var topicCount: Int {
         self.shards.reduce(0) { total, shard in total + shard.withLockedValue { $0.count } }
     }
+}
+
+/// Which of `count` shards holds `topic` (the registry's and the in-memory history's).
+func shardIndex(_ topic: String, of count: Int) -> Int {
+    var hasher = Hasher()
+    hasher.combine(topic)
+    return Int(UInt(bitPattern: hasher.finalize()) % UInt(count))
 }
