@@ -186,6 +186,42 @@ extension TestWebSocket {
         }
     }
 
+    /// A replay takes at most half the send queue: more missed than that is not recovered,
+    /// and the latest that fit come instead.
+    @Test func aReplayLargerThanHalfTheQueueIsNotARecovery() async throws {
+        try await withLiveServer(historyOptions(queueSize: 8)) { server, _, port in
+            for index in 1...10 { server.publish("h:big", Data("\(index)".utf8)) }
+            let epoch = try await server.history("h:big").top.epoch
+            let socket = try await TestWebSocket.live(port: port, user: "ann")
+            let answer = try await socket.recover("h:big", from: Live.StreamPosition(offset: 2, epoch: epoch), latest: 50)
+            #expect(answer.data.contains(#""recovered":false"#) && answer.data.contains(#""replayed":4"#))
+            var offsets: [UInt64] = []
+            for _ in 0..<4 { offsets.append(try #require(try await socket.readMessage().offset)) }
+            #expect(offsets == [7, 8, 9, 10])
+            // Six missed fit in no queue of 8 either way; three do.
+            let near = try await TestWebSocket.live(port: port, user: "bob")
+            let recovered = try await near.recover("h:big", from: Live.StreamPosition(offset: 7, epoch: epoch))
+            #expect(recovered.data.contains(#""recovered":true"#) && recovered.data.contains(#""replayed":3"#))
+            for socket in [socket, near] { try await socket.close() }
+        }
+    }
+
+    /// What arrives while a recovery reads is bounded too (the other half of the queue): past
+    /// it the session is closed as a slow consumer, never buffered without end.
+    @Test func messagesWaitingForARecoveryAreBounded() async throws {
+        try await withLiveServer(historyOptions(queueSize: 8)) { server, log, port in
+            server.core.recoveryTestHooks.withLockedValue {
+                $0.beforeCompletion = { for index in 1...6 { server.publish("h:flood", Data("\(index)".utf8)) } }
+            }
+            let socket = try await TestWebSocket.live(port: port, user: "ann")
+            try await socket.send(text: #"{"topic":"recover","data":{"topic":"h:flood"}}"#)
+            let closes = try await log.waitFor(closes: 1)
+            #expect(closes.map(\.error) == [.queueFull])
+            #expect(server.subscriberCount("h:flood") == 0)
+            await socket.client.close()
+        }
+    }
+
     /// With a broker that keeps no history (LocalBroker), each node numbers the messages it
     /// delivers in its own epoch: a position from one node never recovers on another.
     @Test func nodesWithoutASharedHistoryNeverMistakeEachOthersPositions() async throws {
