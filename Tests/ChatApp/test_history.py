@@ -10,7 +10,7 @@ import pytest
 from conftest import ChatServer, redis_and_two_chats
 from websockets.sync.client import connect as connect_sync
 
-from test_contract import TIMEOUT, connect, run, settle, subscribe
+from test_contract import PATIENCE, TIMEOUT, connect, run, settle, subscribe
 
 
 async def recv_full(ws):
@@ -171,11 +171,13 @@ def test_two_nodes_share_history_and_a_killed_nodes_users_expire():
         b.process.kill()
         b.process.wait(timeout=10)
         killed = time.time()
-        while "zoe" in presence_of(a) and time.time() - killed < 10:
+        while "zoe" in presence_of(a) and time.time() - killed < 10 * PATIENCE:
             time.sleep(0.1)
         gone_after = time.time() - killed
         assert "zoe" not in presence_of(a)
-        assert 1.0 <= gone_after <= 3.0, f"zoe listed {gone_after:.1f} s after her node died (expiry 2 s, refreshed every 0.67 s)"
+        # Not before her node's last refresh could lapse (a lower bound no slow machine can
+        # break); gone at all is the point, the wait above only bounds how slow the run may be.
+        assert gone_after >= 1.0, f"zoe gone {gone_after:.1f} s after her node died (expiry 2 s, refreshed every 0.67 s)"
         zoe.socket.close()
 
 
@@ -185,20 +187,27 @@ def test_a_client_asking_for_snapshots_in_a_loop_waits_and_nobody_else_does(alon
         other = await connect(alone, token="calm")
         await subscribe(other, "chat:general")
         await settle(other)
+        async def snapshot_arrivals():
+            arrivals = []
+            while len(arrivals) < 14:
+                message = await asyncio.wait_for(spammer.recv(), 10 * PATIENCE)
+                if '"snapshot"' in message:
+                    arrivals.append(time.time())
+            return arrivals
+        reader = asyncio.create_task(snapshot_arrivals())
         started = time.time()
         for _ in range(14):
             await spammer.send(json.dumps({"topic": "subscribe", "data": {"topic": "presence", "snapshot": True}}))
-        # Meanwhile another session is served at once.
+        # Meanwhile another session is served at once: before the spammer's 11th snapshot,
+        # which its budget holds back for half a second (an order, not a speed).
         await chat(other, "still fast")
         got, _ = await texts(other, 1)
-        assert got == ["still fast"] and time.time() - started < 1.0
-        snapshots = 0
-        while snapshots < 14:
-            message = await asyncio.wait_for(spammer.recv(), 10)
-            if '"snapshot"' in message:
-                snapshots += 1
+        victim_answered = time.time()
+        assert got == ["still fast"]
+        arrivals = await reader
+        assert victim_answered < arrivals[10], "the other session waited behind the spammer"
         # 10 at once, then 2 a second: the last 4 take about 2 s.
-        assert time.time() - started >= 1.8
+        assert arrivals[13] - started >= 1.8
         await spammer.close()
         await other.close()
-    asyncio.run(asyncio.wait_for(scenario(), 30))
+    asyncio.run(asyncio.wait_for(scenario(), 30 * PATIENCE))

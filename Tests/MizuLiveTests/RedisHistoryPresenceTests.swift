@@ -163,9 +163,9 @@ import Testing
                 _ = try await eventuallyAsync("ann gone") { try await b.server.presence("room").count == 1 ? true : nil }
                 // B's node dies (its broker stops: no leave, no refresh): bob expires.
                 await b.broker.close()
-                let started = NIODeadline.now()
-                _ = try await eventuallyAsync("bob expired", timeout: .seconds(5)) { try await a.server.presence("room").isEmpty ? true : nil }
-                #expect(NIODeadline.now() - started < .seconds(2))
+                // Within the expiry and a sweep; the wait (5x the expiry, scaled on slow runs)
+                // only bounds how slow the machine may be: without expiry bob stays forever.
+                _ = try await eventuallyAsync("bob expired", timeout: .milliseconds(4_500)) { try await a.server.presence("room").isEmpty ? true : nil }
                 try? await bob.close()
             }
         }

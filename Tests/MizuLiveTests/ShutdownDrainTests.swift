@@ -2,6 +2,7 @@ import Mizu
 @testable import MizuLive
 import MizuWebSocket
 import MizuTestSupport
+import NIOConcurrencyHelpers
 import NIOCore
 import Testing
 
@@ -53,10 +54,20 @@ import Testing
             var sockets: [TestWebSocket] = []
             for _ in 0..<150 { sockets.append(try await TestWebSocket.live(port: port)) }
             let sessions = try await log.waitFor(sessions: 150)
-            // 150 sessions over 4 s: two batches of 75, the second 2 s after the first.
-            async let shutdown: Void = server.shutdown(timeout: .seconds(20), spread: .seconds(4))
+            // 150 sessions over 4 s: two batches of 75, the second due 2 s after the first.
+            // The test holds each batch until it has checked the one before (the schedule's
+            // order, not the clock's: a slow machine may take seconds to close a batch).
+            let offsets = NIOLockedValueBox<[TimeAmount]>([])
+            let secondBatchMayGo = Gate()
+            async let shutdown: Void = server.shutdown(timeout: Patience.scaled(.seconds(20)), spread: .seconds(4)) { offset, _ in
+                offsets.withLockedValue { $0.append(offset) }
+                if offset > .zero { await secondBatchMayGo.wait() }
+            }
+            _ = try await eventually("the second batch to be due") { offsets.withLockedValue { $0.count } == 2 ? true : nil }
             _ = try await eventually("the first batch") { sessions.filter(\.isClosed).count >= 75 ? true : nil }
             #expect(sessions.filter(\.isClosed).count == 75, "the second batch waits its turn")
+            #expect(offsets.withLockedValue { $0 } == [.zero, .seconds(2)])
+            secondBatchMayGo.open()
             _ = try await eventually("the second batch") { sessions.allSatisfy(\.isClosed) ? true : nil }
             for socket in sockets {
                 #expect(try await socket.readFrame().closeCode == 1001)

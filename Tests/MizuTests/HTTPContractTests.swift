@@ -67,18 +67,27 @@ import Testing
     }
 
     @Test func shutdownClosesWhatOutlivesTheGracePeriod() async throws {
+        // The handler ignores cancellation and returns only when the test opens the gate,
+        // after shutdown returned: so shutdown did not wait for it (an order, not a speed).
+        let handlerMayReturn = Gate()
+        defer { handlerMayReturn.open() }
         let server = HTTPServer(handler: HTTPHandlerFunc { writer, _ in
-            try await Task.sleep(nanoseconds: 20_000_000_000)
+            await handlerMayReturn.wait()
             try await writer.write("too late")
         })
         let port = try await server.start(host: "127.0.0.1", port: 0).port!
         let client = try await RawClient.connect(port: port)
         try await client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         _ = try await eventually("the request to arrive") { server.connectionCount == 1 ? true : nil }
-        let clock = ContinuousClock()
-        let start = clock.now
+        // Were shutdown to wait for the handler, this opens the gate (and the check fails)
+        // instead of hanging the suite.
+        let watchdog = Task {
+            guard (try? await Task.sleep(for: Patience.scaled(.seconds(20)))) != nil else { return }
+            handlerMayReturn.open()
+        }
         await server.shutdown(gracePeriod: .milliseconds(300))
-        #expect(clock.now - start < .seconds(3))
+        #expect(!handlerMayReturn.isOpen, "shutdown waited for the handler")
+        watchdog.cancel()
         _ = try await client.waitForClose(timeout: .seconds(2))
         #expect(server.connectionCount == 0)
     }

@@ -180,7 +180,7 @@ final class EchoRecorder: Sendable {
     @Test func deadPeersAreClosedByTheHeartbeat() async throws {
         var configuration = WebSocketConfiguration()
         configuration.pingInterval = .milliseconds(150)
-        configuration.pongTimeout = .milliseconds(600)  // generous: sanitizer builds are slow
+        configuration.pongTimeout = Patience.scaled(.milliseconds(600))  // the live client must beat it
         let recorder = EchoRecorder()
         try await self.serve(configuration, recorder: recorder) { (port: Int) async throws in
             let socket = try await TestWebSocket.connect(port: port, path: "/ws")

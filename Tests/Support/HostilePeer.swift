@@ -115,9 +115,16 @@ public final class HostilePeer: @unchecked Sendable {
     }
 
     /// Waits, without reading, until the server closes the connection (its FIN or reset);
-    /// returns how long that took, or nil if it stayed open for `timeout`.
+    /// returns how long that took, or nil if it stayed open for `timeout` (scaled by
+    /// ``Patience``: it bounds how slow the machine may be).
     public func waitForClose(timeout: Duration) async -> Duration? {
-        await Self.offThread { self.pollForClose(timeout: timeout) }
+        await Self.offThread { self.pollForClose(timeout: Patience.scaled(timeout)) }
+    }
+
+    /// Whether the server closed the connection within `window` (not scaled: a short look
+    /// between two sends of a trickle, not a wait for an answer).
+    public func isClosed(within window: Duration) async -> Bool {
+        await Self.offThread { self.pollForClose(timeout: window) } != nil
     }
 
     private func pollForClose(timeout: Duration) -> Duration? {
@@ -136,7 +143,7 @@ public final class HostilePeer: @unchecked Sendable {
 
     /// Reads whatever has arrived, waiting up to `timeout` for the first bytes (at most `max`).
     public func readAvailable(timeout: Duration = .seconds(2), max: Int = 1 << 16) async -> [UInt8] {
-        await Self.offThread { self.readOnce(timeout: timeout, max: max) }
+        await Self.offThread { self.readOnce(timeout: Patience.scaled(timeout), max: max) }
     }
 
     /// Reads until nothing arrives for `quiet` (or the connection ends); returns the byte count:

@@ -12,7 +12,9 @@ public final class RawClient: Sendable {
             self.waitingFor = waitingFor
             self.received = received
         }
-        public var description: String { "timed out waiting for \(self.waitingFor); received so far: \(self.received.debugDescription)" }
+        public var description: String {
+            "timed out waiting for \(self.waitingFor)\(Patience.note); received so far: \(self.received.debugDescription)"
+        }
     }
 
     private struct State {
@@ -71,7 +73,7 @@ public final class RawClient: Sendable {
             bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBufferSize))
         }
         let channel = try await bootstrap
-            .connectTimeout(timeout)
+            .connectTimeout(Patience.scaled(timeout))
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -87,7 +89,7 @@ public final class RawClient: Sendable {
     public static func connect(unixSocketPath path: String, timeout: TimeAmount = .seconds(5)) async throws -> RawClient {
         let state = NIOLockedValueBox(State())
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(timeout)
+            .connectTimeout(Patience.scaled(timeout))
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(state: state)) }
@@ -132,7 +134,7 @@ public final class RawClient: Sendable {
         timeout: TimeAmount = .seconds(5),
         _ parse: (inout ByteBuffer, _ closed: Bool) throws -> T?
     ) async throws -> T {
-        let deadline = NIODeadline.now() + timeout
+        let deadline = NIODeadline.now() + Patience.scaled(timeout)
         while true {
             let (result, closed): (T?, Bool) = try self.state.withLockedValue { state in
                 var copy = state.buffer
@@ -162,7 +164,7 @@ public final class RawClient: Sendable {
 
     /// Waits until the server closes the connection; returns whatever arrived before.
     public func waitForClose(timeout: TimeAmount = .seconds(5)) async throws -> ByteBuffer {
-        let deadline = NIODeadline.now() + timeout
+        let deadline = NIODeadline.now() + Patience.scaled(timeout)
         while !self.isClosed {
             if NIODeadline.now() > deadline {
                 throw Timeout(waitingFor: "the connection to close", received: self.state.withLockedValue { String(buffer: $0.buffer) })

@@ -38,7 +38,7 @@ public func eventually<T>(
     timeout: TimeAmount = .seconds(5),
     _ probe: () -> T?
 ) async throws -> T {
-    let deadline = NIODeadline.now() + timeout
+    let deadline = NIODeadline.now() + Patience.scaled(timeout)
     while true {
         if let value = probe() { return value }
         guard NIODeadline.now() < deadline else { throw RawClient.Timeout(waitingFor: what, received: "") }
@@ -52,7 +52,7 @@ public func eventuallyAsync<T>(
     timeout: TimeAmount = .seconds(5),
     _ probe: () async throws -> T?
 ) async throws -> T {
-    let deadline = NIODeadline.now() + timeout
+    let deadline = NIODeadline.now() + Patience.scaled(timeout)
     while true {
         if let value = try await probe() { return value }
         guard NIODeadline.now() < deadline else { throw RawClient.Timeout(waitingFor: what, received: "") }

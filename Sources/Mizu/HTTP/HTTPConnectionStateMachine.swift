@@ -151,6 +151,9 @@ struct HTTPConnectionStateMachine {
         if hosts > 1 || (hosts == 0 && (head.version.major, head.version.minor) >= (1, 1)) {
             return (.badRequest, hosts > 1 ? "more than one Host header" : "missing Host header")
         }
+        // RFC 3986 has no raw backslash in a URI, and browsers read one as a slash: a target
+        // with it could turn into "//host" on its way back out (a redirect's Location).
+        if head.uri.utf8.contains(UInt8(ascii: "\\")) { return (.badRequest, "backslash in request target") }
         let codings = head.headers[canonicalForm: "transfer-encoding"].map { $0.lowercased() }
         if let final = codings.last {
             // RFC 9112 section 6.3: a request whose final coding is not chunked has no knowable length.

@@ -7,7 +7,9 @@ public struct CORSOptions: Sendable {
     public var allowedHeaders: [String] = ["Content-Type", "Authorization"]
     /// Response headers the page may read besides the CORS-safelisted ones.
     public var exposedHeaders: [String] = []
-    /// Cookies and credentials; never together with `*` (the origin is echoed instead).
+    /// Cookies and credentials. Never together with `*`: that would let every site make
+    /// credentialed calls (the Fetch standard forbids the pair), so ``Middlewares/cors(_:)``
+    /// refuses it; list the origins instead.
     public var allowCredentials = false
     /// How long a browser may cache a preflight answer, in seconds.
     public var maxAge: Int? = 600
@@ -21,8 +23,14 @@ extension Middlewares {
     /// Answers preflights (`OPTIONS` with `Access-Control-Request-Method`) with 204 and the
     /// allowed methods and headers, and marks other responses to allowed origins. A request
     /// from an origin not allowed goes on unmarked (the browser then blocks the page's read).
+    ///
+    /// - Precondition: not `"*"` together with `allowCredentials` (a configuration error,
+    ///   refused when the middleware is made, before any request).
     public static func cors(_ options: CORSOptions) -> Middleware {
         let anyOrigin = options.allowedOrigins.contains("*")
+        precondition(
+            !(anyOrigin && options.allowCredentials),
+            "CORSOptions: allowedOrigins [\"*\"] with allowCredentials would let any site make credentialed calls; list the origins")
         let allowed = Set(options.allowedOrigins.map { $0.lowercased() })
         return { next in
             { ctx in
@@ -30,8 +38,7 @@ extension Middlewares {
                 ctx.writer.addHeader("vary", "Origin")
                 guard let origin = ctx.request.header("origin") else { return try await next(ctx) }
                 guard anyOrigin || allowed.contains(origin.lowercased()) else { return try await next(ctx) }
-                let echo = !anyOrigin || options.allowCredentials
-                ctx.writer.setHeader("access-control-allow-origin", echo ? origin : "*")
+                ctx.writer.setHeader("access-control-allow-origin", anyOrigin ? "*" : origin)
                 if options.allowCredentials { ctx.writer.setHeader("access-control-allow-credentials", "true") }
                 let isPreflight = ctx.request.method == .OPTIONS && ctx.request.header("access-control-request-method") != nil
                 guard isPreflight else {

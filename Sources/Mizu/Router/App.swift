@@ -93,6 +93,7 @@ public final class App: Routing, HTTPHandler {
             return (chain, state.errorHandler)
         }
         let ctx = Ctx(request: request, writer: writer)
+        defer { ctx.values.removeTemporaryFiles() }
         do {
             try await chain(ctx)
         } catch {
@@ -129,8 +130,9 @@ public final class App: Routing, HTTPHandler {
         guard path != "/" else { return nil }
         let other = path.hasSuffix("/") ? String(path.dropLast()) : path + "/"
         guard let match = table.match(rawPath: other), !match.routes.isEmpty else { return nil }
-        // "//host" would leave the site; never redirect there.
-        guard !other.hasPrefix("//") else { return nil }
+        // "//host" would leave the site (and browsers read "/\\host" as "//host"); never
+        // redirect there.
+        guard !other.hasPrefix("//"), !other.hasPrefix("/\\") else { return nil }
         return request.rawQuery.isEmpty ? other : other + "?" + request.rawQuery
     }
 

@@ -3,7 +3,8 @@ import NIOCore
 
 /// A parsed `multipart/form-data` body (RFC 7578): its fields and its files. Files larger
 /// than the `maxMemory` given to ``Ctx/multipartForm(maxMemory:)`` are written to temporary
-/// files (Go's `ParseMultipartForm`); ``removeTemporaryFiles()`` deletes them.
+/// files (Go's `ParseMultipartForm`); the app deletes them when the request's handler returns
+/// (``removeTemporaryFiles()`` deletes them sooner).
 public struct MultipartForm: Sendable {
     /// An uploaded file.
     public struct File: Sendable {
@@ -51,6 +52,8 @@ extension Ctx {
         guard let type = self.request.header("content-type"), let boundary = MultipartParser.boundary(of: type) else {
             throw HTTPError(.unsupportedMediaType, "expected multipart/form-data with a boundary")
         }
-        return try MultipartParser(boundary: boundary, maxMemory: maxMemory).parse(self.request.body)
+        let form = try MultipartParser(boundary: boundary, maxMemory: maxMemory).parse(self.request.body)
+        self.values.addTemporaryFiles(form.files.compactMap { if case .disk(let path) = $0.content { path } else { nil } })
+        return form
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// A typed key for a value middleware hands down to handlers (Go's `context.WithValue` keys).
@@ -22,5 +23,19 @@ public final class RequestValues: Sendable {
     public subscript<Value>(_ key: RequestValueKey<Value>) -> Value? {
         get { self.values.withLock { $0[key.name] } as? Value }
         set { self.values.withLock { $0[key.name] = newValue } }
+    }
+
+    private static let temporaryFilesKey = RequestValueKey<[String]>("mizu.temporaryFiles")
+
+    /// Files made for this request (spooled uploads); the app removes them when the request's
+    /// handler chain returns, as Go's server does, whether or not the handler did.
+    func addTemporaryFiles(_ paths: [String]) {
+        guard !paths.isEmpty else { return }
+        self.values.withLock { $0[Self.temporaryFilesKey.name] = (($0[Self.temporaryFilesKey.name] as? [String]) ?? []) + paths }
+    }
+
+    func removeTemporaryFiles() {
+        let paths = self.values.withLock { $0.removeValue(forKey: Self.temporaryFilesKey.name) as? [String] } ?? []
+        for path in paths { try? FileManager.default.removeItem(atPath: path) }
     }
 }

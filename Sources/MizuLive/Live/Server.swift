@@ -120,13 +120,24 @@ extension Live {
         /// `spread` (at most half of `timeout`; 100 sessions or fewer close at once), so the
         /// clients of a busy server do not all reconnect in the same millisecond.
         public func shutdown(timeout: TimeAmount = .seconds(5), spread: TimeAmount = .seconds(1)) async {
+            await self.shutdown(timeout: timeout, spread: spread) { offset, start in
+                let wait = start + offset - .now()
+                if wait > .zero { try? await Task.sleep(nanoseconds: UInt64(wait.nanoseconds)) }
+            }
+        }
+
+        /// ``shutdown(timeout:spread:)`` with the wait before each batch injected (the batch's
+        /// offset from the start, and the start), so tests check the schedule, not the clock.
+        func shutdown(
+            timeout: TimeAmount, spread: TimeAmount,
+            waitForBatch: (_ offset: TimeAmount, _ start: NIODeadline) async -> Void
+        ) async {
             let start = NIODeadline.now()
             let deadline = start + timeout
             let sessions = self.core.beginDrain()
             let schedule = DrainSchedule(sessions: sessions.count, spread: min(spread, .nanoseconds(timeout.nanoseconds / 2)))
             for batch in schedule.batches {
-                let wait = start + batch.offset - .now()
-                if wait > .zero { try? await Task.sleep(nanoseconds: UInt64(wait.nanoseconds)) }
+                await waitForBatch(batch.offset, start)
                 for session in sessions[batch.range] { session.fail(.serverShutdown) }
             }
             while self.core.sessionCount > 0, NIODeadline.now() < deadline {
