@@ -44,6 +44,19 @@ import Testing
         #expect(self.ticket(limiter.admit(try SocketAddress(ipAddress: "2001:db8:1:3::1", port: 1))) != nil, "another /64")
     }
 
+    @Test func ipv4MappedAddressesAreTheirIPv4Client() throws {
+        // A dual-stack listener (`::`) sees IPv4 clients as ::ffff:a.b.c.d: each its own client,
+        // and the same client as when it came over IPv4.
+        let limiter = self.limiter(perClient: 1)
+        #expect(self.ticket(limiter.admit(try SocketAddress(ipAddress: "::ffff:127.0.0.2", port: 1))) != nil)
+        #expect(self.ticket(limiter.admit(try SocketAddress(ipAddress: "::ffff:127.0.0.3", port: 1))) != nil, "another IPv4 client")
+        #expect(self.ticket(limiter.admit(try SocketAddress(ipAddress: "::ffff:127.0.0.2", port: 2))) == nil, "the same client")
+        #expect(self.ticket(limiter.admit(self.v4("127.0.0.2"))) == nil, "the same client over IPv4")
+        #expect(self.ticket(limiter.admit(try SocketAddress(ipAddress: "::1", port: 1))) != nil)
+        #expect(ConnectionLimiter.ClientKey(try SocketAddress(ipAddress: "::ffff:10.1.2.3", port: 1))
+            == ConnectionLimiter.ClientKey(self.v4("10.1.2.3")))
+    }
+
     @Test func handshakesPastTheRateWaitForATokenAndAreToldHowLong() throws {
         let limiter = self.limiter(rate: 2, burst: 3)
         let start = NIODeadline.now()

@@ -68,7 +68,8 @@ struct LiveHTTPHandler: HTTPHandler {
             return
         }
         let opening = SessionOpening(
-            id: options.idGenerator.map { .custom($0()) } ?? .random(), value: value, request: Self.kept(request), core: self.core,
+            id: options.idGenerator.map { .custom($0()) } ?? .random(), value: value,
+            request: Self.kept(request, headerBytes: options.keptRequestHeaderBytes), core: self.core,
             ticket: ticket)
         handedOver = true
         do {
@@ -80,12 +81,22 @@ struct LiveHTTPHandler: HTTPHandler {
     }
 
     /// The request as a session keeps it: without the handshake's own headers, which mean
-    /// nothing once the connection is open (an idle session is mostly what it stores).
-    private static func kept(_ request: Request) -> Request {
+    /// nothing once the connection is open (an idle session is mostly what it stores), and
+    /// with the others only while they fit in `headerBytes` (a header that does not fit is
+    /// skipped; smaller ones after it may still fit). A client chooses its headers: what an
+    /// idle session holds must not be its choice.
+    static func kept(_ request: Request, headerBytes: Int) -> Request {
         var kept = request
         kept.body = ByteBuffer()
-        // A fresh array of exactly the remaining headers: removing in place keeps the capacity.
-        kept.headers = HTTPHeaders(request.headers.filter { !Self.handshakeHeaders.contains($0.name.lowercased()) })
+        var budget = max(0, headerBytes)
+        // A fresh array of exactly the kept headers: removing in place keeps the capacity.
+        kept.headers = HTTPHeaders(request.headers.filter { header in
+            guard !Self.handshakeHeaders.contains(header.name.lowercased()) else { return false }
+            let size = header.name.utf8.count + header.value.utf8.count
+            guard size <= budget else { return false }
+            budget -= size
+            return true
+        })
         return kept
     }
 

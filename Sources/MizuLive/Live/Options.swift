@@ -41,6 +41,18 @@ extension Live {
         /// Most topics one session may be subscribed to; a subscribe past it is refused and the
         /// client is sent `{"topic":"error","data":"too many subscriptions"}`. Default 1,024.
         public var maxTopicsPerSession: Int = 1024
+        /// Longest topic name a session may subscribe to, in UTF-8 bytes; a longer one is
+        /// refused and the client is sent `{"topic":"error","data":"topic too long"}`. With
+        /// ``maxTopicsPerSession`` it bounds what one session's subscriptions hold (names
+        /// and index entries, about 1 KiB per subscription at the defaults). Default 255
+        /// (Centrifugo's `channel_max_length`).
+        public var maxTopicLength: Int = 255
+        /// How much of the upgrade request's headers a session keeps, in bytes (names and
+        /// values): ``Session/request`` and the ``Context`` of ``onOpen`` and ``onMessage``
+        /// carry the headers that fit, in order; ``onAuth`` and ``checkOrigin`` saw them all.
+        /// Sessions live long and a client chooses its headers: an idle session must not
+        /// hold 15 KB of them. Default 4 KiB.
+        public var keptRequestHeaderBytes: Int = 4096
         /// How long a client may leave the server's output unread (its socket accepting no
         /// bytes) before it is dropped (``Live/Error/writeTimeout``). Default 30 s.
         public var writeStallTimeout: TimeAmount = .seconds(30)

@@ -30,6 +30,8 @@ extension Live {
 
         /// Unread messages past this pause reading from the socket; below half, it resumes.
         static let inboxHighWater = 64
+        /// The same in bytes of message data: 64 large messages would be 64 read limits.
+        static let inboxHighWaterBytes = 256 * 1024
 
         /// Kept as 16 bytes when random, and spelled out when read: an idle session is mostly
         /// what it stores.
@@ -98,11 +100,16 @@ extension Live {
 
         enum SubscribeOutcome { case added, alreadySubscribed, refused }
 
-        /// Refused when the session is closed, or already has as many topics as
-        /// ``Live/Options/maxTopicsPerSession`` allows (the client is then told so).
+        /// Refused when the session is closed, already has as many topics as
+        /// ``Live/Options/maxTopicsPerSession`` allows, or the topic is longer than
+        /// ``Live/Options/maxTopicLength`` (the client is then told so).
         /// `recovering` adds it as a subscriber whose messages wait for its history read.
         func subscribe(_ topic: String, recovering: Bool = false) -> SubscribeOutcome {
             let limit = self.core.options.maxTopicsPerSession
+            guard topic.utf8.count <= self.core.options.maxTopicLength else {
+                try? self.send(Message(topic: "error", data: Data(#""topic too long""#.utf8)))
+                return .refused
+            }
             let outcome: SubscribeOutcome? = self.state.withLockedValue { state in
                 guard !state.close.isClosed else { return .refused }
                 guard !state.topics.contains(topic) else { return .alreadySubscribed }
@@ -145,11 +152,18 @@ extension Live {
 
         // MARK: Hooks, in order, on a task that exists only while there is work
 
-        /// Queues a hook call; past the high-water mark the socket stops being read.
+        /// The most message bytes that ever waited for this session's hooks.
+        var inboxPeakBytes: Int { self.state.withLockedValue { $0.inbox.peakBytes } }
+
+        /// Queues a hook call; past either high-water mark (messages or bytes) the socket stops
+        /// being read, so a session holds at most that plus one message its hooks have not
+        /// taken, however slowly they take them.
         func enqueue(_ item: SessionInbox.Item) {
             let (startDrain, waiting) = self.state.withLockedValue { $0.inbox.push(item) }
             if startDrain { Task.on(self.connection.eventLoop) { await self.drainInbox() } }
-            if waiting > Self.inboxHighWater, !self.readingPaused.exchange(true, ordering: .relaxed) {
+            if waiting.isAbove(Self.inboxHighWater, bytes: Self.inboxHighWaterBytes),
+                !self.readingPaused.exchange(true, ordering: .relaxed)
+            {
                 self.connection.setReading(false)
             }
         }
@@ -157,7 +171,9 @@ extension Live {
         private func drainInbox() async {
             while let (item, remaining) = self.state.withLockedValue({ $0.inbox.next() }) {
                 await self.runHook(item)
-                if remaining <= Self.inboxHighWater / 2, self.readingPaused.exchange(false, ordering: .relaxed) {
+                if !remaining.isAbove(Self.inboxHighWater / 2, bytes: Self.inboxHighWaterBytes / 2),
+                    self.readingPaused.exchange(false, ordering: .relaxed)
+                {
                     self.connection.setReading(true)
                 }
             }
