@@ -141,6 +141,19 @@ import Testing
         }
     }
 
+    @Test func aPipelinerOfSmallAnswersThatNeverReadsIsClosed() async throws {
+        // Small answers never fill NIO's buffer past its high water mark, so the channel stays
+        // writable while the kernel's send queue is full and the peer reads nothing.
+        try await withServer(self.app { $0.writeStallTimeout = .milliseconds(500) }) { (port: Int) async throws in
+            let peer = try HostilePeer(port: port, receiveBuffer: 4096)
+            let request = Array("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+            let flood = await peer.flood(request, for: .seconds(2), limit: Self.floodLimit)
+            let closed = flood.closed ? true : await peer.waitForClose(timeout: .seconds(5)) != nil
+            #expect(closed, "a pipeliner that never reads stayed connected: \(flood)")
+            try await self.expectFastAnswer(port: port)
+        }
+    }
+
     @Test func aSlowButSteadyReaderIsNotCutOff() async throws {
         try await withServer(self.app { $0.writeStallTimeout = .milliseconds(300) }) { (port: Int) async throws in
             let client = try await RawClient.connect(port: port, receiveBufferSize: 4096)

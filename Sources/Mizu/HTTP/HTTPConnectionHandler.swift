@@ -205,6 +205,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.write(self.wrapOutboundOut(part), promise: index == parts.count - 1 ? promise : nil)
         }
         context.flush()
+        // What the kernel would not take waits on the peer: a peer that never reads must not
+        // hold it (and this connection) forever, even below the high water mark.
+        if WriteStallWatch.hasPendingOutput(context.channel) { self.watchOutput(context) }
         return promise.futureResult
     }
 
@@ -285,16 +288,22 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         if writable {
             self.stallWatch?.cancel()
             self.stallWatch = nil
-        } else if self.stallWatch == nil {
-            let channel = context.channel
-            let logger = self.logger
-            self.stallWatch = WriteStallWatch(channel: channel, timeout: self.configuration.writeStallTimeout) {
-                logger.debug("write stalled", metadata: ["peer": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
-                channel.closeDroppingUnsentOutput()
-            }
+        } else {
+            self.watchOutput(context)
         }
         self.settle()
         context.fireChannelWritabilityChanged()
+    }
+
+    /// The peer must take some of our output within writeStallTimeout, or be dropped.
+    private func watchOutput(_ context: ChannelHandlerContext) {
+        guard self.stallWatch?.isWatching != true else { return }
+        let channel = context.channel
+        let logger = self.logger
+        self.stallWatch = WriteStallWatch(channel: channel, timeout: self.configuration.writeStallTimeout) {
+            logger.debug("write stalled", metadata: ["peer": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
+            channel.closeDroppingUnsentOutput()
+        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -1,16 +1,25 @@
 import NIOCore
 
-/// Watches a channel whose peer has stopped taking our output (the channel became unwritable):
-/// after `timeout` it looks again, and if some output left meanwhile (slow, but moving) it
-/// watches on; if none did, it calls `onStall`. Exists only while the channel is unwritable, so
-/// an idle connection pays nothing for it. Event-loop bound.
+/// Watches a channel whose peer may have stopped taking our output (the channel became
+/// unwritable, or a flush left bytes the kernel would not take): after `timeout` it looks
+/// again; once nothing is left it stops, if some output left meanwhile (slow, but moving) it
+/// watches on, and if none did it calls `onStall`. Whatever the write-buffer water marks say:
+/// a pending write below the high mark leaves a channel writable while its peer reads nothing.
+/// Exists only while output is pending, so an idle connection pays nothing for it.
+/// Event-loop bound.
 package final class WriteStallWatch {
     private let channel: any Channel
     private let timeout: TimeAmount
     private let onStall: () -> Void
     private var scheduled: Scheduled<Void>?
 
-    /// Starts watching `channel`, which has just become unwritable.
+    /// Whether it still watches (it stops by itself once the output has left).
+    package var isWatching: Bool { self.scheduled != nil }
+
+    /// Whether `channel` holds output its peer has not taken yet.
+    package static func hasPendingOutput(_ channel: any Channel) -> Bool { Self.bufferedBytes(channel) > 0 }
+
+    /// Starts watching `channel`, which has output pending.
     package init(channel: any Channel, timeout: TimeAmount, onStall: @escaping () -> Void) {
         self.channel = channel
         self.timeout = timeout
@@ -33,8 +42,8 @@ package final class WriteStallWatch {
 
     private func fire(bufferedBefore: Int) {
         self.scheduled = nil
-        guard !self.channel.isWritable else { return }
         let buffered = Self.bufferedBytes(self.channel)
+        guard buffered > 0 else { return }  // everything left: nothing to watch
         if buffered < bufferedBefore {
             self.arm(buffered: buffered)
         } else {
