@@ -88,6 +88,11 @@ func handleMessage(_ s: Live.Session, _ topic: String, _ data: Data) async {
             try? s.send(Live.Message(topic: "error", data: Data(#""not allowed""#.utf8)))
             return
         }
+        if let since = req.since, !since.isPlausible {
+            // An offset no stream reaches (2^53 and up) is the client's mistake, not a position.
+            try? s.send(Live.Message(topic: "error", data: Data(#""bad request""#.utf8)))
+            return
+        }
         if req.since != nil || req.history != nil || req.snapshot == true {
             // Reads of Redis or of the whole member list: a client that asks in a loop waits.
             await readBudget.spend(s.id)

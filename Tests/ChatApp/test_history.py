@@ -211,3 +211,17 @@ def test_a_client_asking_for_snapshots_in_a_loop_waits_and_nobody_else_does(alon
         await spammer.close()
         await other.close()
     asyncio.run(asyncio.wait_for(scenario(), 30 * PATIENCE))
+
+
+def test_a_position_past_any_stream_is_a_bad_request(alone):
+    async def scenario():
+        ws = await connect(alone, token="far")
+        for offset in (2 ** 64 - 1, 2 ** 53):
+            await ws.send(json.dumps({"topic": "subscribe", "data": {"topic": "chat:general", "since": {"offset": offset, "epoch": "00000000"}}}))
+            answer = await recv_full(ws)
+            assert answer == {"topic": "error", "data": "bad request"}, answer
+        # The largest real offset is a position like any other.
+        answer = await ask(ws, since={"offset": 2 ** 53 - 1, "epoch": "00000000"}, history=1)
+        assert answer["recovered"] is False
+        await ws.close()
+    run(scenario())

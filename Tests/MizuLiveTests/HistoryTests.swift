@@ -263,20 +263,29 @@ extension TestWebSocket {
 func assertRaceFreeRecovery(publishTo server: Live.Server, recoverOn port: Int, topic: String, iterations: Int) async throws {
     let stop = NIOLockedValueBox(false)
     let publisher = Task {
-        var count = 0
+        var count: UInt64 = 0
         while !stop.withLockedValue({ $0 }) {
             count += 1
             server.publish(topic, Data("\(count)".utf8))
             // At most about 1,000 a second: steady, not a CPU hog that starves the rest of the
             // suite (under ThreadSanitizer every publish costs ten times more).
             try? await Task.sleep(nanoseconds: 1_000_000)
+            // And never further ahead of the history than 50 messages: on a slow machine a
+            // fixed rate outruns the Redis link (whose queue then drops publishes, by design),
+            // and the race under test is the recovery's, not the link's.
+            if count % 50 == 0 {
+                while !stop.withLockedValue({ $0 }), (try? await server.history(topic, limit: 1).top.offset).map({ $0 < count }) ?? false {
+                    try? await Task.sleep(nanoseconds: 1_000_000)
+                }
+            }
         }
     }
     defer { stop.withLockedValue { $0 = true } }
     _ = try await eventuallyAsync("the first messages") { try await server.history(topic, limit: 1).top.offset > 5 ? true : nil }
     for iteration in 0..<iterations {
-        let top = try await server.history(topic, limit: 1).top
+        // Connected first: a slow handshake must not let the stream run past the history.
         let socket = try await TestWebSocket.live(port: port, user: "r\(iteration)")
+        let top = try await server.history(topic, limit: 1).top
         let since = Live.StreamPosition(offset: top.offset - UInt64(iteration % 5), epoch: top.epoch)
         let answer = try await socket.recover(topic, from: since, latest: 0)
         #expect(answer.data.contains(#""recovered":true"#), "iteration \(iteration): \(answer.data)")

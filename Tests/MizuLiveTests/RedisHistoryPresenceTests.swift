@@ -84,6 +84,36 @@ import Testing
         }
     }
 
+    @Test func positionsPastAnyStreamRecoverNothingAndNeverReachRedis() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis, options: historyOptions(size: 10)) { a, _ in
+                a.server.publish("h:far", Data("1".utf8))
+                let top = try await eventuallyAsync("the message in Redis") {
+                    let page = try await a.server.history("h:far")
+                    return page.top.offset == 1 ? page.top : nil
+                }
+                for offset in [UInt64.max, Live.StreamPosition.maxOffset + 1] {
+                    let far = Live.StreamPosition(offset: offset, epoch: top.epoch)
+                    // Refused by the script before, with a warning per request.
+                    let page = try await a.server.history("h:far", since: far)
+                    #expect(page.publications.isEmpty && !page.isComplete && page.top == top)
+                    let socket = try await TestWebSocket.live(port: a.port, user: "ann")
+                    let answer = try await socket.recover("h:far", from: far, latest: 5)
+                    #expect(answer.data.contains(#""recovered":false"#) && answer.data.contains(#""replayed":1"#), "\(answer.data)")
+                    try await socket.close()
+                }
+                // No position and no messages asked for: the answer still says where the stream is
+                // (Redis answers COUNT 0 with nil; that read once failed with a warning).
+                let plain = try await TestWebSocket.live(port: a.port, user: "bob")
+                let answer = try await plain.recover("h:far", latest: 0)
+                #expect(answer.data.contains(#""offset":1"#) && answer.data.contains(top.epoch), "\(answer.data)")
+                try await plain.close()
+                let edge = Live.StreamPosition(offset: Live.StreamPosition.maxOffset, epoch: top.epoch)
+                #expect(try await a.server.history("h:far", since: edge).publications.isEmpty, "the largest offset is still read")
+            }
+        }
+    }
+
     @Test func recoveryThroughRedisRacingPublishesHasNoGapAndNoDuplicate() async throws {
         try await withRedis { redis in
             try await withTwoNodes(redis, options: historyOptions(size: 10_000, queueSize: 100_000)) { a, b in

@@ -37,8 +37,10 @@ extension Live.RedisBroker: SharedState {
         local top = redis.call('HGET', KEYS[2], 'o')
         local t = redis.call('TIME')
         local now = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-        local entries
-        if ARGV[1] == '-1' then
+        local entries = {}
+        if ARGV[2] == '0' then
+          -- COUNT 0 answers nil, not an empty list: read nothing instead.
+        elseif ARGV[1] == '-1' then
           entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[2])
         else
           entries = redis.call('XRANGE', KEYS[1], string.format('%.0f', tonumber(ARGV[1]) + 1) .. '-0', '+', 'COUNT', ARGV[2])

@@ -29,6 +29,15 @@ extension Live {
         }
 
         public var description: String { "\(self.offset)@\(self.epoch)" }
+
+        /// The largest offset a stream can reach: 2^53 - 1, the largest integer every JSON
+        /// reader (JavaScript's numbers) and Redis's Lua read exactly. A position past it
+        /// comes from a client, never from a stream: it recovers nothing and is never sent
+        /// to a history store.
+        public static let maxOffset: UInt64 = (1 << 53) - 1
+
+        /// Whether the offset is one a stream can have.
+        public var isPlausible: Bool { self.offset <= Self.maxOffset }
     }
 
     /// One message of a topic's history.

@@ -75,7 +75,8 @@ extension ServerCore {
         do {
             try await self.shared?.subscriptionReady(topic)
             await hooks.beforeRead?()
-            if let since {
+            // A position past any stream's (a client's number) recovers nothing: the latest instead.
+            if let since, since.isPlausible {
                 let after = try await self.readHistory(topic, since: since.offset, latest: 0, policy: policy)
                 recovered = after.covers(since) && after.entries.count <= replayLimit
                 read = recovered ? after : nil

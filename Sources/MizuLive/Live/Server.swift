@@ -76,7 +76,7 @@ extension Live {
         public func history(_ topic: String, since: StreamPosition? = nil, limit: Int = .max) async throws -> HistoryPage {
             guard let policy = self.core.options.history?(topic) else { throw HistoryError.notEnabled(topic) }
             let limit = max(0, limit)
-            if let since {
+            if let since, since.isPlausible {
                 let read = try await self.core.readHistory(topic, since: since.offset, latest: 0, policy: policy)
                 let complete = read.covers(since)
                 let publications = complete ? read.entries : []
@@ -84,7 +84,9 @@ extension Live {
                     publications: Array(publications.prefix(limit)), top: StreamPosition(offset: read.top, epoch: read.epoch),
                     isComplete: complete && publications.count <= limit)
             }
-            let read = try await self.core.readHistory(topic, since: nil, latest: min(limit, policy.size), policy: policy)
+            // No position, or one past any stream's (nothing after it; the top says where the stream is).
+            let latest = since == nil ? min(limit, policy.size) : 0
+            let read = try await self.core.readHistory(topic, since: nil, latest: latest, policy: policy)
             return HistoryPage(publications: read.entries, top: StreamPosition(offset: read.top, epoch: read.epoch), isComplete: false)
         }
 
