@@ -213,6 +213,36 @@ func withRedis(password: String? = nil, _ body: (RedisTestServer) async throws -
     }
     #endif
 
+    @Test func aSessionWithManyLongTopicsCannotMakeRedisDropTheNodesLink() async throws {
+        try await withRedis { redis in
+            // A tight pub/sub output buffer, so the old 512-channel commands overflowed it at
+            // once (each channel's confirmation repeats its name): 1,024 topics of 255 bytes.
+            _ = try await redis.command(["CONFIG", "SET", "client-output-buffer-limit", "pubsub 128kb 64kb 60"])
+            try await withTwoNodes(redis, prefix: "ob:") { a, _ in
+                let socket = try await TestWebSocket.live(port: a.port, user: "many")
+                let session = try await eventually("the session") { a.server.sessions.first }
+                for index in 0..<1_024 {
+                    let topic = "t\(index):" + String(repeating: "x", count: 255 - "t\(index):".utf8.count)
+                    #expect(a.server.subscribe(session, topic))
+                }
+                _ = try await eventuallyAsync("1,024 channels subscribed", timeout: .seconds(20)) {
+                    try await redis.activeChannels("ob:*").count == 1_024 ? true : nil
+                }
+                try await socket.close()
+                _ = try await eventuallyAsync("every channel unsubscribed", timeout: .seconds(20)) {
+                    try await redis.activeChannels("ob:*").isEmpty ? true : nil
+                }
+                #expect(a.broker.statistics.reconnects == 0 && a.broker.isConnected, "the node lost its Redis link")
+                // And the link still carries messages.
+                let onA = try await subscriber(a.server, port: a.port, topic: "after", user: "ann")
+                _ = try await eventuallyAsync("ob:after subscribed") { try await redis.subscriberCount("ob:after") == 1 ? true : nil }
+                a.server.publish("after", Data(#""still here""#.utf8))
+                #expect(try await readData(onA, count: 1) == [#""still here""#])
+                try await onA.close()
+            }
+        }
+    }
+
     @Test func redisChannelIsSubscribedOnlyWhileNeeded() async throws {
         try await withRedis { redis in
             try await withTwoNodes(redis, prefix: "rc:") { a, _ in

@@ -70,6 +70,14 @@ public struct TestWebSocket: Sendable {
         try await self.client.read("a WebSocket frame", timeout: timeout) { buffer, _ in ServerFrame.parse(&buffer) }
     }
 
+    /// The next frame that is not a ping: the server's heartbeat may come first on a slow run.
+    public func readFrameSkippingPings(timeout: TimeAmount = .seconds(5)) async throws -> ServerFrame {
+        while true {
+            let frame = try await self.readFrame(timeout: timeout)
+            if frame.opcode != 0x9 { return frame }
+        }
+    }
+
     /// Reads frames until a close frame, then expects the TCP connection to end.
     public func expectClose(timeout: TimeAmount = .seconds(5)) async throws -> ServerFrame {
         while true {

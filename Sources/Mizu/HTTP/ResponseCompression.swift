@@ -68,17 +68,38 @@ final class ResponseCompression: @unchecked Sendable {
     static func acceptsGzip(_ header: String?) -> Bool {
         guard let header else { return false }
         var star: Bool?
-        for item in header.split(separator: ",") {
+        members: for item in header.split(separator: ",") {
             let parts = item.split(separator: ";")
             guard let name = parts.first?.trimmingHTTPWhitespace().lowercased() else { continue }
-            var weight = 1.0
+            var weight = 1000
             for parameter in parts.dropFirst() {
                 let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingHTTPWhitespace().lowercased() }
-                if pair.count == 2, pair[0] == "q" { weight = Double(pair[1]) ?? 0 }
+                guard pair.count == 2, pair[0] == "q" else { continue }
+                // A malformed weight makes the member malformed: it is ignored, as if not sent.
+                guard let parsed = Self.qvalue(pair[1]) else { continue members }
+                weight = parsed
             }
             if name == "gzip" || name == "x-gzip" { return weight > 0 }
             if name == "*" { star = weight > 0 }
         }
         return star ?? false
+    }
+
+    /// RFC 9110 section 12.4.2 `qvalue` in thousandths: `"0" [ "." 0*3DIGIT ]` or
+    /// `"1" [ "." 0*3("0") ]`, nothing else (no sign, exponent, `nan`, `inf` or hex that
+    /// `Double(_:)` would take); nil when it is not one.
+    static func qvalue(_ text: String) -> Int? {
+        let utf8 = text.utf8
+        guard let first = utf8.first, first == UInt8(ascii: "0") || first == UInt8(ascii: "1") else { return nil }
+        let whole = first == UInt8(ascii: "1") ? 1000 : 0
+        let rest = utf8.dropFirst()
+        guard let dot = rest.first else { return whole }
+        let fraction = rest.dropFirst()
+        guard dot == UInt8(ascii: "."), fraction.count <= 3 else { return nil }
+        if fraction.isEmpty { return whole }  // "0." and "1.": zero digits are allowed
+        guard let digits = ClientNumber.bounded(Substring(fraction), maximum: 999) else { return nil }
+        let thousandths = digits * [100, 10, 1][fraction.count - 1]
+        guard whole == 0 || thousandths == 0 else { return nil }  // "1.5" is no qvalue
+        return whole + thousandths
     }
 }

@@ -43,7 +43,7 @@ package final class WriteStallWatch {
     private func fire(bufferedBefore: Int) {
         self.scheduled = nil
         let buffered = Self.bufferedBytes(self.channel)
-        guard buffered > 0 else { return }  // everything left: nothing to watch
+        guard !self.channel.isWritable || buffered > 0 else { return }  // everything left: nothing to watch
         if buffered < bufferedBefore {
             self.arm(buffered: buffered)
         } else {

@@ -33,6 +33,8 @@ extension Live {
             public var subscribedChannels = 0
             /// Messages on Redis whose data was not JSON, and were not delivered.
             public var rejected = 0
+            /// Connections (publisher or subscriber) that were lost and came back.
+            public var reconnects = 0
         }
 
         public let configuration: Configuration
@@ -55,6 +57,7 @@ extension Live {
         private let errors = Atomic<Int>(0)
         private let subscribedChannels = Atomic<Int>(0)
         private let rejected = Atomic<Int>(0)
+        private let reconnects = Atomic<Int>(0)
         private let subscriberUp = Atomic<Bool>(false)
         private let metrics: BrokerMetrics
 
@@ -97,6 +100,10 @@ extension Live {
             /// Waiting for a topic's confirmation (``subscriptionReady(_:)``).
             var readyWaiters: [String: [EventLoopPromise<Void>]] = [:]
             var syncScheduled = false
+            /// (Un)subscribe confirmations still to come for the batch on the wire: the next
+            /// batch waits for them, so Redis never holds more replies for this node than one
+            /// batch's worth (its pub/sub output buffer limit drops the connection past it).
+            var unconfirmed = 0
             var closed = false
 
             init(_ configuration: Configuration) {
@@ -166,7 +173,7 @@ extension Live {
                 published: self.published.load(ordering: .relaxed), dropped: self.dropped.load(ordering: .relaxed),
                 received: self.received.load(ordering: .relaxed), errors: self.errors.load(ordering: .relaxed),
                 subscribedChannels: self.subscribedChannels.load(ordering: .relaxed),
-                rejected: self.rejected.load(ordering: .relaxed))
+                rejected: self.rejected.load(ordering: .relaxed), reconnects: self.reconnects.load(ordering: .relaxed))
         }
 
         /// Both connections are up.
@@ -358,25 +365,36 @@ extension Live {
             self.eventLoop.execute { self.syncSubscriptions() }
         }
 
-        /// Tells Redis the difference between the topics wanted and the topics it was told.
+        /// Channel-name bytes in one (UN)SUBSCRIBE. Redis answers each channel with a push that
+        /// repeats its name, so this bounds what Redis buffers for us at once, whatever the
+        /// topics' names or number.
+        static let subscriptionBatchBytes = 64 * 1024
+
+        /// Tells Redis the difference between the topics wanted and the topics it was told, one
+        /// batch at a time: a batch goes when the previous one is confirmed.
         private func syncSubscriptions() {
             let links = self.links.value
             links.syncScheduled = false
-            guard let channel = links.subscriber.channel else { return }
+            guard let channel = links.subscriber.channel, links.unconfirmed == 0 else { return }
             let prefix = self.configuration.channelPrefix
-            let additions = links.wanted.subtracting(links.told)
-            let removals = links.told.subtracting(links.wanted)
-            links.told = links.wanted
             // Never an empty UNSUBSCRIBE: with no channel it would drop them all.
-            for (command, topics) in [("SUBSCRIBE", Array(additions)), ("UNSUBSCRIBE", Array(removals))] where !topics.isEmpty {
-                for start in stride(from: 0, to: topics.count, by: 512) {
-                    let chunk = topics[start..<min(start + 512, topics.count)]
-                    var bytes = channel.allocator.buffer(capacity: 32 + chunk.count * (prefix.utf8.count + 16))
-                    RESPValue.writeCommand([command] + chunk.map { prefix + $0 }, into: &bytes)
-                    channel.write(RedisRequest(bytes: bytes, replies: .none), promise: nil)
+            for (command, pending) in [("SUBSCRIBE", links.wanted.subtracting(links.told)), ("UNSUBSCRIBE", links.told.subtracting(links.wanted))] {
+                guard !pending.isEmpty else { continue }
+                var batch: [String] = []
+                var size = 0
+                for topic in pending {
+                    let length = prefix.utf8.count + topic.utf8.count
+                    if !batch.isEmpty, size + length > Self.subscriptionBatchBytes { break }
+                    batch.append(topic)
+                    size += length
                 }
+                if command == "SUBSCRIBE" { links.told.formUnion(batch) } else { links.told.subtract(batch) }
+                links.unconfirmed = batch.count
+                var bytes = channel.allocator.buffer(capacity: 32 + size + batch.count * 16)
+                RESPValue.writeCommand([command] + batch.map { prefix + $0 }, into: &bytes)
+                channel.writeAndFlush(RedisRequest(bytes: bytes, replies: .none), promise: nil)
+                return
             }
-            channel.flush()
         }
 
         /// A pub/sub push: a message to deliver, or a (un)subscribe confirmation with the count.
@@ -387,16 +405,21 @@ extension Live {
                 self.deliver(channel: channel, payload: payload)
             case (let kind, .bulkString(let channel?), .integer(let count)) where kind == "subscribe" || kind == "unsubscribe":
                 self.subscribedChannels.store(Int(count), ordering: .relaxed)
+                let links = self.links.value
+                if links.unconfirmed > 0 {
+                    links.unconfirmed -= 1
+                    if links.unconfirmed == 0, links.wanted != links.told { self.scheduleSync() }
+                }
                 let prefix = self.configuration.channelPrefix.utf8
                 guard channel.readableBytesView.starts(with: prefix) else { return }
                 let topic = String(decoding: channel.readableBytesView.dropFirst(prefix.count), as: UTF8.self)
-                let links = self.links.value
                 if kind == "subscribe" {
                     links.confirmed.insert(topic)
                     for waiter in links.readyWaiters.removeValue(forKey: topic) ?? [] { waiter.succeed() }
                 } else {
                     links.confirmed.remove(topic)
                 }
+
             default:
                 break
             }
@@ -486,7 +509,10 @@ extension Live {
             }
             links[role].channel = channel
             links[role].backoff.connected(at: .now())
-            if links[role].wasLost { self.metrics.reconnects.increment() }
+            if links[role].wasLost {
+                self.metrics.reconnects.increment()
+                self.reconnects.add(1, ordering: .relaxed)
+            }
             channel.closeFuture.hop(to: self.eventLoop).whenComplete { _ in self.connectionLost(channel, role) }
             switch role {
             case .publisher:
@@ -500,6 +526,7 @@ extension Live {
             case .subscriber:
                 self.subscriberUp.store(true, ordering: .relaxed)
                 links.told = []
+                links.unconfirmed = 0
                 self.scheduleSync()
             }
             self.metrics.connected.record(self.isConnected ? 1 : 0)
