@@ -25,6 +25,8 @@ final class ServerCore: Sendable {
     /// shared broker holds everyone's).
     let memoryHistory = MemoryHistory()
     let memoryPresence = MemoryPresence()
+    /// Every read of presence members, coalesced per topic.
+    let presenceReads = PresenceReads()
     /// Only tests set these.
     let recoveryTestHooks = NIOLockedValueBox(RecoveryTestHooks())
     /// The broker, when it keeps history and presence for every node (Redis).

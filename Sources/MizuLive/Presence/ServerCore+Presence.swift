@@ -17,13 +17,11 @@ extension ServerCore {
         event.writeBuffer(&fields)
         self.publish(eventTopic, Data(event.readableBytesView))
         guard presence.snapshotOnSubscribe else { return }
-        if let shared = self.shared {
-            Task.on(session.connection.eventLoop) {
-                guard let members = try? await shared.presence(topic) else { return }
-                try? session.send(Live.Message(topic: eventTopic, data: Self.snapshot(members)))
-            }
-        } else {
-            try? session.send(Live.Message(topic: eventTopic, data: Self.snapshot(self.memoryPresence.members(topic))))
+        // Shared with every subscriber asking meanwhile (see PresenceReads): no task and no
+        // read of its own per subscribe, whatever the topic's size or the store's speed.
+        self.presenceReads.members(topic, read: self.presenceStoreRead) { result in
+            guard case .success(let members) = result else { return }
+            try? session.send(Live.Message(topic: eventTopic, data: Self.snapshot(members)))
         }
     }
 
@@ -41,7 +39,18 @@ extension ServerCore {
         }
     }
 
+    /// Every read of members goes through ``presenceReads``, the application's too.
     func presence(_ topic: String) async throws -> [Live.PresenceMember] {
+        try await self.presenceReads.members(topic, read: self.presenceStoreRead)
+    }
+
+    /// The store's read, without keeping the core alive in a running read.
+    private var presenceStoreRead: PresenceReads.Read {
+        { [weak self] topic in try await self?.readPresence(topic) ?? [] }
+    }
+
+    /// One read of the store (PresenceReads calls it).
+    func readPresence(_ topic: String) async throws -> [Live.PresenceMember] {
         if let shared = self.shared { return try await shared.presence(topic) }
         return self.memoryPresence.members(topic)
     }
