@@ -48,6 +48,9 @@ func loggingOptions(_ log: HookLog, server: NIOLockedValueBox<Live.Server?>) -> 
             log.closes.withLockedValue { $0.append((session.id, error as? Live.Error, session.topics.count)) }
         })
     options.onOpen = { _, session in log.sessions.withLockedValue { $0.append(session) } }
+    // Test clients answer no ping: a slow run must not reach the heartbeat's deadline by itself
+    // (tests of the heartbeat set their own).
+    options.heartbeatInterval = Patience.scaled(.seconds(25))
     return options
 }
 

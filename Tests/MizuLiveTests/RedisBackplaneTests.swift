@@ -358,7 +358,12 @@ func withRedis(password: String? = nil, _ body: (RedisTestServer) async throws -
 
     @Test func aSilentRedisIsDetectedAndReconnected() async throws {
         try await withRedis { redis in
-            try await withTwoNodes(redis, configure: { $0.healthCheckInterval = .milliseconds(100); $0.connectTimeout = .milliseconds(300) }) { a, b in
+            // Deadlines a healthy Redis must beat: scaled with the run's patience, or a slow run's
+            // health checks fail on their own and the links flap while the test publishes.
+            try await withTwoNodes(redis, configure: {
+                $0.healthCheckInterval = Patience.scaled(.milliseconds(100))
+                $0.connectTimeout = Patience.scaled(.milliseconds(300))
+            }) { a, b in
                 let onA = try await subscriber(a.server, port: a.port, topic: "room", user: "ann")
                 _ = try await eventuallyAsync("subscribed") { try await redis.subscriberCount("test:room") == 1 ? true : nil }
                 // A stalled Redis keeps its sockets open: only the missing PONGs tell.
