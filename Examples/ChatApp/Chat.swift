@@ -52,7 +52,6 @@ let server = Live.Server({
             let userID = s.value as? String ?? ""
             log.info("User \(userID) disconnected\(err.map { ": \($0)" } ?? "")")
             server.publish("presence", Data(#"{"type":"leave","user":"\#(userID)"}"#.utf8))
-            readBudget.forget(s.id)
         },
         // Limits
         queueSize: 512,
@@ -95,7 +94,7 @@ func handleMessage(_ s: Live.Session, _ topic: String, _ data: Data) async {
         }
         if req.since != nil || req.history != nil || req.snapshot == true {
             // Reads of Redis or of the whole member list: a client that asks in a loop waits.
-            await readBudget.spend(s.id)
+            await readBudget.spend(clientKey(s.request.remoteAddress))
         }
         if req.since != nil || req.history != nil {
             // History: the latest messages, or those missed since a position; the answer first.
@@ -133,47 +132,6 @@ struct TopicRequest: Decodable {
     var history: Int?
     /// With `presence`: answer with who is online now.
     var snapshot: Bool?
-}
-
-/// Per session, 10 history or presence reads at once and 2 more each second; past that, the
-/// request waits for its turn (the session's later messages wait behind it, nobody else's).
-/// Bounded by the open sessions: an entry goes when its session closes.
-let readBudget = ReadBudget(burst: 10, perSecond: 2)
-
-final class ReadBudget: Sendable {
-    private struct Bucket {
-        var tokens: Double
-        var updated: NIODeadline
-    }
-
-    private let burst: Double
-    private let perSecond: Double
-    private let buckets = NIOLockedValueBox<[String: Bucket]>([:])
-
-    init(burst: Int, perSecond: Double) {
-        self.burst = Double(burst)
-        self.perSecond = perSecond
-    }
-
-    /// Takes one read, waiting for it when the session has none left.
-    func spend(_ session: String) async {
-        let wait: Double = self.buckets.withLockedValue { buckets in
-            let now = NIODeadline.now()
-            var bucket = buckets[session] ?? Bucket(tokens: self.burst, updated: now)
-            let elapsed = Double((now - bucket.updated).nanoseconds) / 1e9
-            bucket.tokens = min(self.burst, bucket.tokens + elapsed * self.perSecond) - 1
-            bucket.updated = now
-            buckets[session] = bucket
-            return bucket.tokens >= 0 ? 0 : -bucket.tokens / self.perSecond
-        }
-        if wait > 0 { try? await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
-    }
-
-    func forget(_ session: String) {
-        _ = self.buckets.withLockedValue { $0.removeValue(forKey: session) }
-    }
-
-    var count: Int { self.buckets.withLockedValue { $0.count } }
 }
 
 /// `{"topic":"subscribed","data":{"topic":T,"recovered":B,"offset":N,"epoch":E}}`

@@ -64,7 +64,16 @@ struct ChatApp: AsyncParsableCommand {
         app.health(checks: broker.map { broker in ["redis": { broker.isConnected }] } ?? [:])
         app.get("/ws", compat(server.handler()))
         app.post("/api/announce", announce)
-        app.get("/api/presence") { c in try await c.json(.ok, ["users": await onlineUsers()]) }
+        app.get("/api/presence") { c in
+            // Anyone may call it: budgeted per client, and the read is shared (coalesced) with
+            // every other asking meanwhile, so a loop of calls costs the server little.
+            let wait = apiBudget.tryTake(clientKey(c.request.remoteAddress))
+            guard wait == 0 else {
+                c.writer.setHeader("retry-after", String(Int(wait.rounded(.up))))
+                return try await c.text(.tooManyRequests, "too many requests, slow down")
+            }
+            try await c.json(.ok, ["users": await onlineUsers()])
+        }
         if let registry {
             app.get("/metrics") { c in
                 try await c.bytes(.ok, registry.emitToBuffer(), contentType: "text/plain; version=0.0.4; charset=utf-8")

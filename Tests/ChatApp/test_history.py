@@ -3,6 +3,7 @@ one ChatApp alone, and two sharing a redis-server, one of them killed with SIGKI
 import asyncio
 import json
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -41,8 +42,17 @@ async def texts(ws, count):
 
 
 def presence_of(server):
-    with urllib.request.urlopen(server.http + "/api/presence", timeout=TIMEOUT) as response:
-        return json.loads(response.read())["users"]
+    """Who is online, through GET /api/presence: budgeted per client (10, then 2 a second),
+    so a polling test waits its turn when told to (429 with Retry-After)."""
+    deadline = time.time() + 10 * PATIENCE
+    while True:
+        try:
+            with urllib.request.urlopen(server.http + "/api/presence", timeout=TIMEOUT) as response:
+                return json.loads(response.read())["users"]
+        except urllib.error.HTTPError as error:
+            if error.code != 429 or time.time() > deadline:
+                raise
+            time.sleep(min(float(error.headers["Retry-After"]), 0.5))
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +235,58 @@ def test_a_position_past_any_stream_is_a_bad_request(alone):
         assert answer["recovered"] is False
         await ws.close()
     run(scenario())
+
+
+def test_presence_over_http_is_budgeted_per_client_and_health_is_not_slowed(alone):
+    """An unauthenticated loop of GET /api/presence (it was O(sessions) per call) gets 429 past
+    its client's budget; /livez answers throughout."""
+    time.sleep(5)  # earlier tests' calls have refilled the budget (2 a second, at most 10)
+    statuses = []
+    for _ in range(30):
+        try:
+            with urllib.request.urlopen(alone.http + "/api/presence", timeout=TIMEOUT) as response:
+                statuses.append(response.status)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+            assert error.code == 429 and int(error.headers["Retry-After"]) >= 1
+        with urllib.request.urlopen(alone.http + "/livez", timeout=TIMEOUT) as response:
+            assert response.status == 200
+    # The first 10 at once, then about 2 a second while the loop runs: the rest are refused.
+    assert 10 <= statuses.count(200) <= 10 + 2 * 30 * PATIENCE and 429 in statuses, statuses
+    assert statuses[:10] == [200] * 10, statuses
+
+
+def test_a_victim_stays_fast_while_one_client_spends_4000_snapshots(alone):
+    """400 sessions of one client each ask for 10 snapshots (when budgets were per session,
+    these 4,000 free reads of 400 members took 6 s of CPU and another user's round trip went
+    from 2 ms to 5.6 s); another user's chat round trip is measured before and during it. The
+    budget is the client's and the reads are shared, so the victim's latency stays in the same
+    range: the figure is in the assertion's message."""
+    async def round_trips(ws, count):
+        times = []
+        for index in range(count):
+            started = time.time()
+            await chat(ws, f"rt {index}")
+            got, _ = await texts(ws, 1)
+            assert got == [f"rt {index}"]
+            times.append(time.time() - started)
+        return sorted(times)[len(times) // 2]
+
+    async def scenario():
+        victim = await connect(alone, token="victim")
+        await subscribe(victim, "chat:general")
+        await settle(victim)
+        before = await round_trips(victim, 9)
+        spammers = [await connect(alone, token=f"spam{index}") for index in range(400)]
+        request = json.dumps({"topic": "subscribe", "data": {"topic": "presence", "snapshot": True}})
+        for spammer in spammers:
+            for _ in range(10):
+                await spammer.send(request)
+        during = await round_trips(victim, 9)
+        print(f"victim round trip: {before * 1000:.2f} ms before, {during * 1000:.2f} ms during")
+        # A relative bound, measured in the same run: a slow machine slows both.
+        assert during <= max(10 * before, 0.05 * PATIENCE), f"victim round trip {before * 1000:.1f} ms before, {during * 1000:.1f} ms during"
+        for spammer in spammers:
+            await spammer.close()
+        await victim.close()
+    asyncio.run(asyncio.wait_for(scenario(), 60 * PATIENCE))
