@@ -94,7 +94,7 @@ func handleMessage(_ s: Live.Session, _ topic: String, _ data: Data) async {
         }
         if req.since != nil || req.history != nil || req.snapshot == true {
             // Reads of Redis or of the whole member list: a client that asks in a loop waits.
-            await readBudget.spend(clientKey(s.request.remoteAddress))
+            await readBudget.spend(ClientAddressKey(s.request.remoteAddress))
         }
         if req.since != nil || req.history != nil {
             // History: the latest messages, or those missed since a position; the answer first.

@@ -67,7 +67,7 @@ struct ChatApp: AsyncParsableCommand {
         app.get("/api/presence") { c in
             // Anyone may call it: budgeted per client, and the read is shared (coalesced) with
             // every other asking meanwhile, so a loop of calls costs the server little.
-            let wait = apiBudget.tryTake(clientKey(c.request.remoteAddress))
+            let wait = apiBudget.tryTake(ClientAddressKey(c.request.remoteAddress))
             guard wait == 0 else {
                 c.writer.setHeader("retry-after", String(Int(wait.rounded(.up))))
                 return try await c.text(.tooManyRequests, "too many requests, slow down")

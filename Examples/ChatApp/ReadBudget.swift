@@ -1,8 +1,9 @@
+import Mizu
 import NIOConcurrencyHelpers
 import NIOCore
 
 /// Reads that cost the server (history from Redis, who is online) are budgeted per client
-/// address, not per session: one client with 400 sessions gets what one session gets. Each
+/// (an IPv4 address or an IPv6 /64, as the server's own limits count them), not per session: one client with 400 sessions gets what one session gets. Each
 /// client has `burst` reads at once and `perSecond` more; past that a WebSocket request
 /// waits its turn (that session's later messages wait behind it, nobody else's) and an HTTP
 /// request is answered 429 with Retry-After.
@@ -17,7 +18,7 @@ final class ReadBudget: Sendable {
     }
 
     private struct State {
-        var buckets: [String: Bucket] = [:]
+        var buckets: [ClientAddressKey: Bucket] = [:]
         var sweepAt = 1024
     }
 
@@ -31,19 +32,19 @@ final class ReadBudget: Sendable {
     }
 
     /// Takes one read, waiting for it when the client has none left.
-    func spend(_ client: String) async {
+    func spend(_ client: ClientAddressKey) async {
         let wait = self.take(client, reserving: true)
         if wait > 0 { try? await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
     }
 
     /// Takes one read if there is one (0), or says how many seconds until there is.
-    func tryTake(_ client: String) -> Double {
+    func tryTake(_ client: ClientAddressKey) -> Double {
         self.take(client, reserving: false)
     }
 
     /// A reservation takes the token even when it must wait for it (the bucket goes below
     /// zero), so waiting requests queue up in time instead of all waking at once.
-    private func take(_ client: String, reserving: Bool) -> Double {
+    private func take(_ client: ClientAddressKey, reserving: Bool) -> Double {
         self.state.withLockedValue { state in
             let now = NIODeadline.now()
             var bucket = state.buckets[client] ?? Bucket(tokens: self.burst, updated: now)
@@ -71,16 +72,4 @@ final class ReadBudget: Sendable {
         state.sweepAt = max(1024, state.buckets.count * 2)
     }
 
-}
-
-/// A client as the budgets see it: an IPv4 address (also when it arrives IPv4-mapped on a
-/// dual-stack listener), an IPv6 /64 (one host can have a whole /64), or "local".
-func clientKey(_ address: SocketAddress?) -> String {
-    guard let ip = address?.ipAddress else { return "local" }
-    if ip.lowercased().hasPrefix("::ffff:"), ip.contains(".") { return String(ip.dropFirst(7)) }
-    guard ip.contains(":") else { return ip }
-    guard let expanded = try? SocketAddress(ipAddress: ip, port: 0), case .v6(let v6) = expanded else { return ip }
-    var raw = v6.address.sin6_addr
-    let bytes = withUnsafeBytes(of: &raw) { Array($0.prefix(8)) }
-    return bytes.map { byte in String(byte, radix: 16) }.joined(separator: ".") + "/64"
 }

@@ -154,6 +154,30 @@ import Testing
         }
     }
 
+    @Test func oneClientsConnectionsAreCapped() async throws {
+        #expect(HTTPServerConfiguration().maxConnectionsPerClient == 10_000)
+        try await withServer(self.app { $0.maxConnectionsPerClient = 3 }) { (port: Int) async throws in
+            var held: [RawClient] = []
+            for _ in 0..<3 { held.append(try await RawClient.connect(port: port)) }
+            // Held open, idle: the fourth is refused at once, with the reason.
+            _ = try await eventually("three connections") { held.count == 3 ? true : nil }
+            let refused = try await RawClient.connect(port: port)
+            let answer = try await refused.readResponse()
+            #expect(answer.status == 503 && answer.text == "too many connections\n" && answer.header("retry-after") == "10")
+            _ = try await refused.waitForClose()
+            // A held one still works, and a place given back is free again.
+            try await held[0].send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try await held[0].readResponse().text == "fast")
+            await held[2].close()
+            _ = try await eventuallyAsync("the place given back") { () -> Bool? in
+                let again = try await RawClient.connect(port: port)
+                try await again.send("GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                return try await again.readResponse().status == 200 ? true : nil
+            }
+            for client in held { await client.close() }
+        }
+    }
+
     @Test func aSlowButSteadyReaderIsNotCutOff() async throws {
         try await withServer(self.app { $0.writeStallTimeout = .milliseconds(300) }) { (port: Int) async throws in
             let client = try await RawClient.connect(port: port, receiveBufferSize: 4096)

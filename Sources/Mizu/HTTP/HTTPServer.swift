@@ -13,8 +13,15 @@ public final class HTTPServer: Sendable {
     private struct State {
         var serverChannel: (any Channel)?
         var connections: [ObjectIdentifier: any Channel] = [:]
+        /// Open connections per client (an entry goes with the client's last connection).
+        var perClient: [ClientAddressKey: Int] = [:]
         var shuttingDown = false
     }
+
+    /// What a connection past ``HTTPServerConfiguration/maxConnectionsPerClient`` is told
+    /// before it closes (plain HTTP only; a TLS one is closed without a word).
+    private static let tooManyConnections: StaticString =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 21\r\nRetry-After: 10\r\nConnection: close\r\n\r\ntoo many connections\n"
 
     private let handler: any HTTPHandler
     /// The limits and timeouts in force.
@@ -101,18 +108,38 @@ public final class HTTPServer: Sendable {
     }
 
     private func initializeConnection(_ channel: any Channel) throws {
-        let accepted = self.state.withLockedValue { state -> Bool in
-            guard !state.shuttingDown else { return false }
+        enum Admission { case accepted, shuttingDown, overClientLimit }
+        let client = ClientAddressKey(channel.remoteAddress)
+        let limit = self.configuration.maxConnectionsPerClient
+        let admission = self.state.withLockedValue { state -> Admission in
+            guard !state.shuttingDown else { return .shuttingDown }
+            guard state.perClient[client, default: 0] < limit else { return .overClientLimit }
+            state.perClient[client, default: 0] += 1
             state.connections[ObjectIdentifier(channel)] = channel
-            return true
+            return .accepted
         }
-        guard accepted else {
+        switch admission {
+        case .accepted:
+            break
+        case .shuttingDown:
             channel.close(promise: nil)
+            return
+        case .overClientLimit:
+            // One client's connections cost everyone's memory and file descriptors.
+            if self.isSecure {
+                channel.close(promise: nil)
+            } else {
+                try channel.pipeline.syncOperations.addHandler(RefusingHandler(answer: Self.tooManyConnections))
+            }
             return
         }
         self.metrics.connections.increment()
         channel.closeFuture.whenComplete { [self] _ in
-            _ = self.state.withLockedValue { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+            self.state.withLockedValue { state in
+                state.connections.removeValue(forKey: ObjectIdentifier(channel))
+                let remaining = state.perClient[client, default: 1] - 1
+                state.perClient[client] = remaining > 0 ? remaining : nil
+            }
             self.metrics.connections.decrement()
         }
         var limits = NIOHTTPDecoderLimitConfiguration()
@@ -172,4 +199,22 @@ public final class HTTPServer: Sendable {
         let channel = self.state.withLockedValue { $0.serverChannel }
         try await channel?.closeFuture.get()
     }
+}
+
+/// Answers a connection the server will not serve (the answer is written once the channel is
+/// active; nothing it sends is read) and closes it.
+private final class RefusingHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    private let answer: StaticString
+
+    init(answer: StaticString) { self.answer = answer }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(staticString: self.answer))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }

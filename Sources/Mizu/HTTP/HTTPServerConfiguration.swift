@@ -23,6 +23,11 @@ public struct HTTPServerConfiguration: Sendable {
     public var idleTimeout: TimeAmount = .seconds(60)
     /// How long graceful shutdown lets in-flight requests finish before closing. Default 10 s.
     public var shutdownGracePeriod: TimeAmount = .seconds(10)
+    /// Connections one client (an IPv4 address or an IPv6 /64) may hold open at once,
+    /// WebSocket ones included; past it a new connection is answered 503 with `Retry-After`
+    /// and closed. Default 10,000. Behind a reverse proxy every client has the proxy's
+    /// address: raise it, or limit at the proxy.
+    public var maxConnectionsPerClient: Int = 10_000
     /// Listen backlog.
     public var backlog: Int32 = 1024
     /// Where the server's metrics go (`mizu_http_*`, see the README); nil (the default)

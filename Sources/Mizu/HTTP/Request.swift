@@ -73,15 +73,17 @@ public struct Request: Sendable {
         return !tokens.contains("close")
     }
 
+    /// The delimiters are searched for among the UTF-8 bytes, not the Characters: a combining
+    /// mark after `?` or `/` makes one Character of the two, which a Character search passes over.
     private static func split(target: String) -> (String, String) {
         // An absolute-form target (RFC 9112 section 3.2.2) carries scheme and authority first.
         var target = Substring(target)
-        if target.hasPrefix("http://") || target.hasPrefix("https://") {
-            let afterScheme = target[target.index(after: target.firstIndex(of: ":")!)...].dropFirst(2)
-            target = afterScheme.firstIndex(of: "/").map { afterScheme[$0...] } ?? "/"
+        for scheme in ["http://", "https://"] where target.utf8.starts(with: scheme.utf8) {
+            let authority = target.utf8.dropFirst(scheme.utf8.count)
+            target = authority.firstIndex(of: UInt8(ascii: "/")).map { Substring(target.utf8[$0...]) } ?? "/"
         }
-        if let question = target.firstIndex(of: "?") {
-            return (String(target[..<question]), String(target[target.index(after: question)...]))
+        if let question = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            return (String(Substring(target.utf8[..<question])), String(Substring(target.utf8[target.utf8.index(after: question)...])))
         }
         return (String(target), "")
     }
@@ -91,12 +93,13 @@ public struct Request: Sendable {
 public struct QueryParameters: Sendable {
     private var pairs: [(String, String)]
 
-    /// Parses an `application/x-www-form-urlencoded` query string.
+    /// Parses an `application/x-www-form-urlencoded` query string. It is split at the `&` and
+    /// `=` bytes, not Characters: a combining mark after one would hide it inside a Character.
     public init(_ raw: String) {
-        self.pairs = raw.split(separator: "&", omittingEmptySubsequences: true).map { item in
-            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let key = PercentEncoding.decode(String(parts[0]), plusAsSpace: true) ?? String(parts[0])
-            let value = parts.count > 1 ? (PercentEncoding.decode(String(parts[1]), plusAsSpace: true) ?? String(parts[1])) : ""
+        self.pairs = raw.utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true).map { item in
+            let parts = item.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false).map { String(Substring($0)) }
+            let key = PercentEncoding.decode(parts[0], plusAsSpace: true) ?? parts[0]
+            let value = parts.count > 1 ? (PercentEncoding.decode(parts[1], plusAsSpace: true) ?? parts[1]) : ""
             return (key, value)
         }
     }

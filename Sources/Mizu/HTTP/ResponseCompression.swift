@@ -68,12 +68,13 @@ final class ResponseCompression: @unchecked Sendable {
     static func acceptsGzip(_ header: String?) -> Bool {
         guard let header else { return false }
         var star: Bool?
-        members: for item in header.split(separator: ",") {
-            let parts = item.split(separator: ";")
+        // Split at the bytes: a combining mark after a delimiter would hide it inside a Character.
+        members: for item in header.utf8.split(separator: UInt8(ascii: ",")) {
+            let parts = item.split(separator: UInt8(ascii: ";")).map { Substring($0) }
             guard let name = parts.first?.trimmingHTTPWhitespace().lowercased() else { continue }
             var weight = 1000
             for parameter in parts.dropFirst() {
-                let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingHTTPWhitespace().lowercased() }
+                let pair = parameter.utf8.split(separator: UInt8(ascii: "="), maxSplits: 1).map { Substring($0).trimmingHTTPWhitespace().lowercased() }
                 guard pair.count == 2, pair[0] == "q" else { continue }
                 // A malformed weight makes the member malformed: it is ignored, as if not sent.
                 guard let parsed = Self.qvalue(pair[1]) else { continue members }

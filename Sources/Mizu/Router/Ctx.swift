@@ -79,8 +79,9 @@ public final class Ctx: Sendable {
     /// A cookie's value from the `Cookie` header.
     public func cookie(_ name: String) -> String? {
         for line in self.request.headers[canonicalForm: "cookie"] {
-            for pair in line.split(separator: ";") {
-                let parts = pair.split(separator: "=", maxSplits: 1)
+            // Split at the `;` and `=` bytes: a combining mark after one would hide it inside a Character.
+            for pair in line.utf8.split(separator: UInt8(ascii: ";")) {
+                let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1).map { Substring($0) }
                 if parts.count == 2, parts[0].trimmingHTTPWhitespace() == name {
                     return parts[1].trimmingHTTPWhitespace()
                 }

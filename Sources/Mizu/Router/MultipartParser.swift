@@ -16,14 +16,18 @@ struct MultipartParser {
     }
 
     /// The boundary parameter of a `multipart/form-data` content type (1 to 70 characters).
+    /// Delimiters are found among the bytes, as everywhere in this parser: a combining mark
+    /// after `;`, `=`, `:` or `"` would otherwise hide it inside one Character.
     static func boundary(of contentType: String) -> String? {
-        let parts = contentType.split(separator: ";").map { $0.trimmingHTTPWhitespace() }
+        let parts = contentType.utf8.split(separator: UInt8(ascii: ";")).map { Substring($0).trimmingHTTPWhitespace() }
         guard parts.first?.lowercased() == "multipart/form-data" else { return nil }
         for parameter in parts.dropFirst() {
-            let pair = parameter.split(separator: "=", maxSplits: 1)
+            let pair = parameter.utf8.split(separator: UInt8(ascii: "="), maxSplits: 1).map { Substring($0) }
             guard pair.count == 2, pair[0].lowercased() == "boundary" else { continue }
             var value = String(pair[1])
-            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
+            if value.utf8.count >= 2, value.utf8.first == UInt8(ascii: "\""), value.utf8.last == UInt8(ascii: "\"") {
+                value = String(Substring(value.utf8.dropFirst().dropLast()))
+            }
             return (1...70).contains(value.utf8.count) ? value : nil
         }
         return nil
@@ -91,7 +95,7 @@ struct MultipartParser {
         var filename: String?
         var contentType: String?
         for line in text.split(separator: "\r\n") {
-            let pair = line.split(separator: ":", maxSplits: 1)
+            let pair = line.utf8.split(separator: UInt8(ascii: ":"), maxSplits: 1).map { Substring($0) }
             guard pair.count == 2 else { throw Self.bad("a malformed part header") }
             let value = pair[1].trimmingHTTPWhitespace()
             switch pair[0].lowercased() {
@@ -99,7 +103,7 @@ struct MultipartParser {
                 let parameters = Self.parameters(value)
                 guard parameters.first?.0 == "form-data" else { throw Self.bad("a part that is not form-data") }
                 name = parameters.first { $0.0 == "name" }?.1
-                filename = parameters.first { $0.0 == "filename" }?.1.map { String($0.split(separator: "/").last ?? "").split(separator: "\\").last.map(String.init) ?? "" }
+                filename = parameters.first { $0.0 == "filename" }?.1.map(Self.baseName)
             case "content-type":
                 contentType = value
             default:
@@ -118,19 +122,19 @@ struct MultipartParser {
         var current = ""
         var quoted = false
         var escaped = false
-        for character in value {
+        for scalar in value.unicodeScalars {
             if escaped {
-                current.append(character)
+                current.unicodeScalars.append(scalar)
                 escaped = false
-            } else if quoted && character == "\\" {
+            } else if quoted && scalar == "\\" {
                 escaped = true
-            } else if character == "\"" {
+            } else if scalar == "\"" {
                 quoted.toggle()
-            } else if character == ";" && !quoted {
+            } else if scalar == ";" && !quoted {
                 items.append(current)
                 current = ""
             } else {
-                current.append(character)
+                current.unicodeScalars.append(scalar)
             }
         }
         items.append(current)
@@ -140,11 +144,17 @@ struct MultipartParser {
                 result.append((trimmed.lowercased(), nil))
                 continue
             }
-            let pair = trimmed.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let pair = trimmed.utf8.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false).map { Substring($0) }
             guard pair.count == 2 else { continue }
             result.append((pair[0].trimmingHTTPWhitespace().lowercased(), String(pair[1])))
         }
         return result
+    }
+
+    /// The last `/`- or `\\`-separated part of a client's file name, split at the bytes (a
+    /// combining mark after a separator must not keep a directory part in the name).
+    private static func baseName(_ path: String) -> String {
+        path.utf8.split { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "\\") }.last.map { String(Substring($0)) } ?? ""
     }
 
     private static func bad(_ reason: String) -> HTTPError {

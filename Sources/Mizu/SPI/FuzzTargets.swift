@@ -41,7 +41,7 @@ import NIOPosix
         let name = Self.text(nameLine)
         let headers = HTTPHeaders(rest.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { ("cookie", Self.text($0)) })
         guard let value = Self.context(Request(method: .GET, uri: "/", headers: headers)).cookie(name) else { return }
-        precondition(!value.contains(";"), "cookie value \"\(value)\" runs past its pair")
+        precondition(!value.utf8.contains(UInt8(ascii: ";")), "cookie value \"\(value)\" runs past its pair")
         guard let header = try? Cookie(name: name, value: value).headerValue() else { return }
         precondition(header.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }, "Set-Cookie \"\(header)\" carries control or non-ASCII bytes")
     }
@@ -51,7 +51,9 @@ import NIOPosix
     public static func mediaType(_ bytes: UnsafeRawBufferPointer) {
         let type = Self.text(bytes)
         if let boundary = MultipartParser.boundary(of: type) {
-            precondition((1...70).contains(boundary.utf8.count), "boundary \"\(boundary)\" of \(boundary.utf8.count) bytes")
+            precondition(
+                (1...70).contains(boundary.utf8.count) && !boundary.utf8.contains(UInt8(ascii: ";")),
+                "boundary \"\(boundary)\" of \(boundary.utf8.count) bytes")
         }
         let request = Request(method: .POST, uri: "/", headers: ["content-type": type], body: ByteBuffer(string: "a=1"))
         _ = Self.context(request).form()["a"]
@@ -71,7 +73,9 @@ import NIOPosix
         guard let form = try? ctx.multipartForm(maxMemory: settings & 1 != 0 ? 8 : 1 << 16) else { return }
         _ = form.values["name"]
         for file in form.files {
-            precondition(!file.filename.contains("/") && !file.filename.contains("\\"), "filename \"\(file.filename)\" has a directory part")
+            precondition(
+                !file.filename.utf8.contains(UInt8(ascii: "/")) && !file.filename.utf8.contains(UInt8(ascii: "\\")),
+                "filename \"\(file.filename)\" has a directory part")
             precondition((try? file.data().count) == file.size, "file \"\(file.filename)\" does not hold its \(file.size) bytes")
         }
         ctx.values.removeTemporaryFiles()  // as the app does when the handler returns
@@ -99,9 +103,12 @@ import NIOPosix
         let form = Self.context(request).form()
         let query = request.query
         precondition(form.isEmpty == query.isEmpty, "the body and the query read \"\(text)\" differently")
-        let firstKey = text.split(separator: "&").first.map { String($0.split(separator: "=", maxSplits: 1).first ?? "") } ?? ""
-        let key = PercentEncoding.decode(firstKey, plusAsSpace: true) ?? firstKey
-        precondition(form.values(key) == query.values(key), "the body and the query read \"\(text)\" differently")
+        // The first pair as the bytes delimit it (a Character split can miss a delimiter).
+        if let item = text.utf8.split(separator: UInt8(ascii: "&")).first {
+            let raw = String(Substring(item.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)[0]))
+            let key = PercentEncoding.decode(raw, plusAsSpace: true) ?? raw
+            precondition(query[key] != nil && form.values(key) == query.values(key), "\"\(text)\" lost its first key \"\(key)\"")
+        }
         if let decoded = PercentEncoding.decode(text, plusAsSpace: false) {
             precondition(decoded.utf8.count <= text.utf8.count, "decoding \"\(text)\" made it longer")
         }
@@ -133,6 +140,7 @@ import NIOPosix
     /// (never outside the root); the decoded path as it goes to a log line (no control characters).
     public static func requestTarget(_ bytes: UnsafeRawBufferPointer) {
         let request = Request(method: .GET, uri: Self.text(bytes))
+        precondition(!request.rawPath.utf8.contains(UInt8(ascii: "?")), "path \"\(request.rawPath)\" runs into the query")
         _ = request.query["q"]
         if let match = Self.routes.match(rawPath: request.rawPath), let relative = match.parameters["path"],
             let resolved = StaticFiles.resolve(relative, root: Self.staticRoot)
