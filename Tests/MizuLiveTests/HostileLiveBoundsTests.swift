@@ -29,6 +29,27 @@ import Testing
         }
     }
 
+    @Test func oneClientsSessionsShareOneSubscriptionBudget() async throws {
+        #expect(Live.Options().maxTopicsPerClient == 100_000)
+        try await withLiveServer({ $0.maxTopicsPerClient = 3 }) { server, log, port in
+            let first = try await TestWebSocket.live(port: port, user: "a")
+            let second = try await TestWebSocket.live(port: port, user: "b")
+            let sessions = try await log.waitFor(sessions: 2)
+            #expect(server.subscribe(sessions[0], "t1") && server.subscribe(sessions[0], "t2"))
+            #expect(server.subscribe(sessions[1], "t3"))
+            #expect(!server.subscribe(sessions[1], "t4"), "the client's third subscription was its last")
+            #expect(try await second.readText() == #"{"topic":"error","data":"too many subscriptions"}"#)
+            server.unsubscribe(sessions[0], "t1")
+            #expect(server.subscribe(sessions[1], "t4"), "an unsubscribe gives its place back")
+            try await first.close()
+            _ = try await log.waitFor(closes: 1)
+            #expect(server.subscribe(sessions[1], "t5"), "so does a closed session's")
+            #expect(server.core.limiter.subscriptions(of: ClientAddressKey(sessions[1].request.remoteAddress)) == 3)
+            try await second.close()
+            _ = try await log.waitFor(closes: 2)
+        }
+    }
+
     @Test func aSessionKeepsItsHandshakeHeadersOnlyUpToTheBudget() async throws {
         try await withLiveServer { server, log, port in
             // ~15 KB of junk headers, as an attacker sent with each of 1,000 idle sessions,

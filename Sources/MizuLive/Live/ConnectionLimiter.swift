@@ -15,6 +15,8 @@ final class ConnectionLimiter: Sendable {
         var maxSessionsPerClient: Int
         var connectsPerSecond: Double
         var connectBurst: Int
+        /// Subscriptions of all one client's sessions together.
+        var maxTopicsPerClient: Int = .max
     }
 
     enum Decision: Equatable {
@@ -47,6 +49,7 @@ final class ConnectionLimiter: Sendable {
 
     private struct Client {
         var sessions = 0
+        var subscriptions = 0
         var tokens: Double
         var refilledAt: NIODeadline
     }
@@ -92,6 +95,31 @@ final class ConnectionLimiter: Sendable {
             return .admitted(Ticket(client: key, limiter: self))
         }
     }
+
+    /// Takes one subscription of `key`'s budget; false when its sessions together hold
+    /// ``Limits/maxTopicsPerClient``. A client the limiter does not track (no admitted
+    /// session: an embedded test channel) is not limited.
+    func takeSubscription(_ key: ClientKey) -> Bool {
+        let limit = self.limits.maxTopicsPerClient
+        return self.state.withLockedValue { state in
+            guard let client = state.clients[key] else { return true }
+            guard client.subscriptions < limit else { return false }
+            state.clients[key]?.subscriptions += 1
+            return true
+        }
+    }
+
+    /// Gives back `count` subscriptions of `key`'s budget.
+    func releaseSubscriptions(_ key: ClientKey, count: Int) {
+        guard count > 0 else { return }
+        self.state.withLockedValue { state in
+            guard let subscriptions = state.clients[key]?.subscriptions else { return }
+            state.clients[key]?.subscriptions = max(0, subscriptions - count)
+        }
+    }
+
+    /// Subscriptions `key`'s sessions hold together (tests).
+    func subscriptions(of key: ClientKey) -> Int { self.state.withLockedValue { $0.clients[key]?.subscriptions ?? 0 } }
 
     fileprivate func release(_ key: ClientKey) {
         self.state.withLockedValue { state in

@@ -41,6 +41,12 @@ extension Live {
         /// Most topics one session may be subscribed to; a subscribe past it is refused and the
         /// client is sent `{"topic":"error","data":"too many subscriptions"}`. Default 1,024.
         public var maxTopicsPerSession: Int = 1024
+        /// Most subscriptions all of one client's sessions may hold together (a client is an
+        /// IPv4 address or an IPv6 /64); a subscribe past it is refused as one past
+        /// ``maxTopicsPerSession`` is. With ``maxTopicLength`` it bounds what one client's
+        /// subscriptions hold in memory (about 80 MiB at the defaults, however many sessions it
+        /// opens). Default 100,000; behind a reverse proxy, raise it with the per-client limits.
+        public var maxTopicsPerClient: Int = 100_000
         /// Longest topic name a session may subscribe to, in UTF-8 bytes; a longer one is
         /// refused and the client is sent `{"topic":"error","data":"topic too long"}`. With
         /// ``maxTopicsPerSession`` it bounds what one session's subscriptions hold (names

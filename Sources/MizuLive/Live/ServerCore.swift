@@ -58,7 +58,8 @@ final class ServerCore: Sendable {
         self.registry = TopicRegistry(broker: options.broker, metrics: self.metrics)
         self.limiter = ConnectionLimiter(ConnectionLimiter.Limits(
             maxSessions: max(1, options.maxSessions), maxSessionsPerClient: max(1, options.maxSessionsPerClient),
-            connectsPerSecond: max(0.001, options.connectsPerSecond), connectBurst: max(1, options.connectBurst)))
+            connectsPerSecond: max(0.001, options.connectsPerSecond), connectBurst: max(1, options.connectBurst),
+            maxTopicsPerClient: max(1, options.maxTopicsPerClient)))
         var webSocket = Self.webSocketConfiguration(options, compression: self.compression)
         let highWater = self.metrics.sendQueueHighWater
         webSocket.sendQueueWatermark = SendQueueWatermark { highWater.record($0) }

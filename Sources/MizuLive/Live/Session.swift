@@ -110,10 +110,11 @@ extension Live {
                 try? self.send(Message(topic: "error", data: Data(#""topic too long""#.utf8)))
                 return .refused
             }
+            let client = self.clientKey
             let outcome: SubscribeOutcome? = self.state.withLockedValue { state in
                 guard !state.close.isClosed else { return .refused }
                 guard !state.topics.contains(topic) else { return .alreadySubscribed }
-                guard state.topics.count < limit else { return nil }
+                guard state.topics.count < limit, self.core.limiter.takeSubscription(client) else { return nil }
                 state.topics.insert(topic)
                 self.core.registry.add(self, to: topic, recovering: recovering)
                 return .added
@@ -132,8 +133,13 @@ extension Live {
                 self.core.registry.remove(self, from: topic)
                 return true
             }
-            if removed { self.core.left(self, [topic]) }
+            guard removed else { return }
+            self.core.limiter.releaseSubscriptions(self.clientKey, count: 1)
+            self.core.left(self, [topic])
         }
+
+        /// The client this session counts against (per-client limits).
+        private var clientKey: ClientAddressKey { ClientAddressKey(self.request.remoteAddress) }
 
         /// The connection ended: the session leaves every topic; true the first time.
         func markClosed(_ reason: WebSocketCloseReason) -> Bool {
@@ -144,7 +150,10 @@ extension Live {
                 return state.topics
             }
             guard let topics else { return false }
-            if !topics.isEmpty { self.core.left(self, topics) }
+            if !topics.isEmpty {
+                self.core.limiter.releaseSubscriptions(self.clientKey, count: topics.count)
+                self.core.left(self, topics)
+            }
             return true
         }
 
