@@ -41,7 +41,7 @@ bash scripts/install-deps.sh
 # Every wait a test makes for the server is multiplied by this (Tests/Support/Patience.swift,
 # Tests/ChatApp/test_contract.py): a slow or busy machine makes the run slower, not red.
 # ThreadSanitizer slows code 5-15x and gets more below. Set it yourself to override.
-export MIZU_TEST_PATIENCE="${MIZU_TEST_PATIENCE:-3}"
+export MIZU_TEST_PATIENCE="${MIZU_TEST_PATIENCE:-5}"
 
 step "build (warnings from our code fail the run)"
 for traits in "" "TLS"; do

@@ -51,7 +51,7 @@ final class RedisTestServer: Sendable {
         configuration.channelPrefix = prefix
         configuration.reconnectDelay = .milliseconds(20)
         configuration.maxReconnectDelay = .milliseconds(200)
-        configuration.connectTimeout = .seconds(2)
+        configuration.connectTimeout = Patience.scaled(.seconds(2))  // a healthy Redis must beat it
         #if TLS
         if let tls = self.tls {
             configuration.tls?.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(tls.certificate))

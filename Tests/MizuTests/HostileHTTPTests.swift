@@ -147,7 +147,9 @@ import Testing
         try await withServer(self.app { $0.writeStallTimeout = .milliseconds(500) }) { (port: Int) async throws in
             let peer = try HostilePeer(port: port, receiveBuffer: 4096)
             let request = Array("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
-            let flood = await peer.flood(request, for: .seconds(2), limit: Self.floodLimit)
+            // Long enough to fill the kernel's buffers on a slow run too (the flood ends when the
+            // server stops taking bytes or closes).
+            let flood = await peer.flood(request, for: Patience.scaled(.seconds(2)), limit: Self.floodLimit)
             let closed = flood.closed ? true : await peer.waitForClose(timeout: .seconds(5)) != nil
             #expect(closed, "a pipeliner that never reads stayed connected: \(flood)")
             try await self.expectFastAnswer(port: port)
@@ -179,7 +181,8 @@ import Testing
     }
 
     @Test func aSlowButSteadyReaderIsNotCutOff() async throws {
-        try await withServer(self.app { $0.writeStallTimeout = .milliseconds(300) }) { (port: Int) async throws in
+        // The deadline a reader that resumes must beat: scaled, or a slow run's late resume fails it.
+        try await withServer(self.app { $0.writeStallTimeout = Patience.scaled(.milliseconds(300)) }) { (port: Int) async throws in
             let client = try await RawClient.connect(port: port, receiveBufferSize: 4096)
             try await client.stopReading()
             try await client.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")

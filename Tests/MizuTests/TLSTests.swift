@@ -10,7 +10,7 @@ import Testing
         let (certificate, key) = try makeSelfSignedCertificate()
         var configuration = HTTPServerConfiguration()
         configuration.tls = try App.tlsConfiguration(certificateFile: certificate, keyFile: key)
-        configuration.requestHeadTimeout = .seconds(1)
+        configuration.requestHeadTimeout = Patience.scaled(.seconds(1))  // the test client's handshake must beat it
         let app = App(configuration: configuration, logsRequests: false)
         app.get("/hello") { c in try await c.text(.ok, "secure: \(c.request.isSecure)") }
         try await withServer(app) { (port: Int) async throws in

@@ -12,6 +12,9 @@ package final class WriteStallWatch {
     private let timeout: TimeAmount
     private let onStall: () -> Void
     private var scheduled: Scheduled<Void>?
+    /// Set by the owner when some output is known to have left (a write completed): while
+    /// new writes keep coming, the buffered count alone may not shrink although the peer reads.
+    private var progressed = false
 
     /// Whether it still watches (it stops by itself once the output has left).
     package var isWatching: Bool { self.scheduled != nil }
@@ -25,6 +28,11 @@ package final class WriteStallWatch {
         self.timeout = timeout
         self.onStall = onStall
         self.arm(buffered: Self.bufferedBytes(channel))
+    }
+
+    /// Some output left since the last look (a write's promise completed).
+    package func noteProgress() {
+        self.progressed = true
     }
 
     /// The channel is writable again, or closing: stop watching.
@@ -44,7 +52,8 @@ package final class WriteStallWatch {
         self.scheduled = nil
         let buffered = Self.bufferedBytes(self.channel)
         guard !self.channel.isWritable || buffered > 0 else { return }  // everything left: nothing to watch
-        if buffered < bufferedBefore {
+        if buffered < bufferedBefore || self.progressed {
+            self.progressed = false
             self.arm(buffered: buffered)
         } else {
             self.onStall()

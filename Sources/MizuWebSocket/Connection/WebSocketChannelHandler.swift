@@ -150,13 +150,20 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
             self.stallWatch = nil
             self.sendPendingPong()
             self.resumeReadingIfAllowed()
-        } else if self.stallWatch == nil {
-            // The peer must take some of our output within writeStallTimeout, or be dropped.
-            self.stallWatch = WriteStallWatch(channel: context.channel, timeout: self.configuration.writeStallTimeout) { [unowned self] in
-                self.carryOut(self.machine.abort(.writeTimeout))
-            }
+        } else {
+            self.watchOutput(context)
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// The peer must take some of our output within writeStallTimeout, or be dropped: watched
+    /// while the channel is unwritable and whenever a flush left bytes the kernel would not
+    /// take (below the high water mark a channel stays writable while its peer reads nothing).
+    private func watchOutput(_ context: ChannelHandlerContext) {
+        guard self.stallWatch?.isWatching != true else { return }
+        self.stallWatch = WriteStallWatch(channel: context.channel, timeout: self.configuration.writeStallTimeout) { [unowned self] in
+            self.carryOut(self.machine.abort(.writeTimeout))
+        }
     }
 
     private func sendPendingPong() {
@@ -249,11 +256,16 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
             self.connection.releaseSendSlots(batch)
             return
         }
+        self.watchOutput(context)
         // A slow reader: writes complete in order, so when this empty write is done the batch
         // before it is too.
         let promise = context.eventLoop.makePromise(of: Void.self)
         let connection = self.connection
-        promise.futureResult.whenComplete { _ in connection.releaseSendSlots(batch) }
+        let watch = NIOLoopBound(self.stallWatch, eventLoop: context.eventLoop)
+        promise.futureResult.whenComplete { _ in
+            connection.releaseSendSlots(batch)
+            watch.value?.noteProgress()  // on the loop: the batch reached the kernel
+        }
         context.writeAndFlush(self.wrapOutboundOut(Self.emptyBuffer), promise: promise)
     }
 
