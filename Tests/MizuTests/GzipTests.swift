@@ -61,6 +61,19 @@ import Testing
         }
     }
 
+    @Test func aStreamedBodyHoldsACompactCompressor() throws {
+        // A streamed response may live as long as its client wants: its zlib state is 32 KiB,
+        // not zlib's default 256 KiB (counted by the stream's own allocator).
+        let full = GzipStream(level: 6).stateBytes, compact = GzipStream(level: 6, compact: true).stateBytes
+        #expect(full > 250 * 1024, "\(full) bytes in a default compressor")
+        #expect(compact < 40 * 1024, "\(compact) bytes in a streamed-body compressor")
+        // Still gzip: a piece compressed compactly comes back whole.
+        let stream = GzipStream(level: 6, compact: true)
+        let text = String(repeating: "compact but still gzip ", count: 400)
+        let packed = try #require(stream.compress(ByteBuffer(string: text), last: true, allocator: ByteBufferAllocator()))
+        #expect(gunzip(Array(packed.readableBytesView)) == Array(text.utf8))
+    }
+
     @Test func aStreamedBodyIsCompressedAsItGoes() async throws {
         let gate = Gate()
         try await withServer(Self.app(gate: gate)) { (port: Int) async throws in

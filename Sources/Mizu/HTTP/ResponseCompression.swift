@@ -39,7 +39,7 @@ final class ResponseCompression: @unchecked Sendable {
             headers.add(name: "vary", value: "Accept-Encoding")
         }
         guard self.clientAccepts, bodySize.map({ $0 >= self.settings.minSize }) ?? true else { return false }
-        let gzip = GzipStream(level: self.settings.level)
+        let gzip = GzipStream(level: self.settings.level, compact: bodySize == nil)
         guard gzip.isReady else { return false }  // zlib could not start: identity it is
         self.gzip = gzip
         headers.replaceOrAdd(name: "content-encoding", value: "gzip")
