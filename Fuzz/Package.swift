@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
-// libFuzzer target over MizuWebSocket's and MizuLive's untrusted-input paths. Its own package so the main build
-// never compiles with the fuzzer sanitizer. Build and run with scripts/fuzz.sh.
+// libFuzzer target over the untrusted-input paths of Mizu (HTTP header and body parsers), MizuWebSocket
+// and MizuLive. Its own package so the main build never compiles with the fuzzer sanitizer. Build and run
+// with scripts/fuzz.sh.
 import Foundation
 import PackageDescription
 
@@ -14,6 +15,7 @@ let package = Package(
         .executableTarget(
             name: "MizuFuzz",
             dependencies: [
+                .product(name: "Mizu", package: mainPackage),
                 .product(name: "MizuLive", package: mainPackage),
                 .product(name: "MizuWebSocket", package: mainPackage),
             ],

@@ -13,6 +13,9 @@ if [ "$seconds" != "--build-only" ] && ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
   exit 2
 fi
 mkdir -p .build-fuzz
+# SwiftPM can reuse its cached build plan after a source file was added (the build then
+# misses it); planning again costs a second.
+rm -f .build-fuzz/release.yaml .build-fuzz/release/description.json
 if ! swift build --package-path Fuzz --scratch-path .build-fuzz -c release \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library > .build-fuzz/build.log 2>&1; then
   echo "FAILED: building the fuzz target:"; grep -E "error" .build-fuzz/build.log | head -20

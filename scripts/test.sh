@@ -9,8 +9,10 @@
 #   4. interop: Python's websockets client against EchoServer
 #   5. ChatApp: the wire contract over real sockets, two processes joined by a redis-server,
 #      and the page in headless Chromium
-#   6. Autobahn TestSuite, cases 1 to 13, against a release EchoServer
-# `scripts/test.sh --quick` skips ThreadSanitizer and runs a fast Autobahn subset.
+#   6. release builds of the ChatApp, Benchmarks/ and Fuzz/, then every fuzz target for 60 s
+#   7. Autobahn TestSuite, cases 1 to 13, against a release EchoServer
+# `scripts/test.sh --quick` skips ThreadSanitizer, the extra builds and the fuzz run, and runs
+# a fast Autobahn subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -118,6 +120,17 @@ if [ $quick -eq 0 ]; then
   set -e
   [ $status -eq 0 ] || grep -hE "error" "$logs/release-chatapp.log" "$logs/benchmarks-build.log" "$logs/fuzz-build.log" | head -20
   record "builds" $status
+
+  # Every parser of client bytes (HTTP heads, dates, ranges, cookies, media types, multipart,
+  # Accept-Encoding, forms and queries, JSON, request targets; WebSocket frames, extension
+  # headers, the live envelope, RESP) under libFuzzer for a bounded time: any crash fails.
+  step "fuzz: 60 s over every target"
+  set +e
+  timeout 300 bash scripts/fuzz.sh 60 > "$logs/fuzz.log" 2>&1
+  status=$?
+  set -e
+  grep -E "^#[0-9]+ *DONE|Done [0-9]+ runs|ERROR|deadly signal|FAILED" "$logs/fuzz.log" | head -5 || true
+  record "fuzz" $status
 fi
 
 step "Autobahn TestSuite"

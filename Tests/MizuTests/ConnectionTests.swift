@@ -136,8 +136,9 @@ import Testing
         var configuration = HTTPServerConfiguration()
         configuration.requestHeadTimeout = .milliseconds(200)
         // Long enough that the last client's request, sent right after it connects, is not
-        // overtaken by the idle deadline on a loaded machine (a 300 ms one was, once).
-        configuration.idleTimeout = .seconds(1)
+        // overtaken by the idle deadline on a loaded machine (a 300 ms one was, once; a 1 s
+        // one under a CPU hog): a deadline the healthy client must beat, scaled.
+        configuration.idleTimeout = Patience.scaled(.seconds(1))
         try await withServer(self.echoApp(configuration: configuration)) { (port: Int) async throws in
             let slow = try await RawClient.connect(port: port)
             try await slow.send("GET /fast HTTP/1.1\r\nHost: x\r\n")

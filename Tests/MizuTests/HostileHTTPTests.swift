@@ -160,9 +160,15 @@ import Testing
         #expect(HTTPServerConfiguration().maxConnectionsPerClient == 10_000)
         try await withServer(self.app { $0.maxConnectionsPerClient = 3 }) { (port: Int) async throws in
             var held: [RawClient] = []
-            for _ in 0..<3 { held.append(try await RawClient.connect(port: port)) }
+            for _ in 0..<3 {
+                // Each answered before the next connects: the server has counted it (a connect
+                // returns once the kernel accepted, before the server's own accounting).
+                let client = try await RawClient.connect(port: port)
+                try await client.send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+                #expect(try await client.readResponse().text == "fast")
+                held.append(client)
+            }
             // Held open, idle: the fourth is refused at once, with the reason.
-            _ = try await eventually("three connections") { held.count == 3 ? true : nil }
             let refused = try await RawClient.connect(port: port)
             let answer = try await refused.readResponse()
             #expect(answer.status == 503 && answer.text == "too many connections\n" && answer.header("retry-after") == "10")

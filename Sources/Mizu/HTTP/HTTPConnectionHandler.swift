@@ -297,7 +297,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// The peer must take some of our output within writeStallTimeout, or be dropped.
     private func watchOutput(_ context: ChannelHandlerContext) {
-        guard self.stallWatch?.isWatching != true else { return }
+        guard context.channel.isActive, self.stallWatch?.isWatching != true else { return }
         let channel = context.channel
         let logger = self.logger
         self.stallWatch = WriteStallWatch(channel: channel, timeout: self.configuration.writeStallTimeout) {

@@ -113,6 +113,7 @@ extension ServerCore {
                     return session.fail(.queueFull)
                 }
             }
+            return result.top
         }
         guard completed else { return Live.SubscribeResult(subscribed: false, recovered: false, top: nil, replayed: 0) }
         return result

@@ -24,6 +24,17 @@ final class TopicRegistry: Sendable {
         /// Sessions subscribed while their history is read: messages with a position wait
         /// here for them (see ``completeRecovery(of:topic:_:)``). Counted in `count`.
         var recovering: [ObjectIdentifier: Recovery] = [:]
+        /// Sessions whose recovery read the history up to a position that this node's live
+        /// stream has not reached yet (with Redis the read can answer before the pub/sub
+        /// message arrives on the other connection): messages up to it are skipped, the first
+        /// one past it (or of another epoch) makes them live subscribers. Counted in `count`.
+        var catchingUp: [ObjectIdentifier: CatchUp] = [:]
+    }
+
+    /// A recovered session waiting for the live stream to pass what it was replayed.
+    struct CatchUp {
+        let session: Live.Session
+        let through: Live.StreamPosition
     }
 
     /// A recovering session's waiting messages (offset and payload), bounded by its queue size.
@@ -92,7 +103,9 @@ final class TopicRegistry: Sendable {
         let window = session.connection.broadcastEncoding.sharedWindow
         self.shard(topic).withLockedValue { topics in
             guard var entry = topics.removeValue(forKey: topic) else { return }
-            if entry.recovering.removeValue(forKey: ObjectIdentifier(session)) != nil {
+            if entry.recovering.removeValue(forKey: ObjectIdentifier(session)) != nil
+                || entry.catchingUp.removeValue(forKey: ObjectIdentifier(session)) != nil
+            {
                 entry.count -= 1
                 self.metrics?.subscriptions.decrement()
             } else if var bucket = entry.buckets.removeValue(forKey: loopID),
@@ -152,25 +165,52 @@ final class TopicRegistry: Sendable {
                     topics[topic]!.recovering[key]!.overflowed = true
                 }
             }
-            let entry = topics[topic]!
-            guard !entry.buckets.isEmpty else { return (0, 0) }
-            let frame = BroadcastFrame(text: payload, sharedWindows: Array(entry.sharedWindows.keys), compression: compression)
-            var subscribers = 0
-            for bucket in entry.buckets.values {
-                let connections = bucket.connections
-                subscribers += connections.count
-                bucket.eventLoop.execute { frame.write(to: connections) }
+            // Recovered sessions still behind their replay: skipped until the stream passes it,
+            // then sent this message alone and made live (later messages come with the rest).
+            var caughtUp: [Live.Session] = []
+            if !topics[topic]!.catchingUp.isEmpty {
+                for (key, catchUp) in topics[topic]!.catchingUp {
+                    guard position.epoch != catchUp.through.epoch || position.offset > catchUp.through.offset else { continue }
+                    topics[topic]!.catchingUp[key] = nil
+                    caughtUp.append(catchUp.session)
+                }
             }
-            return (subscribers, frame.size)
+            let entry = topics[topic]!
+            var subscribers = 0
+            var size = payload.readableBytes
+            if !entry.buckets.isEmpty {
+                let frame = BroadcastFrame(text: payload, sharedWindows: Array(entry.sharedWindows.keys), compression: compression)
+                size = frame.size
+                for bucket in entry.buckets.values {
+                    let connections = bucket.connections
+                    subscribers += connections.count
+                    bucket.eventLoop.execute { frame.write(to: connections) }
+                }
+            }
+            guard !caughtUp.isEmpty else { return (subscribers, size) }
+            var promoted = topics.removeValue(forKey: topic)!
+            let message = payload
+            for session in caughtUp {
+                let connection = session.connection
+                connection.eventLoop.execute {
+                    if connection.trySend(WebSocketMessage(dataOpcode: .text, data: message)) == .queueFull { session.fail(.queueFull) }
+                }
+                Self.addLive(session, loop: connection.eventLoop, window: connection.broadcastEncoding.sharedWindow, to: &promoted)
+            }
+            topics[topic] = promoted
+            return (subscribers + caughtUp.count, size)
         }
     }
 
     /// Ends `session`'s recovery on `topic`: `send` gets the messages that waited (offset
-    /// order), under the topic's lock, and must queue everything for the session before
-    /// returning; from then on the session is a live subscriber. False when the session left
-    /// meanwhile (nothing is sent).
+    /// order), under the topic's lock, must queue everything for the session before
+    /// returning, and returns the position the session was sent up to (nil: nothing from a
+    /// history). From then on the session is a live subscriber, once the live stream has
+    /// passed that position (see ``Topic/catchingUp``). False when the session left meanwhile
+    /// (nothing is sent).
     func completeRecovery(
-        of session: Live.Session, topic: String, _ send: (_ waiting: [(offset: UInt64, payload: ByteBuffer)], _ overflowed: Bool) -> Void
+        of session: Live.Session, topic: String,
+        _ send: (_ waiting: [(offset: UInt64, payload: ByteBuffer)], _ overflowed: Bool) -> Live.StreamPosition?
     ) -> Bool {
         let loop = session.connection.eventLoop
         let window = session.connection.broadcastEncoding.sharedWindow
@@ -178,8 +218,11 @@ final class TopicRegistry: Sendable {
             guard var entry = topics.removeValue(forKey: topic) else { return false }
             defer { topics[topic] = entry }
             guard let recovery = entry.recovering.removeValue(forKey: ObjectIdentifier(session)) else { return false }
-            send(recovery.waiting, recovery.overflowed)
-            Self.addLive(session, loop: loop, window: window, to: &entry)
+            if let through = send(recovery.waiting, recovery.overflowed), through.offset > (recovery.waiting.last?.offset ?? 0) {
+                entry.catchingUp[ObjectIdentifier(session)] = CatchUp(session: session, through: through)
+            } else {
+                Self.addLive(session, loop: loop, window: window, to: &entry)
+            }
             return true
         }
     }

@@ -160,8 +160,11 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// while the channel is unwritable and whenever a flush left bytes the kernel would not
     /// take (below the high water mark a channel stays writable while its peer reads nothing).
     private func watchOutput(_ context: ChannelHandlerContext) {
-        guard self.stallWatch?.isWatching != true else { return }
-        self.stallWatch = WriteStallWatch(channel: context.channel, timeout: self.configuration.writeStallTimeout) { [unowned self] in
+        // A flush can come after the connection closed (and its watch was cancelled): nothing
+        // to watch then. Weak: a watch must never outlive the handler it reports to.
+        guard context.channel.isActive, self.stallWatch?.isWatching != true else { return }
+        self.stallWatch = WriteStallWatch(channel: context.channel, timeout: self.configuration.writeStallTimeout) { [weak self] in
+            guard let self else { return }
             self.carryOut(self.machine.abort(.writeTimeout))
         }
     }
