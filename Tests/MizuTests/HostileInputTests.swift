@@ -110,6 +110,40 @@ import Testing
         #expect(paths.allSatisfy { !FileManager.default.fileExists(atPath: $0) }, "left behind: \(paths)")
     }
 
+    /// Found by the fuzzer: a delimiter followed by a combining mark is one Swift Character,
+    /// so a search by Character missed it. Every parser now splits at the bytes.
+    @Test func delimitersFollowedByCombiningMarksStillDelimit() async throws {
+        let mark = "\u{301}"
+        let app = App(logsRequests: false)
+        app.get("/q") { c in try await c.text(.ok, "path=\(c.request.path) a=\(c.request.query["a"] ?? "-") admin=\(c.request.query[mark + "admin"] ?? "-")") }
+        app.get("/cookie") { c in try await c.text(.ok, "b=\(c.cookie(mark + "b") ?? "-")") }
+        app.post("/upload") { c in try await c.text(.ok, try c.multipartForm().files.map(\.filename).joined(separator: ",")) }
+        try await withServer(app) { (port: Int) async throws in
+            let encodedMark = "%CC%81"
+            let query = try await request(port: port, "GET", "/q?\(encodedMark)a=1&a=2&\(encodedMark)admin=true")
+            #expect(query.text == "path=/q a=2 admin=true" || query.text == "path=/q a=1 admin=true")
+            // Raw non-ASCII never gets past the HTTP parser; a Request an adapter builds can hold it.
+            let raw = try await RawClient.connect(port: port)
+            try await raw.send(Array("GET /q?\(mark)x=1 HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            #expect(try await raw.readResponse().status == 400)
+            let built = Request(method: .GET, uri: "/q?\(mark)x=1&\(mark)admin=true")
+            #expect(built.path == "/q" && built.query[mark + "admin"] == "true", "the query stays out of the path: \(built.path)")
+            let cookie = try await request(port: port, "GET", "/cookie", headers: ["Cookie": "a=1;\(mark)b=2"])
+            #expect(cookie.text == "b=2")
+            let body = "--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"../\(mark)x.txt\"\r\n\r\nhi\r\n--B--\r\n"
+            let upload = try await request(port: port, "POST", "/upload", headers: ["Content-Type": "multipart/form-data; boundary=B"], body: body)
+            #expect(upload.text == "\(mark)x.txt", "no directory part: \(upload.text)")
+        }
+        // RFC 9110 section 12.4.2: a qvalue is 0 to 1 with at most three decimals, nothing else.
+        for (text, weight) in [("1", 1000), ("0.5", 500), ("0.125", 125), ("1.000", 1000), ("0", 0)] {
+            #expect(ResponseCompression.qvalue(text) == weight, "\(text)")
+        }
+        for text in ["nan", "inf", "1e400", "0x1p-1", "1.5", "0.1234", "-0", "+1", ".5", ""] {
+            #expect(ResponseCompression.qvalue(text) == nil, "\(text)")
+        }
+        #expect(!ResponseCompression.acceptsGzip("gzip;q=nan") && ResponseCompression.acceptsGzip("gzip;q=nan, *"))
+    }
+
     @Test func corsRefusesAnyOriginWithCredentials() async {
         await #expect(processExitsWith: .failure) {
             var options = CORSOptions(allowedOrigins: ["*"])
