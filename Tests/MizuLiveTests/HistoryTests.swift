@@ -332,7 +332,7 @@ func assertRaceFreeRecovery(publishTo server: Live.Server, recoverOn port: Int, 
         var expected = since.offset + 1
         for _ in 0..<30 {
             let message = try await socket.readMessage()
-            #expect(message.topic == topic && message.offset == expected && message.data == String(expected), "iteration \(iteration): got \(message.topic) \(message.offset.map(String.init) ?? "-") \(message.data), expected \(expected) after \(since)")
+            #expect(message.topic == topic && message.offset == expected && message.data == String(expected), "iteration \(iteration): got \(message.topic) \(message.offset.map(String.init) ?? "-") \(message.data), expected \(expected) after \(since); answer \(answer.data)")
             guard message.offset == expected else { break }
             expected += 1
         }

@@ -83,15 +83,20 @@ import Testing
         }) { _, log, port in
             let socket = try await TestWebSocket.live(port: port)
             let session = try await log.waitFor(sessions: 1)[0]
-            // 70 messages of 60 KB (4.2 MB) against a hook that takes none of them yet.
+            // 70 messages of 60 KB (4.2 MB) against a hook that takes none of them yet, sent from a
+            // task: once the server stops reading, the kernel's buffers fill and the sends wait.
             let padding = String(repeating: "p", count: 60_000)
-            for index in 0..<70 { try await socket.send(text: #"{"topic":"presence","data":{"n":\#(index),"pad":"\#(padding)"}}"#) }
+            let frames = (0..<70).flatMap { index in
+                clientFrame(0x1, Array(#"{"topic":"presence","data":{"n":\#(index),"pad":"\#(padding)"}}"#.utf8))
+            }
+            let sending = Task { try await socket.client.send(frames) }
             // The server stops reading past its byte mark: what waits stays near it (one read's
             // worth of frames may already be parsed when reading pauses), not 64 messages' worth.
             _ = try await eventually("the byte mark to be reached") { session.inboxPeakBytes >= Live.Session.inboxHighWaterBytes ? true : nil }
             let bound = Live.Session.inboxHighWaterBytes + 3 * 64 * 1024
             #expect(session.inboxPeakBytes <= bound, "\(session.inboxPeakBytes) bytes waited")
             hookMayGo.open()
+            try await sending.value
             _ = try await eventually("every message, once reading resumed") { received.withLockedValue { $0 } == 70 ? true : nil }
             #expect(session.inboxPeakBytes <= bound, "\(session.inboxPeakBytes) bytes waited")
             try await socket.close()

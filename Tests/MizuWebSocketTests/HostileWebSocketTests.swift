@@ -73,7 +73,9 @@ import Testing
         try await self.serve({ $0.writeStallTimeout = .seconds(2) }, events: recorder.events()) { port in
             let peer = try await self.hostileSocket(port: port)
             let messages = self.frames(0x2, payload: 1024, count: 60)
-            let flood = Task { await peer.flood(messages, for: .milliseconds(1500), limit: Self.floodLimit) }
+            // Long enough, on a slow run too, to fill what the kernel buffers between the two: a
+            // flood the kernel absorbs whole leaves the server nothing to see.
+            let flood = Task { await peer.flood(messages, for: Patience.scaled(.milliseconds(1500)), limit: Self.floodLimit) }
             try await Task.sleep(nanoseconds: 200_000_000)
             try await self.expectPromptEcho(port: port)
             let result = await flood.value
