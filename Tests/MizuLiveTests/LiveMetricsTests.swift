@@ -11,7 +11,10 @@ import Testing
     @Test func sessionsTopicsMessagesAndClosesAreCounted() async throws {
         let metrics = TestMetrics()
         try await withLiveServer({ $0.metricsFactory = metrics; $0.compression = false }) { server, log, port in
+            // One at a time: two sessions on two event loops may open in either order, and
+            // sessions[0] must be ann's.
             let ann = try await TestWebSocket.live(port: port, user: "ann")
+            _ = try await log.waitFor(sessions: 1)
             let bob = try await TestWebSocket.live(port: port, user: "bob")
             let sessions = try await log.waitFor(sessions: 2)
             #expect(try metrics.expectMeter("mizu_live_sessions").lastValue == 2)

@@ -174,6 +174,8 @@ import Testing
             try await withTwoNodes(redis, options: presenceOptions(expiry: .milliseconds(900))) { a, b in
                 let ann = try await TestWebSocket.live(port: a.port, user: "ann")
                 try await ann.subscribe("room")
+                // Node A writes ann to Redis on its next flush: a snapshot reflects what Redis has.
+                _ = try await eventuallyAsync("ann in Redis") { try await b.server.presence("room").count == 1 ? true : nil }
                 let bob = try await TestWebSocket.live(port: b.port, user: "bob")
                 try await bob.subscribe("room:presence")
                 try await bob.subscribe("room")

@@ -388,7 +388,15 @@ extension Live {
                     batch.append(topic)
                     size += length
                 }
-                if command == "SUBSCRIBE" { links.told.formUnion(batch) } else { links.told.subtract(batch) }
+                if command == "SUBSCRIBE" {
+                    links.told.formUnion(batch)
+                } else {
+                    links.told.subtract(batch)
+                    // Not subscribed from now on, whatever an older confirmation said: a
+                    // recovery that asks meanwhile waits for the next SUBSCRIBE's confirmation
+                    // (otherwise it reads the history while messages go unseen: a gap).
+                    links.confirmed.subtract(batch)
+                }
                 links.unconfirmed = batch.count
                 var bytes = channel.allocator.buffer(capacity: 32 + size + batch.count * 16)
                 RESPValue.writeCommand([command] + batch.map { prefix + $0 }, into: &bytes)
