@@ -170,7 +170,7 @@ import NIOPosix
             let colon = line.firstIndex(of: UInt8(ascii: ":")) ?? line.endIndex
             let name = line[..<colon], value = colon == line.endIndex ? line[colon...] : line[(colon + 1)...]
             // NIO's parser refuses a field name that is not a token: such a head never gets here.
-            guard !name.isEmpty, name.allSatisfy(Self.isTokenByte) else { return }
+            guard !name.isEmpty, name.allSatisfy(Cookie.isTokenByte) else { return }
             headers.add(name: Self.text(name), value: Self.text(value).trimmingHTTPWhitespace())
         }
         let head = HTTPRequestHead(
@@ -264,15 +264,6 @@ import NIOPosix
     /// anything that varies from machine to machine.
     private static let staticRoot = "/nonexistent/mizu-fuzz-root"
 
-    /// RFC 9110 tchar.
-    private static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
-    }
 
     /// Client bytes as NIO's HTTP decoder makes strings of them.
     private static func text(_ bytes: some Collection<UInt8>) -> String {
