@@ -4,7 +4,7 @@ import NIOCore
 /// How much slower than an idle 2-core machine this run may be. Every wait a test makes for
 /// something the server will do (a response, a frame, a close, a log line, a condition) is
 /// multiplied by it, so one number says how slow a machine the suite tolerates. Set it with
-/// `MIZU_TEST_PATIENCE` (an integer; `scripts/test.sh` uses 5, and 4 times that under ThreadSanitizer,
+/// `MIZU_TEST_PATIENCE` (an integer; `scripts/test.sh` uses 10, and 4 times that under ThreadSanitizer,
 /// which slows code 5-15x). A longer wait costs nothing when the answer comes: waits end on
 /// the answer, not on the clock.
 public enum Patience {
