@@ -34,7 +34,7 @@ private struct EchoUpgrader: HTTPHandler {
     }
 }
 
-@Suite(.timeLimit(.minutes(2))) struct CompatTests {
+@Suite(.timeLimit(.minutes(10))) struct CompatTests {
     @Test func plainHandlerMountedThroughCompatKeepsRouteParams() async throws {
         let app = App()
         app.get("/plain/{id}", compat(HTTPHandlerFunc { writer, request in

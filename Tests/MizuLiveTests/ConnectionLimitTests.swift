@@ -6,7 +6,7 @@ import NIOCore
 import Testing
 
 /// Admission limits: sessions in total and per client, and the handshake rate per client.
-@Suite(.timeLimit(.minutes(2))) struct ConnectionLimitTests {
+@Suite(.timeLimit(.minutes(10))) struct ConnectionLimitTests {
     private func limiter(total: Int = 100, perClient: Int = 100, rate: Double = 1_000, burst: Int = 1_000) -> ConnectionLimiter {
         ConnectionLimiter(.init(maxSessions: total, maxSessionsPerClient: perClient, connectsPerSecond: rate, connectBurst: burst))
     }

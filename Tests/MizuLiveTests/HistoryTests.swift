@@ -68,7 +68,7 @@ extension TestWebSocket {
     }
 }
 
-@Suite(.timeLimit(.minutes(3))) struct HistoryTests {
+@Suite(.timeLimit(.minutes(10))) struct HistoryTests {
     @Test func memoryHistoryKeepsTheLastMessagesForTheTTL() async throws {
         let history = MemoryHistory()
         let policy = Live.HistoryPolicy(size: 3, ttl: .seconds(10))

@@ -9,7 +9,7 @@ import NIOCore
 import Testing
 
 /// Live-level hostile clients: silent, never reading, subscribing without end.
-@Suite(.timeLimit(.minutes(2))) struct HostileLiveTests {
+@Suite(.timeLimit(.minutes(10))) struct HostileLiveTests {
     /// Opens a WebSocket without ever reading the 101 (or anything after it).
     private func hostileSocket(port: Int, path: String = "/ws", extra: [UInt8] = []) async throws -> HostilePeer {
         let peer = try HostilePeer(port: port)
@@ -87,7 +87,7 @@ import Testing
     }
 }
 
-@Suite(.timeLimit(.minutes(2))) struct SameOriginTests {
+@Suite(.timeLimit(.minutes(10))) struct SameOriginTests {
     @Test func schemeHostAndPortMustAllMatch() {
         let cases: [(String, String?, Bool)] = [
             ("http://127.0.0.1", "127.0.0.1", true),

@@ -10,7 +10,7 @@ import NIOPosix
 import Testing
 
 /// Behaviours a mutation run showed unguarded: each test fails if its behaviour breaks.
-@Suite(.timeLimit(.minutes(2))) struct LiveContractTests {
+@Suite(.timeLimit(.minutes(10))) struct LiveContractTests {
     /// Text whose second half repeats the first 600 bytes back: a 512-byte window cannot reach it.
     private static let farRepeat: String = {
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15

@@ -7,7 +7,7 @@ import NIOCore
 import Testing
 
 /// The `mizu_live_*` metrics move as sessions open, subscribe, publish and close.
-@Suite(.timeLimit(.minutes(2))) struct LiveMetricsTests {
+@Suite(.timeLimit(.minutes(10))) struct LiveMetricsTests {
     @Test func sessionsTopicsMessagesAndClosesAreCounted() async throws {
         let metrics = TestMetrics()
         try await withLiveServer({ $0.metricsFactory = metrics; $0.compression = false }) { server, log, port in

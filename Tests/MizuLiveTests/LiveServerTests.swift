@@ -92,7 +92,7 @@ extension TestWebSocket {
     }
 }
 
-@Suite(.timeLimit(.minutes(2))) struct LiveServerTests {
+@Suite(.timeLimit(.minutes(10))) struct LiveServerTests {
     @Test func authValueOriginsAndRefusals() async throws {
         try await withLiveServer({ $0.origins = ["https://allowed.example"] }) { server, log, port in
             let socket = try await TestWebSocket.live(port: port, user: "ann")

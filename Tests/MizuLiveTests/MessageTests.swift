@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 import Testing
 
-@Suite(.timeLimit(.minutes(2))) struct MessageTests {
+@Suite(.timeLimit(.minutes(10))) struct MessageTests {
     @Test func encodesTheEnvelopeWithDataByteForByte() {
         func wire(_ message: Live.Message) -> String { String(buffer: message.encoded()) }
         #expect(wire(Live.Message(topic: "chat", data: Data(#"{ "b":1,  "a":[2] }"#.utf8))) == #"{"topic":"chat","data":{ "b":1,  "a":[2] }}"#)

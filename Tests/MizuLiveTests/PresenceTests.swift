@@ -20,7 +20,7 @@ extension TestWebSocket {
     }
 }
 
-@Suite(.timeLimit(.minutes(2))) struct PresenceTests {
+@Suite(.timeLimit(.minutes(10))) struct PresenceTests {
     @Test func membersJoinLeaveAndNewSubscribersGetASnapshot() async throws {
         try await withLiveServer(presenceOptions()) { server, _, port in
             let watcher = try await TestWebSocket.live(port: port, user: "watch")

@@ -2,7 +2,7 @@
 import NIOCore
 import Testing
 
-@Suite(.timeLimit(.minutes(2))) struct RESPParserTests {
+@Suite(.timeLimit(.minutes(10))) struct RESPParserTests {
     static let stream = "+OK\r\n-ERR wrong password\r\n:42\r\n:-7\r\n$5\r\nhello\r\n$0\r\n\r\n$-1\r\n*-1\r\n*0\r\n"
         + "*3\r\n$7\r\nmessage\r\n$4\r\nchat\r\n$9\r\n{\"a\":\r\n1}\r\n*2\r\n*1\r\n:1\r\n+nested\r\n"
 

@@ -67,7 +67,7 @@ func withRedis(password: String? = nil, _ body: (RedisTestServer) async throws -
     try await redis.stop()
 }
 
-@Suite(.serialized, .timeLimit(.minutes(3))) struct RedisBackplaneTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct RedisBackplaneTests {
     @Test func urlsParseAndBadOnesSayWhy() throws {
         let full = try Live.RedisBroker.Configuration(url: "redis://app:s%40cret@redis.internal:6380/3")
         #expect(full.host == "redis.internal" && full.port == 6380 && full.database == 3)

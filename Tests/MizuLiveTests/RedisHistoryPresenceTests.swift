@@ -5,7 +5,7 @@ import MizuTestSupport
 import NIOCore
 import Testing
 
-@Suite(.serialized, .timeLimit(.minutes(3))) struct RedisHistoryPresenceTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct RedisHistoryPresenceTests {
     @Test func historyIsSharedByTheNodesAndRecoversOnAnotherNode() async throws {
         try await withRedis { redis in
             try await withTwoNodes(redis, options: historyOptions(size: 10)) { a, b in

@@ -6,7 +6,7 @@ import Testing
 
 /// An endpoint that completes the handshake and hangs up at once, forever: the broker must
 /// back off as from any failure, not start again from the shortest delay after each handshake.
-@Suite(.timeLimit(.minutes(2))) struct RedisReconnectTests {
+@Suite(.timeLimit(.minutes(10))) struct RedisReconnectTests {
     private final class HandshakeThenHangUp: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer
         typealias OutboundOut = ByteBuffer

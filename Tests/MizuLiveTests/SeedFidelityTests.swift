@@ -9,7 +9,7 @@ import NIOCore
 import Testing
 
 /// Where the Go `live` package's documented behaviour and ours must agree.
-@Suite(.timeLimit(.minutes(2))) struct SeedFidelityTests {
+@Suite(.timeLimit(.minutes(10))) struct SeedFidelityTests {
     @Test func handshakeChecksRunInGosOrder() async throws {
         let authCalls = NIOLockedValueBox(0)
         try await withLiveServer({ options in

@@ -11,7 +11,7 @@ import Testing
 
 /// App and Live.Server as Services in a ServiceGroup: a graceful shutdown closes sessions
 /// with 1001, then stops the HTTP server.
-@Suite(.timeLimit(.minutes(2))) struct ServiceLifecycleTests {
+@Suite(.timeLimit(.minutes(10))) struct ServiceLifecycleTests {
     @Test func aGracefulShutdownClosesSessionsThenStopsListening() async throws {
         let server = Live.Server(Live.Options(onMessage: { _, _, _, _ in }))
         let app = App(logsRequests: false)

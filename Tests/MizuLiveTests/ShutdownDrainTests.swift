@@ -8,7 +8,7 @@ import Testing
 
 /// Shutdown as a reconnect storm's first cause: closes spread over a window, and no new
 /// session accepted while it runs.
-@Suite(.timeLimit(.minutes(2))) struct ShutdownDrainTests {
+@Suite(.timeLimit(.minutes(10))) struct ShutdownDrainTests {
     @Test func aSmallServerClosesEverythingAtOnce() {
         #expect(DrainSchedule(sessions: 0, spread: .seconds(1)).batches.isEmpty)
         #expect(DrainSchedule(sessions: 100, spread: .seconds(1)).batches == [.init(offset: .zero, range: 0..<100)])

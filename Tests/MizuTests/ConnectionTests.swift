@@ -5,7 +5,7 @@ import NIOCore
 import NIOHTTP1
 import Testing
 
-@Suite(.timeLimit(.minutes(2))) struct ConnectionTests {
+@Suite(.timeLimit(.minutes(10))) struct ConnectionTests {
     private func echoApp(configuration: HTTPServerConfiguration = HTTPServerConfiguration()) -> App {
         let app = App(configuration: configuration)
         app.get("/slow") { c in

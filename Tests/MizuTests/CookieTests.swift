@@ -4,7 +4,7 @@ import MizuTestSupport
 import Testing
 
 /// Set-Cookie with every attribute, odd characters, and several cookies per response.
-@Suite(.timeLimit(.minutes(2))) struct CookieTests {
+@Suite(.timeLimit(.minutes(10))) struct CookieTests {
     @Test func everyAttributeIsWrittenInRFC6265Form() throws {
         let cookie = Cookie(
             name: "session", value: "abc123", path: "/app", domain: "example.com",

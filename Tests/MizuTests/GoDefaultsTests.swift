@@ -4,7 +4,7 @@ import MizuTestSupport
 import Testing
 
 /// The router's defaults that Go mizu documents: request logging, logged 500s, strict JSON binding.
-@Suite(.timeLimit(.minutes(2))) struct GoDefaultsTests {
+@Suite(.timeLimit(.minutes(10))) struct GoDefaultsTests {
     @Test func anAppLogsEachRequestByDefault() async throws {
         let log = CapturedLog()
         let app = App(logger: log.logger)

@@ -5,7 +5,7 @@ import NIOCore
 import Testing
 
 /// Go mizu's compress middleware (gzip), over real sockets.
-@Suite(.timeLimit(.minutes(2))) struct GzipTests {
+@Suite(.timeLimit(.minutes(10))) struct GzipTests {
     static let json = "[" + (0..<200).map { #"{"id":\#($0),"name":"item \#($0)"}"# }.joined(separator: ",") + "]"
 
     static func app(_ directory: String? = nil, gate: Gate = Gate()) -> App {

@@ -5,7 +5,7 @@ import NIOHTTP1
 import Testing
 
 /// HTTP behaviours a mutation run showed unguarded: each test fails if its behaviour breaks.
-@Suite(.timeLimit(.minutes(2))) struct HTTPContractTests {
+@Suite(.timeLimit(.minutes(10))) struct HTTPContractTests {
     @Test func anExpectationOtherThan100ContinueIs417() async throws {
         let app = App()
         app.post("/echo") { c in try await c.text(.ok, c.request.bodyString) }

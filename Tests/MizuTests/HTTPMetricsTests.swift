@@ -4,7 +4,7 @@ import MizuTestSupport
 import Testing
 
 /// The `mizu_http_*` metrics: requests by method and status class, durations, connections.
-@Suite(.timeLimit(.minutes(2))) struct HTTPMetricsTests {
+@Suite(.timeLimit(.minutes(10))) struct HTTPMetricsTests {
     @Test func requestsAreCountedByMethodAndStatusClass() async throws {
         let metrics = TestMetrics()
         var configuration = HTTPServerConfiguration()

@@ -4,7 +4,7 @@ import NIOConcurrencyHelpers
 import Testing
 
 /// Go mizu's /livez and /readyz.
-@Suite(.timeLimit(.minutes(2))) struct HealthTests {
+@Suite(.timeLimit(.minutes(10))) struct HealthTests {
     @Test func livezAndReadyzAnswerOkWhileServing() async throws {
         let app = App(logsRequests: false)
         app.health()

@@ -6,7 +6,7 @@ import Testing
 /// One unauthenticated client at a time, as an attacker would: each test is a row of the
 /// README's limits table. Memory is bounded when the bytes a flood gets through stay small
 /// (see ``HostilePeer``); a state is bounded when the connection closes within its deadline.
-@Suite(.timeLimit(.minutes(2))) struct HostileHTTPTests {
+@Suite(.timeLimit(.minutes(10))) struct HostileHTTPTests {
     /// Past this, the server was still reading: with reads stopped a flood gets 2.7-6.3 MB
     /// through (the kernel buffers), without it 26-81 MB in the same time (debug build).
     static let floodBound = 12 * 1024 * 1024

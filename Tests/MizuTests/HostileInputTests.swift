@@ -6,7 +6,7 @@ import Testing
 
 /// Client numbers at their extremes and other inputs that once crashed the process or leaked,
 /// over real sockets: after each, the same server still answers.
-@Suite(.timeLimit(.minutes(2))) struct HostileInputTests {
+@Suite(.timeLimit(.minutes(10))) struct HostileInputTests {
     private static func withFiles(_ body: (Int) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mizu-hostile-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -5,7 +5,7 @@ import NIOConcurrencyHelpers
 import Testing
 
 /// multipart/form-data: fields, files in memory and spooled to disk, and malformed bodies.
-@Suite(.timeLimit(.minutes(2))) struct MultipartTests {
+@Suite(.timeLimit(.minutes(10))) struct MultipartTests {
     static let boundary = "----mizu7MA4YWxkTrZu0gW"
 
     static func body(_ parts: [(headers: String, content: [UInt8])], close: Bool = true) -> [UInt8] {

@@ -5,7 +5,7 @@ import NIOCore
 import Testing
 
 /// Go mizu's request and response helpers and its request-ID and CORS middleware.
-@Suite(.timeLimit(.minutes(2))) struct RouterHelpersTests {
+@Suite(.timeLimit(.minutes(10))) struct RouterHelpersTests {
     @Test func formsHeadersIfAbsentAndTheClientAddress() async throws {
         let app = App(logsRequests: false)
         app.post("/form") { c in
@@ -93,7 +93,7 @@ import Testing
     }
 }
 
-@Suite(.timeLimit(.minutes(2))) struct FileAnswerTests {
+@Suite(.timeLimit(.minutes(10))) struct FileAnswerTests {
     @Test func fileAndDownloadStreamAFileWithItsHeaders() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mizu-files-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -132,7 +132,7 @@ import Testing
     }
 }
 
-@Suite(.timeLimit(.minutes(2))) struct UnixSocketTests {
+@Suite(.timeLimit(.minutes(10))) struct UnixSocketTests {
     @Test func anAppServesOnAUnixDomainSocketAndReplacesOnlyAStaleSocket() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("mizu-\(UUID().uuidString.prefix(8)).sock").path
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -161,7 +161,7 @@ import Testing
     }
 }
 
-@Suite(.timeLimit(.minutes(2))) struct JSONAnswerTests {
+@Suite(.timeLimit(.minutes(10))) struct JSONAnswerTests {
     struct Event: Encodable {
         let eventName: String
         let at: Date

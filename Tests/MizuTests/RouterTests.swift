@@ -4,7 +4,7 @@ import NIOConcurrencyHelpers
 import NIOHTTP1
 import Testing
 
-@Suite(.timeLimit(.minutes(2))) struct RouterTests {
+@Suite(.timeLimit(.minutes(10))) struct RouterTests {
     private func routingApp() -> App {
         let app = App()
         app.get("/users/{id}") { c in try await c.text(.ok, "user \(c.param("id"))") }

@@ -3,7 +3,7 @@ import Mizu
 import MizuTestSupport
 import Testing
 
-@Suite(.timeLimit(.minutes(2))) struct StaticFilesTests {
+@Suite(.timeLimit(.minutes(10))) struct StaticFilesTests {
     @Test func servesFilesAndRefusesTraversal() async throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("mizu-static-\(UUID().uuidString)")
         let publicDir = base.appendingPathComponent("public")

@@ -25,7 +25,7 @@ extension RawClient {
     }
 }
 
-@Suite(.timeLimit(.minutes(2))) struct StreamingTests {
+@Suite(.timeLimit(.minutes(10))) struct StreamingTests {
     @Test func streamSendsAsItGoesAndEndsWithTheLastChunk() async throws {
         let gate = Gate()
         let app = App(logsRequests: false)

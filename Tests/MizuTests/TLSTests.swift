@@ -5,7 +5,7 @@ import MizuTestSupport
 import Testing
 
 /// https:// with a self-signed certificate made by openssl for the test: a real handshake.
-@Suite(.timeLimit(.minutes(2))) struct TLSTests {
+@Suite(.timeLimit(.minutes(10))) struct TLSTests {
     @Test func anAppServesHTTPSAndTheRequestKnowsItIsSecure() async throws {
         let (certificate, key) = try makeSelfSignedCertificate()
         var configuration = HTTPServerConfiguration()

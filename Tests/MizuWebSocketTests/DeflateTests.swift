@@ -3,7 +3,7 @@ import MizuTestSupport
 import NIOCore
 import Testing
 
-@Suite(.timeLimit(.minutes(2))) struct DeflateTests {
+@Suite(.timeLimit(.minutes(10))) struct DeflateTests {
     let allocator = ByteBufferAllocator()
 
     @Test func parsesExtensionHeadersByTheGrammar() {

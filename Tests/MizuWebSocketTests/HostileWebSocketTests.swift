@@ -9,7 +9,7 @@ import Testing
 
 /// WebSocket peers that attack the server's memory and deadlines, one at a time, over real
 /// sockets. A flood's accepted bytes bound what the server holds (see ``HostilePeer``).
-@Suite(.timeLimit(.minutes(2))) struct HostileWebSocketTests {
+@Suite(.timeLimit(.minutes(10))) struct HostileWebSocketTests {
     /// With reads stopped an echo flood gets 6-10 MB through (the kernel buffers on both
     /// sides, autotuned while the server still read); without, 81 MB in the same time.
     static let floodBound = 20 * 1024 * 1024

@@ -3,7 +3,7 @@ import MizuTestSupport
 import NIOCore
 import Testing
 
-@Suite(.timeLimit(.minutes(2))) struct MessageAssemblerTests {
+@Suite(.timeLimit(.minutes(10))) struct MessageAssemblerTests {
     let allocator = ByteBufferAllocator()
 
     func frame(_ opcode: WebSocketOpcode, _ text: String, fin: Bool = true, rsv1: Bool = false) -> WebSocketFrame {

@@ -3,7 +3,7 @@ import MizuTestSupport
 import Testing
 
 /// The WebSocket connection's close lifecycle and read gate, without sockets.
-@Suite(.timeLimit(.minutes(2))) struct WebSocketConnectionStateMachineTests {
+@Suite(.timeLimit(.minutes(10))) struct WebSocketConnectionStateMachineTests {
     @Test func thePeersCloseIsAnsweredThenTCPCloses() {
         var machine = WebSocketConnectionStateMachine()
         let outcome1 = machine.peerSentClose(code: 1000, reason: "bye")
@@ -68,7 +68,7 @@ import Testing
     }
 }
 
-@Suite(.timeLimit(.minutes(2))) struct CloseReasonLoggingTests {
+@Suite(.timeLimit(.minutes(10))) struct CloseReasonLoggingTests {
     @Test func aPeersReasonIsEscapedWhereverItIsPrinted() {
         let forged = "bye\nERROR root shell opened"
         #expect(!"\(WebSocketCloseReason.peerClosed(code: 4000, reason: forged))".contains("\n"))

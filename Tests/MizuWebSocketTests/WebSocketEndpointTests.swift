@@ -29,7 +29,7 @@ final class EchoRecorder: Sendable {
     }
 }
 
-@Suite(.timeLimit(.minutes(2))) struct WebSocketEndpointTests {
+@Suite(.timeLimit(.minutes(10))) struct WebSocketEndpointTests {
     func serve(_ configuration: WebSocketConfiguration = WebSocketConfiguration(), recorder: EchoRecorder = EchoRecorder(),
                _ body: (Int) async throws -> Void) async throws {
         let app = App()
