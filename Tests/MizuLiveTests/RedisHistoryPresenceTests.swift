@@ -158,8 +158,34 @@ import Testing
                     try await ann.subscribe("room")
                     let line = try await eventually("the warning") { log.all.first { $0.message.hasPrefix("presence not written to Redis") } }
                     #expect(line.level == .warning && line.metadata["topic"] == "room")
-                    #expect(try await server.presence("room").isEmpty)
+                    #expect(try await redis.command(["HLEN", "test:presence:room"]) == .integer(0))
+                    _ = server
                     try await ann.close()
+                }
+            } catch {
+                await broker.close()
+                throw error
+            }
+            await broker.close()
+        }
+    }
+
+    /// Reads (history, presence) count against `maxPendingPublishBytes` like publishes: one
+    /// that would pass it is refused with `overloaded`, never queued without bound, and the
+    /// publishes that fit still go through.
+    @Test func readsThatWouldPassThePendingBoundAreRefused() async throws {
+        try await withRedis { redis in
+            var configuration = try redis.configuration()
+            configuration.maxPendingPublishBytes = 256  // smaller than either read script
+            let broker = try await Live.RedisBroker.connect(configuration)
+            do {
+                try await withLiveServer({ presenceOptions()(&$0); $0.broker = broker }) { server, _, _ in
+                    await #expect(throws: Live.RedisError.overloaded) { try await server.presence("room") }
+                    await #expect(throws: Live.RedisError.overloaded) { try await server.presenceCount("room") }
+                    // A plain publish is smaller than the bound: it still reaches Redis.
+                    server.publish("room", Data(#"{"n":1}"#.utf8))
+                    _ = try await eventually("the publish sent") { broker.statistics.published == 1 ? true : nil }
+                    #expect(broker.statistics.dropped == 0)
                 }
             } catch {
                 await broker.close()

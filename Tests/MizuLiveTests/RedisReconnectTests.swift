@@ -2,6 +2,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import MizuTestSupport
 import Testing
 
 /// An endpoint that completes the handshake and hangs up at once, forever: the broker must
@@ -30,6 +31,7 @@ import Testing
         var configuration = Live.RedisBroker.Configuration(host: "127.0.0.1", port: server.localAddress!.port!)
         configuration.reconnectDelay = .milliseconds(20)
         configuration.maxReconnectDelay = .milliseconds(200)
+        configuration.connectTimeout = Patience.scaled(.seconds(2))  // the first connect must succeed, however slow the machine
         let broker = try await Live.RedisBroker.connect(configuration)
         try await Task.sleep(nanoseconds: 2_000_000_000)
         await broker.close()

@@ -155,12 +155,28 @@ final class RedisTestServer: Sendable {
         try? handle.close()
     }
 
+    /// A free port below the kernel's ephemeral range. A port from that range (what binding
+    /// port 0 gives) can be taken, while Redis is down for a restart, as the local port of any
+    /// of the thousands of connections the suite makes; redis-server then cannot bind it and
+    /// the restart never comes back.
     private static func freePort() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress?.port ?? 0
-        try await channel.close()
-        return port
+        let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } } ?? 32768
+        let candidates = 10_000..<max(10_001, ephemeralStart)
+        for _ in 0..<100 {
+            let port = Int.random(in: candidates)
+            guard let channel = try? await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .bind(host: "127.0.0.1", port: port).get()
+            else { continue }
+            try await channel.close()
+            return port
+        }
+        throw NoFreePort(range: candidates)
+    }
+
+    struct NoFreePort: Error, CustomStringConvertible {
+        let range: Range<Int>
+        var description: String { "no free port for redis-server in \(self.range)" }
     }
 }
 

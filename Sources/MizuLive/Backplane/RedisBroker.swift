@@ -68,6 +68,10 @@ extension Live {
             /// Commands queued before `bytes` whose replies someone waits for (reads), each after
             /// the fire-and-forget commands queued before it, so Redis sees everything in order.
             var segments: [RedisRequest] = []
+            /// Bytes held in `segments`: they count against `maxPendingPublishBytes` too.
+            var segmentBytes = 0
+            /// Everything waiting to be written, in bytes.
+            var pendingBytes: Int { self.bytes.readableBytes + self.segmentBytes }
             var connected = false
             var flushScheduled = false
             /// Drops not yet reported in the log, and when the log last reported some.
@@ -243,7 +247,7 @@ extension Live {
             let limit = self.configuration.maxPendingPublishBytes
             enum Outcome { case queued, queuedAndSchedule, dropped(report: Int) }
             let outcome = self.outbox.withLockedValue { outbox -> Outcome in
-                guard outbox.connected, outbox.bytes.readableBytes + size <= limit else {
+                guard outbox.connected, outbox.pendingBytes + size <= limit else {
                     guard countsAsPublish else { return .dropped(report: -1) }
                     outbox.unreportedDrops += 1
                     // At most one log line per interval, however many are dropped.
@@ -289,21 +293,29 @@ extension Live {
             let promise = self.eventLoop.makePromise(of: RESPValue.self)
             var command = ByteBuffer()
             write(&command)
-            let schedule: Bool? = self.outbox.withLockedValue { outbox in
-                guard outbox.connected else { return nil }
+            let limit = self.configuration.maxPendingPublishBytes
+            enum Outcome { case schedule, scheduled, disconnected, overloaded }
+            let outcome = self.outbox.withLockedValue { outbox -> Outcome in
+                guard outbox.connected else { return .disconnected }
+                // Reads and history publishes are bounded like plain publishes: a client that
+                // asks faster than Redis answers is refused, not buffered without limit.
+                guard outbox.pendingBytes + command.readableBytes <= limit else { return .overloaded }
                 if outbox.count > 0 {
+                    outbox.segmentBytes += outbox.bytes.readableBytes
                     outbox.segments.append(RedisRequest(bytes: outbox.bytes, replies: .discard(count: outbox.count)))
                     outbox.bytes = ByteBuffer()
                     outbox.count = 0
                 }
+                outbox.segmentBytes += command.readableBytes
                 outbox.segments.append(RedisRequest(bytes: command, replies: .one(promise)))
                 defer { outbox.flushScheduled = true }
-                return !outbox.flushScheduled
+                return outbox.flushScheduled ? .scheduled : .schedule
             }
-            switch schedule {
-            case nil: promise.fail(RedisError.connectionClosed)
-            case true?: self.eventLoop.execute { self.flushOutbox() }
-            case false?: break
+            switch outcome {
+            case .disconnected: promise.fail(RedisError.connectionClosed)
+            case .overloaded: promise.fail(RedisError.overloaded)
+            case .schedule: self.eventLoop.execute { self.flushOutbox() }
+            case .scheduled: break
             }
             return promise.futureResult
         }
@@ -333,6 +345,7 @@ extension Live {
             let (segments, bytes, count) = self.outbox.withLockedValue { outbox in
                 defer {
                     outbox.segments = []
+                    outbox.segmentBytes = 0
                     outbox.bytes = channel.allocator.buffer(capacity: 1024)
                     outbox.count = 0
                     outbox.flushScheduled = false
@@ -554,6 +567,7 @@ extension Live {
                         outbox.bytes.clear()
                         outbox.count = 0
                         outbox.segments = []
+                        outbox.segmentBytes = 0
                         outbox.flushScheduled = false
                     }
                     let segments = outbox.segments.reduce(0) { total, segment in

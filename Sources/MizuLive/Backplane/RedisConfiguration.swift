@@ -18,8 +18,9 @@ extension Live.RedisBroker {
         public var database: Int
         /// Put before every topic to form the Redis channel name, so apps can share one Redis.
         public var channelPrefix: String = "mizu:"
-        /// Publishes waiting to be written to Redis, in bytes; past it (or while disconnected)
-        /// publishes are dropped and counted. Bounds memory when Redis is slow or gone.
+        /// Commands waiting to be written to Redis, in bytes; past it (or while disconnected)
+        /// publishes are dropped and counted, and reads (history, presence) throw
+        /// ``Live/RedisError/overloaded``. Bounds memory when Redis is slow or gone.
         public var maxPendingPublishBytes: Int = 8 * 1024 * 1024
         /// Time allowed for a TCP connect plus the AUTH/SELECT/PING handshake.
         public var connectTimeout: TimeAmount = .seconds(5)

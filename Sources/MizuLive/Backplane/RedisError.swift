@@ -20,6 +20,9 @@ extension Live {
         case connectionClosed
         /// Redis did not answer (or confirm a subscription) in time.
         case timeout
+        /// More than `maxPendingPublishBytes` wait to be sent to Redis (it is slower than the
+        /// callers): the command was not sent. Retrying later may succeed.
+        case overloaded
 
         public var description: String {
             switch self {
@@ -29,6 +32,7 @@ extension Live {
             case .protocolViolation(let what): return "Redis protocol violation: \(what)"
             case .connectionClosed: return "the Redis connection closed"
             case .timeout: return "Redis did not answer in time"
+            case .overloaded: return "too many commands wait to be sent to Redis"
             }
         }
     }
