@@ -9,6 +9,9 @@
 #     its default history on chat:general (S1N, S1), runs alternating, ours only
 #   Benchmarks/run.sh storm [runs]                  connect storms: 2,000 / 6,000 / 10,000 / 18,000
 #     clients connecting and subscribing as fast as they can (C2000 ... C18000)
+#   BASE_CHATAPP=/path/ChatApp Benchmarks/run.sh ab [runs]
+#                                                   same-session A/B of two ChatApp builds (base, then
+#     this tree's as "mizu"), S1, S3 and C10000, the order of the two swapped every run
 #   Benchmarks/run.sh redis [runs]                  cross-node through a redis-server (R1, R2)
 #     next to single-node S1/S2 of the same run: two ChatApps share one Redis; the 999
 #     subscribers are on node A, the publisher on node B.
@@ -33,6 +36,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 start_server() {  # start_server NAME PORT [ChatApp args] -> sets server_pid
   case "$1" in
     mizu) "$chat_bin" --host 127.0.0.1 --port "$2" "${@:3}" > "$out/server-$1.log" 2>&1 & ;;
+    base) "$BASE_CHATAPP" --host 127.0.0.1 --port "$2" "${@:3}" > "$out/server-$1.log" 2>&1 & ;;
     hummingbird) "$bin/hb-chat" --host 127.0.0.1 --port "$2" > "$out/server-$1.log" 2>&1 & ;;
   esac
   server_pid=$!
@@ -112,6 +116,24 @@ if [ "$scenario" = metrics ] || [ "$scenario" = history ]; then
     done
   done
 fi
+if [ "$scenario" = ab ]; then
+  [ -x "${BASE_CHATAPP:-}" ] || { echo "ab: set BASE_CHATAPP to the other ChatApp binary"; exit 2; }
+  scenarios=()
+  for run in $(seq 1 "$runs"); do
+    order=(base mizu)
+    [ $((run % 2)) = 0 ] && order=(mizu base)
+    for s in S1 S3 C10000; do
+      for server in "${order[@]}"; do
+        port=$((port + 1))
+        start_server "$server" "$port"
+        line=$(run_bench "$s" "$port" "$server_pid")
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        echo "$s $server run=$run $line" | tee -a "$out/results.txt"
+      done
+    done
+  done
+fi
 for s in "${scenarios[@]}"; do
   for server in mizu hummingbird; do
     for run in $(seq 1 "$runs"); do
@@ -131,6 +153,7 @@ done
 [ "$scenario" = storm ] && scenarios=(C2000 C6000 C10000 C18000)
 [ "$scenario" = metrics ] && scenarios=(S1 S1M)
 [ "$scenario" = history ] && scenarios=(S1N S1)
+[ "$scenario" = ab ] && scenarios=(S1 S3 C10000)
 python3 - "$out/results.txt" "${scenarios[@]}" <<'PY'
 import re, statistics, sys
 path, wanted = sys.argv[1], set(sys.argv[2:])

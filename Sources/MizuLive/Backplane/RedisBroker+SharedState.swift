@@ -81,7 +81,7 @@ extension Live.RedisBroker: SharedState {
     static let presenceBatch = 500
 
     func attachPositioned(receive: @escaping @Sendable (String, ByteBuffer, Live.StreamPosition) -> Void) {
-        self.positionedReceiver.withLockedValue { $0 = receive }
+        self.positionedReceiver.withLockedValue { $0 = PositionedReceiver(receive: receive) }
     }
 
     func publish(_ topic: String, _ data: Data, history: Live.HistoryPolicy) {
@@ -189,8 +189,8 @@ extension Live.RedisBroker: SharedState {
         let head = String(decoding: bytes[(bytes.startIndex + 2)..<newline], as: UTF8.self).split(separator: ":", maxSplits: 1)
         guard head.count == 2, let offset = UInt64(head[0]) else { return }
         data.moveReaderIndex(forwardBy: newline + 1 - bytes.startIndex)
-        guard JSONScanner.isValue(data), let receive = self.positionedReceiver.withLockedValue({ $0 }) else { return }
-        receive(topic, data, Live.StreamPosition(offset: offset, epoch: String(head[1])))
+        guard JSONScanner.isValue(data), let receiver = self.positionedReceiver.withLockedValue({ $0 }) else { return }
+        receiver.receive(topic, data, Live.StreamPosition(offset: offset, epoch: String(head[1])))
     }
 
     // MARK: EVAL framing

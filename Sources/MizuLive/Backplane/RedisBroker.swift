@@ -48,9 +48,19 @@ extension Live {
         let presenceDropLog = LogThrottle(every: .seconds(10))
         private let outbox: NIOLockedValueBox<Outbox>
         private let links: NIOLoopBoundBox<Links>
-        private let receiver = NIOLockedValueBox<(@Sendable (String, ByteBuffer) -> Void)?>(nil)
+        /// The receivers are held in structs, never as bare closures in a generic box: reading
+        /// a bare function value out of one through `inout` re-abstracts it and writes the
+        /// wrapper back, so every read added a thunk (96 bytes of stack and a call per
+        /// message received so far: a node crashed after some 10^5 messages).
+        private let receiver = NIOLockedValueBox<Receiver?>(nil)
         /// Where messages with a stream position (history topics) go.
-        let positionedReceiver = NIOLockedValueBox<(@Sendable (String, ByteBuffer, StreamPosition) -> Void)?>(nil)
+        let positionedReceiver = NIOLockedValueBox<PositionedReceiver?>(nil)
+        struct Receiver {
+            let receive: @Sendable (String, ByteBuffer) -> Void
+        }
+        struct PositionedReceiver {
+            let receive: @Sendable (String, ByteBuffer, StreamPosition) -> Void
+        }
         private let published = Atomic<Int>(0)
         private let dropped = Atomic<Int>(0)
         private let received = Atomic<Int>(0)
@@ -217,7 +227,7 @@ extension Live {
         public func attach(receive: @escaping @Sendable (String, ByteBuffer) -> Void) {
             self.receiver.withLockedValue { receiver in
                 precondition(receiver == nil, "a RedisBroker serves one Live.Server; make one broker per server")
-                receiver = receive
+                receiver = Receiver(receive: receive)
             }
         }
 
@@ -489,10 +499,10 @@ extension Live {
                 }
                 return
             }
-            guard let receive = self.receiver.withLockedValue({ $0 }) else { return }
+            guard let receiver = self.receiver.withLockedValue({ $0 }) else { return }
             self.received.add(1, ordering: .relaxed)
             self.metrics.received.increment()
-            receive(topic, data)
+            receiver.receive(topic, data)
         }
 
         // MARK: Connections and reconnection (on the event loop)
