@@ -76,11 +76,7 @@ if [ $quick -eq 0 ]; then
   step "swift test under ThreadSanitizer (concurrency suites)"
   set +e
   swift build --build-tests --sanitize=thread --scratch-path .build-tsan > "$logs/tsan-build.log" 2>&1 &&
-    # The two recovery race tests are left to the plain run above: under ThreadSanitizer their
-    # 1,000 publishes a second have twice ended the test process with SIGSEGV and no report
-    # (2026-12-05, once under a CPU hog); until that is understood they must not decide a landing.
     MIZU_TEST_PATIENCE=$((MIZU_TEST_PATIENCE * 4)) timeout 1200 swift test --skip-build --sanitize=thread --scratch-path .build-tsan \
-      --skip "recoveryRacingPublishesHasNoGapAndNoDuplicate|recoveryThroughRedisRacingPublishesHasNoGapAndNoDuplicate" \
       --filter "StressTests|LiveServerTests|WebSocketEndpointTests|RedisBackplaneTests|BrokerTests|LiveContractTests|SeedFidelityTests|ShutdownDrainTests|ServiceLifecycleTests|ConnectionLimitTests|LiveMetricsTests|WebSocketChannelHandlerTests|HeartbeatWheelTests|HostileLiveTests|HostileLiveBoundsTests|HealthTests|HistoryTests|PresenceTests|PresenceReadsTests|RedisHistoryPresenceTests" > "$logs/tsan.log" 2>&1
   status=$?
   set -e
