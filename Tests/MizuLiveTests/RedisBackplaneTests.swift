@@ -171,10 +171,12 @@ func withRedis(password: String? = nil, _ body: (RedisTestServer) async throws -
                 #expect(plain.max()! - plain.min()! < 1_024, "the stack grew by \(plain.max()! - plain.min()!) bytes over 2,000 messages")
 
                 let positioned = NIOLockedValueBox<[UInt]>([])
-                receiver.attachPositioned { _, _, _ in positioned.withLockedValue { $0.append(stackAddress()) } }
-                for offset in 1...2_000 {
-                    receiver.deliverPositioned(topic: "deep", channel: ByteBuffer(string: "test:deep"), payload: ByteBuffer(string: "h:\(offset):e\n1"))
-                }
+                receiver.attachPositioned(receive: { _, _, _ in positioned.withLockedValue { $0.append(stackAddress()) } }, notice: { _, _ in })
+                try await receiver.eventLoop.submit {
+                    for offset in 1...2_000 {
+                        receiver.deliverPositioned(topic: "deep", channel: ByteBuffer(string: "test:deep"), payload: ByteBuffer(string: "h:\(offset):e\n1"))
+                    }
+                }.get()
                 let spread = positioned.withLockedValue { $0.max()! - $0.min()! }
                 #expect(positioned.withLockedValue { $0.count } == 2_000)
                 #expect(spread < 1_024, "the stack grew by \(spread) bytes over 2,000 positioned messages")

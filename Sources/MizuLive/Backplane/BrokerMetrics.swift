@@ -2,13 +2,17 @@ import CoreMetrics
 
 /// The Redis backplane's metrics, next to its ``Live/RedisBroker/Statistics``:
 /// `mizu_live_broker_connected` (1 while both connections are up), publishes written to
-/// Redis, dropped and received, and reconnections after a loss.
+/// Redis, dropped and received, reconnections after a loss, and the continuity of history
+/// streams: gaps found, messages caught up from the stream, and gaps it could not fill.
 final class BrokerMetrics: Sendable {
     let connected: Gauge
     let published: Counter
     let dropped: Counter
     let received: Counter
     let reconnects: Counter
+    let gaps: Counter
+    let caughtUp: Counter
+    let unfillable: Counter
 
     init(factory: any MetricsFactory) {
         self.connected = Gauge(label: "mizu_live_broker_connected", factory: factory)
@@ -16,6 +20,9 @@ final class BrokerMetrics: Sendable {
         self.dropped = Counter(label: "mizu_live_broker_publishes_dropped_total", factory: factory)
         self.received = Counter(label: "mizu_live_broker_messages_received_total", factory: factory)
         self.reconnects = Counter(label: "mizu_live_broker_reconnects_total", factory: factory)
+        self.gaps = Counter(label: "mizu_live_broker_stream_gaps_total", factory: factory)
+        self.caughtUp = Counter(label: "mizu_live_broker_stream_caught_up_total", factory: factory)
+        self.unfillable = Counter(label: "mizu_live_broker_stream_gaps_unfillable_total", factory: factory)
         self.connected.record(0)
     }
 }

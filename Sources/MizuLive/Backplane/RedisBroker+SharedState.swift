@@ -80,8 +80,11 @@ extension Live.RedisBroker: SharedState {
     /// Members per refresh script, so one script never holds Redis long.
     static let presenceBatch = 500
 
-    func attachPositioned(receive: @escaping @Sendable (String, ByteBuffer, Live.StreamPosition) -> Void) {
-        self.positionedReceiver.withLockedValue { $0 = PositionedReceiver(receive: receive) }
+    func attachPositioned(
+        receive: @escaping @Sendable (String, ByteBuffer, Live.StreamPosition) -> Void,
+        notice: @escaping @Sendable (String, Live.StreamPosition) -> Void
+    ) {
+        self.positionedReceiver.withLockedValue { $0 = PositionedReceiver(receive: receive, notice: notice) }
     }
 
     func publish(_ topic: String, _ data: Data, history: Live.HistoryPolicy) {
@@ -104,31 +107,50 @@ extension Live.RedisBroker: SharedState {
             .text(since.map { String($0) } ?? "-1"), .text(String(count)),
         ]
         let reply = try await self.request("EVAL") { Self.writeEval(Self.readScript, keys: 2, arguments, into: &$0) }
+        let read = try Self.parseRead(reply)
+        let oldest = read.now - policy.ttl.nanoseconds / 1_000_000
+        var entries: [Live.Publication] = []
+        entries.reserveCapacity(read.entries.count)
+        for entry in read.entries where entry.stored > oldest {  // else expired, not yet trimmed by Redis
+            entries.append(Live.Publication(data: Data(entry.data.readableBytesView), position: Live.StreamPosition(offset: entry.offset, epoch: read.epoch)))
+        }
+        if since == nil { entries.reverse() }
+        return HistoryRead(epoch: read.epoch, top: read.top, entries: entries)
+    }
+
+    /// A reply of ``readScript``: the epoch, the top offset, Redis' clock (ms) and the entries
+    /// with the time each was stored.
+    struct StreamRead {
+        var epoch: String
+        var top: UInt64
+        var now: Int64
+        var entries: [(offset: UInt64, stored: Int64, data: ByteBuffer)]
+    }
+
+    static func parseRead(_ reply: RESPValue) throws -> StreamRead {
+        if case .error(let message) = reply { throw Live.RedisError.refused(command: "EVAL", message: message) }
         guard case .array(let items?) = reply, items.count == 4, let epoch = items[0].text, let top = items[1].text.flatMap({ UInt64($0) }),
             let now = items[2].text.flatMap({ Int64($0) }), case .array(let rawEntries?) = items[3]
         else { throw Live.RedisError.protocolViolation("unexpected history reply") }
-        let oldest = now - policy.ttl.nanoseconds / 1_000_000
-        var entries: [Live.Publication] = []
-        entries.reserveCapacity(rawEntries.count)
+        var read = StreamRead(epoch: epoch, top: top, now: now, entries: [])
+        read.entries.reserveCapacity(rawEntries.count)
         for raw in rawEntries {
             // [id, [field, value, ...]], id `<offset>-1`
             guard case .array(let pair?) = raw, pair.count == 2, let id = pair[0].text, let offset = id.split(separator: "-").first.flatMap({ UInt64($0) }),
                 case .array(let fields?) = pair[1]
             else { throw Live.RedisError.protocolViolation("unexpected history entry") }
             var stored: Int64 = 0
-            var data = Data()
+            var data = ByteBuffer()
             for index in stride(from: 0, to: fields.count - 1, by: 2) {
                 switch fields[index].text {
                 case "t": stored = fields[index + 1].text.flatMap { Int64($0) } ?? 0
-                case "d": if case .bulkString(let bytes?) = fields[index + 1] { data = Data(bytes.readableBytesView) }
+                case "d": if case .bulkString(let bytes?) = fields[index + 1] { data = bytes }
                 default: break
                 }
             }
-            guard stored > oldest else { continue }  // expired, not yet trimmed by Redis
-            entries.append(Live.Publication(data: data, position: Live.StreamPosition(offset: offset, epoch: epoch)))
+            read.entries.append((offset, stored, data))
         }
-        if since == nil { entries.reverse() }
-        return HistoryRead(epoch: epoch, top: top, entries: entries)
+        return read
     }
 
     func presenceJoin(_ topic: String, _ members: [Live.PresenceMember], expiry: TimeAmount) {
@@ -181,7 +203,8 @@ extension Live.RedisBroker: SharedState {
         return members.sorted { $0.joinedAt < $1.joinedAt }
     }
 
-    /// A history message from the channel: `h:<offset>:<epoch>\n<data>`.
+    /// A history message from the channel: `h:<offset>:<epoch>\n<data>` (on the broker's
+    /// event loop).
     func deliverPositioned(topic: String, channel: ByteBuffer, payload: ByteBuffer) {
         var data = payload
         let bytes = payload.readableBytesView
@@ -189,8 +212,8 @@ extension Live.RedisBroker: SharedState {
         let head = String(decoding: bytes[(bytes.startIndex + 2)..<newline], as: UTF8.self).split(separator: ":", maxSplits: 1)
         guard head.count == 2, let offset = UInt64(head[0]) else { return }
         data.moveReaderIndex(forwardBy: newline + 1 - bytes.startIndex)
-        guard JSONScanner.isValue(data), let receiver = self.positionedReceiver.withLockedValue({ $0 }) else { return }
-        receiver.receive(topic, data, Live.StreamPosition(offset: offset, epoch: String(head[1])))
+        guard JSONScanner.isValue(data) else { return }
+        self.receivePositioned(topic, StreamContinuity.Entry(position: Live.StreamPosition(offset: offset, epoch: String(head[1])), data: data))
     }
 
     // MARK: EVAL framing

@@ -35,6 +35,13 @@ extension Live {
             public var rejected = 0
             /// Connections (publisher or subscriber) that were lost and came back.
             public var reconnects = 0
+            /// History topics' gaps found: a message that was not the next one, or a stream
+            /// position past this node's (after a resubscribe, or in the periodic check).
+            public var streamGaps = 0
+            /// Messages of those gaps read from the stream and delivered.
+            public var caughtUp = 0
+            /// Gaps the stream could not fill (trimmed, expired, a new epoch): sessions were told.
+            public var unfillableGaps = 0
         }
 
         public let configuration: Configuration
@@ -42,12 +49,12 @@ extension Live {
         /// Marks this node's messages on Redis (16 random hex digits).
         let nodeID: String
         private let header: [UInt8]
-        private let eventLoop: any EventLoop
+        let eventLoop: any EventLoop
         let logger: Logger
         /// Dropped presence writes are logged once per 10 s at most.
         let presenceDropLog = LogThrottle(every: .seconds(10))
         private let outbox: NIOLockedValueBox<Outbox>
-        private let links: NIOLoopBoundBox<Links>
+        let links: NIOLoopBoundBox<Links>
         /// The receivers are held in structs, never as bare closures in a generic box: reading
         /// a bare function value out of one through `inout` re-abstracts it and writes the
         /// wrapper back, so every read added a thunk (96 bytes of stack and a call per
@@ -60,6 +67,7 @@ extension Live {
         }
         struct PositionedReceiver {
             let receive: @Sendable (String, ByteBuffer, StreamPosition) -> Void
+            let notice: @Sendable (String, StreamPosition) -> Void
         }
         private let published = Atomic<Int>(0)
         private let dropped = Atomic<Int>(0)
@@ -68,8 +76,14 @@ extension Live {
         private let subscribedChannels = Atomic<Int>(0)
         private let rejected = Atomic<Int>(0)
         private let reconnects = Atomic<Int>(0)
+        /// ``StreamContinuity/Counts``, readable from any thread.
+        let streamGaps = Atomic<Int>(0)
+        let streamCaughtUp = Atomic<Int>(0)
+        let streamUnfillable = Atomic<Int>(0)
+        /// Stream gaps are logged once per 10 s at most.
+        let streamGapLog = LogThrottle(every: .seconds(10))
         private let subscriberUp = Atomic<Bool>(false)
-        private let metrics: BrokerMetrics
+        let metrics: BrokerMetrics
 
         /// PUBLISH commands waiting for the next flush on the broker's event loop.
         private struct Outbox {
@@ -95,7 +109,7 @@ extension Live {
         }
 
         /// Connection state, confined to the broker's event loop.
-        private final class Links {
+        final class Links {
             struct Link {
                 var channel: (any Channel)?
                 var backoff: ReconnectBackoff
@@ -119,6 +133,14 @@ extension Live {
             /// batch's worth (its pub/sub output buffer limit drops the connection past it).
             var unconfirmed = 0
             var closed = false
+            /// Where this node's delivery of each history topic stands (see ``StreamContinuity``).
+            var continuity: StreamContinuity
+            /// Its counts as last reported to the metrics.
+            var reportedCounts = StreamContinuity.Counts()
+            /// Topics resubscribed since the last position check, and whether one is scheduled.
+            var positionChecks: Set<String> = []
+            var positionCheckScheduled = false
+            var positionTimer: RepeatedTask?
 
             init(_ configuration: Configuration) {
                 let backoff = ReconnectBackoff(
@@ -127,6 +149,7 @@ extension Live {
                     healthyAfter: max(configuration.maxReconnectDelay * 2, configuration.healthCheckInterval * 2))
                 self.publisher = Link(channel: nil, backoff: backoff, reconnect: nil)
                 self.subscriber = Link(channel: nil, backoff: backoff, reconnect: nil)
+                self.continuity = StreamContinuity(maxHeldBytes: configuration.maxHeldStreamBytes)
             }
 
             subscript(role: Role) -> Link {
@@ -161,6 +184,7 @@ extension Live {
                 let subscriber = broker.open(.subscriber)
                 try await publisher.get()
                 try await subscriber.get()
+                broker.startStreamChecks()
             } catch {
                 await broker.close()
                 throw error
@@ -187,7 +211,9 @@ extension Live {
                 published: self.published.load(ordering: .relaxed), dropped: self.dropped.load(ordering: .relaxed),
                 received: self.received.load(ordering: .relaxed), errors: self.errors.load(ordering: .relaxed),
                 subscribedChannels: self.subscribedChannels.load(ordering: .relaxed),
-                rejected: self.rejected.load(ordering: .relaxed), reconnects: self.reconnects.load(ordering: .relaxed))
+                rejected: self.rejected.load(ordering: .relaxed), reconnects: self.reconnects.load(ordering: .relaxed),
+                streamGaps: self.streamGaps.load(ordering: .relaxed), caughtUp: self.streamCaughtUp.load(ordering: .relaxed),
+                unfillableGaps: self.streamUnfillable.load(ordering: .relaxed))
         }
 
         /// Both connections are up.
@@ -209,6 +235,7 @@ extension Live {
             let closed = self.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
                 let links = self.links.value
                 links.closed = true
+                links.positionTimer?.cancel()
                 var closing: [EventLoopFuture<Void>] = []
                 for role in [Role.publisher, .subscriber] {
                     links[role].reconnect?.cancel()
@@ -299,7 +326,7 @@ extension Live {
         }
 
         /// Queues a command after everything queued before it; its reply completes the future.
-        private func enqueueRequest(_ write: (inout ByteBuffer) -> Void) -> EventLoopFuture<RESPValue> {
+        func enqueueRequest(_ write: (inout ByteBuffer) -> Void) -> EventLoopFuture<RESPValue> {
             let promise = self.eventLoop.makePromise(of: RESPValue.self)
             var command = ByteBuffer()
             write(&command)
@@ -340,6 +367,7 @@ extension Live {
         public func unsubscribe(_ topic: String) {
             self.eventLoop.execute {
                 self.links.value.wanted.remove(topic)
+                self.links.value.continuity.forget(topic)
                 self.scheduleSync()
             }
         }
@@ -447,6 +475,7 @@ extension Live {
                 if kind == "subscribe" {
                     links.confirmed.insert(topic)
                     for waiter in links.readyWaiters.removeValue(forKey: topic) ?? [] { waiter.succeed() }
+                    self.resubscribed(topic)
                 } else {
                     links.confirmed.remove(topic)
                 }
@@ -598,6 +627,7 @@ extension Live {
                 self.subscribedChannels.store(0, ordering: .relaxed)
                 links.told = []
                 links.confirmed = []
+                links.continuity.linkLost()
             }
             self.metrics.connected.record(0)
             guard !links.closed else { return }

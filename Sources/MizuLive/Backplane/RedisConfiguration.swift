@@ -22,6 +22,13 @@ extension Live.RedisBroker {
         /// publishes are dropped and counted, and reads (history, presence) throw
         /// ``Live/RedisError/overloaded``. Bounds memory when Redis is slow or gone.
         public var maxPendingPublishBytes: Int = 8 * 1024 * 1024
+        /// How often the node compares where it stands in each history topic it delivers with
+        /// the stream's position in Redis, to find a gap on a topic that went quiet (it also
+        /// does after every resubscribe). One script per 500 topics.
+        public var streamCheckInterval: TimeAmount = .seconds(5)
+        /// Messages of one history topic held, in bytes, while the gap before them is read from
+        /// the stream; past it later ones are read from the stream too.
+        public var maxHeldStreamBytes: Int = 1024 * 1024
         /// Time allowed for a TCP connect plus the AUTH/SELECT/PING handshake.
         public var connectTimeout: TimeAmount = .seconds(5)
         /// How often an idle connection is PINGed; a connection silent for two intervals is

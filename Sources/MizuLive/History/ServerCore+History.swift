@@ -34,6 +34,17 @@ extension ServerCore {
         self.deliverInOrder(topic, data.readableBytesView) { position }
     }
 
+    /// Tells the topic's sessions, in order with its messages, that messages before the next
+    /// one may be missing (the shared history no longer has them, or began a new epoch).
+    func deliverNotice(_ topic: String, resumeAfter position: Live.StreamPosition) {
+        let waitingLimit = max(1, (self.webSocketConfiguration.maxQueuedMessages ?? 256) / 2)
+        _ = self.registry.deliverInOrder(topic, compression: self.compression, queueLimit: waitingLimit) {
+            var payload = ByteBuffer()
+            Live.Message.encodeNotice(topic: topic, resumeAfter: position, into: &payload)
+            return (position, payload)
+        }
+    }
+
     private func deliverInOrder(_ topic: String, _ data: some Collection<UInt8>, position: () -> Live.StreamPosition) {
         let started = NIODeadline.now()
         let waitingLimit = max(1, (self.webSocketConfiguration.maxQueuedMessages ?? 256) / 2)
@@ -82,6 +93,7 @@ extension ServerCore {
                 read = recovered ? after : nil
             }
             if read == nil { read = try await self.readHistory(topic, since: nil, latest: min(latest, replayLimit), policy: policy) }
+            if let read { self.shared?.seedPosition(topic, epoch: read.epoch, top: read.top) }
         } catch {
             self.logger.warning("could not read the history of a topic; the session gets the live stream only", metadata: ["topic": "\(LogSafe(topic))", "error": "\(error)"])
         }

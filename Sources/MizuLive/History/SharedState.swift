@@ -5,8 +5,15 @@ import NIOCore
 /// Without one, each server keeps both in memory (``MemoryHistory``, ``MemoryPresence``).
 protocol SharedState: Sendable {
     /// `receive` gets history topics' messages with their positions, in stream order per
-    /// topic, this node's own publishes included (they are delivered only this way).
-    func attachPositioned(receive: @escaping @Sendable (String, ByteBuffer, Live.StreamPosition) -> Void)
+    /// topic and each once, this node's own publishes included (they are delivered only this
+    /// way); `notice` is called, in order with them, where messages before the next one could
+    /// not be had (the history no longer holds them, or a new epoch began).
+    func attachPositioned(
+        receive: @escaping @Sendable (String, ByteBuffer, Live.StreamPosition) -> Void,
+        notice: @escaping @Sendable (String, Live.StreamPosition) -> Void)
+    /// The position a history read found for a topic after ``subscriptionReady(_:)``: where
+    /// this node's delivery of the topic stands if no message came yet.
+    func seedPosition(_ topic: String, epoch: String, top: UInt64)
     /// Appends to the topic's history and publishes to every node, in one atomic step.
     func publish(_ topic: String, _ data: Data, history: Live.HistoryPolicy)
     /// Returns once messages published on `topic` from now on reach this node.

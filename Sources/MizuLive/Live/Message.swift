@@ -91,6 +91,17 @@ extension Live {
             buffer.writeStaticString("}")
         }
 
+        /// A history topic's notice that messages before the next one may be missing (the
+        /// history no longer holds them, or a new epoch began): `{"topic":...,"recovered":false,
+        /// "offset":N,"epoch":"E"}`; the stream goes on after that position.
+        static func encodeNotice(topic: String, resumeAfter position: StreamPosition, into buffer: inout ByteBuffer) {
+            buffer.writeStaticString("{\"topic\":")
+            Self.writeJSONString(topic, into: &buffer)
+            buffer.writeString(",\"recovered\":false,\"offset\":\(position.offset),\"epoch\":")
+            Self.writeJSONString(position.epoch, into: &buffer)
+            buffer.writeStaticString("}")
+        }
+
         /// RFC 8259 section 7 escaping, plus U+2028 and U+2029 so the output is also safe JavaScript.
         static func writeJSONString(_ string: String, into buffer: inout ByteBuffer) {
             buffer.writeStaticString("\"")

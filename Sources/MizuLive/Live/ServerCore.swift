@@ -69,9 +69,9 @@ final class ServerCore: Sendable {
             self?.receiveRemote(topic, data)
         }
         if options.history != nil || options.presence != nil {
-            self.shared?.attachPositioned { [weak self] topic, data, position in
-                self?.deliverPositioned(topic, data, position)
-            }
+            self.shared?.attachPositioned(
+                receive: { [weak self] topic, data, position in self?.deliverPositioned(topic, data, position) },
+                notice: { [weak self] topic, position in self?.deliverNotice(topic, resumeAfter: position) })
             self.startHousekeeping()
         }
     }

@@ -152,11 +152,23 @@ final class TopicRegistry: Sendable {
         _ topic: String, data: some Collection<UInt8>, compression: PerMessageDeflateConfiguration, queueLimit: Int,
         position: () -> Live.StreamPosition
     ) -> (subscribers: Int, bytes: Int) {
-        self.shard(topic).withLockedValue { topics in
+        self.deliverInOrder(topic, compression: compression, queueLimit: queueLimit) {
             let position = position()
-            guard topics[topic] != nil else { return (0, 0) }
             var payload = ByteBuffer()
             Live.Message.encode(topic: topic, data: data, position: position, into: &payload)
+            return (position, payload)
+        }
+    }
+
+    /// As above, for any frame that has a place in the stream (a message, or a notice of
+    /// what is missing before `position`): `frame` runs under the topic's lock.
+    func deliverInOrder(
+        _ topic: String, compression: PerMessageDeflateConfiguration, queueLimit: Int,
+        frame: () -> (position: Live.StreamPosition, payload: ByteBuffer)
+    ) -> (subscribers: Int, bytes: Int) {
+        self.shard(topic).withLockedValue { topics in
+            let (position, payload) = frame()
+            guard topics[topic] != nil else { return (0, 0) }
             for key in topics[topic]!.recovering.keys {
                 // In place: the dictionary's storage stays uniquely referenced.
                 if topics[topic]!.recovering[key]!.waiting.count < queueLimit {

@@ -1,0 +1,159 @@
+import Mizu
+import NIOCore
+
+/// No silent loss across the backplane: the broker runs a ``StreamContinuity`` on its event
+/// loop, so each history topic reaches this node's sessions once, in offset order, with the
+/// gaps pub/sub leaves (a reconnect of the subscriber link, a message it never got) read
+/// from the topic's stream, and what the stream no longer holds told as a notice.
+extension Live.RedisBroker {
+    /// Reads each topic's epoch and top offset: `{e1, o1, e2, o2, ...}` ("" and "0" for a
+    /// topic without history).
+    static let positionsScript = """
+        local out = {}
+        for _, key in ipairs(KEYS) do
+          local v = redis.call('HMGET', key, 'e', 'o')
+          out[#out + 1] = v[1] or ''
+          out[#out + 1] = v[2] or '0'
+        end
+        return out
+        """
+
+    /// Topics per position check script, so one script never holds Redis long.
+    static let positionCheckBatch = 500
+
+    /// A message with a stream position, from pub/sub (on the event loop).
+    func receivePositioned(_ topic: String, _ entry: StreamContinuity.Entry) {
+        let links = self.links.value
+        self.carryOut(links.continuity.received(topic, entry))
+    }
+
+    func seedPosition(_ topic: String, epoch: String, top: UInt64) {
+        self.eventLoop.execute {
+            let links = self.links.value
+            guard links.wanted.contains(topic) else { return }
+            links.continuity.seed(topic, epoch: epoch, top: top)
+        }
+    }
+
+    /// Redis confirmed a SUBSCRIBE: after a reconnect, a topic the node delivers may have
+    /// missed messages meanwhile; its position is checked (coalesced per tick).
+    func resubscribed(_ topic: String) {
+        let links = self.links.value
+        guard links.continuity.streams[topic] != nil else { return }
+        links.positionChecks.insert(topic)
+        guard !links.positionCheckScheduled else { return }
+        links.positionCheckScheduled = true
+        self.eventLoop.execute {
+            let links = self.links.value
+            links.positionCheckScheduled = false
+            let topics = links.positionChecks
+            links.positionChecks = []
+            self.checkPositions(Array(topics))
+        }
+    }
+
+    /// Every ``Configuration/streamCheckInterval``: gaps whose read failed are read again, and
+    /// every topic's position is compared with the stream's (a gap on a quiet topic).
+    func startStreamChecks() {
+        let interval = self.configuration.streamCheckInterval
+        self.eventLoop.execute {
+            let links = self.links.value
+            guard !links.closed, links.positionTimer == nil else { return }
+            links.positionTimer = self.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                let links = self.links.value
+                guard !links.closed, self.isConnected else { return }
+                self.carryOut(links.continuity.retry())
+                self.checkPositions(links.continuity.streams.compactMap { $0.value.reading ? nil : $0.key })
+            }
+        }
+    }
+
+    // MARK: Carrying out the actions (on the event loop)
+
+    func carryOut(_ actions: [StreamContinuity.Action]) {
+        for action in actions {
+            switch action {
+            case .deliver(let topic, let entries):
+                guard let receiver = self.positionedReceiver.withLockedValue({ $0 }) else { continue }
+                for entry in entries { receiver.receive(topic, entry.data, entry.position) }
+            case .notice(let topic, let position):
+                self.positionedReceiver.withLockedValue({ $0 })?.notice(topic, position)
+                if self.streamGapLog.allows() {
+                    self.logger.warning(
+                        "messages of a history topic were lost and are no longer in Redis; its sessions were told",
+                        metadata: ["topic": "\(LogSafe(topic))", "resumeAfter": "\(position.offset)", "epoch": "\(LogSafe(position.epoch))"])
+                }
+            case .read(let topic, let after):
+                self.readGap(topic, after: after)
+            }
+        }
+        if actions.count > 1 || actions.first.map({ if case .deliver = $0 { false } else { true } }) == true {
+            self.reportStreamCounts()
+        }
+    }
+
+    private func reportStreamCounts() {
+        let links = self.links.value
+        let counts = links.continuity.counts
+        let reported = links.reportedCounts
+        guard counts != reported else { return }
+        links.reportedCounts = counts
+        self.metrics.gaps.increment(by: counts.gaps - reported.gaps)
+        self.metrics.caughtUp.increment(by: counts.caughtUp - reported.caughtUp)
+        self.metrics.unfillable.increment(by: counts.unfillable - reported.unfillable)
+        self.streamGaps.store(counts.gaps, ordering: .relaxed)
+        self.streamCaughtUp.store(counts.caughtUp, ordering: .relaxed)
+        self.streamUnfillable.store(counts.unfillable, ordering: .relaxed)
+        if counts.gaps > reported.gaps, self.streamGapLog.allows() {
+            self.logger.info("a history topic missed messages on the Redis link; reading them from its stream", metadata: ["gaps": "\(counts.gaps)"])
+        }
+    }
+
+    /// Reads the topic's stream after `offset` for the continuity.
+    private func readGap(_ topic: String, after offset: UInt64) {
+        let prefix = self.configuration.channelPrefix
+        let arguments: [EvalArgument] = [
+            .text(prefix + "history:" + topic), .text(prefix + "history-meta:" + topic),
+            .text(String(offset)), .text(String(StreamContinuity.readCount)),
+        ]
+        self.enqueueRequest { Self.writeEval(Self.readScript, keys: 2, arguments, into: &$0) }
+            .flatMapThrowing { try Self.parseRead($0) }
+            .hop(to: self.eventLoop)
+            .whenComplete { result in
+                let links = self.links.value
+                switch result {
+                case .success(let read):
+                    let entries = read.entries.map { StreamContinuity.Entry(position: Live.StreamPosition(offset: $0.offset, epoch: read.epoch), data: $0.data) }
+                    self.carryOut(links.continuity.readCompleted(topic, epoch: read.epoch, top: read.top, entries: entries))
+                case .failure(let error):
+                    // Read again by the next check (or after the next resubscribe).
+                    links.continuity.readFailed(topic)
+                    if self.streamGapLog.allows() {
+                        self.logger.warning("could not read a history topic's gap from Redis; retrying", metadata: ["topic": "\(LogSafe(topic))", "error": "\(error)"])
+                    }
+                }
+            }
+    }
+
+    /// Compares the node's positions with the streams' (one script per batch of topics).
+    private func checkPositions(_ topics: [String]) {
+        let prefix = self.configuration.channelPrefix
+        var start = 0
+        while start < topics.count {
+            let batch = Array(topics[start..<min(start + Self.positionCheckBatch, topics.count)])
+            start += batch.count
+            let keys = batch.map { EvalArgument.text(prefix + "history-meta:" + $0) }
+            self.enqueueRequest { Self.writeEval(Self.positionsScript, keys: keys.count, keys, into: &$0) }
+                .hop(to: self.eventLoop)
+                .whenSuccess { reply in
+                    guard case .array(let items?) = reply, items.count == batch.count * 2 else { return }
+                    var positions: [(topic: String, epoch: String, top: UInt64)] = []
+                    positions.reserveCapacity(batch.count)
+                    for (index, topic) in batch.enumerated() {
+                        positions.append((topic, items[2 * index].text ?? "", items[2 * index + 1].text.flatMap { UInt64($0) } ?? 0))
+                    }
+                    self.carryOut(self.links.value.continuity.positions(positions))
+                }
+        }
+    }
+}
