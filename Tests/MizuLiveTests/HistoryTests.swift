@@ -39,6 +39,8 @@ struct Received: Equatable {
     var data: String
     var offset: UInt64?
     var epoch: String?
+    /// `{"topic":T,"recovered":false,"offset":O,"epoch":E}`: messages before the next may be missing.
+    var isNotice = false
 
     init(_ text: String) throws {
         let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
@@ -50,6 +52,7 @@ struct Received: Equatable {
         }
         self.offset = (object["offset"] as? NSNumber)?.uint64Value
         self.epoch = object["epoch"] as? String
+        self.isNotice = object["data"] == nil && (object["recovered"] as? Bool) == false
     }
 }
 

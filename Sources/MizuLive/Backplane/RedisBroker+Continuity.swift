@@ -24,7 +24,7 @@ extension Live.RedisBroker {
     /// A message with a stream position, from pub/sub (on the event loop).
     func receivePositioned(_ topic: String, _ entry: StreamContinuity.Entry) {
         let links = self.links.value
-        self.carryOut(links.continuity.received(topic, entry))
+        self.carryOut(links.continuity.received(topic, entry), fromPubSub: true)
     }
 
     func seedPosition(_ topic: String, epoch: String, top: UInt64) {
@@ -70,7 +70,7 @@ extension Live.RedisBroker {
 
     // MARK: Carrying out the actions (on the event loop)
 
-    func carryOut(_ actions: [StreamContinuity.Action]) {
+    func carryOut(_ actions: [StreamContinuity.Action], fromPubSub: Bool = false) {
         for action in actions {
             switch action {
             case .deliver(let topic, let entries):
@@ -87,7 +87,8 @@ extension Live.RedisBroker {
                 self.readGap(topic, after: after)
             }
         }
-        if actions.count > 1 || actions.first.map({ if case .deliver = $0 { false } else { true } }) == true {
+        // A message delivered as it came changes no count: the hot path skips the comparison.
+        if actions.count > 1 || actions.first.map({ if case .deliver = $0 { false } else { true } }) == true || !fromPubSub {
             self.reportStreamCounts()
         }
     }
@@ -155,5 +156,14 @@ extension Live.RedisBroker {
                     self.carryOut(self.links.value.continuity.positions(positions))
                 }
         }
+    }
+
+    /// The local ports of the publisher and subscriber connections (nil while down): a test
+    /// takes one down with `CLIENT KILL ADDR`.
+    func linkPorts() async throws -> (publisher: Int?, subscriber: Int?) {
+        try await self.eventLoop.submit {
+            let links = self.links.value
+            return (links.publisher.channel?.localAddress?.port, links.subscriber.channel?.localAddress?.port)
+        }.get()
     }
 }
