@@ -166,6 +166,32 @@ extension TestWebSocket {
         }
     }
 
+    /// A subscribe to a topic the session already has is answered and recovers again: a
+    /// client re-synchronises without reconnecting, and the live stream goes on after the
+    /// replay with nothing lost or repeated between the two.
+    @Test func aSecondSubscribeIsAnsweredAndRecoversAgain() async throws {
+        try await withLiveServer(historyOptions(size: 100)) { server, _, port in
+            let ann = try await TestWebSocket.live(port: port, user: "ann")
+            _ = try await ann.recover("h:again")
+            for index in 1...5 { server.publish("h:again", Data("\(index)".utf8)) }
+            for offset: UInt64 in 1...5 { #expect(try await ann.readMessage().offset == offset) }
+            let epoch = try await server.history("h:again").top.epoch
+            let again = try await ann.recover("h:again", from: Live.StreamPosition(offset: 2, epoch: epoch))
+            #expect(again.data.contains(#""recovered":true"#) && again.data.contains(#""replayed":3"#), "\(again)")
+            server.publish("h:again", Data("6".utf8))
+            for offset: UInt64 in 3...6 { #expect(try await ann.readMessage().offset == offset) }
+            // Still one subscription: one copy of each later message.
+            server.publish("h:again", Data("7".utf8))
+            #expect(try await ann.readMessage().offset == 7)
+            #expect(server.subscriberCount("h:again") == 1)
+            // A topic without history is answered too (not recovered).
+            _ = try await ann.recover("plain")
+            let plain = try await ann.recover("plain")
+            #expect(plain.data.contains(#""recovered":false"#))
+            try await ann.close()
+        }
+    }
+
     /// Publishes land in both windows of a recovery: after the subscribe and before the
     /// read (the read has them, and they also wait: sent once), and after the read (only
     /// waiting: sent after the replay).

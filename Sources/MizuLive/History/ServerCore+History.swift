@@ -68,13 +68,15 @@ extension ServerCore {
         reply: ((Live.SubscribeResult) -> Live.Message?)?
     ) async -> Live.SubscribeResult {
         guard let policy = self.options.history?(topic) else {
-            let subscribed = session.subscribe(topic) == .added
+            // Already subscribed is answered too: a client can always re-synchronise.
+            let subscribed = [.added, .alreadySubscribed].contains(session.subscribe(topic))
             let result = Live.SubscribeResult(subscribed: subscribed, recovered: false, top: nil, replayed: 0)
             if subscribed, let message = reply?(result) { try? session.send(message) }
             return result
         }
-        guard session.subscribe(topic, recovering: true) == .added else {
-            return Live.SubscribeResult(subscribed: false, recovered: false, top: nil, replayed: 0)
+        switch session.subscribe(topic, recovering: true) {
+        case .added, .recovering: break
+        case .alreadySubscribed, .refused: return Live.SubscribeResult(subscribed: false, recovered: false, top: nil, replayed: 0)
         }
         // A replay takes at most half the send queue, and what arrives meanwhile the other
         // half: recovering never makes a session a slow consumer by itself.

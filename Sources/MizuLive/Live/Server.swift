@@ -60,7 +60,10 @@ extension Live {
         /// latest `latest` messages, then the live stream, with no gap and no duplicate
         /// between the two. `reply`, when given, makes a message that goes out first (the
         /// place to tell the client whether it recovered). For a topic without history this
-        /// is a plain subscribe. The result's `top` is the position to come back with.
+        /// is a plain subscribe. The result's `top` is the position to come back with. A session
+        /// that has the topic already is answered the same way and recovers again from `since`
+        /// (what it already got may come twice: same epoch, offset not past its last), so a
+        /// client can re-synchronise after a notice without reconnecting.
         @discardableResult
         public func subscribe(
             _ session: Session, _ topic: String, recoverFrom since: StreamPosition?, latest: Int = 0,

@@ -98,7 +98,9 @@ extension Live {
 
         // MARK: Subscriptions (the session lock is taken before the registry's)
 
-        enum SubscribeOutcome { case added, alreadySubscribed, refused }
+        /// `recovering`: the session had the topic and is recovering it again (see
+        /// ``TopicRegistry/restartRecovery(of:topic:)``).
+        enum SubscribeOutcome { case added, alreadySubscribed, recovering, refused }
 
         /// Refused when the session is closed, already has as many topics as
         /// ``Live/Options/maxTopicsPerSession`` allows, or the topic is longer than
@@ -113,7 +115,12 @@ extension Live {
             let client = self.clientKey
             let outcome: SubscribeOutcome? = self.state.withLockedValue { state in
                 guard !state.close.isClosed else { return .refused }
-                guard !state.topics.contains(topic) else { return .alreadySubscribed }
+                guard !state.topics.contains(topic) else {
+                    // A client re-synchronising (after a notice, or its own gap check) recovers
+                    // again without leaving the topic.
+                    guard recovering, self.core.registry.restartRecovery(of: self, topic: topic) else { return .alreadySubscribed }
+                    return .recovering
+                }
                 guard state.topics.count < limit, self.core.limiter.takeSubscription(client) else { return nil }
                 state.topics.insert(topic)
                 self.core.registry.add(self, to: topic, recovering: recovering)

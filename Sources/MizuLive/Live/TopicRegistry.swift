@@ -214,6 +214,37 @@ final class TopicRegistry: Sendable {
         }
     }
 
+    /// Makes a live subscriber of `topic` a recovering one again (a subscribe with recovery to
+    /// a topic the session already has): from now on its messages wait, as for a new
+    /// subscriber, until ``completeRecovery(of:topic:_:)``. False when it is recovering already.
+    func restartRecovery(of session: Live.Session, topic: String) -> Bool {
+        let loopID = ObjectIdentifier(session.connection.eventLoop)
+        let window = session.connection.broadcastEncoding.sharedWindow
+        return self.shard(topic).withLockedValue { topics in
+            guard var entry = topics.removeValue(forKey: topic) else { return false }
+            defer { topics[topic] = entry }
+            let key = ObjectIdentifier(session)
+            guard entry.recovering[key] == nil else { return false }
+            if entry.catchingUp.removeValue(forKey: key) == nil {
+                guard var bucket = entry.buckets.removeValue(forKey: loopID),
+                    let index = bucket.indices.removeValue(forKey: ObjectIdentifier(session.connection))
+                else { return false }
+                let last = bucket.connections.removeLast()
+                if index < bucket.connections.count {
+                    bucket.connections[index] = last
+                    bucket.indices[ObjectIdentifier(last)] = index
+                }
+                if let window {
+                    let left = entry.sharedWindows[window, default: 1] - 1
+                    entry.sharedWindows[window] = left > 0 ? left : nil
+                }
+                if !bucket.connections.isEmpty { entry.buckets[loopID] = bucket }
+            }
+            entry.recovering[key] = Recovery(session: session)
+            return true
+        }
+    }
+
     /// Ends `session`'s recovery on `topic`: `send` gets the messages that waited (offset
     /// order), under the topic's lock, must queue everything for the session before
     /// returning, and returns the position the session was sent up to (nil: nothing from a
