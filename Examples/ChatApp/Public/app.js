@@ -60,10 +60,25 @@
     return typeof data === "string" ? data : JSON.stringify(data);
   }
 
-  // Each chat message once: one already shown (same epoch, offset not past the last) is skipped.
+  // Asks again from the last contiguous position; the server answers and replays what is missing.
+  function resync() {
+    if (recovering || !position) return;
+    recovering = true;
+    send("subscribe", { topic: "chat:general", since: position, history: HISTORY });
+  }
+
+  // Each chat message once and in order: one already shown (same epoch, offset not past the
+  // last) is skipped; one past a gap, or of another epoch, is not shown and the page resyncs.
   function isNew(envelope) {
     if (typeof envelope.offset !== "number" || typeof envelope.epoch !== "string") return true;
-    if (position && position.epoch === envelope.epoch && envelope.offset <= position.offset) return false;
+    if (position) {
+      const sameEpoch = position.epoch === envelope.epoch;
+      if (sameEpoch && envelope.offset <= position.offset) return false;
+      if (!sameEpoch || envelope.offset > position.offset + 1) {
+        resync();
+        return false;
+      }
+    }
     position = { offset: envelope.offset, epoch: envelope.epoch };
     return true;
   }
@@ -87,7 +102,14 @@
 
   function onEnvelope(envelope) {
     const { topic, data } = envelope;
-    if (topic === "chat:general" && data && typeof data === "object") {
+    if (topic === "chat:general" && envelope.recovered === false && data === undefined) {
+      // The server could not deliver some messages (its history no longer had them): the
+      // stream goes on after the position it gives.
+      if (typeof envelope.offset === "number" && typeof envelope.epoch === "string") {
+        position = { offset: envelope.offset, epoch: envelope.epoch };
+      }
+      showNotice("Some messages could not be delivered.");
+    } else if (topic === "chat:general" && data && typeof data === "object") {
       if (!isNew(envelope)) return;
       const kind = data.user === "server" ? "server" : data.user === user ? "self" : "";
       addMessage(String(data.user), textOf(data.data), kind);
