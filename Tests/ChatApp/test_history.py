@@ -191,6 +191,35 @@ def test_two_nodes_share_history_and_a_killed_nodes_users_expire():
         zoe.socket.close()
 
 
+def test_a_cut_redis_link_loses_no_message_on_either_node():
+    """Both nodes' subscriber links are cut (CLIENT KILL TYPE pubsub) while alice sends a
+    message every 10 ms: what pub/sub lost during the reconnect is read back from the stream,
+    so alice (node A) and bob (node B) each get all 100, once, in offset order."""
+    with redis_and_two_chats() as started:
+        redis, a, b = started
+
+        async def scenario():
+            alice = await connect(a, token="alice")
+            bob = await connect(b, token="bob")
+            await ask(alice, history=0)
+            await ask(bob, history=0)
+            redis.wait_for_subscribers("mizu-chat:chat:general", 2)
+            for n in range(100):
+                if n == 30:
+                    assert redis.command("CLIENT", "KILL", "TYPE", "pubsub").startswith(":")
+                await chat(alice, f"m{n}")
+                await asyncio.sleep(0.01)
+            for ws in (alice, bob):
+                received = [await recv_full(ws) for _ in range(100)]
+                assert [m["data"]["data"]["text"] for m in received] == [f"m{n}" for n in range(100)]
+                offsets = [m["offset"] for m in received]
+                assert offsets == list(range(offsets[0], offsets[0] + 100))
+                assert len({m["epoch"] for m in received}) == 1
+            await alice.close()
+            await bob.close()
+        run(scenario())
+
+
 def test_a_client_asking_for_snapshots_in_a_loop_waits_and_nobody_else_does(alone):
     async def scenario():
         spammer = await connect(alone, token="spam")
