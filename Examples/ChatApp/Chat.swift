@@ -118,7 +118,10 @@ func handleMessage(_ s: Live.Session, _ topic: String, _ data: Data) async {
         msg.append(Data(#","data":"#.utf8))
         msg.append(data.isEmpty ? Data("null".utf8) : data)
         msg.append(Data("}".utf8))
-        server.publish("chat:general", msg)
+        // Redis away too long (or its queue full): the sender is told, nobody else got it.
+        if !server.publish("chat:general", msg) {
+            try? s.send(Live.Message(topic: "error", data: Data(#""not sent""#.utf8)))
+        }
     default:
         break
     }

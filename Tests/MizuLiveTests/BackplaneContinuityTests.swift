@@ -128,4 +128,38 @@ import Testing
             }
         }
     }
+
+    /// The publishing node's link is cut: what it publishes while the link reconnects waits
+    /// and goes out, in order, when the link is back (nothing dropped, no gap in the stream).
+    @Test func publishesWaitForTheirNodesLinkToComeBack() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis, configure: self.slowReconnect, options: historyOptions(size: 1_000)) { a, b in
+                let bob = try await TestWebSocket.live(port: b.port, user: "bob")
+                _ = try await bob.recover("h:chat")
+                for index in 1...10 { #expect(a.server.publish("h:chat", Data("\(index)".utf8))) }
+                try await self.kill(redis, port: try await a.broker.linkPorts().publisher)
+                _ = try await eventually("A noticed") { a.broker.isConnected ? nil : true }
+                for index in 11...30 { #expect(a.server.publish("h:chat", Data("\(index)".utf8)), "queued for the link's return") }
+                self.expectContiguous(try await self.read(bob, 30), from: 1, "bob")
+                #expect(a.broker.statistics.dropped == 0)
+                try await bob.close()
+            }
+        }
+    }
+
+    /// Past `maxPublishWait` the publisher is told: `publish` says false (the ChatApp answers
+    /// the sender with an error), and the drop is counted.
+    @Test func aPublishThatCannotReachRedisIsRefusedNotSwallowed() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis, configure: { self.slowReconnect(&$0); $0.maxPublishWait = .zero }, options: historyOptions(size: 1_000)) { a, _ in
+                try await self.kill(redis, port: try await a.broker.linkPorts().publisher)
+                _ = try await eventually("A noticed") { a.broker.isConnected ? nil : true }
+                #expect(!a.server.publish("h:chat", Data("1".utf8)), "a history topic's message reaches no one")
+                #expect(!a.server.publish("plain", Data("1".utf8)), "another topic's reaches no other node")
+                #expect(a.broker.statistics.dropped == 2)
+                _ = try await eventually("A back") { a.broker.isConnected ? true : nil }
+                #expect(a.server.publish("h:chat", Data("2".utf8)))
+            }
+        }
+    }
 }

@@ -24,5 +24,15 @@ extension Live {
         func subscribe(_ topic: String)
         /// The node's last subscriber of `topic` left: stop receiving it.
         func unsubscribe(_ topic: String)
+        /// As ``publish(_:_:)``, saying whether the broker took the message (false: it will
+        /// not reach the other nodes). The default publishes and says true.
+        func tryPublish(_ topic: String, _ data: Data) -> Bool
+    }
+}
+
+extension Live.Broker {
+    public func tryPublish(_ topic: String, _ data: Data) -> Bool {
+        self.publish(topic, data)
+        return true
     }
 }

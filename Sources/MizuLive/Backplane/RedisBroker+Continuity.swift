@@ -68,6 +68,14 @@ extension Live.RedisBroker {
         }
     }
 
+    /// The publishing link (which carries the reads) is back: gaps whose read failed while it
+    /// was down, and positions that could not be checked, are handled now, not at the next tick.
+    func publisherBack() {
+        let links = self.links.value
+        self.carryOut(links.continuity.retry())
+        self.checkPositions(links.continuity.streams.compactMap { $0.value.reading ? nil : $0.key })
+    }
+
     // MARK: Carrying out the actions (on the event loop)
 
     func carryOut(_ actions: [StreamContinuity.Action], fromPubSub: Bool = false) {

@@ -87,14 +87,14 @@ extension Live.RedisBroker: SharedState {
         self.positionedReceiver.withLockedValue { $0 = PositionedReceiver(receive: receive, notice: notice) }
     }
 
-    func publish(_ topic: String, _ data: Data, history: Live.HistoryPolicy) {
+    func publish(_ topic: String, _ data: Data, history: Live.HistoryPolicy) -> Bool {
         let prefix = self.configuration.channelPrefix
         let arguments: [EvalArgument] = [
             .text(prefix + "history:" + topic), .text(prefix + "history-meta:" + topic), .text(prefix + topic),
             .bytes(data), .text(String(history.size)), .text(String(max(1, history.ttl.nanoseconds / 1_000_000))), .text(newEpoch()),
             .text(String(max(history.ttl, self.configuration.historyMetaTTL).nanoseconds / 1_000_000)),
         ]
-        _ = self.enqueue(size: Self.evalSize(Self.publishScript, arguments), countsAsPublish: true) {
+        return self.enqueue(size: Self.evalSize(Self.publishScript, arguments), countsAsPublish: true) {
             Self.writeEval(Self.publishScript, keys: 3, arguments, into: &$0)
         }
     }

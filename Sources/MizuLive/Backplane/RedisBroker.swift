@@ -97,6 +97,9 @@ extension Live {
             /// Everything waiting to be written, in bytes.
             var pendingBytes: Int { self.bytes.readableBytes + self.segmentBytes }
             var connected = false
+            /// When the publisher link was lost (nil while up, and before it first came up):
+            /// publishes are queued for its return until `maxPublishWait` after this.
+            var downSince: NIODeadline?
             var flushScheduled = false
             /// Drops not yet reported in the log, and when the log last reported some.
             var unreportedDrops = 0
@@ -259,11 +262,19 @@ extension Live {
         }
 
         public func publish(_ topic: String, _ data: Data) {
+            _ = self.tryPublish(topic, data)
+        }
+
+        /// False when the message will not reach Redis: queued bytes past
+        /// ``Configuration/maxPendingPublishBytes``, or Redis away longer than
+        /// ``Configuration/maxPublishWait``. Otherwise it is written now, or, while the link
+        /// reconnects, when it is back, in order.
+        public func tryPublish(_ topic: String, _ data: Data) -> Bool {
             let prefix = self.configuration.channelPrefix
             let channelLength = prefix.utf8.count + topic.utf8.count
             let payloadLength = self.header.count + data.count
             // `*3 $7 PUBLISH $n <channel> $n <payload>`: 40 bytes cover the framing.
-            _ = self.enqueue(size: 40 + channelLength + payloadLength, countsAsPublish: true) { bytes in
+            return self.enqueue(size: 40 + channelLength + payloadLength, countsAsPublish: true) { bytes in
                 RESPValue.writeArrayHeader(count: 3, into: &bytes)
                 RESPValue.writeBulkString("PUBLISH", into: &bytes)
                 RESPValue.writeBulkString(length: channelLength, into: &bytes) {
@@ -282,9 +293,12 @@ extension Live {
         /// Redis is disconnected or the pending bytes would pass the limit.
         func enqueue(size: Int, countsAsPublish: Bool, _ write: (inout ByteBuffer) -> Void) -> Bool {
             let limit = self.configuration.maxPendingPublishBytes
+            let wait = self.configuration.maxPublishWait
             enum Outcome { case queued, queuedAndSchedule, dropped(report: Int) }
             let outcome = self.outbox.withLockedValue { outbox -> Outcome in
-                guard outbox.connected, outbox.pendingBytes + size <= limit else {
+                // While the link reconnects, commands wait for it (in order), for a while.
+                let open = outbox.connected || outbox.downSince.map { NIODeadline.now() - $0 < wait } == true
+                guard open, outbox.pendingBytes + size <= limit else {
                     guard countsAsPublish else { return .dropped(report: -1) }
                     outbox.unreportedDrops += 1
                     // At most one log line per interval, however many are dropped.
@@ -310,7 +324,7 @@ extension Live {
                 self.dropped.add(1, ordering: .relaxed)
                 self.metrics.dropped.increment()
                 if report > 0 {
-                    self.logger.warning("dropped \(report) publishes: Redis is disconnected or too slow (local delivery continues)")
+                    self.logger.warning("dropped \(report) publishes: Redis is away or too slow (they reach no other node, and no one on history topics)")
                 }
                 return false
             }
@@ -579,10 +593,12 @@ extension Live {
                 let drops = self.outbox.withLockedValue { outbox in
                     defer { outbox.unreportedDrops = 0 }
                     outbox.connected = true
+                    outbox.downSince = nil
                     return outbox.unreportedDrops
                 }
                 if drops > 0 { self.logger.warning("dropped \(drops) publishes while Redis was away") }
                 self.flushOutbox()
+                self.publisherBack()
             case .subscriber:
                 self.subscriberUp.store(true, ordering: .relaxed)
                 links.told = []
@@ -600,27 +616,21 @@ extension Live {
             links[role].wasLost = true
             switch role {
             case .publisher:
-                let (lost, waiting) = self.outbox.withLockedValue { outbox in
+                // What is queued and not yet written waits for the link's return (reads fail:
+                // their callers retry). What was written and not answered may or may not have
+                // reached Redis: at most once.
+                let waiting = self.outbox.withLockedValue { outbox in
                     defer {
                         outbox.connected = false
-                        outbox.bytes.clear()
-                        outbox.count = 0
-                        outbox.segments = []
-                        outbox.segmentBytes = 0
+                        outbox.downSince = .now()
+                        outbox.segments = outbox.segments.filter { if case .one = $0.replies { false } else { true } }
+                        outbox.segmentBytes = outbox.segments.reduce(0) { $0 + $1.bytes.readableBytes }
                         outbox.flushScheduled = false
                     }
-                    let segments = outbox.segments.reduce(0) { total, segment in
-                        if case .discard(let count) = segment.replies { return total + count }
-                        return total
-                    }
-                    return (outbox.count + segments, outbox.segments)
+                    return outbox.segments
                 }
                 for segment in waiting {
                     if case .one(let promise) = segment.replies { promise.fail(RedisError.connectionClosed) }
-                }
-                if lost > 0 {
-                    self.dropped.add(lost, ordering: .relaxed)
-                    self.metrics.dropped.increment(by: lost)
                 }
             case .subscriber:
                 self.subscriberUp.store(false, ordering: .relaxed)

@@ -22,6 +22,10 @@ extension Live.RedisBroker {
         /// publishes are dropped and counted, and reads (history, presence) throw
         /// ``Live/RedisError/overloaded``. Bounds memory when Redis is slow or gone.
         public var maxPendingPublishBytes: Int = 8 * 1024 * 1024
+        /// While the publishing link reconnects, publishes wait for it (in order, within
+        /// ``maxPendingPublishBytes``) this long after it was lost; then they are refused
+        /// (``RedisBroker/tryPublish(_:_:)`` says false) and counted as dropped.
+        public var maxPublishWait: TimeAmount = .seconds(5)
         /// How often the node compares where it stands in each history topic it delivers with
         /// the stream's position in Redis, to find a gap on a topic that went quiet (it also
         /// does after every resubscribe). One script per 500 topics.

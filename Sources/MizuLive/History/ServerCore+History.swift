@@ -8,13 +8,10 @@ extension ServerCore {
     /// A publish on a history topic: with a shared broker it goes to Redis, which orders it,
     /// keeps it and sends it to every node, this one included; otherwise it is appended to
     /// this process's history and delivered here, then handed to the broker (if any) as usual.
-    func publish(_ topic: String, _ data: Data, history policy: Live.HistoryPolicy) {
-        if let shared = self.shared {
-            shared.publish(topic, data, history: policy)
-            return
-        }
+    func publish(_ topic: String, _ data: Data, history policy: Live.HistoryPolicy) -> Bool {
+        if let shared = self.shared { return shared.publish(topic, data, history: policy) }
         self.deliverInOrder(topic, data) { self.memoryHistory.append(topic, data, policy: policy) }
-        self.options.broker?.publish(topic, data)
+        return self.options.broker?.tryPublish(topic, data) ?? true
     }
 
     /// A publish from another node, through a broker that keeps no history: a history

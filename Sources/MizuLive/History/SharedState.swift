@@ -14,8 +14,9 @@ protocol SharedState: Sendable {
     /// The position a history read found for a topic after ``subscriptionReady(_:)``: where
     /// this node's delivery of the topic stands if no message came yet.
     func seedPosition(_ topic: String, epoch: String, top: UInt64)
-    /// Appends to the topic's history and publishes to every node, in one atomic step.
-    func publish(_ topic: String, _ data: Data, history: Live.HistoryPolicy)
+    /// Appends to the topic's history and publishes to every node, in one atomic step; false
+    /// when it will not reach the shared state (see ``Live/RedisBroker/tryPublish(_:_:)``).
+    func publish(_ topic: String, _ data: Data, history: Live.HistoryPolicy) -> Bool
     /// Returns once messages published on `topic` from now on reach this node.
     func subscriptionReady(_ topic: String) async throws
     func readHistory(_ topic: String, since: UInt64?, latest: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead

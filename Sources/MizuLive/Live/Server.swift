@@ -30,13 +30,19 @@ extension Live {
 
         /// Sends `data` (raw JSON) on `topic` to every subscribed session. Never blocks: the
         /// frame is encoded once and handed to each subscriber's event loop in one hop.
-        public func publish(_ topic: String, _ data: Data) {
-            guard !topic.isEmpty else { return }
-            self.core.publish(topic, data)
+        /// Go's `Publish` has no result; this one says false when the message will not reach
+        /// everyone: data that is not one JSON value (dropped), or a broker that cannot take
+        /// it (Redis away longer than `maxPublishWait`, or its queue full), in which case the
+        /// other nodes never get it, nor anyone on a history topic (delivered through Redis).
+        @discardableResult
+        public func publish(_ topic: String, _ data: Data) -> Bool {
+            guard !topic.isEmpty else { return false }
+            return self.core.publish(topic, data)
         }
 
-        /// Publishes `value` encoded as JSON.
-        public func publish(_ topic: String, encoding value: some Encodable) throws {
+        /// Publishes `value` encoded as JSON; the result as for ``publish(_:_:)``.
+        @discardableResult
+        public func publish(_ topic: String, encoding value: some Encodable) throws -> Bool {
             self.core.publish(topic, try JSONEncoder().encode(value))
         }
 

@@ -118,14 +118,12 @@ final class ServerCore: Sendable {
     /// Delivers to this node's subscribers, then hands the publish to the broker for the others.
     /// Data that is not one JSON value is dropped (as Go's encoder drops it): it would make
     /// an invalid frame for every subscriber.
-    func publish(_ topic: String, _ data: Data) {
-        guard self.acceptsData(data, topic: topic) else { return }
-        if let policy = self.options.history?(topic) {
-            self.publish(topic, data, history: policy)
-            return
-        }
+    @discardableResult
+    func publish(_ topic: String, _ data: Data) -> Bool {
+        guard self.acceptsData(data, topic: topic) else { return false }
+        if let policy = self.options.history?(topic) { return self.publish(topic, data, history: policy) }
         self.publishLocally(topic, data)
-        self.options.broker?.publish(topic, data)
+        return self.options.broker?.tryPublish(topic, data) ?? true
     }
 
     func publishLocally(_ topic: String, _ data: some Collection<UInt8>) {
