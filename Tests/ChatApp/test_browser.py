@@ -104,6 +104,29 @@ def test_two_servers_sharing_redis_are_one_chat(browser):
         bob.screenshot(path=os.path.join(ARTIFACTS, "chat-redis-bob-on-b.png"))
 
 
+def test_the_page_shows_every_message_once_across_a_redis_link_drop(browser):
+    """Bob's page is on node B; alice (node A) sends 40 messages, one every 20 ms, and every
+    node's Redis subscriber link is cut after the 15th: the page shows all 40, once each, in
+    order (what pub/sub lost is read back from the stream by the node)."""
+    with redis_and_two_chats() as started:
+        redis, a, b = started
+        alice = browser.new_page(viewport={"width": 1100, "height": 700})
+        bob = browser.new_page(viewport={"width": 390, "height": 760})
+        join(alice, a.http + "/", "alice")
+        join(bob, b.http + "/", "bob")
+        redis.wait_for_subscribers("mizu-chat:chat:general", 2)
+        for n in range(40):
+            if n == 15:
+                assert redis.command("CLIENT", "KILL", "TYPE", "pubsub").startswith(":")
+            alice.fill("#message", f"drop-{n:02d}")
+            alice.press("#message", "Enter")
+            alice.wait_for_timeout(20)
+        expect(bob.locator("#messages li", has_text="drop-")).to_have_count(40, timeout=20000)
+        texts = bob.locator("#messages li .text").all_text_contents()
+        assert [t for t in texts if t.startswith("drop-")] == [f"drop-{n:02d}" for n in range(40)]
+        expect(bob.locator("#notice")).to_be_hidden()
+
+
 def test_a_late_joiner_sees_who_is_here_and_what_was_said_and_recovers_after_a_restart(browser):
     with redis_and_two_chats() as started:
         redis, a, b = started
