@@ -83,6 +83,29 @@ import Testing
         }
     }
 
+    /// B's subscriber link is cut while Redis takes no new work for a second (paused): B's
+    /// reconnect waits, A's publishes wait in A's link; when Redis is back, nothing is lost.
+    @Test func aCutWhileRedisRefusesNewConnectionsForASecondLosesNothing() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis, options: historyOptions(size: 1_000)) { a, b in
+                let bob = try await TestWebSocket.live(port: b.port, user: "bob")
+                _ = try await bob.recover("h:chat")
+                var outage: Task<Void, any Error>?
+                try await self.publish(a.server, count: 200, faultAt: 20) {
+                    try await self.kill(redis, port: try await b.broker.linkPorts().subscriber)
+                    redis.pause()
+                    outage = Task {
+                        defer { redis.resume() }
+                        try await Task.sleep(nanoseconds: 1_000_000_000)
+                    }
+                }
+                try await outage?.value
+                self.expectContiguous(try await self.read(bob, 200), from: 1, "bob")  // within the send queue (256)
+                try await bob.close()
+            }
+        }
+    }
+
     /// The only message of a quiet topic falls into the gap: no later message shows it
     /// missing, so the node finds it by the stream's position after the resubscribe.
     @Test func aQuietTopicsOnlyMessageInTheGapArrives() async throws {
