@@ -163,6 +163,7 @@ import Testing
                 try await self.kill(redis, port: try await a.broker.linkPorts().publisher)
                 _ = try await eventually("A noticed") { a.broker.isConnected ? nil : true }
                 for index in 11...30 { #expect(a.server.publish("h:chat", Data("\(index)".utf8)), "queued for the link's return") }
+                if !a.broker.isConnected { #expect(a.broker.statistics.waiting > 0) }
                 self.expectContiguous(try await self.read(bob, 30), from: 1, "bob")
                 #expect(a.broker.statistics.dropped == 0)
                 try await bob.close()

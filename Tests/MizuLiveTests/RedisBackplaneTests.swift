@@ -341,6 +341,8 @@ func withRedis(password: String? = nil, _ body: (RedisTestServer) async throws -
                 for index in 0..<200 { #expect(a.server.publish("room", Data("\(index)".utf8))) }
                 #expect(try await readData(onA, count: 200) == (0..<200).map(String.init))
                 #expect(a.broker.statistics.dropped == 0 && a.broker.statistics.published == 0)
+                #expect(a.broker.statistics.waiting == 200)
+                #expect(try metrics.expectGauge("mizu_live_broker_publishes_waiting").lastValue == 200)
                 #expect(try metrics.expectGauge("mizu_live_broker_connected").lastValue == 0)
                 #expect(metrics.counterTotal(label: "mizu_live_broker_reconnects_total") == 0)
 
@@ -349,6 +351,7 @@ func withRedis(password: String? = nil, _ body: (RedisTestServer) async throws -
                 // The 200 went out when A's link came back (B got those published after its own
                 // SUBSCRIBE: a topic without history has no stream to catch up from).
                 _ = try await eventually("the queued publishes sent") { a.broker.statistics.published == 200 ? true : nil }
+                #expect(a.broker.statistics.waiting == 0)
                 _ = try await eventuallyAsync("both re-subscribed") { try await redis.subscriberCount("test:room") == 2 ? true : nil }
                 b.server.publish("room", Data(#""after""#.utf8))
                 a.server.publish("room", Data(#""after-a""#.utf8))

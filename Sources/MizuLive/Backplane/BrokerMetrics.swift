@@ -13,6 +13,7 @@ final class BrokerMetrics: Sendable {
     let gaps: Counter
     let caughtUp: Counter
     let unfillable: Counter
+    let waiting: Gauge
 
     init(factory: any MetricsFactory) {
         self.connected = Gauge(label: "mizu_live_broker_connected", factory: factory)
@@ -23,6 +24,8 @@ final class BrokerMetrics: Sendable {
         self.gaps = Counter(label: "mizu_live_broker_stream_gaps_total", factory: factory)
         self.caughtUp = Counter(label: "mizu_live_broker_stream_caught_up_total", factory: factory)
         self.unfillable = Counter(label: "mizu_live_broker_stream_gaps_unfillable_total", factory: factory)
+        self.waiting = Gauge(label: "mizu_live_broker_publishes_waiting", factory: factory)
         self.connected.record(0)
+        self.waiting.record(0)
     }
 }

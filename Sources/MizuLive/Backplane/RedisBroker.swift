@@ -42,6 +42,9 @@ extension Live {
             public var caughtUp = 0
             /// Gaps the stream could not fill (trimmed, expired, a new epoch): sessions were told.
             public var unfillableGaps = 0
+            /// Publishes (and presence writes) queued and not yet written: while the link to
+            /// Redis reconnects they wait for it (``Configuration/maxPublishWait``).
+            public var waiting = 0
         }
 
         public let configuration: Configuration
@@ -96,6 +99,13 @@ extension Live {
             var segmentBytes = 0
             /// Everything waiting to be written, in bytes.
             var pendingBytes: Int { self.bytes.readableBytes + self.segmentBytes }
+            /// Commands nobody waits the reply of (publishes, presence writes) not yet written.
+            var waitingCommands: Int {
+                self.segments.reduce(self.count) { total, segment in
+                    if case .discard(let count) = segment.replies { return total + count }
+                    return total
+                }
+            }
             var connected = false
             /// When the publisher link was lost (nil while up, and before it first came up):
             /// publishes are queued for its return until `maxPublishWait` after this.
@@ -216,7 +226,8 @@ extension Live {
                 subscribedChannels: self.subscribedChannels.load(ordering: .relaxed),
                 rejected: self.rejected.load(ordering: .relaxed), reconnects: self.reconnects.load(ordering: .relaxed),
                 streamGaps: self.streamGaps.load(ordering: .relaxed), caughtUp: self.streamCaughtUp.load(ordering: .relaxed),
-                unfillableGaps: self.streamUnfillable.load(ordering: .relaxed))
+                unfillableGaps: self.streamUnfillable.load(ordering: .relaxed),
+                waiting: self.outbox.withLockedValue { $0.waitingCommands })
         }
 
         /// Both connections are up.
@@ -295,6 +306,8 @@ extension Live {
             let limit = self.configuration.maxPendingPublishBytes
             let wait = self.configuration.maxPublishWait
             enum Outcome { case queued, queuedAndSchedule, dropped(report: Int) }
+            var waitingForLink: Int?
+            defer { if let waitingForLink { self.metrics.waiting.record(waitingForLink) } }
             let outcome = self.outbox.withLockedValue { outbox -> Outcome in
                 // While the link reconnects, commands wait for it (in order), for a while.
                 let open = outbox.connected || outbox.downSince.map { NIODeadline.now() - $0 < wait } == true
@@ -310,6 +323,7 @@ extension Live {
                 }
                 write(&outbox.bytes)
                 outbox.count += 1
+                if !outbox.connected { waitingForLink = outbox.waitingCommands }
                 guard !outbox.flushScheduled else { return .queued }
                 outbox.flushScheduled = true
                 return .queuedAndSchedule
@@ -598,6 +612,7 @@ extension Live {
                 }
                 if drops > 0 { self.logger.warning("dropped \(drops) publishes while Redis was away") }
                 self.flushOutbox()
+                self.metrics.waiting.record(0)
                 self.publisherBack()
             case .subscriber:
                 self.subscriberUp.store(true, ordering: .relaxed)
@@ -632,6 +647,7 @@ extension Live {
                 for segment in waiting {
                     if case .one(let promise) = segment.replies { promise.fail(RedisError.connectionClosed) }
                 }
+                self.metrics.waiting.record(self.outbox.withLockedValue { $0.waitingCommands })
             case .subscriber:
                 self.subscriberUp.store(false, ordering: .relaxed)
                 self.subscribedChannels.store(0, ordering: .relaxed)
