@@ -11,7 +11,8 @@
 #     clients connecting and subscribing as fast as they can (C2000 ... C18000)
 #   BASE_CHATAPP=/path/ChatApp Benchmarks/run.sh ab [runs]
 #                                                   same-session A/B of two ChatApp builds (base, then
-#     this tree's as "mizu"), S1, S3 and C10000, the order of the two swapped every run
+#     this tree's as "mizu"), S1, S3 and C10000 (AB_SCENARIOS picks, R1 included), the order
+#     of the two swapped every run
 #   Benchmarks/run.sh redis [runs]                  cross-node through a redis-server (R1, R2)
 #     next to single-node S1/S2 of the same run: two ChatApps share one Redis; the 999
 #     subscribers are on node A, the publisher on node B.
@@ -62,6 +63,29 @@ run_bench() {  # run_bench SCENARIO PORT PID [extra args] -> prints live-bench's
   timeout 300 "$bin/live-bench" $(scenario_args "$s") --port "$port" --server-pid "$pid" "$@" 2>&1 | tail -1 || echo "run failed or timed out"
 }
 
+# run_cross_node SCENARIO CHATAPP NAME RUN: a redis-server and two ChatApps with --redis; the
+# subscribers on node A, the publisher on node B; appends the result line.
+run_cross_node() {
+  local s=$1 binary=$2 name=$3 run=$4
+  redis_bin=$(command -v redis-server || echo /usr/bin/redis-server)
+  redis_port=$((port + 1)); a=$((port + 2)); b=$((port + 3)); port=$b
+  "$redis_bin" --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning > "$out/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break; sleep 0.1; done
+  "$binary" --host 127.0.0.1 --port "$a" --redis "redis://127.0.0.1:$redis_port" > "$out/server-a.log" 2>&1 &
+  a_pid=$!
+  "$binary" --host 127.0.0.1 --port "$b" --redis "redis://127.0.0.1:$redis_port" > "$out/server-b.log" 2>&1 &
+  b_pid=$!
+  for p in "$a" "$b"; do
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
+  done
+  line=$(run_bench "$s" "$a" "$a_pid" --publisher-port "$b")
+  redis_cpu=$(python3 -c "import os,sys; f=open(f'/proc/{sys.argv[1]}/stat').read().rsplit(')',1)[1].split(); print(round((int(f[11])+int(f[12]))/os.sysconf('SC_CLK_TCK'),2))" "$redis_pid")
+  kill "$a_pid" "$b_pid" "$redis_pid"
+  wait "$a_pid" "$b_pid" "$redis_pid" 2>/dev/null || true
+  echo "$s $name run=$run $line redis_cpu_s=$redis_cpu" | tee -a "$out/results.txt"
+}
+
 port=18080
 if [ "$scenario" = redis ]; then
   scenarios=(S1 R1 S2 R2)
@@ -74,22 +98,7 @@ if [ "$scenario" = redis ]; then
       kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
     done
     for s in R1 R2; do
-      redis_port=$((port + 1)); a=$((port + 2)); b=$((port + 3)); port=$b
-      "$redis_bin" --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning > "$out/redis.log" 2>&1 &
-      redis_pid=$!
-      for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break; sleep 0.1; done
-      "$chat_bin" --host 127.0.0.1 --port "$a" --redis "redis://127.0.0.1:$redis_port" > "$out/server-a.log" 2>&1 &
-      a_pid=$!
-      "$chat_bin" --host 127.0.0.1 --port "$b" --redis "redis://127.0.0.1:$redis_port" > "$out/server-b.log" 2>&1 &
-      b_pid=$!
-      for p in "$a" "$b"; do
-        for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
-      done
-      line=$(run_bench "$s" "$a" "$a_pid" --publisher-port "$b")
-      redis_cpu=$(python3 -c "import os,sys; f=open(f'/proc/{sys.argv[1]}/stat').read().rsplit(')',1)[1].split(); print(round((int(f[11])+int(f[12]))/os.sysconf('SC_CLK_TCK'),2))" "$redis_pid")
-      kill "$a_pid" "$b_pid" "$redis_pid"
-      wait "$a_pid" "$b_pid" "$redis_pid" 2>/dev/null || true
-      echo "$s mizu+redis run=$run $line redis_cpu_s=$redis_cpu" | tee -a "$out/results.txt"
+      run_cross_node "$s" "$chat_bin" mizu+redis "$run"
     done
   done
 fi
@@ -122,8 +131,14 @@ if [ "$scenario" = ab ]; then
   for run in $(seq 1 "$runs"); do
     order=(base mizu)
     [ $((run % 2)) = 0 ] && order=(mizu base)
-    for s in S1 S3 C10000; do
+    for s in ${AB_SCENARIOS:-S1 S3 C10000}; do
       for server in "${order[@]}"; do
+        if [ "$s" = R1 ]; then
+          binary=$chat_bin
+          [ "$server" = base ] && binary=$BASE_CHATAPP
+          run_cross_node R1 "$binary" "$server" "$run"
+          continue
+        fi
         port=$((port + 1))
         start_server "$server" "$port"
         line=$(run_bench "$s" "$port" "$server_pid")
@@ -153,7 +168,7 @@ done
 [ "$scenario" = storm ] && scenarios=(C2000 C6000 C10000 C18000)
 [ "$scenario" = metrics ] && scenarios=(S1 S1M)
 [ "$scenario" = history ] && scenarios=(S1N S1)
-[ "$scenario" = ab ] && scenarios=(S1 S3 C10000)
+[ "$scenario" = ab ] && read -r -a scenarios <<< "${AB_SCENARIOS:-S1 S3 C10000}"
 python3 - "$out/results.txt" "${scenarios[@]}" <<'PY'
 import re, statistics, sys
 path, wanted = sys.argv[1], set(sys.argv[2:])
