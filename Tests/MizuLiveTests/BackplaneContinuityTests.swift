@@ -122,6 +122,30 @@ import Testing
         }
     }
 
+    /// A message in the stream that pub/sub never brought (published to another channel by
+    /// hand here), on a topic that stays quiet: the periodic check finds it.
+    @Test func thePeriodicCheckFindsWhatPubSubNeverBrought() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis, configure: { $0.streamCheckInterval = .milliseconds(100) }, options: historyOptions(size: 1_000)) { a, b in
+                let bob = try await TestWebSocket.live(port: b.port, user: "bob")
+                _ = try await bob.recover("h:chat")
+                a.server.publish("h:chat", Data("1".utf8))
+                let first = try await bob.readMessage()
+                #expect(first.offset == 1)
+                let epoch = try #require(first.epoch)
+                // The publish script, but its PUBLISH goes to a channel nobody listens to.
+                _ = try await redis.command([
+                    "EVAL", Live.RedisBroker.publishScript, "3", "test:history:h:chat", "test:history-meta:h:chat", "test:nowhere",
+                    "2", "1000", "60000", epoch, "60000",
+                ])
+                let second = try await bob.readMessage()
+                #expect(second.offset == 2 && second.data == "2" && second.epoch == epoch)
+                #expect(b.broker.statistics.streamGaps == 1 && b.broker.statistics.caughtUp == 1)
+                try await bob.close()
+            }
+        }
+    }
+
     /// Redis restarted without persistence: its history is gone and a new epoch begins.
     /// Bob is told (a notice, in order), then gets the new epoch from its first message, even
     /// when his node's subscriber comes back after the publisher's first new messages (cut

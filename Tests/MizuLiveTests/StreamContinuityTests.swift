@@ -132,4 +132,14 @@ import Testing
         #expect(continuity.readCompleted("t", epoch: "", top: 0, entries: []) == [.notice(topic: "t", resumeAfter: self.position(3)), .deliver(topic: "t", [self.entry(4)])])
         #expect(continuity.received("t", self.entry(5)) == [.deliver(topic: "t", [self.entry(5)])])
     }
+
+    @Test func onlyTopicsQuietSinceTheLastCheckAreChecked() {
+        var continuity = StreamContinuity(maxHeldBytes: 1 << 20)
+        _ = continuity.received("busy", self.entry(1))
+        continuity.seed("quiet", epoch: "e1", top: 4)
+        #expect(continuity.quietTopics() == ["quiet"])
+        #expect(Set(continuity.quietTopics()) == ["busy", "quiet"], "busy heard nothing since")
+        _ = continuity.received("busy", self.entry(2))
+        #expect(continuity.quietTopics() == ["quiet"])
+    }
 }

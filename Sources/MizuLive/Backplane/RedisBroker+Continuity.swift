@@ -53,7 +53,8 @@ extension Live.RedisBroker {
     }
 
     /// Every ``Configuration/streamCheckInterval``: gaps whose read failed are read again, and
-    /// every topic's position is compared with the stream's (a gap on a quiet topic).
+    /// the position of every topic quiet since the last check is compared with the stream's
+    /// (a gap on an active topic shows in its next message).
     func startStreamChecks() {
         let interval = self.configuration.streamCheckInterval
         self.eventLoop.execute {
@@ -63,7 +64,7 @@ extension Live.RedisBroker {
                 let links = self.links.value
                 guard !links.closed, self.isConnected else { return }
                 self.carryOut(links.continuity.retry())
-                self.checkPositions(links.continuity.streams.compactMap { $0.value.reading ? nil : $0.key })
+                self.checkPositions(links.continuity.quietTopics())
             }
         }
     }

@@ -45,6 +45,9 @@ struct StreamContinuity {
         var heldAtRead = 0
         /// A message was left out of `held` (its bound) since that read was sent.
         var overflowed = false
+        /// A message came from pub/sub since the last periodic check: a gap on an active topic
+        /// shows in its next message, so only quiet ones need their position checked.
+        var heard = false
 
         /// A read of the stream goes out now.
         mutating func startRead() {
@@ -89,9 +92,12 @@ struct StreamContinuity {
     mutating func received(_ topic: String, _ entry: Entry) -> [Action] {
         let position = entry.position
         guard var stream = self.streams[topic] else {
-            self.streams[topic] = Stream(epoch: position.epoch, offset: position.offset)
+            var stream = Stream(epoch: position.epoch, offset: position.offset)
+            stream.heard = true
+            self.streams[topic] = stream
             return [.deliver(topic: topic, [entry])]
         }
+        stream.heard = true
         defer { self.streams[topic] = stream }
         if stream.reading {
             if position.epoch == stream.epoch, position.offset <= stream.offset { return [] }
@@ -236,6 +242,17 @@ struct StreamContinuity {
             actions.append(.read(topic: topic, after: stream.offset))
         }
         return actions
+    }
+
+    /// The topics whose position the periodic check compares: those quiet since the last
+    /// check (and not being read). Starts the next period.
+    mutating func quietTopics() -> [String] {
+        var quiet: [String] = []
+        for (topic, stream) in self.streams {
+            if !stream.heard && !stream.reading { quiet.append(topic) }
+            if stream.heard { self.streams[topic]!.heard = false }
+        }
+        return quiet
     }
 
     /// Reads again the gaps whose last read failed.
