@@ -210,4 +210,20 @@ import Testing
             }
         }
     }
+
+    /// Publishes written just before the link died, never answered, may or may not have
+    /// reached Redis: the broker says so (counted and logged), it does not pass over them.
+    @Test func publishesWhoseFateIsUnknownAreCountedAndLogged() async throws {
+        try await withRedis { redis in
+            let log = CapturedLog()
+            let broker = try await Live.RedisBroker.connect(try redis.configuration(), logger: log.logger)
+            redis.pause()  // Redis reads nothing: what is written stays unanswered
+            for index in 0..<5 { broker.publish("fate", Data("\(index)".utf8)) }
+            _ = try await eventually("the five written") { broker.statistics.published == 5 ? true : nil }
+            try await redis.stop()
+            _ = try await eventually("the loss noticed") { broker.statistics.unconfirmed == 5 ? true : nil }
+            #expect(log.all.contains { $0.level == .warning && $0.message.hasPrefix("5 commands") })
+            await broker.close()
+        }
+    }
 }

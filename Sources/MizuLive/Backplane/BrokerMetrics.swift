@@ -14,6 +14,7 @@ final class BrokerMetrics: Sendable {
     let caughtUp: Counter
     let unfillable: Counter
     let waiting: Gauge
+    let unconfirmed: Counter
 
     init(factory: any MetricsFactory) {
         self.connected = Gauge(label: "mizu_live_broker_connected", factory: factory)
@@ -25,6 +26,7 @@ final class BrokerMetrics: Sendable {
         self.caughtUp = Counter(label: "mizu_live_broker_stream_caught_up_total", factory: factory)
         self.unfillable = Counter(label: "mizu_live_broker_stream_gaps_unfillable_total", factory: factory)
         self.waiting = Gauge(label: "mizu_live_broker_publishes_waiting", factory: factory)
+        self.unconfirmed = Counter(label: "mizu_live_broker_publishes_unconfirmed_total", factory: factory)
         self.connected.record(0)
         self.waiting.record(0)
     }

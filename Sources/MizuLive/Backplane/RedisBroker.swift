@@ -45,6 +45,9 @@ extension Live {
             /// Publishes (and presence writes) queued and not yet written: while the link to
             /// Redis reconnects they wait for it (``Configuration/maxPublishWait``).
             public var waiting = 0
+            /// Publishes (and presence writes) written just before the link died and never
+            /// answered: they may or may not have reached Redis (logged, each time).
+            public var unconfirmed = 0
         }
 
         public let configuration: Configuration
@@ -79,6 +82,7 @@ extension Live {
         private let subscribedChannels = Atomic<Int>(0)
         private let rejected = Atomic<Int>(0)
         private let reconnects = Atomic<Int>(0)
+        private let unconfirmed = Atomic<Int>(0)
         /// ``StreamContinuity/Counts``, readable from any thread.
         let streamGaps = Atomic<Int>(0)
         let streamCaughtUp = Atomic<Int>(0)
@@ -227,7 +231,7 @@ extension Live {
                 rejected: self.rejected.load(ordering: .relaxed), reconnects: self.reconnects.load(ordering: .relaxed),
                 streamGaps: self.streamGaps.load(ordering: .relaxed), caughtUp: self.streamCaughtUp.load(ordering: .relaxed),
                 unfillableGaps: self.streamUnfillable.load(ordering: .relaxed),
-                waiting: self.outbox.withLockedValue { $0.waitingCommands })
+                waiting: self.outbox.withLockedValue { $0.waitingCommands }, unconfirmed: self.unconfirmed.load(ordering: .relaxed))
         }
 
         /// Both connections are up.
@@ -579,6 +583,12 @@ extension Live {
                     }
                 }
                 callbacks.onWritable = { [weak self] in self?.flushOutbox() }
+                callbacks.onUnanswered = { [weak self] count in
+                    guard let self else { return }
+                    self.unconfirmed.add(count, ordering: .relaxed)
+                    self.metrics.unconfirmed.increment(by: count)
+                    self.logger.warning("\(count) commands (publishes, presence writes) were written to Redis just before the link died and never answered: they may or may not have reached it")
+                }
             }
             return RedisConnector.connect(self.configuration, on: self.eventLoop, callbacks: callbacks)
                 .hop(to: self.eventLoop)

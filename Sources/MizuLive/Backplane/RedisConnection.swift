@@ -48,6 +48,8 @@ final class RedisReplyHandler: ChannelDuplexHandler {
     private enum Waiting {
         case one(EventLoopPromise<RESPValue>)
         case discard(Int)
+        /// The health check's PING on a plain connection.
+        case ping
     }
 
     private var waiting = CircularBuffer<Waiting>()
@@ -59,19 +61,24 @@ final class RedisReplyHandler: ChannelDuplexHandler {
     private let onPush: @Sendable (RESPValue) -> Void
     private let onDiscardedError: @Sendable (String) -> Void
     private let onWritable: @Sendable () -> Void
+    /// Commands nobody waited for that were written and never answered when the connection
+    /// ended: they may or may not have reached Redis.
+    private let onUnanswered: @Sendable (Int) -> Void
 
     init(
         healthCheck: TimeAmount?,
         pubSub: Bool,
         onPush: @escaping @Sendable (RESPValue) -> Void,
         onDiscardedError: @escaping @Sendable (String) -> Void,
-        onWritable: @escaping @Sendable () -> Void
+        onWritable: @escaping @Sendable () -> Void,
+        onUnanswered: @escaping @Sendable (Int) -> Void = { _ in }
     ) {
         self.healthCheck = healthCheck
         self.pubSub = pubSub
         self.onPush = onPush
         self.onDiscardedError = onDiscardedError
         self.onWritable = onWritable
+        self.onUnanswered = onUnanswered
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -103,7 +110,7 @@ final class RedisReplyHandler: ChannelDuplexHandler {
         }
         var ping = context.channel.allocator.buffer(capacity: 14)
         RESPValue.writeCommand(["PING"], into: &ping)
-        if !self.pubSub { self.waiting.append(.discard(1)) }
+        if !self.pubSub { self.waiting.append(.ping) }
         context.writeAndFlush(Self.wrapOutboundOut(ping), promise: nil)
     }
 
@@ -121,6 +128,8 @@ final class RedisReplyHandler: ChannelDuplexHandler {
         case .discard(let count):
             if count == 1 { self.waiting.removeFirst() } else { self.waiting[self.waiting.startIndex] = .discard(count - 1) }
             if case .error(let message) = value { self.onDiscardedError(message) }
+        case .ping:
+            self.waiting.removeFirst()
         }
     }
 
@@ -143,9 +152,15 @@ final class RedisReplyHandler: ChannelDuplexHandler {
     }
 
     private func failWaiting(_ error: any Error) {
+        var unanswered = 0
         while let next = self.waiting.popFirst() {
-            if case .one(let promise) = next { promise.fail(error) }
+            switch next {
+            case .one(let promise): promise.fail(error)
+            case .discard(let count): unanswered += count
+            case .ping: break
+            }
         }
+        if unanswered > 0 { self.onUnanswered(unanswered) }
     }
 }
 
@@ -158,6 +173,7 @@ enum RedisConnector {
         var onPush: @Sendable (RESPValue) -> Void = { _ in }
         var onDiscardedError: @Sendable (String) -> Void = { _ in }
         var onWritable: @Sendable () -> Void = {}
+        var onUnanswered: @Sendable (Int) -> Void = { _ in }
     }
 
     /// A connected, authenticated channel with `configuration.database` selected; a Redis
@@ -185,7 +201,7 @@ enum RedisConnector {
                     try channel.pipeline.syncOperations.addHandler(
                         RedisReplyHandler(
                             healthCheck: callbacks.healthCheck, pubSub: callbacks.pubSub, onPush: callbacks.onPush, onDiscardedError: callbacks.onDiscardedError,
-                            onWritable: callbacks.onWritable))
+                            onWritable: callbacks.onWritable, onUnanswered: callbacks.onUnanswered))
                 }
             }
         let connected = bootstrap.connect(host: configuration.host, port: configuration.port).flatMapErrorThrowing { error in
