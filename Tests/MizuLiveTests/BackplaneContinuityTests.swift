@@ -116,7 +116,9 @@ import Testing
                 try await self.kill(redis, port: try await b.broker.linkPorts().subscriber)
                 a.server.publish("h:chat", Data("1".utf8))
                 self.expectContiguous(try await self.read(bob, 1), from: 1, "bob")
-                #expect(b.broker.statistics.streamGaps == 1 && b.broker.statistics.caughtUp == 1)
+                // At least: a position check that runs while a message is still in flight on
+                // pub/sub reads it too (counted; its pub/sub copy is then dropped as a repeat).
+                #expect(b.broker.statistics.streamGaps >= 1 && b.broker.statistics.caughtUp >= 1)
                 try await bob.close()
             }
         }
@@ -140,7 +142,7 @@ import Testing
                 ])
                 let second = try await bob.readMessage()
                 #expect(second.offset == 2 && second.data == "2" && second.epoch == epoch)
-                #expect(b.broker.statistics.streamGaps == 1 && b.broker.statistics.caughtUp == 1)
+                #expect(b.broker.statistics.streamGaps >= 1 && b.broker.statistics.caughtUp >= 1)
                 try await bob.close()
             }
         }

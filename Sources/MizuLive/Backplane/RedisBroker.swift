@@ -36,7 +36,8 @@ extension Live {
             /// Connections (publisher or subscriber) that were lost and came back.
             public var reconnects = 0
             /// History topics' gaps found: a message that was not the next one, or a stream
-            /// position past this node's (after a resubscribe, or in the periodic check).
+            /// position past this node's (after a resubscribe, or in the periodic check; a
+            /// message still in flight on pub/sub then counts too, and is delivered once).
             public var streamGaps = 0
             /// Messages of those gaps read from the stream and delivered.
             public var caughtUp = 0
