@@ -190,7 +190,11 @@ public final class HTTPServer: Sendable {
         }
         let leftovers = self.state.withLockedValue { Array($0.connections.values) }
         for channel in leftovers {
-            try? await channel.close()
+            channel.close(promise: nil)
+            // The close future, not the close call: the table drops a connection in a
+            // callback on it (registered first, so run first), and `close()` can return
+            // before that has run. Returning after it means no connection is left counted.
+            try? await channel.closeFuture.get()
         }
     }
 
