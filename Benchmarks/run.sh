@@ -86,16 +86,24 @@ run_cross_node() {
   echo "$s $name run=$run $line redis_cpu_s=$redis_cpu" | tee -a "$out/results.txt"
 }
 
+# run_single SCENARIO SERVER RUN [server args]: a fresh server, one live-bench run, its line.
+run_single() {
+  local s=$1 server=$2 run=$3
+  port=$((port + 1))
+  start_server "$server" "$port" "${@:4}"
+  line=$(run_bench "$s" "$port" "$server_pid")
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  echo "$s $server run=$run $line" | tee -a "$out/results.txt"
+}
+
 port=18080
 if [ "$scenario" = redis ]; then
   scenarios=(S1 R1 S2 R2)
   redis_bin=$(command -v redis-server || echo /usr/bin/redis-server)
   for run in $(seq 1 "$runs"); do
     for s in S1 S2; do
-      port=$((port + 1))
-      start_server mizu "$port"
-      echo "$s mizu run=$run $(run_bench "$s" "$port" "$server_pid")" | tee -a "$out/results.txt"
-      kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+      run_single "$s" mizu "$run"
     done
     for s in R1 R2; do
       run_cross_node "$s" "$chat_bin" mizu+redis "$run"
@@ -113,15 +121,10 @@ if [ "$scenario" = metrics ] || [ "$scenario" = history ]; then
   scenarios=()
   for run in $(seq 1 "$runs"); do
     for s in "${pair[@]}"; do
-      port=$((port + 1))
       server_args=()
       [ "$s" = S1M ] && server_args=(--metrics)
       [ "$s" = S1N ] && server_args=(--no-history)
-      start_server mizu "$port" "${server_args[@]}"
-      line=$(run_bench "$s" "$port" "$server_pid")
-      kill "$server_pid" 2>/dev/null || true
-      wait "$server_pid" 2>/dev/null || true
-      echo "$s mizu run=$run $line" | tee -a "$out/results.txt"
+      run_single "$s" mizu "$run" "${server_args[@]}"
     done
   done
 fi
@@ -139,12 +142,7 @@ if [ "$scenario" = ab ]; then
           run_cross_node R1 "$binary" "$server" "$run"
           continue
         fi
-        port=$((port + 1))
-        start_server "$server" "$port"
-        line=$(run_bench "$s" "$port" "$server_pid")
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        echo "$s $server run=$run $line" | tee -a "$out/results.txt"
+        run_single "$s" "$server" "$run"
       done
     done
   done
@@ -152,14 +150,9 @@ fi
 for s in "${scenarios[@]}"; do
   for server in mizu hummingbird; do
     for run in $(seq 1 "$runs"); do
-      port=$((port + 1))
       server_args=()
       [[ "$s" == *W && "$server" == mizu ]] && server_args=(--write-delay-ms 5)
-      start_server "$server" "$port" "${server_args[@]}"
-      line=$(run_bench "$s" "$port" "$server_pid")
-      kill "$server_pid" 2>/dev/null || true
-      wait "$server_pid" 2>/dev/null || true
-      echo "$s $server run=$run $line" | tee -a "$out/results.txt"
+      run_single "$s" "$server" "$run" "${server_args[@]}"
     done
   done
 done

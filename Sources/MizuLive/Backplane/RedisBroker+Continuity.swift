@@ -96,10 +96,9 @@ extension Live.RedisBroker {
                 self.readGap(topic, after: after)
             }
         }
-        // A message delivered as it came changes no count: the hot path skips the comparison.
-        if actions.count > 1 || actions.first.map({ if case .deliver = $0 { false } else { true } }) == true || !fromPubSub {
-            self.reportStreamCounts()
-        }
+        // A pub/sub message delivered as it came changes no count: the hot path skips this.
+        let deliveredAsItCame = fromPubSub && actions.count == 1 && { if case .deliver = actions[0] { true } else { false } }()
+        if !deliveredAsItCame { self.reportStreamCounts() }
     }
 
     private func reportStreamCounts() {

@@ -98,30 +98,35 @@ final class TopicRegistry: Sendable {
         if let window { entry.sharedWindows[window, default: 0] += 1 }
     }
 
-    func remove(_ session: Live.Session, from topic: String) {
+    /// Takes a live subscriber out of its loop's bucket; false when it is not one.
+    private static func removeLive(_ session: Live.Session, from entry: inout Topic) -> Bool {
         let loopID = ObjectIdentifier(session.connection.eventLoop)
-        let window = session.connection.broadcastEncoding.sharedWindow
+        guard var bucket = entry.buckets.removeValue(forKey: loopID) else { return false }
+        guard let index = bucket.indices.removeValue(forKey: ObjectIdentifier(session.connection)) else {
+            entry.buckets[loopID] = bucket
+            return false
+        }
+        let last = bucket.connections.removeLast()
+        if index < bucket.connections.count {
+            bucket.connections[index] = last
+            bucket.indices[ObjectIdentifier(last)] = index
+        }
+        if let window = session.connection.broadcastEncoding.sharedWindow {
+            let left = entry.sharedWindows[window, default: 1] - 1
+            entry.sharedWindows[window] = left > 0 ? left : nil
+        }
+        if !bucket.connections.isEmpty { entry.buckets[loopID] = bucket }
+        return true
+    }
+
+    func remove(_ session: Live.Session, from topic: String) {
         self.shard(topic).withLockedValue { topics in
             guard var entry = topics.removeValue(forKey: topic) else { return }
             if entry.recovering.removeValue(forKey: ObjectIdentifier(session)) != nil
                 || entry.catchingUp.removeValue(forKey: ObjectIdentifier(session)) != nil
+                || Self.removeLive(session, from: &entry)
             {
                 entry.count -= 1
-                self.metrics?.subscriptions.decrement()
-            } else if var bucket = entry.buckets.removeValue(forKey: loopID),
-                let index = bucket.indices.removeValue(forKey: ObjectIdentifier(session.connection))
-            {
-                let last = bucket.connections.removeLast()
-                if index < bucket.connections.count {
-                    bucket.connections[index] = last
-                    bucket.indices[ObjectIdentifier(last)] = index
-                }
-                entry.count -= 1
-                if let window {
-                    let left = entry.sharedWindows[window, default: 1] - 1
-                    entry.sharedWindows[window] = left > 0 ? left : nil
-                }
-                if !bucket.connections.isEmpty { entry.buckets[loopID] = bucket }
                 self.metrics?.subscriptions.decrement()
             }
             // An empty topic leaves nothing behind.
@@ -218,28 +223,13 @@ final class TopicRegistry: Sendable {
     /// a topic the session already has): from now on its messages wait, as for a new
     /// subscriber, until ``completeRecovery(of:topic:_:)``. False when it is recovering already.
     func restartRecovery(of session: Live.Session, topic: String) -> Bool {
-        let loopID = ObjectIdentifier(session.connection.eventLoop)
-        let window = session.connection.broadcastEncoding.sharedWindow
-        return self.shard(topic).withLockedValue { topics in
+        self.shard(topic).withLockedValue { topics in
             guard var entry = topics.removeValue(forKey: topic) else { return false }
             defer { topics[topic] = entry }
             let key = ObjectIdentifier(session)
-            guard entry.recovering[key] == nil else { return false }
-            if entry.catchingUp.removeValue(forKey: key) == nil {
-                guard var bucket = entry.buckets.removeValue(forKey: loopID),
-                    let index = bucket.indices.removeValue(forKey: ObjectIdentifier(session.connection))
-                else { return false }
-                let last = bucket.connections.removeLast()
-                if index < bucket.connections.count {
-                    bucket.connections[index] = last
-                    bucket.indices[ObjectIdentifier(last)] = index
-                }
-                if let window {
-                    let left = entry.sharedWindows[window, default: 1] - 1
-                    entry.sharedWindows[window] = left > 0 ? left : nil
-                }
-                if !bucket.connections.isEmpty { entry.buckets[loopID] = bucket }
-            }
+            guard entry.recovering[key] == nil,
+                entry.catchingUp.removeValue(forKey: key) != nil || Self.removeLive(session, from: &entry)
+            else { return false }
             entry.recovering[key] = Recovery(session: session)
             return true
         }
