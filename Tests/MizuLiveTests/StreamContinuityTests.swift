@@ -142,4 +142,24 @@ import Testing
         _ = continuity.received("busy", self.entry(2))
         #expect(continuity.quietTopics() == ["quiet"])
     }
+
+    /// Offsets at and past the type's ends (another program on the channel, or in Redis):
+    /// nothing traps, nothing moves the topic.
+    @Test func extremeOffsetsAreIgnoredNotTrapped() {
+        var continuity = StreamContinuity(maxHeldBytes: 1 << 20)
+        #expect(continuity.received("t", self.entry(.max)).isEmpty)
+        #expect(continuity.received("t", self.entry(0)).isEmpty)
+        #expect(continuity.streams["t"] == nil)
+        _ = continuity.received("t", self.entry(1))
+        #expect(continuity.received("t", self.entry(UInt64.max)).isEmpty)
+        #expect(continuity.received("t", self.entry(Live.StreamPosition.maxOffset)) == [.read(topic: "t", after: 1)])
+        #expect(continuity.readCompleted("t", epoch: "e1", top: .max, entries: []).isEmpty)
+        #expect(continuity.retry() == [.read(topic: "t", after: 1)])
+        #expect(continuity.readCompleted("t", epoch: "e1", top: 1, entries: []).isEmpty, "the foreign message is not in the stream")
+        #expect(continuity.positions([("t", "e1", .max)]).isEmpty)
+        continuity.seed("s", epoch: "e1", top: .max)
+        #expect(continuity.streams["s"] == nil)
+        // An expired history with a held message at offset 0 cannot exist: 0 is never held.
+        #expect(continuity.received("t", self.entry(2)) == [.deliver(topic: "t", [self.entry(2)])])
+    }
 }

@@ -88,9 +88,14 @@ struct StreamContinuity {
 
     // MARK: Events
 
+    /// Offsets a stream can hold: its arithmetic (the next offset, the one before) never
+    /// overflows, whatever another program publishes on the channel or writes in Redis.
+    static let offsets: ClosedRange<UInt64> = 1...Live.StreamPosition.maxOffset
+
     /// A message from pub/sub.
     mutating func received(_ topic: String, _ entry: Entry) -> [Action] {
         let position = entry.position
+        guard Self.offsets.contains(position.offset) else { return [] }
         guard var stream = self.streams[topic] else {
             var stream = Stream(epoch: position.epoch, offset: position.offset)
             stream.heard = true
@@ -127,6 +132,12 @@ struct StreamContinuity {
     /// after the offset asked for, in order (epoch "" when the topic has no history).
     mutating func readCompleted(_ topic: String, epoch: String, top: UInt64, entries: [Entry]) -> [Action] {
         guard var stream = self.streams[topic], stream.reading else { return [] }
+        guard top <= Live.StreamPosition.maxOffset, entries.allSatisfy({ Self.offsets.contains($0.position.offset) }) else {
+            // Not a stream this node wrote: read nothing from it (the held messages wait for a retry).
+            stream.reading = false
+            self.streams[topic] = stream
+            return []
+        }
         defer { self.streams[topic] = stream }
         var actions: [Action] = []
         if epoch.isEmpty {
@@ -233,7 +244,7 @@ struct StreamContinuity {
     mutating func positions(_ positions: [(topic: String, epoch: String, top: UInt64)]) -> [Action] {
         var actions: [Action] = []
         for (topic, epoch, top) in positions {
-            guard var stream = self.streams[topic], !stream.reading, !epoch.isEmpty else { continue }
+            guard var stream = self.streams[topic], !stream.reading, !epoch.isEmpty, top <= Live.StreamPosition.maxOffset else { continue }
             guard epoch != stream.epoch || top > stream.offset else { continue }
             if stream.inFlightThrough.map({ top <= $0 }) == true, epoch == stream.epoch { continue }
             self.counts.gaps += 1
@@ -273,7 +284,7 @@ struct StreamContinuity {
     /// The position a subscriber's history read found, taken after the node's SUBSCRIBE was
     /// confirmed; only for a topic the node has no position for yet.
     mutating func seed(_ topic: String, epoch: String, top: UInt64) {
-        guard self.streams[topic] == nil else { return }
+        guard self.streams[topic] == nil, top <= Live.StreamPosition.maxOffset else { return }
         self.streams[topic] = Stream(epoch: epoch, offset: top, inFlightThrough: top)
     }
 
