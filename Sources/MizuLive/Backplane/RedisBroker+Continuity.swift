@@ -80,6 +80,11 @@ extension Live.RedisBroker {
     // MARK: Carrying out the actions (on the event loop)
 
     func carryOut(_ actions: [StreamContinuity.Action], fromPubSub: Bool = false) {
+        // The continuity counted these actions when it returned them: published before the
+        // deliveries, so whoever sees a caught-up message also sees it counted.
+        // A pub/sub message delivered as it came changes no count: the hot path skips this.
+        let deliveredAsItCame = fromPubSub && actions.count == 1 && { if case .deliver = actions[0] { true } else { false } }()
+        if !deliveredAsItCame { self.reportStreamCounts() }
         for action in actions {
             switch action {
             case .deliver(let topic, let entries):
@@ -96,9 +101,6 @@ extension Live.RedisBroker {
                 self.readGap(topic, after: after)
             }
         }
-        // A pub/sub message delivered as it came changes no count: the hot path skips this.
-        let deliveredAsItCame = fromPubSub && actions.count == 1 && { if case .deliver = actions[0] { true } else { false } }()
-        if !deliveredAsItCame { self.reportStreamCounts() }
     }
 
     private func reportStreamCounts() {
