@@ -15,6 +15,7 @@ final class BrokerMetrics: Sendable {
     let unfillable: Counter
     let waiting: Gauge
     let unconfirmed: Counter
+    let replayed: Counter
 
     init(factory: any MetricsFactory) {
         self.connected = Gauge(label: "mizu_live_broker_connected", factory: factory)
@@ -27,6 +28,7 @@ final class BrokerMetrics: Sendable {
         self.unfillable = Counter(label: "mizu_live_broker_stream_gaps_unfillable_total", factory: factory)
         self.waiting = Gauge(label: "mizu_live_broker_publishes_waiting", factory: factory)
         self.unconfirmed = Counter(label: "mizu_live_broker_publishes_unconfirmed_total", factory: factory)
+        self.replayed = Counter(label: "mizu_live_broker_commands_replayed_total", factory: factory)
         self.connected.record(0)
         self.waiting.record(0)
     }

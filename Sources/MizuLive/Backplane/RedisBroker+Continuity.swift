@@ -1,3 +1,4 @@
+import Foundation
 import Mizu
 import NIOCore
 
@@ -174,6 +175,19 @@ extension Live.RedisBroker {
         try await self.eventLoop.submit {
             let links = self.links.value
             return (links.publisher.channel?.localAddress?.port, links.subscriber.channel?.localAddress?.port)
+        }.get()
+    }
+}
+
+extension Live.RedisBroker {
+    /// Ends `role`'s link from this side (tests): `reset` sends a TCP reset, so Redis drops
+    /// what it has not yet read of it; otherwise Redis reads and runs everything written
+    /// before the close, and its answers never arrive.
+    func dropLink(_ role: Role, reset: Bool) async throws {
+        try await self.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
+            guard let channel = self.links.value[role].channel else { return self.eventLoop.makeSucceededVoidFuture() }
+            guard reset, let socket = channel as? any SocketOptionProvider else { return channel.close() }
+            return socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).flatMap { channel.close() }
         }.get()
     }
 }

@@ -7,8 +7,13 @@ import NIOCore
 /// members and a sorted set of their expiry times (`<prefix>presence:<topic>`,
 /// `<prefix>presence-expiry:<topic>`). Each step is one Lua script, so it is atomic in Redis.
 extension Live.RedisBroker: SharedState {
-    /// Appends, trims, and publishes `h:<offset>:<epoch>\n<data>` on the topic's channel.
+    /// Appends, trims, and publishes `h:<offset>:<epoch>\n<data>` on the topic's channel;
+    /// answers the offset. KEYS[4] holds the last sequence number (ARGV[7]) of this node's
+    /// publishes to the topic applied: one written again after a lost link, already applied,
+    /// is skipped (answered 0), so a replay never adds a message twice.
     static let publishScript = """
+        local last = redis.call('GET', KEYS[4])
+        if last and tonumber(last) >= tonumber(ARGV[7]) then return 0 end
         local epoch = redis.call('HGET', KEYS[2], 'e')
         if not epoch then
           epoch = ARGV[4]
@@ -22,6 +27,7 @@ extension Live.RedisBroker: SharedState {
         redis.call('PEXPIRE', KEYS[1], ARGV[3])
         redis.call('PEXPIRE', KEYS[2], ARGV[5])
         redis.call('PUBLISH', KEYS[3], 'h:' .. offset .. ':' .. epoch .. '\\n' .. ARGV[1])
+        redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[6])
         return offset
         """
 
@@ -91,11 +97,14 @@ extension Live.RedisBroker: SharedState {
         let prefix = self.configuration.channelPrefix
         let arguments: [EvalArgument] = [
             .text(prefix + "history:" + topic), .text(prefix + "history-meta:" + topic), .text(prefix + topic),
+            .text(prefix + "history-publisher:" + self.nodeID + ":" + topic),
             .bytes(data), .text(String(history.size)), .text(String(max(1, history.ttl.nanoseconds / 1_000_000))), .text(newEpoch()),
             .text(String(max(history.ttl, self.configuration.historyMetaTTL).nanoseconds / 1_000_000)),
+            .text(String(max(1, self.configuration.replayWindow.nanoseconds / 1_000_000) * 2)),
         ]
-        return self.enqueue(size: Self.evalSize(Self.publishScript, arguments), countsAsPublish: true) {
-            Self.writeEval(Self.publishScript, keys: 3, arguments, into: &$0)
+        // The sequence number (ARGV[7]) is given in queue order, under the queue's lock.
+        return self.enqueue(size: Self.evalSize(Self.publishScript, arguments) + 36, countsAsPublish: true, replayable: true) { bytes, sequence in
+            Self.writeEval(Self.publishScript, keys: 4, arguments, last: String(sequence), into: &bytes)
         }
     }
 
@@ -163,8 +172,9 @@ extension Live.RedisBroker: SharedState {
                 arguments.append(.text(member.session))
                 arguments.append(.bytes(value))
             }
-            let queued = self.enqueue(size: Self.evalSize(Self.presenceJoinScript, arguments), countsAsPublish: false) {
-                Self.writeEval(Self.presenceJoinScript, keys: 2, arguments, into: &$0)
+            // Joining twice is joining once: written again if a dying link never answered it.
+            let queued = self.enqueue(size: Self.evalSize(Self.presenceJoinScript, arguments), countsAsPublish: false, replayable: true) { bytes, _ in
+                Self.writeEval(Self.presenceJoinScript, keys: 2, arguments, into: &bytes)
             }
             if !queued, self.isConnected { self.reportDroppedPresence(topic) }
         }
@@ -182,8 +192,8 @@ extension Live.RedisBroker: SharedState {
     func presenceLeave(_ topic: String, session: String) {
         let prefix = self.configuration.channelPrefix
         let arguments: [EvalArgument] = [.text(prefix + "presence:" + topic), .text(prefix + "presence-expiry:" + topic), .text(session)]
-        _ = self.enqueue(size: Self.evalSize(Self.presenceLeaveScript, arguments), countsAsPublish: false) {
-            Self.writeEval(Self.presenceLeaveScript, keys: 2, arguments, into: &$0)
+        _ = self.enqueue(size: Self.evalSize(Self.presenceLeaveScript, arguments), countsAsPublish: false, replayable: true) { bytes, _ in
+            Self.writeEval(Self.presenceLeaveScript, keys: 2, arguments, into: &bytes)
         }
     }
 
@@ -234,9 +244,9 @@ extension Live.RedisBroker: SharedState {
         arguments.reduce(script.utf8.count + 64) { $0 + $1.count + 16 }
     }
 
-    /// `EVAL script numkeys key... arg...`; the first `keys` arguments are the keys.
-    static func writeEval(_ script: String, keys: Int, _ arguments: [EvalArgument], into buffer: inout ByteBuffer) {
-        RESPValue.writeArrayHeader(count: 3 + arguments.count, into: &buffer)
+    /// `EVAL script numkeys key... arg... [last]`; the first `keys` arguments are the keys.
+    static func writeEval(_ script: String, keys: Int, _ arguments: [EvalArgument], last: String? = nil, into buffer: inout ByteBuffer) {
+        RESPValue.writeArrayHeader(count: 3 + arguments.count + (last == nil ? 0 : 1), into: &buffer)
         RESPValue.writeBulkString("EVAL", into: &buffer)
         RESPValue.writeBulkString(script, into: &buffer)
         RESPValue.writeBulkString(String(keys), into: &buffer)
@@ -246,6 +256,7 @@ extension Live.RedisBroker: SharedState {
             case .bytes(let data): RESPValue.writeBulkString(length: data.count, into: &buffer) { $0.writeBytes(data) }
             }
         }
+        if let last { RESPValue.writeBulkString(last, into: &buffer) }
     }
 }
 

@@ -12,8 +12,11 @@ extension Live {
     /// Two connections: one pipelines PUBLISHes, one holds the SUBSCRIBEs. A topic's channel
     /// (``Configuration/channelPrefix`` + topic) is subscribed only while this node has a local
     /// subscriber for it. When Redis goes away, local pub/sub keeps working, the broker
-    /// reconnects with backoff and re-subscribes; publishes made meanwhile are dropped and
-    /// counted (``Statistics/dropped``), never queued without bound.
+    /// reconnects with backoff and re-subscribes; publishes made meanwhile wait for the link
+    /// (``Configuration/maxPublishWait``, ``Configuration/maxPendingPublishBytes``), past
+    /// which they are refused and counted (``Statistics/dropped``), never queued without bound.
+    /// History publishes the dying link never answered are written again when it is back
+    /// (``Configuration/replayWindow``), and Redis applies each once.
     ///
     /// Each message on Redis is `m:<node id>\n` followed by the raw JSON data, so a node skips
     /// its own publishes; a message without that header (another program's `PUBLISH
@@ -46,9 +49,13 @@ extension Live {
             /// Publishes (and presence writes) queued and not yet written: while the link to
             /// Redis reconnects they wait for it (``Configuration/maxPublishWait``).
             public var waiting = 0
-            /// Publishes (and presence writes) written just before the link died and never
-            /// answered: they may or may not have reached Redis (logged, each time).
+            /// Plain publishes written just before the link died and never answered: they may
+            /// or may not have reached Redis (logged, each time). Also history publishes and
+            /// presence writes whose link stayed away longer than ``Configuration/replayWindow``.
             public var unconfirmed = 0
+            /// History publishes and presence writes written just before the link died and
+            /// never answered, written again after the reconnect: Redis applies each once.
+            public var replayed = 0
         }
 
         public let configuration: Configuration
@@ -84,6 +91,7 @@ extension Live {
         private let rejected = Atomic<Int>(0)
         private let reconnects = Atomic<Int>(0)
         private let unconfirmed = Atomic<Int>(0)
+        private let replayed = Atomic<Int>(0)
         /// ``StreamContinuity/Counts``, readable from any thread.
         let streamGaps = Atomic<Int>(0)
         let streamCaughtUp = Atomic<Int>(0)
@@ -97,19 +105,41 @@ extension Live {
         private struct Outbox {
             var bytes = ByteBuffer()
             var count = 0
+            /// The commands in `bytes` that may be written again (see ``RedisRequest/replayable``):
+            /// their index among `count` and where their bytes lie.
+            var replayable: [(index: Int, start: Int, length: Int)] = []
+            /// Numbers this node's commands for Redis to recognise one written twice.
+            var sequence: UInt64 = 0
+            /// Commands the link died before answering, to be written again first when it is
+            /// back, in order, if that is before their deadline (``Configuration/replayWindow``).
+            var replays: [(request: RedisRequest, until: NIODeadline)] = []
+            var replayBytes = 0
             /// Commands queued before `bytes` whose replies someone waits for (reads), each after
             /// the fire-and-forget commands queued before it, so Redis sees everything in order.
             var segments: [RedisRequest] = []
             /// Bytes held in `segments`: they count against `maxPendingPublishBytes` too.
             var segmentBytes = 0
             /// Everything waiting to be written, in bytes.
-            var pendingBytes: Int { self.bytes.readableBytes + self.segmentBytes }
+            var pendingBytes: Int { self.bytes.readableBytes + self.segmentBytes + self.replayBytes }
             /// Commands nobody waits the reply of (publishes, presence writes) not yet written.
             var waitingCommands: Int {
-                self.segments.reduce(self.count) { total, segment in
+                (self.segments + self.replays.map(\.request)).reduce(self.count) { total, segment in
                     if case .discard(let count) = segment.replies { return total + count }
                     return total
                 }
+            }
+
+            /// The commands queued in `bytes` as one pipelined batch; `bytes` starts empty again.
+            mutating func takeBatch(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> RedisRequest {
+                // Slices are taken now, when nothing more is written to these bytes (a slice
+                // held while writing would make every later write copy the buffer).
+                let replayable = self.replayable.map { ReplayableCommand(index: $0.index, bytes: self.bytes.getSlice(at: $0.start, length: $0.length)!) }
+                defer {
+                    self.bytes = allocator.buffer(capacity: 1024)
+                    self.count = 0
+                    self.replayable = []
+                }
+                return RedisRequest(bytes: self.bytes, replies: .discard(count: self.count), replayable: replayable)
             }
             var connected = false
             /// When the publisher link was lost (nil while up, and before it first came up):
@@ -232,7 +262,8 @@ extension Live {
                 rejected: self.rejected.load(ordering: .relaxed), reconnects: self.reconnects.load(ordering: .relaxed),
                 streamGaps: self.streamGaps.load(ordering: .relaxed), caughtUp: self.streamCaughtUp.load(ordering: .relaxed),
                 unfillableGaps: self.streamUnfillable.load(ordering: .relaxed),
-                waiting: self.outbox.withLockedValue { $0.waitingCommands }, unconfirmed: self.unconfirmed.load(ordering: .relaxed))
+                waiting: self.outbox.withLockedValue { $0.waitingCommands }, unconfirmed: self.unconfirmed.load(ordering: .relaxed),
+                replayed: self.replayed.load(ordering: .relaxed))
         }
 
         /// Both connections are up.
@@ -242,6 +273,9 @@ extension Live {
 
         /// The publishing connection is up (publishes are accepted).
         private var publisherUp: Bool { self.outbox.withLockedValue { $0.connected } }
+
+        /// The subscribing connection is up (tests: its loss has been noticed).
+        var isSubscriberUp: Bool { self.subscriberUp.load(ordering: .relaxed) }
 
         /// Neither connection is up (tests: the loss has been noticed on both).
         var isFullyDisconnected: Bool {
@@ -290,7 +324,7 @@ extension Live {
             let channelLength = prefix.utf8.count + topic.utf8.count
             let payloadLength = self.header.count + data.count
             // `*3 $7 PUBLISH $n <channel> $n <payload>`: 40 bytes cover the framing.
-            return self.enqueue(size: 40 + channelLength + payloadLength, countsAsPublish: true) { bytes in
+            return self.enqueue(size: 40 + channelLength + payloadLength, countsAsPublish: true) { bytes, _ in
                 RESPValue.writeArrayHeader(count: 3, into: &bytes)
                 RESPValue.writeBulkString("PUBLISH", into: &bytes)
                 RESPValue.writeBulkString(length: channelLength, into: &bytes) {
@@ -307,7 +341,11 @@ extension Live {
         /// Queues a command nobody waits the reply of (an error reply is logged) for the next
         /// pipelined flush. False, and counted as a dropped publish when `countsAsPublish`, if
         /// Redis is disconnected or the pending bytes would pass the limit.
-        func enqueue(size: Int, countsAsPublish: Bool, _ write: (inout ByteBuffer) -> Void) -> Bool {
+        ///
+        /// A `replayable` command has the same effect in Redis whether applied once or twice:
+        /// when the link dies before answering it, it is written again after the reconnect.
+        /// `write` gets the command's sequence number (increasing in queue order).
+        func enqueue(size: Int, countsAsPublish: Bool, replayable: Bool = false, _ write: (inout ByteBuffer, _ sequence: UInt64) -> Void) -> Bool {
             let limit = self.configuration.maxPendingPublishBytes
             let wait = self.configuration.maxPublishWait
             enum Outcome { case queued, queuedAndSchedule, dropped(report: Int) }
@@ -326,7 +364,10 @@ extension Live {
                     outbox.lastDropReport = now
                     return .dropped(report: outbox.unreportedDrops)
                 }
-                write(&outbox.bytes)
+                let start = outbox.bytes.writerIndex
+                outbox.sequence += 1
+                write(&outbox.bytes, outbox.sequence)
+                if replayable { outbox.replayable.append((outbox.count, start, outbox.bytes.writerIndex - start)) }
                 outbox.count += 1
                 if !outbox.connected { waitingForLink = outbox.waitingCommands }
                 guard !outbox.flushScheduled else { return .queued }
@@ -372,9 +413,7 @@ extension Live {
                 guard outbox.pendingBytes + command.readableBytes <= limit else { return .overloaded }
                 if outbox.count > 0 {
                     outbox.segmentBytes += outbox.bytes.readableBytes
-                    outbox.segments.append(RedisRequest(bytes: outbox.bytes, replies: .discard(count: outbox.count)))
-                    outbox.bytes = ByteBuffer()
-                    outbox.count = 0
+                    outbox.segments.append(outbox.takeBatch())
                 }
                 outbox.segmentBytes += command.readableBytes
                 outbox.segments.append(RedisRequest(bytes: command, replies: .one(promise)))
@@ -412,26 +451,66 @@ extension Live {
         /// not schedule more flushes); the handler calls back when it drains.
         private func flushOutbox() {
             guard let channel = self.links.value.publisher.channel else { return }
-            guard channel.isWritable else { return }
-            let (segments, bytes, count) = self.outbox.withLockedValue { outbox in
+            // A link that died and is not yet known lost (its close callback is still to run)
+            // takes nothing: what it took would be neither answered nor handed back.
+            guard channel.isActive, channel.isWritable else { return }
+            let now = NIODeadline.now()
+            var expired = 0
+            let requests = self.outbox.withLockedValue { outbox in
                 defer {
+                    outbox.replays = []
+                    outbox.replayBytes = 0
                     outbox.segments = []
                     outbox.segmentBytes = 0
-                    outbox.bytes = channel.allocator.buffer(capacity: 1024)
-                    outbox.count = 0
                     outbox.flushScheduled = false
                 }
-                return (outbox.segments, outbox.bytes, outbox.count)
+                var requests: [RedisRequest] = []
+                for replay in outbox.replays {
+                    guard replay.until > now else {
+                        if case .discard(let count) = replay.request.replies { expired += count }
+                        continue
+                    }
+                    requests.append(replay.request)
+                }
+                requests += outbox.segments
+                if outbox.count > 0 { requests.append(outbox.takeBatch(allocator: channel.allocator)) }
+                return requests
             }
-            for segment in segments {
-                if case .discard(let count) = segment.replies { self.countPublished(count) }
-                channel.write(segment, promise: nil)
-            }
-            if count > 0 {
-                self.countPublished(count)
-                channel.write(RedisRequest(bytes: bytes, replies: .discard(count: count)), promise: nil)
+            if expired > 0 { self.unanswered(expired, replay: [], reason: "came back after the replay window") }
+            for request in requests {
+                if case .discard(let count) = request.replies { self.countPublished(count) }
+                channel.write(request, promise: nil)
             }
             channel.flush()
+        }
+
+        /// Commands written to a link that died before answering them. Those that may be
+        /// written again wait for the link's return ahead of everything queued since; the
+        /// others may or may not have reached Redis: counted and logged.
+        private func unanswered(_ count: Int, replay: [ByteBuffer], reason: String = "died before answering them") {
+            if !replay.isEmpty {
+                var bytes = ByteBuffer()
+                var replayable: [(index: Int, start: Int, length: Int)] = []
+                for (index, command) in replay.enumerated() {
+                    replayable.append((index, bytes.writerIndex, command.readableBytes))
+                    bytes.writeImmutableBuffer(command)
+                }
+                let request = RedisRequest(
+                    bytes: bytes, replies: .discard(count: replay.count),
+                    replayable: replayable.map { ReplayableCommand(index: $0.index, bytes: bytes.getSlice(at: $0.start, length: $0.length)!) })
+                let until = NIODeadline.now() + self.configuration.replayWindow
+                self.outbox.withLockedValue { outbox in
+                    outbox.replays.append((request, until))
+                    outbox.replayBytes += bytes.readableBytes
+                }
+                self.replayed.add(replay.count, ordering: .relaxed)
+                self.metrics.replayed.increment(by: replay.count)
+            }
+            let lost = count - replay.count
+            guard lost > 0 else { return }
+            self.unconfirmed.add(lost, ordering: .relaxed)
+            self.metrics.unconfirmed.increment(by: lost)
+            self.logger.warning("\(lost) commands (plain publishes, or history publishes whose link \(reason)) were written to Redis and never answered: they may or may not have reached it")
         }
 
         private func countPublished(_ count: Int) {
@@ -584,12 +663,7 @@ extension Live {
                     }
                 }
                 callbacks.onWritable = { [weak self] in self?.flushOutbox() }
-                callbacks.onUnanswered = { [weak self] count in
-                    guard let self else { return }
-                    self.unconfirmed.add(count, ordering: .relaxed)
-                    self.metrics.unconfirmed.increment(by: count)
-                    self.logger.warning("\(count) commands (publishes, presence writes) were written to Redis just before the link died and never answered: they may or may not have reached it")
-                }
+                callbacks.onUnanswered = { [weak self] count, replay in self?.unanswered(count, replay: replay) }
             }
             return RedisConnector.connect(self.configuration, on: self.eventLoop, callbacks: callbacks)
                 .hop(to: self.eventLoop)

@@ -26,6 +26,11 @@ extension Live.RedisBroker {
         /// ``maxPendingPublishBytes``) this long after it was lost; then they are refused
         /// (``RedisBroker/tryPublish(_:_:)`` says false) and counted as dropped.
         public var maxPublishWait: TimeAmount = .seconds(5)
+        /// History publishes and presence writes that a dying link never answered are written
+        /// again when it is back within this long (Redis recognises a history publish it
+        /// already applied, for twice this long, by a key per topic and node); later, they are
+        /// counted as unconfirmed. Default 30 s.
+        public var replayWindow: TimeAmount = .seconds(30)
         /// How often the node compares where it stands in each history topic it delivers with
         /// the stream's position in Redis, to find a gap on a topic that went quiet (it also
         /// does after every resubscribe). One script per 500 topics.

@@ -34,6 +34,16 @@ struct RedisRequest: Sendable {
 
     var bytes: ByteBuffer
     var replies: Replies
+    /// The commands of a `.discard` batch whose effect in Redis is the same whether applied
+    /// once or twice: when the link dies before answering them they are handed back to be
+    /// written again (``RedisReplyHandler``'s `onUnanswered`).
+    var replayable: [ReplayableCommand] = []
+}
+
+/// One command of a batch that may be written again: its place in the batch and its bytes.
+struct ReplayableCommand: Sendable {
+    var index: Int
+    var bytes: ByteBuffer
 }
 
 /// Matches replies to pipelined commands in order. A value no command waits for is a pub/sub
@@ -47,7 +57,8 @@ final class RedisReplyHandler: ChannelDuplexHandler {
 
     private enum Waiting {
         case one(EventLoopPromise<RESPValue>)
-        case discard(Int)
+        /// `remaining` of a batch of `total` replies nobody waits for.
+        case discard(remaining: Int, total: Int, replayable: [ReplayableCommand])
         /// The health check's PING on a plain connection.
         case ping
     }
@@ -62,8 +73,9 @@ final class RedisReplyHandler: ChannelDuplexHandler {
     private let onDiscardedError: @Sendable (String) -> Void
     private let onWritable: @Sendable () -> Void
     /// Commands nobody waited for that were written and never answered when the connection
-    /// ended: they may or may not have reached Redis.
-    private let onUnanswered: @Sendable (Int) -> Void
+    /// ended (they may or may not have reached Redis): how many, and the bytes of those among
+    /// them that may be written again, in the order they were written.
+    private let onUnanswered: @Sendable (Int, [ByteBuffer]) -> Void
 
     init(
         healthCheck: TimeAmount?,
@@ -71,7 +83,7 @@ final class RedisReplyHandler: ChannelDuplexHandler {
         onPush: @escaping @Sendable (RESPValue) -> Void,
         onDiscardedError: @escaping @Sendable (String) -> Void,
         onWritable: @escaping @Sendable () -> Void,
-        onUnanswered: @escaping @Sendable (Int) -> Void = { _ in }
+        onUnanswered: @escaping @Sendable (Int, [ByteBuffer]) -> Void = { _, _ in }
     ) {
         self.healthCheck = healthCheck
         self.pubSub = pubSub
@@ -85,7 +97,7 @@ final class RedisReplyHandler: ChannelDuplexHandler {
         let request = Self.unwrapOutboundIn(data)
         switch request.replies {
         case .one(let reply): self.waiting.append(.one(reply))
-        case .discard(let count) where count > 0: self.waiting.append(.discard(count))
+        case .discard(let count) where count > 0: self.waiting.append(.discard(remaining: count, total: count, replayable: request.replayable))
         case .discard, .none: break
         }
         context.write(Self.wrapOutboundOut(request.bytes), promise: promise)
@@ -125,8 +137,12 @@ final class RedisReplyHandler: ChannelDuplexHandler {
         case .one(let promise):
             self.waiting.removeFirst()
             promise.succeed(value)
-        case .discard(let count):
-            if count == 1 { self.waiting.removeFirst() } else { self.waiting[self.waiting.startIndex] = .discard(count - 1) }
+        case .discard(let remaining, let total, let replayable):
+            if remaining == 1 {
+                self.waiting.removeFirst()
+            } else {
+                self.waiting[self.waiting.startIndex] = .discard(remaining: remaining - 1, total: total, replayable: replayable)
+            }
             if case .error(let message) = value { self.onDiscardedError(message) }
         case .ping:
             self.waiting.removeFirst()
@@ -153,14 +169,18 @@ final class RedisReplyHandler: ChannelDuplexHandler {
 
     private func failWaiting(_ error: any Error) {
         var unanswered = 0
+        var replay: [ByteBuffer] = []
         while let next = self.waiting.popFirst() {
             switch next {
             case .one(let promise): promise.fail(error)
-            case .discard(let count): unanswered += count
+            case .discard(let remaining, let total, let replayable):
+                unanswered += remaining
+                // Redis answers in order: the batch's first `total - remaining` were answered.
+                for command in replayable where command.index >= total - remaining { replay.append(command.bytes) }
             case .ping: break
             }
         }
-        if unanswered > 0 { self.onUnanswered(unanswered) }
+        if unanswered > 0 { self.onUnanswered(unanswered, replay) }
     }
 }
 
@@ -173,7 +193,7 @@ enum RedisConnector {
         var onPush: @Sendable (RESPValue) -> Void = { _ in }
         var onDiscardedError: @Sendable (String) -> Void = { _ in }
         var onWritable: @Sendable () -> Void = {}
-        var onUnanswered: @Sendable (Int) -> Void = { _ in }
+        var onUnanswered: @Sendable (Int, [ByteBuffer]) -> Void = { _, _ in }
     }
 
     /// A connected, authenticated channel with `configuration.database` selected; a Redis
