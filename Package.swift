@@ -9,6 +9,7 @@ let package = Package(
     name: "Mizu",
     platforms: [.macOS(.v14)],
     products: [
+        .library(name: "MizuHTTP", targets: ["MizuHTTP"]),
         .library(name: "Mizu", targets: ["Mizu"]),
         .library(name: "MizuCompat", targets: ["MizuCompat"]),
         .library(name: "MizuWebSocket", targets: ["MizuWebSocket"]),
@@ -39,8 +40,9 @@ let package = Package(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // The HTTP engine: server, connections, requests and responses. No router.
         .target(
-            name: "Mizu",
+            name: "MizuHTTP",
             dependencies: [
                 "CZlib",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -49,9 +51,24 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
                 .product(name: "NIOTLS", package: "swift-nio", condition: .when(traits: ["TLS"])),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The router, middleware and Ctx on top of the engine (which it re-exports).
+        .target(
+            name: "Mizu",
+            dependencies: [
+                "MizuHTTP",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
             ],
             swiftSettings: swiftSettings
         ),
@@ -64,7 +81,7 @@ let package = Package(
         .target(
             name: "MizuWebSocket",
             dependencies: [
-                "Mizu", "CZlib",
+                "MizuHTTP", "CZlib",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -77,7 +94,7 @@ let package = Package(
         .target(
             name: "MizuLive",
             dependencies: [
-                "Mizu", "MizuWebSocket",
+                "MizuHTTP", "MizuWebSocket",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -92,7 +109,7 @@ let package = Package(
         .target(
             name: "MizuLiveBenchmarkSupport",
             dependencies: [
-                "Mizu", "MizuWebSocket", "MizuLive",
+                "MizuWebSocket", "MizuLive",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
@@ -141,7 +158,7 @@ let package = Package(
         .testTarget(
             name: "MizuTests",
             dependencies: [
-                "Mizu", "MizuTestSupport", .product(name: "MetricsTestKit", package: "swift-metrics"),
+                "Mizu", "MizuHTTP", "MizuTestSupport", .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
             ],

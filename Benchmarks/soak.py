@@ -3,7 +3,8 @@
 
 Starts a redis-server and two ChatApps on it (127.0.0.1 only), puts alice on node A and bob on
 node B in chat:general, and has alice send numbered messages at a fixed rate while every
-`--kill-every` seconds all Redis subscriber links are cut (CLIENT KILL TYPE pubsub). At the end
+`--kill-every` seconds all Redis subscriber links are cut (CLIENT KILL TYPE pubsub; with
+`--kill-type all` the publisher links too, TYPE normal, so publishes in flight die). At the end
 it counts, for alice and bob, what arrived: lost, duplicated, out of order, notices, errors.
 
     python3 Benchmarks/soak.py --chatapp .build/release/ChatApp --seconds 600 --rate 50 --kill-every 20
@@ -92,6 +93,8 @@ async def soak(args, a_port, b_port, redis_port):
     while time.monotonic() - start < args.seconds:
         if time.monotonic() >= next_kill:
             redis_command(redis_port, "CLIENT", "KILL", "TYPE", "pubsub")
+            if args.kill_type == "all":
+                redis_command(redis_port, "CLIENT", "KILL", "TYPE", "normal")
             kills += 1
             next_kill += args.kill_every
         await alice.send(json.dumps({"topic": "chat", "data": {"n": n}}))
@@ -102,7 +105,7 @@ async def soak(args, a_port, b_port, redis_port):
     stop.set()
     await asyncio.gather(*readers)
     refused = sum(1 for m in got["alice"] if m.get("topic") == "error" and m.get("data") == "not sent")
-    print(f"soak: {args.seconds} s at {args.rate}/s, {len(sent)} sent, {kills} subscriber-link kills, {refused} refused ('not sent')")
+    print(f"soak: {args.seconds} s at {args.rate}/s, {len(sent)} sent, {kills} cuts of {'all links' if args.kill_type == 'all' else 'the subscriber links'}, {refused} refused ('not sent')")
     for name in ("alice", "bob"):
         print(summarize(name, got[name], sent))
     await alice.close()
@@ -115,6 +118,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=600)
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--kill-every", type=float, default=20)
+    parser.add_argument("--kill-type", choices=["pubsub", "all"], default="pubsub")
     parser.add_argument("--drain", type=float, default=5)
     args = parser.parse_args()
     redis_port = free_port()

@@ -137,6 +137,36 @@ extension TestWebSocket {
         #expect(Live.Message.parse(Array(buffer.readableBytesView))?.data == Data(#"{"x":1}"#.utf8))
     }
 
+    /// The application's reply runs under no lock of the server's: one that counts the
+    /// topic's subscribers, reads the session's topics and publishes to the topic it answers
+    /// (each of which took a lock the reply once ran under: a deadlock) is answered first,
+    /// its publish after the replay.
+    @Test func aSubscribeReplyMayCallBackIntoTheServer() async throws {
+        let configure: (inout Live.Options) -> Void = { options in
+            historyOptions(size: 10)(&options)
+            options.onMessage = { _, session, topic, _ in
+                guard topic == "join" else { return }
+                let server = session.server
+                await server.subscribe(session, "h:x", recoverFrom: Live.StreamPosition(offset: 0, epoch: ""), latest: 10) { result in
+                    let count = server.subscriberCount("h:x")
+                    server.publish("h:x", Data(#""welcome""#.utf8))
+                    return Live.Message(topic: "subscribed", data: Data(#"{"count":\#(count),"topics":\#(session.topics.count),"replayed":\#(result.replayed)}"#.utf8))
+                }
+            }
+        }
+        try await withLiveServer(configure) { server, _, port in
+            server.publish("h:x", Data("1".utf8))
+            let ann = try await TestWebSocket.live(port: port, user: "ann")
+            try await ann.send(text: #"{"topic":"join","data":{}}"#)
+            let answer = try await ann.readMessage()
+            #expect(answer.topic == "subscribed" && answer.data == #"{"count":1,"replayed":1,"topics":1}"#)
+            #expect(try await ann.readMessage().data == "1")
+            let welcome = try await ann.readMessage()
+            #expect(welcome.data == #""welcome""# && welcome.offset == 2)
+            try await ann.close()
+        }
+    }
+
     @Test func recoveryReplaysWhatWasMissedOrSaysItCannot() async throws {
         try await withLiveServer(historyOptions(size: 4)) { server, _, port in
             for index in 1...3 { server.publish("h:r", Data("\(index)".utf8)) }

@@ -1,4 +1,5 @@
 @testable import Mizu
+@testable import MizuHTTP
 import NIOCore
 import NIOHTTP1
 import Testing

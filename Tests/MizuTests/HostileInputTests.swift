@@ -1,5 +1,6 @@
 import Foundation
 @testable import Mizu
+@testable import MizuHTTP
 import MizuTestSupport
 import NIOConcurrencyHelpers
 import Testing

@@ -1,5 +1,5 @@
 import Foundation
-import Mizu
+import MizuHTTP
 import NIOCore
 
 /// No silent loss across the backplane: the broker runs a ``StreamContinuity`` on its event

@@ -1,5 +1,5 @@
 import Foundation
-import Mizu
+import MizuHTTP
 import NIOCore
 
 /// History in a Redis stream per topic (`<prefix>history:<topic>`, capped, expiring) with its

@@ -1,5 +1,5 @@
 import Foundation
-import Mizu
+import MizuHTTP
 import MizuWebSocket
 import NIOCore
 import NIOPosix
@@ -62,7 +62,7 @@ extension ServerCore {
     /// the read already covered are dropped by offset.
     func subscribe(
         _ session: Live.Session, _ topic: String, since: Live.StreamPosition?, latest: Int,
-        reply: ((Live.SubscribeResult) -> Live.Message?)?
+        reply: (@Sendable (Live.SubscribeResult) -> Live.Message?)?
     ) async -> Live.SubscribeResult {
         guard let policy = self.options.history?(topic) else {
             // Already subscribed is answered too: a client can always re-synchronise.
@@ -107,7 +107,6 @@ extension ServerCore {
                 result.top = Live.StreamPosition(offset: max(newer.last?.offset ?? 0, read.top), epoch: read.epoch)
             }
             var messages: [ByteBuffer] = []
-            if let message = reply?(result) { messages.append(message.encoded()) }
             for publication in replay {
                 var payload = ByteBuffer()
                 Live.Message.encode(topic: topic, data: publication.data, position: publication.position, into: &payload)
@@ -115,12 +114,16 @@ extension ServerCore {
             }
             messages.append(contentsOf: newer.map(\.payload))
             // Queued on the loop under the topic's lock, so ahead of every later fan-out to
-            // this session; sent there, where closing cannot re-enter the registry's lock.
+            // this session; sent there, where closing cannot re-enter the registry's lock. The
+            // application's `reply` runs there too, first, and under no lock of ours (it may
+            // publish, or ask the session its topics).
             let connection = session.connection
             let queued = messages
+            let answered = result
             connection.eventLoop.execute {
                 guard !overflowed else { return session.fail(.queueFull) }
-                for payload in queued where connection.trySend(WebSocketMessage(dataOpcode: .text, data: payload)) == .queueFull {
+                let first = reply?(answered).map { [$0.encoded()] } ?? []
+                for payload in first + queued where connection.trySend(WebSocketMessage(dataOpcode: .text, data: payload)) == .queueFull {
                     return session.fail(.queueFull)
                 }
             }

@@ -1,4 +1,4 @@
-import Mizu
+import MizuHTTP
 import MizuWebSocket
 
 /// MizuLive's realtime server: WebSocket sessions, topic publish/subscribe, and hooks for

@@ -1,5 +1,5 @@
 import Foundation
-import Mizu
+import MizuHTTP
 import MizuWebSocket
 import NIOConcurrencyHelpers
 import NIOCore

@@ -1,6 +1,6 @@
 import CoreMetrics
 import Foundation
-import Mizu
+import MizuHTTP
 import NIOCore
 
 extension Live {

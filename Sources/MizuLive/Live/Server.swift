@@ -1,7 +1,7 @@
 import CoreMetrics
 import Foundation
 import Logging
-import Mizu
+import MizuHTTP
 import MizuWebSocket
 import NIOConcurrencyHelpers
 import NIOCore
@@ -65,7 +65,9 @@ extension Live {
         /// after `since` when the history still holds them all (`recovered`), otherwise the
         /// latest `latest` messages, then the live stream, with no gap and no duplicate
         /// between the two. `reply`, when given, makes a message that goes out first (the
-        /// place to tell the client whether it recovered). For a topic without history this
+        /// place to tell the client whether it recovered); it runs on the session's event loop,
+        /// holding no lock of the server's, so it may publish or subscribe (it must not
+        /// block). For a topic without history this
         /// is a plain subscribe. The result's `top` is the position to come back with. A session
         /// that has the topic already is answered the same way and recovers again from `since`
         /// (what it already got may come twice: same epoch, offset not past its last), so a
@@ -73,7 +75,7 @@ extension Live {
         @discardableResult
         public func subscribe(
             _ session: Session, _ topic: String, recoverFrom since: StreamPosition?, latest: Int = 0,
-            reply: ((SubscribeResult) -> Message?)? = nil
+            reply: (@Sendable (SubscribeResult) -> Message?)? = nil
         ) async -> SubscribeResult {
             guard !topic.isEmpty else { return SubscribeResult(subscribed: false, recovered: false, top: nil, replayed: 0) }
             return await self.core.subscribe(session, topic, since: since, latest: latest, reply: reply)

@@ -1,7 +1,7 @@
 import CoreMetrics
 import Foundation
 import Logging
-import Mizu
+import MizuHTTP
 import MizuWebSocket
 import NIOConcurrencyHelpers
 import NIOCore

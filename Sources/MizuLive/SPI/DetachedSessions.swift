@@ -1,4 +1,4 @@
-import Mizu
+import MizuHTTP
 import MizuWebSocket
 
 // For in-process harnesses of this package (Sources/MizuLiveBenchmarkSupport): sessions

@@ -1,4 +1,4 @@
-import Mizu
+import MizuHTTP
 import NIOCore
 
 /// The protocol engine of one connection after the upgrade: frames in, messages out, the

@@ -1,4 +1,4 @@
-import Mizu
+import MizuHTTP
 import NIOCore
 
 /// Why a WebSocket connection ended.

@@ -1,4 +1,4 @@
-import Mizu
+import MizuHTTP
 import NIOCore
 
 /// A complete data message: text (already validated UTF-8) or binary.

@@ -1,4 +1,4 @@
-import Mizu
+import MizuHTTP
 
 /// A plain handler that serves WebSocket connections with `events`: mount it with
 /// `compat(_:)` or run it on an ``HTTPServer`` directly.

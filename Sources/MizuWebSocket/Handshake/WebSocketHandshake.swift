@@ -1,5 +1,5 @@
 import Foundation
-import Mizu
+import MizuHTTP
 import NIOHTTP1
 
 /// A valid opening handshake and what was negotiated.

@@ -1,5 +1,5 @@
 import Foundation
-import Mizu
+import MizuHTTP
 import NIOHTTP1
 
 /// Why an opening handshake was refused: the HTTP answer RFC 6455 section 4.2.1 names.

@@ -1,4 +1,4 @@
-import Mizu
+import MizuHTTP
 import NIOConcurrencyHelpers
 import NIOCore
 

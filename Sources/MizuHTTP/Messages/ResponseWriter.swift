@@ -38,7 +38,7 @@ public final class ResponseWriter: Sendable {
     /// The allocator of the connection, for building bodies without copies.
     public let allocator: ByteBufferAllocator
 
-    init(connection: any ResponseConnection, requestMethod: HTTPMethod, allocator: ByteBufferAllocator) {
+    package init(connection: any ResponseConnection, requestMethod: HTTPMethod, allocator: ByteBufferAllocator) {
         self.connection = connection
         self.isHead = requestMethod == .HEAD
         self.allocator = allocator
@@ -158,7 +158,7 @@ public final class ResponseWriter: Sendable {
 
     /// Compresses the body with gzip when the client takes it and the response qualifies
     /// (``Middlewares/gzip(level:minSize:contentTypes:)``); decided when the head leaves.
-    func compressBody(_ settings: ResponseCompression.Settings, acceptEncoding: String?) {
+    package func compressBody(_ settings: ResponseCompression.Settings, acceptEncoding: String?) {
         self.state.withLockedValue { state in
             guard !state.headSent else { return }
             state.compression = ResponseCompression(settings: settings, acceptEncoding: acceptEncoding)
@@ -168,7 +168,7 @@ public final class ResponseWriter: Sendable {
     /// Sends `status` with `text` as a plain-text body and ends the response, unless its head
     /// has left already (false then). The headers become `headers` plus the content type. Every
     /// later write fails with ``Error/responseFinished`` (a timed-out handler's, for one).
-    func finishEarly(_ status: HTTPResponseStatus, text: String, headers: HTTPHeaders) async throws -> Bool {
+    package func finishEarly(_ status: HTTPResponseStatus, text: String, headers: HTTPHeaders) async throws -> Bool {
         let parts: [HTTPServerResponsePart]? = self.state.withLockedValue { state in
             guard !state.finished, !state.upgraded, !state.headSent else { return nil }
             state.finished = true
@@ -192,7 +192,7 @@ public final class ResponseWriter: Sendable {
 
     /// Ends the response without its last part: a streamed body that stops short must look
     /// cut to the client (the connection then closes), never complete.
-    func abandon() {
+    package func abandon() {
         self.state.withLockedValue { $0.finished = true }
     }
 
@@ -248,7 +248,7 @@ public final class ResponseWriter: Sendable {
 }
 
 /// What a writer needs from its connection; the connection handler implements it.
-protocol ResponseConnection: Sendable {
+package protocol ResponseConnection: Sendable {
     func write(_ parts: [HTTPServerResponsePart], isHeadRequest: Bool) -> EventLoopFuture<Void>
     func upgrade(head: HTTPResponseHead, configure: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Void>
 }

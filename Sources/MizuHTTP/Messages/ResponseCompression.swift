@@ -5,12 +5,18 @@ import NIOHTTP1
 ///
 /// `@unchecked Sendable`: the writer keeps it in its locked state and calls it only under
 /// that lock, so the mutable zlib stream is never used from two threads at once.
-final class ResponseCompression: @unchecked Sendable {
-    struct Settings: Sendable {
-        var level: Int
-        var minSize: Int
+package final class ResponseCompression: @unchecked Sendable {
+    package struct Settings: Sendable {
+        package var level: Int
+        package var minSize: Int
         /// Media types compressed: exact (`application/json`) or a family (`text/*`).
-        var contentTypes: [String]
+        package var contentTypes: [String]
+
+        package init(level: Int, minSize: Int, contentTypes: [String]) {
+            self.level = level
+            self.minSize = minSize
+            self.contentTypes = contentTypes
+        }
     }
 
     let settings: Settings
@@ -65,7 +71,7 @@ final class ResponseCompression: @unchecked Sendable {
 
     /// RFC 9110 section 12.5.3: gzip (or x-gzip) with a weight above 0, or `*` when gzip is
     /// not named.
-    static func acceptsGzip(_ header: String?) -> Bool {
+    package static func acceptsGzip(_ header: String?) -> Bool {
         guard let header else { return false }
         var star: Bool?
         // Split at the bytes: a combining mark after a delimiter would hide it inside a Character.
@@ -89,7 +95,7 @@ final class ResponseCompression: @unchecked Sendable {
     /// RFC 9110 section 12.4.2 `qvalue` in thousandths: `"0" [ "." 0*3DIGIT ]` or
     /// `"1" [ "." 0*3("0") ]`, nothing else (no sign, exponent, `nan`, `inf` or hex that
     /// `Double(_:)` would take); nil when it is not one.
-    static func qvalue(_ text: String) -> Int? {
+    package static func qvalue(_ text: String) -> Int? {
         let utf8 = text.utf8
         guard let first = utf8.first, first == UInt8(ascii: "0") || first == UInt8(ascii: "1") else { return nil }
         let whole = first == UInt8(ascii: "1") ? 1000 : 0

@@ -15,7 +15,7 @@ import NIOHTTP1
 ///
 /// Output: a peer that leaves our responses unread makes the socket unwritable; reading then
 /// stops, and `writeStallTimeout` without progress closes the connection.
-struct HTTPConnectionStateMachine {
+package struct HTTPConnectionStateMachine {
     enum Input: Equatable {
         case idle
         case head
@@ -31,14 +31,14 @@ struct HTTPConnectionStateMachine {
     }
 
     /// A request read ahead, or an error answer that waits for earlier responses.
-    enum Work {
+    package enum Work {
         /// `last`: the connection closes after its response.
         case request(Request, last: Bool)
         case finalError(HTTPResponseStatus, String)
     }
 
     /// What the handler does after a head arrived.
-    enum HeadAction: Equatable {
+    package enum HeadAction: Equatable {
         case none
         /// RFC 9110 section 10.1.1: ask for the body now, since it will be read now.
         case sendContinue(HTTPVersion)
@@ -66,7 +66,7 @@ struct HTTPConnectionStateMachine {
     private var quiescing = false
     private(set) var writable = true
 
-    init(maxBodySize: Int) {
+    package init(maxBodySize: Int) {
         self.maxBodySize = maxBodySize
     }
 
@@ -76,11 +76,11 @@ struct HTTPConnectionStateMachine {
     // MARK: Reading
 
     /// Raw bytes arrived: a head has begun, and its deadline starts now (not at every read).
-    mutating func bytesArrived() {
+    package mutating func bytesArrived() {
         if self.input == .idle { self.input = .head }
     }
 
-    mutating func receivedHead(_ head: HTTPRequestHead) -> HeadAction {
+    package mutating func receivedHead(_ head: HTTPRequestHead) -> HeadAction {
         guard self.input == .idle || self.input == .head else {
             self.reject(.badRequest, "malformed request")
             return .none
@@ -102,7 +102,7 @@ struct HTTPConnectionStateMachine {
         return .none
     }
 
-    mutating func receivedBodyPart(_ chunk: inout ByteBuffer) {
+    package mutating func receivedBodyPart(_ chunk: inout ByteBuffer) {
         guard self.input == .body else {
             if self.input != .stopped { self.reject(.badRequest, "malformed request") }
             return
@@ -114,7 +114,7 @@ struct HTTPConnectionStateMachine {
         self.body.writeBuffer(&chunk)
     }
 
-    mutating func receivedEnd(remoteAddress: SocketAddress?, secure: Bool = false) {
+    package mutating func receivedEnd(remoteAddress: SocketAddress?, secure: Bool = false) {
         guard self.input == .body, let head = self.bodyHead else {
             if self.input != .stopped { self.reject(.badRequest, "malformed request") }
             return
@@ -170,7 +170,7 @@ struct HTTPConnectionStateMachine {
     // MARK: Responding
 
     /// The next request or error answer to produce, if none is in progress.
-    mutating func nextWork() -> Work? {
+    package mutating func nextWork() -> Work? {
         guard !self.responding, !self.upgrading, let next = self.pending.popFirst() else { return nil }
         self.responding = true
         switch next {

@@ -6,12 +6,12 @@ import Darwin
 import NIOConcurrencyHelpers
 
 /// The `Date` header value (RFC 9110 section 5.6.7, IMF-fixdate), formatted once a second.
-enum HTTPDate {
+package enum HTTPDate {
     private static let cache = NIOLockedValueBox<(second: Int, value: String)>((-1, ""))
     private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
-    static var now: String {
+    package static var now: String {
         let seconds = time(nil)
         let second = Int(seconds)
         if let cached = self.cache.withLockedValue({ $0.second == second ? $0.value : nil }) {
@@ -26,7 +26,7 @@ enum HTTPDate {
     /// seconds since 1970; nil otherwise. The grammar fixes every field's width (`DD`,
     /// `YYYY`, `hh:mm:ss`), so no value a client sends can overflow; fields out of their
     /// ranges make the date invalid, and an invalid date is ignored (section 13.1.3).
-    static func parse(_ text: String) -> Int? {
+    package static func parse(_ text: String) -> Int? {
         let parts = text.split(separator: " ", omittingEmptySubsequences: false)
         guard parts.count == 6, parts[5] == "GMT", parts[0].hasSuffix(","), days.contains(String(parts[0].dropLast())),
             let day = self.digits(parts[1], width: 2), (1...31).contains(day),
@@ -55,7 +55,7 @@ enum HTTPDate {
     }
 
     /// `seconds` since 1970 as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
-    static func format(secondsSince1970 seconds: time_t) -> String {
+    package static func format(secondsSince1970 seconds: time_t) -> String {
         var seconds = seconds
         var parts = tm()
         guard gmtime_r(&seconds, &parts) != nil, (0..<7).contains(parts.tm_wday), (0..<12).contains(parts.tm_mon) else {

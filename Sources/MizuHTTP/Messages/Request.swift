@@ -105,7 +105,7 @@ public struct QueryParameters: Sendable {
     }
 
     /// Parameters already split into pairs.
-    init(pairs: [(String, String)]) {
+    package init(pairs: [(String, String)]) {
         self.pairs = pairs
     }
 
@@ -124,9 +124,9 @@ public struct QueryParameters: Sendable {
 }
 
 /// RFC 3986 percent-decoding.
-enum PercentEncoding {
+package enum PercentEncoding {
     /// Decodes `%XX` escapes; nil when an escape is malformed or the result is not UTF-8.
-    static func decode(_ string: String, plusAsSpace: Bool) -> String? {
+    package static func decode(_ string: String, plusAsSpace: Bool) -> String? {
         guard string.utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusAsSpace && $0 == UInt8(ascii: "+")) }) else {
             return string
         }
