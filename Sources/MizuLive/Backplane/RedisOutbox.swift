@@ -1,0 +1,193 @@
+import NIOCore
+
+/// What waits to be written on the broker's publishing link, in the order Redis must see it:
+/// first the commands a dying link handed back unanswered (replays), then the batches and
+/// requests queued since, in queue order. A value: the broker keeps it under a lock and
+/// carries out what its methods return, so every rule here is tested without a socket.
+struct RedisOutbox {
+    struct Limits {
+        /// Bytes that may wait (``Live/RedisBroker/Configuration/maxPendingPublishBytes``).
+        var maxPendingBytes: Int
+        /// How long after the link is lost commands are still queued for its return.
+        var maxWait: TimeAmount
+        /// How long after a link died its unanswered commands may still be written again.
+        var replayWindow: TimeAmount
+        /// At most one report of dropped publishes per this interval.
+        var dropReportInterval: TimeAmount = .seconds(5)
+    }
+
+    let limits: Limits
+    /// Commands nobody waits the reply of, written into one buffer as they come.
+    private var batch = ByteBuffer()
+    private var batchCount = 0
+    /// The commands in `batch` that may be written again: their index and where they lie.
+    private var batchReplayable: [(index: Int, start: Int, length: Int)] = []
+    /// Numbers each command, in queue order, for Redis to recognise one written twice.
+    private(set) var sequence: UInt64 = 0
+    /// Handed back by a dying link, to go first when it is back, until their deadline.
+    private var replays: [(request: RedisRequest, until: NIODeadline)] = []
+    private var replayBytes = 0
+    /// Batches and requests whose replies someone waits for, in queue order.
+    private var segments: [RedisRequest] = []
+    private var segmentBytes = 0
+    private(set) var connected = false
+    /// When the link was lost (nil while up, and before it first came up).
+    private var downSince: NIODeadline?
+    /// A flush is on its way: later commands need not ask for another.
+    private var flushScheduled = false
+    private var unreportedDrops = 0
+    private var lastDropReport: NIODeadline = .distantPast
+
+    init(limits: Limits) {
+        self.limits = limits
+    }
+
+    /// Everything waiting to be written, in bytes.
+    var pendingBytes: Int { self.batch.readableBytes + self.segmentBytes + self.replayBytes }
+
+    /// Commands nobody waits the reply of (publishes, presence writes) not yet written.
+    var waitingCommands: Int {
+        (self.segments + self.replays.map(\.request)).reduce(self.batchCount) { total, request in
+            if case .discard(let count) = request.replies { return total + count }
+            return total
+        }
+    }
+
+    // MARK: Queueing
+
+    enum EnqueueOutcome: Equatable {
+        /// Queued; `scheduleFlush` when this command must ask for a flush, `waiting` the
+        /// commands now waiting for a lost link (nil while it is up).
+        case queued(scheduleFlush: Bool, waiting: Int?)
+        /// Refused: the link is away past `maxWait`, or the bytes would pass the limit.
+        /// `report` is the number of drops to log now (nil: not yet, one report per interval).
+        case dropped(report: Int?)
+    }
+
+    /// Queues a command nobody waits the reply of. `write` gets its sequence number. A
+    /// `replayable` one (same effect applied once or twice) is handed back when a link dies
+    /// before answering it. Only refused publishes (`countsAsPublish`) are counted for the
+    /// report.
+    mutating func enqueue(
+        size: Int, countsAsPublish: Bool, replayable: Bool, now: NIODeadline, _ write: (inout ByteBuffer, _ sequence: UInt64) -> Void
+    ) -> EnqueueOutcome {
+        // While the link reconnects, commands wait for it (in order), for a while.
+        let open = self.connected || self.downSince.map { now - $0 < self.limits.maxWait } == true
+        guard open, self.pendingBytes + size <= self.limits.maxPendingBytes else {
+            guard countsAsPublish else { return .dropped(report: nil) }
+            self.unreportedDrops += 1
+            guard now - self.lastDropReport >= self.limits.dropReportInterval else { return .dropped(report: nil) }
+            defer { self.unreportedDrops = 0 }
+            self.lastDropReport = now
+            return .dropped(report: self.unreportedDrops)
+        }
+        let start = self.batch.writerIndex
+        self.sequence += 1
+        write(&self.batch, self.sequence)
+        if replayable { self.batchReplayable.append((self.batchCount, start, self.batch.writerIndex - start)) }
+        self.batchCount += 1
+        defer { self.flushScheduled = true }
+        return .queued(scheduleFlush: !self.flushScheduled, waiting: self.connected ? nil : self.waitingCommands)
+    }
+
+    enum RequestOutcome: Equatable {
+        case queued(scheduleFlush: Bool)
+        /// Reads are not queued for a lost link: the caller retries.
+        case disconnected
+        case overloaded
+    }
+
+    /// Queues a command whose reply `promise` waits for, after everything queued before it.
+    mutating func enqueueRequest(_ command: ByteBuffer, promise: EventLoopPromise<RESPValue>) -> RequestOutcome {
+        guard self.connected else { return .disconnected }
+        // Bounded like publishes: a client that asks faster than Redis answers is refused.
+        guard self.pendingBytes + command.readableBytes <= self.limits.maxPendingBytes else { return .overloaded }
+        self.closeBatch()
+        self.segmentBytes += command.readableBytes
+        self.segments.append(RedisRequest(bytes: command, replies: .one(promise)))
+        defer { self.flushScheduled = true }
+        return .queued(scheduleFlush: !self.flushScheduled)
+    }
+
+    /// Commands a dying link wrote and never got answered, that may be written again: they go
+    /// first when the link is back, if within the replay window.
+    mutating func handBack(_ commands: [ByteBuffer], now: NIODeadline) {
+        guard !commands.isEmpty else { return }
+        var bytes = ByteBuffer()
+        var places: [(start: Int, length: Int)] = []
+        for command in commands {
+            places.append((bytes.writerIndex, command.readableBytes))
+            bytes.writeImmutableBuffer(command)
+        }
+        let replayable = places.enumerated().map { index, place in
+            ReplayableCommand(index: index, bytes: bytes.getSlice(at: place.start, length: place.length)!)
+        }
+        self.replays.append((RedisRequest(bytes: bytes, replies: .discard(count: commands.count), replayable: replayable), now + self.limits.replayWindow))
+        self.replayBytes += bytes.readableBytes
+    }
+
+    // MARK: Writing
+
+    /// Everything to write now, in order (replays, then what was queued), and the number of
+    /// replayed commands dropped because their window passed (they may or may not have
+    /// reached Redis).
+    mutating func takeForFlush(now: NIODeadline, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> (requests: [RedisRequest], expired: Int) {
+        self.closeBatch(allocator: allocator)
+        var requests: [RedisRequest] = []
+        var expired = 0
+        for replay in self.replays {
+            guard replay.until > now else {
+                if case .discard(let count) = replay.request.replies { expired += count }
+                continue
+            }
+            requests.append(replay.request)
+        }
+        requests += self.segments
+        self.replays = []
+        self.replayBytes = 0
+        self.segments = []
+        self.segmentBytes = 0
+        self.flushScheduled = false
+        return (requests, expired)
+    }
+
+    /// Ends the current batch as a segment, so what is queued after it follows it.
+    private mutating func closeBatch(allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+        guard self.batchCount > 0 else { return }
+        // Slices are taken now, when nothing more is written to these bytes (a slice held
+        // while writing would make every later write copy the buffer).
+        let replayable = self.batchReplayable.map { ReplayableCommand(index: $0.index, bytes: self.batch.getSlice(at: $0.start, length: $0.length)!) }
+        self.segmentBytes += self.batch.readableBytes
+        self.segments.append(RedisRequest(bytes: self.batch, replies: .discard(count: self.batchCount), replayable: replayable))
+        self.batch = allocator.buffer(capacity: 1024)
+        self.batchCount = 0
+        self.batchReplayable = []
+    }
+
+    // MARK: The link
+
+    /// The link is up: what waited goes out with the next flush. Returns the drops not yet
+    /// reported.
+    mutating func linkUp() -> Int {
+        self.connected = true
+        self.downSince = nil
+        defer { self.unreportedDrops = 0 }
+        return self.unreportedDrops
+    }
+
+    /// The link is lost: requests waiting for a reply fail (returned: their callers retry);
+    /// commands nobody waits for stay queued for its return.
+    mutating func linkLost(now: NIODeadline) -> [EventLoopPromise<RESPValue>] {
+        self.connected = false
+        self.downSince = now
+        self.flushScheduled = false
+        var failed: [EventLoopPromise<RESPValue>] = []
+        self.segments.removeAll { request in
+            guard case .one(let promise) = request.replies else { return false }
+            failed.append(promise)
+            return true
+        }
+        self.segmentBytes = self.segments.reduce(0) { $0 + $1.bytes.readableBytes }
+        return failed
+    }
+}

@@ -1,0 +1,105 @@
+@testable import MizuLive
+import NIOCore
+import NIOEmbedded
+import Testing
+
+/// The publishing link's queue alone: order, bounds, the wait for a lost link, replays.
+@Suite struct RedisOutboxTests {
+    private let start = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
+    private let loop = EmbeddedEventLoop()
+
+    private func outbox(maxPendingBytes: Int = 1_000) -> RedisOutbox {
+        RedisOutbox(limits: RedisOutbox.Limits(maxPendingBytes: maxPendingBytes, maxWait: .seconds(5), replayWindow: .seconds(30)))
+    }
+
+    private func command(_ text: String, replayable: Bool = false, into outbox: inout RedisOutbox, at now: NIODeadline? = nil, publish: Bool = true) -> RedisOutbox.EnqueueOutcome {
+        outbox.enqueue(size: text.utf8.count, countsAsPublish: publish, replayable: replayable, now: now ?? self.start) { bytes, _ in bytes.writeString(text) }
+    }
+
+    private func texts(_ requests: [RedisRequest]) -> [String] {
+        requests.map { String(buffer: $0.bytes) }
+    }
+
+    @Test func commandsAndRequestsGoOutInQueueOrderWithOneFlushAsked() {
+        var outbox = self.outbox()
+        #expect(outbox.linkUp() == 0)
+        #expect(self.command("a", into: &outbox) == .queued(scheduleFlush: true, waiting: nil))
+        #expect(self.command("b", into: &outbox) == .queued(scheduleFlush: false, waiting: nil))
+        let read = self.loop.makePromise(of: RESPValue.self)
+        #expect(outbox.enqueueRequest(ByteBuffer(string: "R"), promise: read) == .queued(scheduleFlush: false))
+        _ = self.command("c", into: &outbox)
+        #expect(outbox.pendingBytes == 4 && outbox.waitingCommands == 3)
+        let (requests, expired) = outbox.takeForFlush(now: self.start)
+        #expect(self.texts(requests) == ["ab", "R", "c"] && expired == 0)
+        #expect(outbox.pendingBytes == 0 && outbox.waitingCommands == 0)
+        #expect(self.command("d", into: &outbox) == .queued(scheduleFlush: true, waiting: nil), "a new flush after the last")
+        read.succeed(.integer(1))
+    }
+
+    @Test func sequenceNumbersFollowQueueOrder() {
+        var outbox = self.outbox()
+        _ = outbox.linkUp()
+        var seen: [UInt64] = []
+        for _ in 0..<3 { _ = outbox.enqueue(size: 1, countsAsPublish: true, replayable: true, now: self.start) { _, sequence in seen.append(sequence) } }
+        #expect(seen == [1, 2, 3] && outbox.sequence == 3)
+    }
+
+    @Test func aBatchKnowsWhichOfItsCommandsMayBeWrittenAgain() {
+        var outbox = self.outbox()
+        _ = outbox.linkUp()
+        _ = self.command("plain;", into: &outbox)
+        _ = self.command("history1;", replayable: true, into: &outbox)
+        _ = self.command("plain;", into: &outbox)
+        _ = self.command("history2;", replayable: true, into: &outbox)
+        let batch = outbox.takeForFlush(now: self.start).requests[0]
+        #expect(batch.replayable.map(\.index) == [1, 3])
+        #expect(batch.replayable.map { String(buffer: $0.bytes) } == ["history1;", "history2;"])
+    }
+
+    @Test func handedBackCommandsGoFirstUntilTheirWindowPasses() {
+        var outbox = self.outbox()
+        _ = outbox.linkUp()
+        _ = self.command("new", into: &outbox)
+        outbox.handBack([ByteBuffer(string: "old1"), ByteBuffer(string: "old2")], now: self.start)
+        #expect(outbox.waitingCommands == 3 && outbox.pendingBytes == 11)
+        let (requests, expired) = outbox.takeForFlush(now: self.start + .seconds(29))
+        #expect(self.texts(requests) == ["old1old2", "new"] && expired == 0)
+        #expect(requests[0].replayable.map { String(buffer: $0.bytes) } == ["old1", "old2"], "replayed again if this link dies too")
+        outbox.handBack([ByteBuffer(string: "late")], now: self.start)
+        let late = outbox.takeForFlush(now: self.start + .seconds(30))
+        #expect(late.requests.isEmpty && late.expired == 1)
+    }
+
+    @Test func aLostLinkKeepsCommandsForMaxWaitAndFailsReads() {
+        var outbox = self.outbox()
+        _ = outbox.linkUp()
+        let read = self.loop.makePromise(of: RESPValue.self)
+        _ = self.command("a", into: &outbox)
+        _ = outbox.enqueueRequest(ByteBuffer(string: "R"), promise: read)
+        _ = self.command("b", into: &outbox)
+        let failed = outbox.linkLost(now: self.start)
+        #expect(failed.count == 1)
+        failed.forEach { $0.fail(Live.RedisError.connectionClosed) }
+        let refused = self.loop.makePromise(of: RESPValue.self)
+        #expect(outbox.enqueueRequest(ByteBuffer(string: "R2"), promise: refused) == .disconnected)
+        refused.fail(Live.RedisError.connectionClosed)
+        #expect(self.command("c", into: &outbox, at: self.start + .seconds(4)) == .queued(scheduleFlush: true, waiting: 3))
+        #expect(self.command("d", into: &outbox, at: self.start + .seconds(5)) == .dropped(report: 1))
+        #expect(outbox.linkUp() == 0, "reported already")
+        #expect(self.texts(outbox.takeForFlush(now: self.start + .seconds(6)).requests) == ["a", "bc"])
+    }
+
+    @Test func theByteBoundCountsEverythingWaitingAndReportsDropsOncePerInterval() {
+        var outbox = self.outbox(maxPendingBytes: 10)
+        _ = outbox.linkUp()
+        outbox.handBack([ByteBuffer(string: "123456")], now: self.start)
+        #expect(self.command("1234", into: &outbox) == .queued(scheduleFlush: true, waiting: nil))
+        #expect(self.command("x", into: &outbox) == .dropped(report: 1))
+        #expect(self.command("y", into: &outbox, at: self.start + .seconds(1)) == .dropped(report: nil))
+        #expect(self.command("z", into: &outbox, at: self.start + .seconds(2), publish: false) == .dropped(report: nil), "not a publish: not counted")
+        let refused = self.loop.makePromise(of: RESPValue.self)
+        #expect(outbox.enqueueRequest(ByteBuffer(string: "R"), promise: refused) == .overloaded)
+        refused.fail(Live.RedisError.overloaded)
+        #expect(self.command("w", into: &outbox, at: self.start + .seconds(5)) == .dropped(report: 2))
+    }
+}
