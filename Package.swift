@@ -15,7 +15,6 @@ let package = Package(
         .library(name: "MizuWebSocket", targets: ["MizuWebSocket"]),
         .library(name: "MizuLive", targets: ["MizuLive"]),
         // In-process harnesses for Benchmarks/ (sessions on embedded channels); not API.
-        .library(name: "MizuLiveBenchmarkSupport", targets: ["MizuLiveBenchmarkSupport"]),
         .executable(name: "ChatApp", targets: ["ChatApp"]),
         .executable(name: "EchoServer", targets: ["EchoServer"]),
         .executable(name: "HelloServer", targets: ["HelloServer"]),
@@ -103,15 +102,6 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .target(
-            name: "MizuLiveBenchmarkSupport",
-            dependencies: [
-                "MizuWebSocket", "MizuLive",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -48,11 +48,22 @@ let package = Package(
                 .product(name: "Mizu", package: mainPackage),
                 .product(name: "MizuLive", package: mainPackage),
                 .product(name: "MizuWebSocket", package: mainPackage),
-                .product(name: "MizuLiveBenchmarkSupport", package: mainPackage),
+                "MizuLiveBenchmarkSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Benchmarks/MizuMicro",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // In-process harnesses on the main package's SPI (`@_spi(Benchmarking)`): not a
+        // product of the main package, which ships no library for benchmarks alone.
+        .target(
+            name: "MizuLiveBenchmarkSupport",
+            dependencies: [
+                .product(name: "MizuLive", package: mainPackage),
+                .product(name: "MizuWebSocket", package: mainPackage),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -8,7 +8,7 @@ trap 'rm -f .build-architecture.json' EXIT
 python3 - <<'EOF'
 import json, pathlib, re, sys
 
-ours = {"CZlib", "MizuHTTP", "Mizu", "MizuCompat", "MizuWebSocket", "MizuLive", "MizuLiveBenchmarkSupport"}
+ours = {"CZlib", "MizuHTTP", "Mizu", "MizuCompat", "MizuWebSocket", "MizuLive"}
 allowed = {
     "CZlib": set(),
     "MizuHTTP": {"CZlib"},
@@ -16,7 +16,6 @@ allowed = {
     "MizuCompat": {"Mizu"},
     "MizuWebSocket": {"MizuHTTP", "CZlib"},
     "MizuLive": {"MizuHTTP", "MizuWebSocket"},
-    "MizuLiveBenchmarkSupport": {"MizuWebSocket", "MizuLive"},
 }
 problems = []
 package = json.load(open(".build-architecture.json"))

@@ -18,7 +18,7 @@ import Testing
         var shutdown = SessionCloseState()
         #expect(shutdown.fail(.serverShutdown) == .closeForShutdown)
         var other = SessionCloseState()
-        #expect(other.fail(.tooManySubscriptions) == .close(code: 1011, reason: "too many subscriptions"))
+        #expect(other.fail(.writeTimeout) == .close(code: 1011, reason: "write timeout"))
         var clean = SessionCloseState()
         #expect(clean.close() == .close(code: 1000, reason: ""))
     }

@@ -4,7 +4,7 @@ import NIOCore
 import NIOEmbedded
 import Testing
 
-@testable import MizuWebSocket
+@_spi(Benchmarking) @testable import MizuWebSocket
 
 /// The protocol engine on an EmbeddedChannel: frames in, frames out, deadlines driven by the
 /// embedded loop's clock. Edge cases of the state machine without sockets or timing.

@@ -2,7 +2,10 @@ import MizuHTTP
 import MizuWebSocket
 
 extension Live {
-    /// What went wrong with a session.
+    /// What went wrong with a session: thrown by ``Session/send(_:)`` (`sessionClosed`,
+    /// `queueFull`, `invalidData`), and reported as the reason a session ended
+    /// (``Session/closeError``, `onClose`: every case but `sessionClosed` and `invalidData`).
+    /// One type for both, as Go's `live.ErrSessionClosed` and `live.ErrQueueFull` are.
     public enum Error: Swift.Error, Sendable, Equatable, CustomStringConvertible {
         /// The session is closed; nothing more can be sent.
         case sessionClosed
@@ -22,8 +25,6 @@ extension Live {
         case writeTimeout
         /// A message's data was not one JSON value (in valid UTF-8); it was not sent.
         case invalidData
-        /// A subscribe past ``Options/maxTopicsPerSession`` was refused (the session stays open).
-        case tooManySubscriptions
         /// The TCP connection ended without a close handshake.
         case connectionLost
 
@@ -38,7 +39,6 @@ extension Live {
             case .heartbeatTimeout: return "heartbeat timeout"
             case .serverShutdown: return "server shutdown"
             case .writeTimeout: return "write timeout"
-            case .tooManySubscriptions: return "too many subscriptions"
             case .invalidData: return "data is not one JSON value"
             case .connectionLost: return "connection lost"
             }

@@ -1,11 +1,11 @@
 import NIOCore
 
-// For in-process harnesses of this package (benchmarks, tests): a connection made without a
+// For in-process harnesses (Benchmarks/Sources/MizuLiveBenchmarkSupport, tests): a connection made without a
 // handshake, and its protocol engine put on a channel the caller owns.
 extension WebSocketConnection {
     /// A connection on `eventLoop` with no channel yet; `compressed` stands for a negotiated
     /// permessage-deflate without server context takeover (window 15).
-    package static func unattached(eventLoop: any EventLoop, compressed: Bool = false, sendQueueLimit: Int?) -> WebSocketConnection {
+    @_spi(Benchmarking) public static func unattached(eventLoop: any EventLoop, compressed: Bool = false, sendQueueLimit: Int?) -> WebSocketConnection {
         let deflate = compressed
             ? NegotiatedDeflate(serverNoContextTakeover: true, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15)
             : nil
@@ -13,7 +13,7 @@ extension WebSocketConnection {
     }
 
     /// Adds this connection's protocol engine to `channel`'s pipeline (on its event loop).
-    package func attach(to channel: any Channel, configuration: WebSocketConfiguration, events: WebSocketEvents = WebSocketEvents()) throws {
+    @_spi(Benchmarking) public func attach(to channel: any Channel, configuration: WebSocketConfiguration, events: WebSocketEvents = WebSocketEvents()) throws {
         try channel.pipeline.syncOperations.addHandler(
             WebSocketChannelHandler(connection: self, events: events, settings: WebSocketSettings(configuration)))
     }

@@ -1,5 +1,5 @@
-import MizuLive
-import MizuWebSocket
+@_spi(Benchmarking) import MizuLive
+@_spi(Benchmarking) import MizuWebSocket
 import NIOEmbedded
 
 /// Sessions without sockets, to measure what subscribing, unsubscribing and registering cost

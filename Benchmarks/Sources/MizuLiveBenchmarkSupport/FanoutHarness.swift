@@ -1,6 +1,6 @@
 import Foundation
-import MizuLive
-import MizuWebSocket
+@_spi(Benchmarking) import MizuLive
+@_spi(Benchmarking) import MizuWebSocket
 import NIOCore
 import NIOEmbedded
 
