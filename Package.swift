@@ -149,6 +149,7 @@ let package = Package(
             name: "MizuTests",
             dependencies: [
                 "Mizu", "MizuHTTP", "MizuTestSupport", .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
             ],

@@ -63,6 +63,13 @@ for traits in "" "TLS"; do
   fi
 done
 
+step "architecture: each module imports only what ARCHITECTURE.md allows"
+set +e
+bash scripts/check-architecture.sh
+status=$?
+set -e
+record "architecture" $status
+
 step "swift test"
 set +e
 timeout 900 swift test --skip-build --traits TLS > "$logs/swift-test.log" 2>&1

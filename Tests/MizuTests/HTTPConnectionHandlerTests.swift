@@ -1,0 +1,95 @@
+import CoreMetrics
+import Logging
+@testable import MizuHTTP
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+/// The connection handler on a testing channel: no socket, time by the loop's clock.
+@Suite struct HTTPConnectionHandlerTests {
+    /// Answers `<method> <path> <body>` in a plain-text body.
+    private struct EchoPath: HTTPHandler {
+        func serveHTTP(_ writer: ResponseWriter, _ request: Request) async throws {
+            let body = String(buffer: request.body)
+            try await writer.write("\(request.method) \(request.path) \(body)")
+        }
+    }
+
+    private func channel(_ configure: (inout HTTPServerConfiguration) -> Void = { _ in }) async throws -> NIOAsyncTestingChannel {
+        var configuration = HTTPServerConfiguration()
+        configure(&configuration)
+        let channel = NIOAsyncTestingChannel()
+        let settings = configuration
+        // The pipeline HTTPServer builds for a plain connection, built on the channel's loop.
+        try await channel.testingEventLoop.executeInContext {
+            let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+            let encoder = HTTPResponseEncoder()
+            let observer = ByteActivityObserver()
+            let connection = HTTPConnectionHandler(
+                handler: EchoPath(), configuration: settings, logger: Logger(label: "test"),
+                metrics: HTTPMetrics(factory: NOOPMetricsHandler.instance), secure: false,
+                decoder: decoder, encoder: encoder, observer: observer)
+            try channel.pipeline.syncOperations.addHandlers([observer, decoder, encoder, connection])
+        }
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
+        return channel
+    }
+
+    /// What the handler wrote until `predicate` holds for it (the handler runs in a task).
+    private func output(_ channel: NIOAsyncTestingChannel, until predicate: (String) -> Bool) async throws -> String {
+        var text = ""
+        for _ in 0..<2_000 {
+            // Work queued from the loop itself (the handler's task) runs when the loop is run.
+            await channel.testingEventLoop.run()
+            while let part = try await channel.readOutbound(as: IOData.self) {
+                if case .byteBuffer(let buffer) = part { text += String(buffer: buffer) }
+            }
+            if predicate(text) { return text }
+            await Task.yield()
+            try await Task.sleep(nanoseconds: 1_000_000)
+        }
+        Issue.record("no such output; got \(text.debugDescription)")
+        return text
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        let channel = try await self.channel()
+        try await channel.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\nHost: x\r\n\r\n"))
+        let text = try await self.output(channel) { $0.contains("GET /c") }
+        let answers = ["GET /a ", "POST /b hi", "GET /c "].map { text.range(of: $0)?.lowerBound }
+        #expect(answers.allSatisfy { $0 != nil } && answers.map { $0! } == answers.map { $0! }.sorted(), "\(text)")
+        #expect(text.components(separatedBy: "HTTP/1.1 200 OK").count == 4)
+        try await channel.close()
+    }
+
+    @Test func aHeadThatDoesNotArriveInTimeIsAnswered408ByTheLoopsClock() async throws {
+        let channel = try await self.channel { $0.requestHeadTimeout = .seconds(10) }
+        try await channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHo"))
+        await channel.testingEventLoop.advanceTime(by: .seconds(9))
+        #expect(try await channel.readOutbound(as: IOData.self) == nil, "not before the deadline")
+        await channel.testingEventLoop.advanceTime(by: .seconds(2))
+        let text = try await self.output(channel) { $0.contains("\r\n\r\n") }
+        #expect(text.hasPrefix("HTTP/1.1 408"), "\(text)")
+        try await channel.closeFuture.get()
+    }
+
+    @Test func aBodyOverTheLimitIsRefused413WithoutRunningTheHandler() async throws {
+        let channel = try await self.channel { $0.maxBodySize = 4 }
+        try await channel.writeInbound(ByteBuffer(string: "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"))
+        let text = try await self.output(channel) { $0.contains("\r\n\r\n") }
+        #expect(text.hasPrefix("HTTP/1.1 413"), "\(text)")
+        #expect(!text.contains("POST /big"))
+        try? await channel.close()
+    }
+
+    @Test func anIdleConnectionIsClosedAfterTheIdleTimeout() async throws {
+        let channel = try await self.channel { $0.idleTimeout = .seconds(60) }
+        try await channel.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"))
+        _ = try await self.output(channel) { $0.contains("GET /a") }
+        await channel.testingEventLoop.advanceTime(by: .seconds(59))
+        #expect(channel.isActive)
+        await channel.testingEventLoop.advanceTime(by: .seconds(2))
+        try await channel.closeFuture.get()
+    }
+}
