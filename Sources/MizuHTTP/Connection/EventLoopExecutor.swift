@@ -21,8 +21,13 @@ package final class EventLoopExecutor: TaskExecutor {
     }
 
     /// The executor of `eventLoop`; one per loop thread, made once, when asked on that loop.
+    /// Cached only on NIO's own loop threads: a loop that runs on dispatch's threads (a
+    /// testing loop) would be released by the thread-local value when such a thread exits,
+    /// inside libdispatch's own thread clean-up, which then frees its cache twice.
     package static func of(_ eventLoop: any EventLoop) -> EventLoopExecutor {
-        guard eventLoop.inEventLoop else { return EventLoopExecutor(eventLoop: eventLoop) }
+        guard eventLoop.inEventLoop, let current = MultiThreadedEventLoopGroup.currentEventLoop, current === eventLoop else {
+            return EventLoopExecutor(eventLoop: eventLoop)
+        }
         if let cached = Self.current.currentValue, cached.eventLoop === eventLoop { return cached }
         let made = EventLoopExecutor(eventLoop: eventLoop)
         Self.current.currentValue = made
