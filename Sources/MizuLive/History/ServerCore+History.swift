@@ -123,9 +123,7 @@ extension ServerCore {
             connection.eventLoop.execute {
                 guard !overflowed else { return session.fail(.queueFull) }
                 let first = reply?(answered).map { [$0.encoded()] } ?? []
-                for payload in first + queued where connection.trySend(WebSocketMessage(dataOpcode: .text, data: payload)) == .queueFull {
-                    return session.fail(.queueFull)
-                }
+                session.sendEncoded(first + queued)
             }
             return result.top
         }

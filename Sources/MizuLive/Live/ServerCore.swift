@@ -131,15 +131,8 @@ final class ServerCore: Sendable {
         let started = NIODeadline.now()
         var payload = ByteBuffer()
         Live.Message.encode(topic: topic, data: data, into: &payload)
-        // Compressed once per window size in use, for every subscriber without context takeover.
-        let frame = BroadcastFrame(text: payload, sharedWindows: snapshot.sharedWindows, compression: self.compression)
-        var subscribers = 0
-        for (eventLoop, connections) in snapshot.buckets {
-            subscribers += connections.count
-            // One call into the protocol layer per event loop, not one per subscriber.
-            eventLoop.execute { frame.write(to: connections) }
-        }
-        self.recordFanout(subscribers: subscribers, frameSize: frame.size, since: started)
+        let sent = FanOut.send(payload, to: snapshot.buckets, sharedWindows: snapshot.sharedWindows, compression: self.compression)
+        self.recordFanout(subscribers: sent.subscribers, frameSize: sent.frameSize, since: started)
     }
 
     /// One publish's metrics: never per delivery.

@@ -66,10 +66,19 @@ extension Live {
             guard self.core.acceptsData(message.data, topic: message.topic) else { throw .invalidData }
             var payload = ByteBuffer()
             Message.encode(topic: message.topic, data: message.data, into: &payload)
-            if self.connection.trySend(WebSocketMessage(dataOpcode: .text, data: payload)) == .queueFull {
+            guard self.sendEncoded(CollectionOfOne(payload)) else { throw .queueFull }
+        }
+
+        /// Queues encoded messages in order. A full queue closes the session as a slow
+        /// consumer and sends nothing more: false then. The one place a session's own sends
+        /// meet its queue limit (broadcasts meet it in the WebSocket layer).
+        @discardableResult
+        func sendEncoded(_ payloads: some Sequence<ByteBuffer>) -> Bool {
+            for payload in payloads where self.connection.trySend(WebSocketMessage(dataOpcode: .text, data: payload)) == .queueFull {
                 self.fail(.queueFull)
-                throw .queueFull
+                return false
             }
+            return true
         }
 
         /// Sends `value` encoded as JSON on `topic`.

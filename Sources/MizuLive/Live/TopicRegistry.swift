@@ -47,7 +47,7 @@ final class TopicRegistry: Sendable {
     /// What a publish needs: per loop, the connections to write to, and the window sizes to
     /// compress for (each once per publish, whatever the number of subscribers).
     struct Snapshot {
-        var buckets: [(any EventLoop, [WebSocketConnection])]
+        var buckets: [(eventLoop: any EventLoop, connections: [WebSocketConnection])]
         var sharedWindows: [Int]
     }
 
@@ -196,22 +196,17 @@ final class TopicRegistry: Sendable {
             var subscribers = 0
             var size = payload.readableBytes
             if !entry.buckets.isEmpty {
-                let frame = BroadcastFrame(text: payload, sharedWindows: Array(entry.sharedWindows.keys), compression: compression)
-                size = frame.size
-                for bucket in entry.buckets.values {
-                    let connections = bucket.connections
-                    subscribers += connections.count
-                    bucket.eventLoop.execute { frame.write(to: connections) }
-                }
+                (subscribers, size) = FanOut.send(
+                    payload, to: entry.buckets.values.lazy.map { ($0.eventLoop, $0.connections) },
+                    sharedWindows: entry.sharedWindows.keys, compression: compression)
             }
             guard !caughtUp.isEmpty else { return (subscribers, size) }
             var promoted = topics.removeValue(forKey: topic)!
             let message = payload
             for session in caughtUp {
                 let connection = session.connection
-                connection.eventLoop.execute {
-                    if connection.trySend(WebSocketMessage(dataOpcode: .text, data: message)) == .queueFull { session.fail(.queueFull) }
-                }
+                // On the loop: closing a slow consumer re-enters this lock.
+                connection.eventLoop.execute { session.sendEncoded(CollectionOfOne(message)) }
                 Self.addLive(session, loop: connection.eventLoop, window: connection.broadcastEncoding.sharedWindow, to: &promoted)
             }
             topics[topic] = promoted
