@@ -229,3 +229,24 @@ extension Live {
         }
     }
 }
+
+extension Live.Session {
+    /// Runs one hook; a session's hooks run one at a time, in order (see ``SessionInbox``).
+    func runHook(_ item: SessionInbox.Item) async {
+        let options = self.core.options
+        switch item {
+        case .open:
+            await options.onOpen?(Live.Context(request: self.request), self)
+        case .message(let topic, let data):
+            await options.onMessage?(Live.Context(request: self.request), self, topic, data)
+        case .bad(let data):
+            if let onBadMessage = options.onBadMessage {
+                await onBadMessage(self, data)
+            } else {
+                try? self.send(Live.Message(topic: "error", data: Data(#""bad message""#.utf8)))
+            }
+        case .close:
+            await options.onClose?(self, self.closeError)
+        }
+    }
+}
