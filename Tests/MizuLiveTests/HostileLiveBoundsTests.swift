@@ -34,7 +34,7 @@ import Testing
         try await withLiveServer({ $0.maxTopicsPerClient = 3 }) { server, log, port in
             let first = try await TestWebSocket.live(port: port, user: "a")
             let second = try await TestWebSocket.live(port: port, user: "b")
-            let sessions = try await log.waitFor(sessions: 2)
+            let sessions = [try await log.session(of: "a"), try await log.session(of: "b")]
             #expect(server.subscribe(sessions[0], "t1") && server.subscribe(sessions[0], "t2"))
             #expect(server.subscribe(sessions[1], "t3"))
             #expect(!server.subscribe(sessions[1], "t4"), "the client's third subscription was its last")

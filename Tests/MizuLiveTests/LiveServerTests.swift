@@ -23,8 +23,15 @@ final class HookLog: Sendable {
         try await eventually("\(count) messages") { self.messages.withLockedValue { $0.count >= count ? $0 : nil } }
     }
 
+    /// The first `count` sessions in the order their onOpen ran, which is not always the
+    /// order their clients connected in: a test that tells them apart uses ``session(of:)``.
     func waitFor(sessions count: Int) async throws -> [Live.Session] {
         try await eventually("\(count) sessions") { self.sessions.withLockedValue { $0.count >= count ? $0 : nil } }
+    }
+
+    /// The session of the client that connected with `?user=<user>`, once its onOpen ran.
+    func session(of user: String) async throws -> Live.Session {
+        try await eventually("\(user)'s session") { self.sessions.withLockedValue { $0.first { $0.value as? String == user } } }
     }
 }
 
@@ -148,7 +155,7 @@ extension TestWebSocket {
         try await withLiveServer { server, log, port in
             let a = try await TestWebSocket.live(port: port, user: "a")
             let b = try await TestWebSocket.live(port: port, user: "b")
-            let sessions = try await log.waitFor(sessions: 2)
+            let sessions = [try await log.session(of: "a"), try await log.session(of: "b")]
             server.subscribe(sessions[0], "room")
             server.subscribe(sessions[0], "room")  // idempotent
             server.subscribe(sessions[1], "other")

@@ -7,7 +7,7 @@ import NIOHTTP1
 import Testing
 
 /// The connection handler on a testing channel: no socket, time by the loop's clock.
-@Suite struct HTTPConnectionHandlerTests {
+@Suite(.timeLimit(.minutes(1))) struct HTTPConnectionHandlerTests {
     /// Answers `<method> <path> <body>` in a plain-text body.
     private struct EchoPath: HTTPHandler {
         func serveHTTP(_ writer: ResponseWriter, _ request: Request) async throws {
@@ -90,6 +90,37 @@ import Testing
         await channel.testingEventLoop.advanceTime(by: .seconds(59))
         #expect(channel.isActive)
         await channel.testingEventLoop.advanceTime(by: .seconds(2))
-        try await channel.closeFuture.get()
+        #expect(!channel.isActive, "closed at the deadline")
+    }
+
+    /// While the peer takes none of our output, the connection stays; at the write-stall
+    /// deadline (by the loop's clock) it is dropped.
+    @Test func aPeerThatTakesNoOutputIsDroppedAtTheWriteStallDeadline() async throws {
+        let channel = try await self.channel { $0.writeStallTimeout = .seconds(30) }
+        try await channel.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"))
+        _ = try await self.output(channel) { $0.contains("GET /a") }
+        channel.isWritable = false
+        try await channel.testingEventLoop.executeInContext { channel.pipeline.fireChannelWritabilityChanged() }
+        await channel.testingEventLoop.advanceTime(by: .seconds(29))
+        #expect(channel.isActive, "not before the deadline")
+        await channel.testingEventLoop.advanceTime(by: .seconds(2))
+        #expect(!channel.isActive, "closed at the deadline")
+    }
+
+    /// A peer that becomes writable again before the deadline is not dropped.
+    @Test func aPeerThatTakesItsOutputAgainIsKept() async throws {
+        let channel = try await self.channel { $0.writeStallTimeout = .seconds(30); $0.idleTimeout = .seconds(600) }
+        try await channel.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"))
+        _ = try await self.output(channel) { $0.contains("GET /a") }
+        channel.isWritable = false
+        try await channel.testingEventLoop.executeInContext { channel.pipeline.fireChannelWritabilityChanged() }
+        await channel.testingEventLoop.advanceTime(by: .seconds(20))
+        channel.isWritable = true
+        try await channel.testingEventLoop.executeInContext { channel.pipeline.fireChannelWritabilityChanged() }
+        await channel.testingEventLoop.advanceTime(by: .seconds(60))
+        #expect(channel.isActive)
+        try await channel.writeInbound(ByteBuffer(string: "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"))
+        _ = try await self.output(channel) { $0.contains("GET /b") }
+        try await channel.close()
     }
 }
