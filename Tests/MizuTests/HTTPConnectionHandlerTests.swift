@@ -1,6 +1,7 @@
 import CoreMetrics
 import Logging
 @testable import MizuHTTP
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -16,7 +17,9 @@ import Testing
         }
     }
 
-    private func channel(_ configure: (inout HTTPServerConfiguration) -> Void = { _ in }) async throws -> NIOAsyncTestingChannel {
+    private func channel(
+        handler: any HTTPHandler = EchoPath(), _ configure: (inout HTTPServerConfiguration) -> Void = { _ in }
+    ) async throws -> NIOAsyncTestingChannel {
         var configuration = HTTPServerConfiguration()
         configure(&configuration)
         let channel = NIOAsyncTestingChannel()
@@ -27,7 +30,7 @@ import Testing
             let encoder = HTTPResponseEncoder()
             let observer = ByteActivityObserver()
             let connection = HTTPConnectionHandler(
-                handler: EchoPath(), configuration: settings, logger: Logger(label: "test"),
+                handler: handler, configuration: settings, logger: Logger(label: "test"),
                 metrics: HTTPMetrics(factory: NOOPMetricsHandler.instance), secure: false,
                 decoder: decoder, encoder: encoder, observer: observer)
             try channel.pipeline.syncOperations.addHandlers([observer, decoder, encoder, connection])
@@ -121,6 +124,48 @@ import Testing
         #expect(channel.isActive)
         try await channel.writeInbound(ByteBuffer(string: "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"))
         _ = try await self.output(channel) { $0.contains("GET /b") }
+        try await channel.close()
+    }
+
+    /// Takes whatever comes after an upgrade.
+    private final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let received = NIOLockedValueBox("")
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let bytes = Self.unwrapInboundIn(data)
+            self.received.withLockedValue { $0 += String(buffer: bytes) }
+        }
+    }
+
+    /// Upgrades every request to a protocol whose handler is `collector`.
+    private struct Upgrading: HTTPHandler {
+        let collector: Collector
+
+        func serveHTTP(_ writer: ResponseWriter, _ request: Request) async throws {
+            let collector = self.collector
+            try await writer.upgrade { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+            }
+        }
+    }
+
+    /// The 101 goes out, the HTTP handlers leave the pipeline, and the bytes that came with
+    /// the request head reach the new protocol's handler: nothing is lost or parsed as HTTP.
+    @Test func anUpgradeHandsTheConnectionAndTheBytesAfterTheHeadToTheNewProtocol() async throws {
+        let collector = Collector()
+        let channel = try await self.channel(handler: Upgrading(collector: collector))
+        try await channel.writeInbound(ByteBuffer(string: "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\nfirst bytes"))
+        let text = try await self.output(channel) { $0.contains("\r\n\r\n") }
+        #expect(text.hasPrefix("HTTP/1.1 101"), "\(text)")
+        for _ in 0..<100 where collector.received.withLockedValue({ $0 }).isEmpty { await channel.testingEventLoop.run() }
+        #expect(collector.received.withLockedValue { $0 } == "first bytes")
+        try await channel.writeInbound(ByteBuffer(string: " and more"))
+        #expect(collector.received.withLockedValue { $0 } == "first bytes and more")
+        let httpLeft = try await channel.testingEventLoop.executeInContext {
+            (try? channel.pipeline.syncOperations.handler(type: HTTPConnectionHandler.self)) == nil
+        }
+        #expect(httpLeft, "the HTTP handler left the pipeline")
         try await channel.close()
     }
 }
