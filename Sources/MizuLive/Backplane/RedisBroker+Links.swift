@@ -1,8 +1,4 @@
-import Foundation
-import Logging
-import MizuHTTP
 import NIOCore
-import NIOPosix
 
 /// The broker's two links to Redis: their state (confined to the broker's event loop), how
 /// each is opened and installed, what its loss changes, and the reconnect with backoff.

@@ -1,8 +1,4 @@
-import Foundation
-import Logging
-import MizuHTTP
 import NIOCore
-import NIOPosix
 
 /// The subscribing link: the topics wanted kept in step with Redis in bounded batches, the
 /// pushes it answers with, and each message handed to the server.

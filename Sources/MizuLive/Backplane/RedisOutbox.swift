@@ -47,10 +47,15 @@ struct RedisOutbox {
 
     /// Commands nobody waits the reply of (publishes, presence writes) not yet written.
     var waitingCommands: Int {
-        (self.segments + self.replays.map(\.request)).reduce(self.batchCount) { total, request in
-            if case .discard(let count) = request.replies { return total + count }
-            return total
+        // Counted in place: asked on every publish while the link is down.
+        func commands(_ request: RedisRequest) -> Int {
+            if case .discard(let count) = request.replies { return count }
+            return 0
         }
+        var total = self.batchCount
+        for request in self.segments { total += commands(request) }
+        for replay in self.replays { total += commands(replay.request) }
+        return total
     }
 
     // MARK: Queueing
