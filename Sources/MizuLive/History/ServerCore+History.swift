@@ -5,56 +5,6 @@ import NIOCore
 import NIOPosix
 
 extension ServerCore {
-    /// A publish on a history topic: with a shared broker it goes to Redis, which orders it,
-    /// keeps it and sends it to every node, this one included; otherwise it is appended to
-    /// this process's history and delivered here, then handed to the broker (if any) as usual.
-    func publish(_ topic: String, _ data: Data, history policy: Live.HistoryPolicy) -> Bool {
-        if let shared = self.shared { return shared.publish(topic, data, history: policy) }
-        self.deliverInOrder(topic, data) { self.memoryHistory.append(topic, data, policy: policy) }
-        return self.options.broker?.tryPublish(topic, data) ?? true
-    }
-
-    /// A publish from another node, through a broker that keeps no history: a history
-    /// topic's message takes its place in this node's stream (positions are then per node, so
-    /// a session recovering on another node is told `recovered: false`, never misled).
-    func receiveRemote(_ topic: String, _ data: ByteBuffer) {
-        if self.shared == nil, let policy = self.options.history?(topic) {
-            let bytes = Data(data.readableBytesView)
-            self.deliverInOrder(topic, bytes) { self.memoryHistory.append(topic, bytes, policy: policy) }
-            return
-        }
-        self.publishLocally(topic, data.readableBytesView)
-    }
-
-    /// A history message from the shared broker, with the position it was given there.
-    func deliverPositioned(_ topic: String, _ data: ByteBuffer, _ position: Live.StreamPosition) {
-        self.deliverInOrder(topic, data.readableBytesView) { position }
-    }
-
-    /// Tells the topic's sessions, in order with its messages, that messages before the next
-    /// one may be missing (the shared history no longer has them, or began a new epoch).
-    func deliverNotice(_ topic: String, resumeAfter position: Live.StreamPosition) {
-        let waitingLimit = max(1, (self.webSocketConfiguration.maxQueuedMessages ?? 256) / 2)
-        _ = self.registry.deliverInOrder(topic, compression: self.compression, queueLimit: waitingLimit) {
-            var payload = ByteBuffer()
-            Live.Message.encodeNotice(topic: topic, resumeAfter: position, into: &payload)
-            return (position, payload)
-        }
-    }
-
-    private func deliverInOrder(_ topic: String, _ data: some Collection<UInt8>, position: () -> Live.StreamPosition) {
-        let started = NIODeadline.now()
-        let waitingLimit = max(1, (self.webSocketConfiguration.maxQueuedMessages ?? 256) / 2)
-        let (subscribers, bytes) = self.registry.deliverInOrder(
-            topic, data: data, compression: self.compression, queueLimit: waitingLimit, position: position)
-        self.recordFanout(subscribers: subscribers, frameSize: bytes, since: started)
-    }
-
-    func readHistory(_ topic: String, since: UInt64?, latest: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead {
-        if let shared = self.shared { return try await shared.readHistory(topic, since: since, latest: latest, policy: policy) }
-        return self.memoryHistory.read(topic, since: since, latest: latest, policy: policy)
-    }
-
     /// Subscribes `session` to `topic` and sends it, before any live message, the messages
     /// after `since` (when the history still has all of them) or else the latest `latest`;
     /// `reply` may put a message in front of them. Race-free: the session is a subscriber
@@ -83,16 +33,16 @@ extension ServerCore {
         var recovered = false
         let hooks = self.recoveryTestHooks.withLockedValue { $0 }
         do {
-            try await self.shared?.subscriptionReady(topic)
+            try await self.history.ready(topic)
             await hooks.beforeRead?()
             // A position past any stream's (a client's number) recovers nothing: the latest instead.
             if let since, since.isPlausible {
-                let after = try await self.readHistory(topic, since: since.offset, latest: 0, policy: policy)
+                let after = try await self.history.read(topic, since: since.offset, latest: 0, policy: policy)
                 recovered = after.covers(since) && after.entries.count <= replayLimit
                 read = recovered ? after : nil
             }
-            if read == nil { read = try await self.readHistory(topic, since: nil, latest: min(latest, replayLimit), policy: policy) }
-            if let read { self.shared?.seedPosition(topic, epoch: read.epoch, top: read.top) }
+            if read == nil { read = try await self.history.read(topic, since: nil, latest: min(latest, replayLimit), policy: policy) }
+            if let read { self.history.didRead(topic, read) }
         } catch {
             self.logger.warning("could not read the history of a topic; the session gets the live stream only", metadata: ["topic": "\(LogSafe(topic))", "error": "\(error)"])
         }
@@ -131,14 +81,14 @@ extension ServerCore {
         return result
     }
 
-    /// Forgets expired history and refreshes this node's presence members in the shared broker.
+    /// Forgets expired history and renews this node's presence members in a shared broker.
     func startHousekeeping() {
         let expiry = self.options.presence?.expiry ?? .seconds(30)
         let interval = min(TimeAmount.seconds(5), TimeAmount.nanoseconds(expiry.nanoseconds / 3))
         MultiThreadedEventLoopGroup.singleton.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] task in
             guard let self else { return task.cancel() }
-            self.memoryHistory.sweep()
-            self.refreshPresence()
+            self.history.sweep()
+            self.presenceMembers.refresh()
         }
     }
 }

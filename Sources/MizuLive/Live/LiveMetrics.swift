@@ -1,4 +1,5 @@
 import CoreMetrics
+import NIOCore
 
 /// A live server's metrics, through swift-metrics (the backend the process bootstrapped, or
 /// ``Live/Options/metricsFactory``). Names in the Prometheus style; every update is a
@@ -73,5 +74,15 @@ final class LiveMetrics: Sendable {
         case .connectionLost: return "connection_lost"
         default: return "other"
         }
+    }
+}
+
+extension LiveMetrics {
+    /// One publish's metrics: never per delivery.
+    func recordFanout(subscribers: Int, frameSize: Int, since started: NIODeadline) {
+        self.published.increment()
+        self.deliveries.increment(by: subscribers)
+        self.deliveredBytes.increment(by: subscribers * frameSize)
+        self.fanout.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
     }
 }

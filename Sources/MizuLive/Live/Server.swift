@@ -88,7 +88,7 @@ extension Live {
             guard let policy = self.core.options.history?(topic) else { throw HistoryError.notEnabled(topic) }
             let limit = max(0, limit)
             if let since, since.isPlausible {
-                let read = try await self.core.readHistory(topic, since: since.offset, latest: 0, policy: policy)
+                let read = try await self.core.history.read(topic, since: since.offset, latest: 0, policy: policy)
                 let complete = read.covers(since)
                 let publications = complete ? read.entries : []
                 return HistoryPage(
@@ -97,7 +97,7 @@ extension Live {
             }
             // No position, or one past any stream's (nothing after it; the top says where the stream is).
             let latest = since == nil ? min(limit, policy.size) : 0
-            let read = try await self.core.readHistory(topic, since: nil, latest: latest, policy: policy)
+            let read = try await self.core.history.read(topic, since: nil, latest: latest, policy: policy)
             return HistoryPage(publications: read.entries, top: StreamPosition(offset: read.top, epoch: read.epoch), isComplete: false)
         }
 

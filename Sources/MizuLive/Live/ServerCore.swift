@@ -21,16 +21,13 @@ final class ServerCore: Sendable {
         var draining = false
     }
     let compression: PerMessageDeflateConfiguration
-    /// History and presence kept in this process (presence: this node's own members when a
-    /// shared broker holds everyone's).
-    let memoryHistory = MemoryHistory()
-    let memoryPresence = MemoryPresence()
+    /// Where history and presence live: in memory, or in a broker every node shares.
+    let history: any HistoryStore
+    let presenceMembers: any PresenceStore
     /// Every read of presence members, coalesced per topic.
     let presenceReads = PresenceReads()
     /// Only tests set these.
     let recoveryTestHooks = NIOLockedValueBox(RecoveryTestHooks())
-    /// The broker, when it keeps history and presence for every node (Redis).
-    let shared: (any SharedState)?
     /// Made once: every session's connection shares its configuration.
     let upgrader: WebSocketUpgrader
 
@@ -64,16 +61,21 @@ final class ServerCore: Sendable {
         let highWater = self.metrics.sendQueueHighWater
         webSocket.sendQueueWatermark = SendQueueWatermark { highWater.record($0) }
         self.upgrader = WebSocketUpgrader(configuration: webSocket)
-        self.shared = options.broker as? any SharedState
+        let delivery = StreamDelivery(
+            registry: self.registry, metrics: self.metrics, compression: self.compression,
+            waitingLimit: max(1, (webSocket.maxQueuedMessages ?? 256) / 2))
+        // The one place that asks what the broker keeps.
+        if let shared = options.broker as? any SharedState {
+            self.history = SharedHistoryStore(shared, delivery: delivery)
+            self.presenceMembers = SharedPresenceStore(shared: shared, expiry: options.presence?.expiry ?? .seconds(30))
+        } else {
+            self.history = MemoryHistoryStore(delivery: delivery, broker: options.broker)
+            self.presenceMembers = MemoryPresence()
+        }
         options.broker?.attach { [weak self] topic, data in
             self?.receiveRemote(topic, data)
         }
-        if options.history != nil || options.presence != nil {
-            self.shared?.attachPositioned(
-                receive: { [weak self] topic, data, position in self?.deliverPositioned(topic, data, position) },
-                notice: { [weak self] topic, position in self?.deliverNotice(topic, resumeAfter: position) })
-            self.startHousekeeping()
-        }
+        if options.history != nil || options.presence != nil { self.startHousekeeping() }
     }
 
     var webSocketConfiguration: WebSocketConfiguration { self.upgrader.configuration }
@@ -121,7 +123,7 @@ final class ServerCore: Sendable {
     @discardableResult
     func publish(_ topic: String, _ data: Data) -> Bool {
         guard self.acceptsData(data, topic: topic) else { return false }
-        if let policy = self.options.history?(topic) { return self.publish(topic, data, history: policy) }
+        if let policy = self.options.history?(topic) { return self.history.publish(topic, data, policy: policy) }
         self.publishLocally(topic, data)
         return self.options.broker?.tryPublish(topic, data) ?? true
     }
@@ -132,14 +134,13 @@ final class ServerCore: Sendable {
         var payload = ByteBuffer()
         Live.Message.encode(topic: topic, data: data, into: &payload)
         let sent = FanOut.send(payload, to: snapshot.buckets, sharedWindows: snapshot.sharedWindows, compression: self.compression)
-        self.recordFanout(subscribers: sent.subscribers, frameSize: sent.frameSize, since: started)
+        self.metrics.recordFanout(subscribers: sent.subscribers, frameSize: sent.frameSize, since: started)
     }
 
-    /// One publish's metrics: never per delivery.
-    func recordFanout(subscribers: Int, frameSize: Int, since started: NIODeadline) {
-        self.metrics.published.increment()
-        self.metrics.deliveries.increment(by: subscribers)
-        self.metrics.deliveredBytes.increment(by: subscribers * frameSize)
-        self.metrics.fanout.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+    /// A publish from another node: a history topic's message goes to the history store when
+    /// it takes such messages (a broker that keeps no history), else it is delivered as it is.
+    func receiveRemote(_ topic: String, _ data: ByteBuffer) {
+        if let policy = self.options.history?(topic), self.history.receiveRemote(topic, data, policy: policy) { return }
+        self.publishLocally(topic, data.readableBytesView)
     }
 }

@@ -6,8 +6,7 @@ extension ServerCore {
     func joined(_ session: Live.Session, _ topic: String) {
         guard let presence = self.options.presence, presence.topics(topic) else { return }
         let member = Live.PresenceMember(session: session.id, info: self.presenceInfo(session, presence), joinedAt: Date())
-        self.memoryPresence.join(topic, member)
-        self.shared?.presenceJoin(topic, [member], expiry: presence.expiry)
+        self.presenceMembers.join(topic, member)
         guard let eventTopic = presence.eventTopic?(topic) else { return }
         var fields = ByteBuffer()
         member.encode(into: &fields)
@@ -28,8 +27,7 @@ extension ServerCore {
     /// `session` left `topics` (unsubscribed or closed).
     func left(_ session: Live.Session, _ topics: Set<String>) {
         guard let presence = self.options.presence else { return }
-        for topic in topics where presence.topics(topic) && self.memoryPresence.leave(topic, session: session.id) {
-            self.shared?.presenceLeave(topic, session: session.id)
+        for topic in topics where presence.topics(topic) && self.presenceMembers.leave(topic, session: session.id) {
             guard let eventTopic = presence.eventTopic?(topic) else { continue }
             var event = ByteBuffer()
             event.writeStaticString("{\"type\":\"leave\",\"session\":")
@@ -46,19 +44,7 @@ extension ServerCore {
 
     /// The store's read, without keeping the core alive in a running read.
     private var presenceStoreRead: PresenceReads.Read {
-        { [weak self] topic in try await self?.readPresence(topic) ?? [] }
-    }
-
-    /// One read of the store (PresenceReads calls it).
-    func readPresence(_ topic: String) async throws -> [Live.PresenceMember] {
-        if let shared = self.shared { return try await shared.presence(topic) }
-        return self.memoryPresence.members(topic)
-    }
-
-    /// Renews this node's members in the shared broker (they expire otherwise).
-    func refreshPresence() {
-        guard let shared = self.shared, let presence = self.options.presence else { return }
-        for (topic, members) in self.memoryPresence.all { shared.presenceJoin(topic, members, expiry: presence.expiry) }
+        { [weak self] topic in try await self?.presenceMembers.members(topic) ?? [] }
     }
 
     private func presenceInfo(_ session: Live.Session, _ presence: Live.PresenceOptions) -> Data {
