@@ -176,12 +176,11 @@ import NIOPosix
         let head = HTTPRequestHead(
             version: settings & 8 != 0 ? .http1_0 : .http1_1, method: methods[Int(settings & 7)], uri: uri, headers: headers)
         var machine = HTTPConnectionStateMachine(maxBodySize: 64)
-        machine.bytesArrived()
+        _ = machine.bytesArrived()
         _ = machine.receivedHead(head)
         var body = ByteBuffer(bytes: rest)
-        machine.receivedBodyPart(&body)
-        machine.receivedEnd(remoteAddress: nil)
-        guard case .request(let request, _)? = machine.nextWork() else { return }
+        _ = machine.receivedBodyPart(&body)
+        guard case .request(let request, _)? = machine.receivedEnd(remoteAddress: nil).start else { return }
         _ = request.keepAlive
         _ = StaticFiles.notModified(request, etag: "W/\"1f4-5f5e1000\"", modified: 1_600_000_000)
         _ = ResponseCompression.acceptsGzip(request.header("accept-encoding"))

@@ -30,15 +30,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private var context: ChannelHandlerContext?
     private var machine: HTTPConnectionStateMachine
-    private var readHeld = false
-    private var inputTimer: (deadline: HTTPConnectionStateMachine.Deadline, task: Scheduled<Void>)?
+    private var inputTimer: Scheduled<Void>?
     private var stallWatch: WriteStallWatch?
     private let metrics: HTTPMetrics
     /// The connection is TLS: its requests say so (`Request.isSecure`).
     private let secure: Bool
-    /// A TLS connection whose handshake has not completed: a deadline then closes it at
-    /// once (an answer could not be written before the handshake anyway).
-    private var awaitingTLSHandshake: Bool
 
     init(
         handler: any HTTPHandler,
@@ -55,20 +51,18 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         self.logger = logger
         self.metrics = metrics
         self.secure = secure
-        self.awaitingTLSHandshake = secure
         self.decoder = decoder
         self.encoder = encoder
         self.observer = observer
-        self.machine = HTTPConnectionStateMachine(maxBodySize: configuration.maxBodySize)
+        self.machine = HTTPConnectionStateMachine(maxBodySize: configuration.maxBodySize, secure: secure)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.observer.onBytes = { [unowned self] in
-            self.machine.bytesArrived()
-            self.settle()
+            self.perform(self.machine.bytesArrived())
         }
-        if context.channel.isActive { self.settle() }
+        if context.channel.isActive { self.perform(self.machine.started()) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -78,7 +72,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        self.settle()
+        self.perform(self.machine.started())
         context.fireChannelActive()
     }
 
@@ -92,32 +86,27 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
-            if case .sendContinue(let version) = self.machine.receivedHead(head) {
-                context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .continue))), promise: nil)
-            }
+            self.perform(self.machine.receivedHead(head))
         case .body(var chunk):
-            self.machine.receivedBodyPart(&chunk)
+            self.perform(self.machine.receivedBodyPart(&chunk))
         case .end:
-            self.machine.receivedEnd(remoteAddress: context.channel.remoteAddress, secure: self.secure)
+            self.perform(self.machine.receivedEnd(remoteAddress: context.channel.remoteAddress, secure: self.secure))
         }
-        self.settle()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let parserError = error as? HTTPParserError {
             switch parserError {
             case .headerOverflow:
-                self.machine.reject(.requestHeaderFieldsTooLarge, "request head exceeds \(self.configuration.maxHeadSize) bytes")
+                self.perform(self.machine.reject(.requestHeaderFieldsTooLarge, "request head exceeds \(self.configuration.maxHeadSize) bytes"))
             default:
-                self.machine.reject(.badRequest, "malformed request: \(parserError)")
+                self.perform(self.machine.reject(.badRequest, "malformed request: \(parserError)"))
             }
-            self.settle()
             return
         }
         if error is ByteToMessageDecoderError {
             // The parser stopped after an error already answered: read nothing more.
-            self.machine.reject(.badRequest, "malformed request")
-            self.settle()
+            self.perform(self.machine.reject(.badRequest, "malformed request"))
             return
         }
         self.logger.debug("connection error", metadata: ["error": "\(error)"])
@@ -126,23 +115,30 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     // MARK: Running requests
 
-    /// Brings the connection in line with its state: starts queued work, resumes reading
-    /// when allowed, and arms the deadline the state names.
-    private func settle() {
+    /// Carries out what the state machine decided, in its order.
+    private func perform(_ actions: HTTPConnectionStateMachine.Actions) {
         guard let context else { return }
-        if let work = self.machine.nextWork() {
-            switch work {
-            case .finalError(let status, let reason):
-                self.writeFinalError(status, reason, context: context)
-            case .request(let request, _):
-                self.run(request, context: context)
-            }
+        if let version = actions.sendContinue {
+            context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .continue))), promise: nil)
         }
-        if self.readHeld && self.machine.mayRead {
-            self.readHeld = false
-            context.read()
+        if actions.close {
+            context.close(promise: nil)
+            return
         }
-        self.syncInputTimer(context: context)
+        switch actions.start {
+        case .finalError(let status, let reason): self.writeFinalError(status, reason, context: context)
+        case .request(let request, _): self.run(request, context: context)
+        case nil: break
+        }
+        if actions.read { context.read() }
+        switch actions.deadline {
+        case .keep: break
+        case .cancel:
+            self.inputTimer?.cancel()
+            self.inputTimer = nil
+        case .arm(let deadline):
+            self.armInputTimer(deadline, context: context)
+        }
     }
 
     private func run(_ request: Request, context: ChannelHandlerContext) {
@@ -180,12 +176,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     fileprivate func requestFinished(failed: Bool) {
-        guard let context else { return }
-        if self.machine.responseFinished(failed: failed) {
-            context.close(promise: nil)
-            return
-        }
-        self.settle()
+        guard self.context != nil else { return }
+        self.perform(self.machine.responseFinished(failed: failed))
     }
 
     /// Nil when the connection is gone (or upgraded): the caller fails the write.
@@ -196,7 +188,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             var part = part
             if case .head(var head) = part {
                 let asked = head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
-                if self.machine.responseHeadLeaving(handlerAskedToClose: asked) {
+                if self.machine.responseHeadLeaving(handlerAskedToClose: asked) == .close {
                     head.headers.replaceOrAdd(name: "connection", value: "close")
                 }
                 if !head.headers.contains(name: "date") { head.headers.add(name: "date", value: HTTPDate.now) }
@@ -232,12 +224,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     fileprivate func upgrade(head: HTTPResponseHead, configure: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Void>? {
         guard let context, !self.machine.upgrading else { return nil }
-        guard self.machine.upgradeStarted() else {
+        guard case .switchProtocols(let readWasHeld) = self.machine.upgradeStarted() else {
             return context.eventLoop.makeFailedFuture(UpgradeError.notAnUpgradeRequest)
         }
         self.cancelTimers()
         let channel = context.channel
-        let readWasHeld = self.readHeld
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         return context.writeAndFlush(self.wrapOutboundOut(.head(head))).flatMapThrowing {
             bound.value.removeHTTPHandlers()
@@ -275,23 +266,18 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: Flow control and timers
 
     func read(context: ChannelHandlerContext) {
-        guard self.machine.mayRead else {
-            self.readHeld = true
-            return
-        }
-        context.read()
+        self.perform(self.machine.readAsked())
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         let writable = context.channel.isWritable
-        self.machine.writabilityChanged(writable)
         if writable {
             self.stallWatch?.cancel()
             self.stallWatch = nil
         } else {
             self.watchOutput(context)
         }
-        self.settle()
+        self.perform(self.machine.writabilityChanged(writable))
         context.fireChannelWritabilityChanged()
     }
 
@@ -309,55 +295,46 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         #if TLS
         if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
-            self.awaitingTLSHandshake = false
+            self.machine.tlsHandshakeCompleted()
         }
         #endif
         if event is ServerQuiesceEvent {
-            if self.machine.quiesce() { context.close(promise: nil) } else { self.settle() }
+            self.perform(self.machine.quiesce())
             return
         }
         if let event = event as? ChannelEvent, event == .inputClosed {
-            if self.machine.inputClosed() { context.close(promise: nil) } else { self.settle() }
+            self.perform(self.machine.inputClosed())
             return
         }
         context.fireUserInboundEventTriggered(event)
     }
 
-    private func syncInputTimer(context: ChannelHandlerContext) {
-        let wanted = self.machine.deadline
-        guard wanted != self.inputTimer?.deadline else { return }
-        self.inputTimer?.task.cancel()
-        self.inputTimer = nil
-        guard let wanted else { return }
+    private func armInputTimer(_ deadline: HTTPConnectionStateMachine.Deadline, context: ChannelHandlerContext) {
+        self.inputTimer?.cancel()
         let delay: TimeAmount
-        switch wanted {
+        switch deadline {
         case .idle: delay = self.configuration.idleTimeout
         case .head: delay = self.configuration.requestHeadTimeout
         case .body: delay = self.configuration.requestBodyTimeout
         }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.inputTimer = (wanted, context.eventLoop.scheduleTask(in: delay) { bound.value.inputDeadlineExpired(wanted) })
+        self.inputTimer = context.eventLoop.scheduleTask(in: delay) { bound.value.inputDeadlineExpired(deadline) }
     }
 
     private func inputDeadlineExpired(_ deadline: HTTPConnectionStateMachine.Deadline) {
         guard let context else { return }
         self.inputTimer = nil
-        if self.awaitingTLSHandshake {
-            self.logger.debug("TLS handshake timeout", metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
-            context.close(promise: nil)
-            return
+        let peer = context.channel.remoteAddress.map { "\($0)" } ?? "?"
+        if self.machine.awaitingTLSHandshake {
+            self.logger.debug("TLS handshake timeout", metadata: ["peer": "\(peer)"])
+        } else if deadline != .idle {
+            self.logger.debug("request timeout", metadata: ["peer": "\(peer)", "waiting": "\(deadline)"])
         }
-        if deadline != .idle {
-            self.logger.debug("request timeout", metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")", "waiting": "\(deadline)"])
-        }
-        switch self.machine.deadlineExpired(deadline) {
-        case .close: context.close(promise: nil)
-        case .none: self.settle()
-        }
+        self.perform(self.machine.deadlineExpired(deadline))
     }
 
     private func cancelTimers() {
-        self.inputTimer?.task.cancel()
+        self.inputTimer?.cancel()
         self.inputTimer = nil
         self.stallWatch?.cancel()
         self.stallWatch = nil

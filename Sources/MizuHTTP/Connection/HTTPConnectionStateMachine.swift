@@ -26,7 +26,7 @@ package struct HTTPConnectionStateMachine {
     }
 
     /// The input deadline in force.
-    enum Deadline: Equatable {
+    package enum Deadline: Equatable {
         case idle, head, body
     }
 
@@ -37,17 +37,43 @@ package struct HTTPConnectionStateMachine {
         case finalError(HTTPResponseStatus, String)
     }
 
-    /// What the handler does after a head arrived.
-    package enum HeadAction: Equatable {
-        case none
-        /// RFC 9110 section 10.1.1: ask for the body now, since it will be read now.
-        case sendContinue(HTTPVersion)
+    /// What the handler does after an event, in this order. Every event returns one (or, for
+    /// the two events inside a response, a decision of its own kind).
+    package struct Actions {
+        /// RFC 9110 section 10.1.1: write `100 Continue` first, since the body will be read now.
+        package var sendContinue: HTTPVersion?
+        /// Start producing this: run the request's handler, or write the error answer.
+        package var start: Work?
+        /// Ask the socket for more input (a read was held back until now).
+        package var read = false
+        /// Change the armed input deadline.
+        package var deadline = DeadlineChange.keep
+        /// Close the connection (nothing else is then asked).
+        package var close = false
+
+        static let closeNow = Actions(close: true)
     }
 
-    /// What the handler does when an input deadline expires.
-    enum TimeoutAction: Equatable {
+    /// The input timer the handler must have after an event.
+    package enum DeadlineChange: Equatable {
+        case keep
+        case cancel
+        case arm(Deadline)
+    }
+
+    /// Whether a response head leaving now says `Connection: close`.
+    enum ConnectionHeader: Equatable {
+        case keepAlive
         case close
-        case none
+    }
+
+    /// What the handler does when asked to answer `101 Switching Protocols`.
+    enum UpgradeAction: Equatable {
+        /// This request cannot switch protocols.
+        case refuse
+        /// Hand the connection over; `resumeReading`: a read was held back, so the new
+        /// protocol's handlers must ask for one.
+        case switchProtocols(resumeReading: Bool)
     }
 
     let maxBodySize: Int
@@ -65,9 +91,25 @@ package struct HTTPConnectionStateMachine {
     private(set) var upgrading = false
     private var quiescing = false
     private(set) var writable = true
+    /// A read was asked for and held back (``mayRead`` was false).
+    private var readHeld = false
+    /// The input deadline the handler has armed.
+    private(set) var armed: Deadline?
+    /// A TLS connection whose handshake has not completed: any deadline then closes it at
+    /// once (an answer could not be written before the handshake anyway).
+    private(set) var awaitingTLSHandshake: Bool
 
-    package init(maxBodySize: Int) {
+    package init(maxBodySize: Int, secure: Bool = false) {
         self.maxBodySize = maxBodySize
+        self.awaitingTLSHandshake = secure
+    }
+
+    /// The connection is active: arm the idle deadline.
+    mutating func started() -> Actions { self.settle() }
+
+    /// The TLS handshake completed: deadlines answer as usual from now on.
+    mutating func tlsHandshakeCompleted() {
+        self.awaitingTLSHandshake = false
     }
 
     /// Shared by every request without a body: most requests then allocate no body storage.
@@ -76,48 +118,38 @@ package struct HTTPConnectionStateMachine {
     // MARK: Reading
 
     /// Raw bytes arrived: a head has begun, and its deadline starts now (not at every read).
-    package mutating func bytesArrived() {
+    package mutating func bytesArrived() -> Actions {
         if self.input == .idle { self.input = .head }
+        return self.settle()
     }
 
-    package mutating func receivedHead(_ head: HTTPRequestHead) -> HeadAction {
-        guard self.input == .idle || self.input == .head else {
-            self.reject(.badRequest, "malformed request")
-            return .none
-        }
-        if let (status, reason) = Self.refusal(of: head, maxBodySize: self.maxBodySize) {
-            self.reject(status, reason)
-            return .none
-        }
+    package mutating func receivedHead(_ head: HTTPRequestHead) -> Actions {
+        guard self.input == .idle || self.input == .head else { return self.reject(.badRequest, "malformed request") }
+        if let (status, reason) = Self.refusal(of: head, maxBodySize: self.maxBodySize) { return self.reject(status, reason) }
+        let expect = head.headers.first(name: "expect")
+        if let expect, expect.lowercased() != "100-continue" { return self.reject(.expectationFailed, "unsupported expectation") }
         self.input = .body
         self.bodyHead = head
         self.body = Self.emptyBody
-        if let expect = head.headers.first(name: "expect") {
-            guard expect.lowercased() == "100-continue" else {
-                self.reject(.expectationFailed, "unsupported expectation")
-                return .none
-            }
-            if !self.responding && self.pending.isEmpty { return .sendContinue(head.version) }
-        }
-        return .none
+        var actions = self.settle()
+        if expect != nil && !self.responding && self.pending.isEmpty { actions.sendContinue = head.version }
+        return actions
     }
 
-    package mutating func receivedBodyPart(_ chunk: inout ByteBuffer) {
+    package mutating func receivedBodyPart(_ chunk: inout ByteBuffer) -> Actions {
         guard self.input == .body else {
-            if self.input != .stopped { self.reject(.badRequest, "malformed request") }
-            return
+            return self.input == .stopped ? self.settle() : self.reject(.badRequest, "malformed request")
         }
         guard self.body.readableBytes + chunk.readableBytes <= self.maxBodySize else {
-            self.reject(.payloadTooLarge, "request body exceeds \(self.maxBodySize) bytes")
-            return
+            return self.reject(.payloadTooLarge, "request body exceeds \(self.maxBodySize) bytes")
         }
         self.body.writeBuffer(&chunk)
+        return self.settle()
     }
 
-    package mutating func receivedEnd(remoteAddress: SocketAddress?, secure: Bool = false) {
+    package mutating func receivedEnd(remoteAddress: SocketAddress?, secure: Bool = false) -> Actions {
         guard self.input == .body, let head = self.bodyHead else {
-            if self.input != .stopped { self.reject(.badRequest, "malformed request") }
-            return
+            return self.input == .stopped ? self.settle() : self.reject(.badRequest, "malformed request")
         }
         var request = Request(
             method: head.method, uri: head.uri, headers: head.headers, version: head.version,
@@ -133,15 +165,18 @@ package struct HTTPConnectionStateMachine {
         let last = !head.isKeepAlive || switchesProtocol || faultyFraming || self.quiescing
         self.input = last ? .stopped : .idle
         self.pending.append(.request(request, last: last))
+        return self.settle()
     }
 
     /// The parser refused the input (or the request broke a rule): answer once, read no more.
-    mutating func reject(_ status: HTTPResponseStatus, _ reason: String) {
-        guard self.input != .stopped else { return }
-        self.input = .stopped
-        self.bodyHead = nil
-        self.body = Self.emptyBody
-        self.pending.append(.finalError(status, reason))
+    mutating func reject(_ status: HTTPResponseStatus, _ reason: String) -> Actions {
+        if self.input != .stopped {
+            self.input = .stopped
+            self.bodyHead = nil
+            self.body = Self.emptyBody
+            self.pending.append(.finalError(status, reason))
+        }
+        return self.settle()
     }
 
     /// RFC 9112 and our limits: what no handler should see.
@@ -170,7 +205,7 @@ package struct HTTPConnectionStateMachine {
     // MARK: Responding
 
     /// The next request or error answer to produce, if none is in progress.
-    package mutating func nextWork() -> Work? {
+    private mutating func nextWork() -> Work? {
         guard !self.responding, !self.upgrading, let next = self.pending.popFirst() else { return nil }
         self.responding = true
         switch next {
@@ -186,26 +221,29 @@ package struct HTTPConnectionStateMachine {
 
     /// The response head is leaving: whether it must say `Connection: close`. A handler that
     /// set `Connection: close` itself makes this response the last.
-    mutating func responseHeadLeaving(handlerAskedToClose: Bool) -> Bool {
+    mutating func responseHeadLeaving(handlerAskedToClose: Bool) -> ConnectionHeader {
         if handlerAskedToClose && !self.closeAfterResponse {
             self.closeAfterResponse = true
             self.input = .stopped
         }
-        return self.closeAfterResponse
+        return self.closeAfterResponse ? .close : .keepAlive
     }
 
-    /// The response ended; true when the connection must close now.
-    mutating func responseFinished(failed: Bool) -> Bool {
-        guard !self.upgrading else { return false }
+    /// The response ended (`failed`: it could not be completed).
+    mutating func responseFinished(failed: Bool) -> Actions {
+        guard !self.upgrading else { return Actions() }
         self.responding = false
-        return failed || self.closeAfterResponse
+        return failed || self.closeAfterResponse ? .closeNow : self.settle()
     }
 
-    /// The handler answers 101; false when this request cannot switch protocols.
-    mutating func upgradeStarted() -> Bool {
-        guard self.currentIsUpgrade, !self.upgrading else { return false }
+    /// The handler answers 101.
+    mutating func upgradeStarted() -> UpgradeAction {
+        guard self.currentIsUpgrade, !self.upgrading else { return .refuse }
         self.upgrading = true
-        return true
+        // The input deadlines end here (the handler cancels its timer); reading is the new protocol's.
+        self.armed = nil
+        defer { self.readHeld = false }
+        return .switchProtocols(resumeReading: self.readHeld)
     }
 
     // MARK: Flow control and deadlines
@@ -228,34 +266,46 @@ package struct HTTPConnectionStateMachine {
         }
     }
 
-    mutating func writabilityChanged(_ writable: Bool) {
-        self.writable = writable
+    /// The channel asks to read: granted now, or held back until ``mayRead``.
+    mutating func readAsked() -> Actions {
+        guard self.mayRead else {
+            self.readHeld = true
+            return Actions()
+        }
+        return Actions(read: true)
     }
 
-    mutating func deadlineExpired(_ deadline: Deadline) -> TimeoutAction {
-        guard self.deadline == deadline else { return .none }
+    mutating func writabilityChanged(_ writable: Bool) -> Actions {
+        self.writable = writable
+        return self.settle()
+    }
+
+    /// The armed deadline's timer fired.
+    mutating func deadlineExpired(_ deadline: Deadline) -> Actions {
+        self.armed = nil
+        if self.awaitingTLSHandshake { return .closeNow }
+        guard self.deadline == deadline else { return self.settle() }
         switch deadline {
         case .idle:
             self.input = .stopped
-            return .close
+            return .closeNow
         case .head:
-            self.reject(.requestTimeout, "request head not received in time")
+            return self.reject(.requestTimeout, "request head not received in time")
         case .body:
-            self.reject(.requestTimeout, "request body not received in time")
+            return self.reject(.requestTimeout, "request body not received in time")
         }
-        return .none
     }
 
-    /// Graceful shutdown: finish what is in progress, then close. True: close now.
-    mutating func quiesce() -> Bool {
+    /// Graceful shutdown: finish what is in progress, then close.
+    mutating func quiesce() -> Actions {
         self.quiescing = true
         if self.responding { self.closeAfterResponse = true }
         if self.input == .idle { self.input = .stopped }
-        return !self.responding && self.pending.isEmpty && self.input == .stopped
+        return !self.responding && self.pending.isEmpty && self.input == .stopped ? .closeNow : self.settle()
     }
 
-    /// The peer closed its sending side: answer what was asked, then close. True: close now.
-    mutating func inputClosed() -> Bool {
+    /// The peer closed its sending side: answer what was asked, then close.
+    mutating func inputClosed() -> Actions {
         if self.input == .head || self.input == .body {
             // A request cut off in the middle can never complete.
             self.bodyHead = nil
@@ -267,6 +317,23 @@ package struct HTTPConnectionStateMachine {
         } else if self.responding {
             self.closeAfterResponse = true
         }
-        return !self.responding && self.pending.isEmpty
+        return !self.responding && self.pending.isEmpty ? .closeNow : self.settle()
+    }
+
+    /// What any state asks for: the next work when none is in progress, a held read once
+    /// reading is allowed again, and the deadline the state names.
+    private mutating func settle() -> Actions {
+        var actions = Actions()
+        actions.start = self.nextWork()
+        if self.readHeld && self.mayRead {
+            self.readHeld = false
+            actions.read = true
+        }
+        let wanted = self.deadline
+        if wanted != self.armed {
+            self.armed = wanted
+            actions.deadline = wanted.map { .arm($0) } ?? .cancel
+        }
+        return actions
     }
 }
