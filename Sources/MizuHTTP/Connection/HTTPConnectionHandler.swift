@@ -5,12 +5,6 @@ import NIOHTTP1
 import NIOTLS
 #endif
 
-/// Asks a connection to finish its current response and close: graceful shutdown sends it
-/// to every open connection (upgraded protocols see it too).
-public struct ServerQuiesceEvent: Sendable {
-    public init() {}
-}
-
 /// One HTTP/1.1 connection: carries out what its ``HTTPConnectionStateMachine`` decides
 /// (requests assembled within bounds, answered in order, deadlines, backpressure, upgrades).
 ///
@@ -145,43 +139,18 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let eventLoop = context.eventLoop
         let bridge = ConnectionBridge(handler: NIOLoopBound(self, eventLoop: eventLoop), eventLoop: eventLoop)
         let writer = ResponseWriter(connection: bridge, requestMethod: request.method, allocator: context.channel.allocator)
-        let handler = self.handler
-        let logger = self.logger
-        let metrics = self.metrics
-        let started = NIODeadline.now()
-        Task.on(eventLoop) {
-            var failed = false
-            do {
-                try await handler.serveHTTP(writer, request)
-            } catch {
-                logger.error("handler failed", metadata: ["path": "\(LogSafe(request.path))", "error": "\(error)"])
-                if writer.headSent {
-                    // No terminating chunk: the client must see the body as cut short.
-                    failed = true
-                    writer.abandon()
-                } else {
-                    writer.status = .internalServerError
-                    writer.headers = ["content-type": "text/plain; charset=utf-8"]
-                    try? await writer.write("internal server error\n")
-                }
-            }
-            do {
-                try await writer.finish()
-            } catch {
-                failed = true
-            }
-            metrics.requestFinished(method: request.method, status: writer.status, nanoseconds: (NIODeadline.now() - started).nanoseconds)
-            bridge.requestFinished(failed: failed)
+        HTTPRequestRunner(handler: self.handler, logger: self.logger, metrics: self.metrics).start(request, writer: writer, on: eventLoop) {
+            bridge.requestFinished(failed: $0)
         }
     }
 
-    fileprivate func requestFinished(failed: Bool) {
+    func requestFinished(failed: Bool) {
         guard self.context != nil else { return }
         self.perform(self.machine.responseFinished(failed: failed))
     }
 
     /// Nil when the connection is gone (or upgraded): the caller fails the write.
-    fileprivate func writeResponse(_ parts: [HTTPServerResponsePart], isHeadRequest: Bool) -> EventLoopFuture<Void>? {
+    func writeResponse(_ parts: [HTTPServerResponsePart], isHeadRequest: Bool) -> EventLoopFuture<Void>? {
         guard let context, !self.machine.upgrading else { return nil }
         let promise = context.eventLoop.makePromise(of: Void.self)
         for (index, part) in parts.enumerated() {
@@ -222,7 +191,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     // MARK: Upgrades
 
-    fileprivate func upgrade(head: HTTPResponseHead, configure: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Void>? {
+    func upgrade(head: HTTPResponseHead, configure: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Void>? {
         guard let context, !self.machine.upgrading else { return nil }
         guard case .switchProtocols(let readWasHeld) = self.machine.upgradeStarted() else {
             return context.eventLoop.makeFailedFuture(UpgradeError.notAnUpgradeRequest)
@@ -338,55 +307,5 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         self.inputTimer = nil
         self.stallWatch?.cancel()
         self.stallWatch = nil
-    }
-}
-
-/// Tells the connection handler that raw bytes arrived (a request head has started), so
-/// the head timeout can run while the parser still waits for the end of the head.
-final class ByteActivityObserver: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    var onBytes: (() -> Void)?
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.onBytes?()
-        context.fireChannelRead(data)
-    }
-}
-
-/// The writer's way back to its connection, from any thread.
-struct ConnectionBridge: ResponseConnection {
-    let handler: NIOLoopBound<HTTPConnectionHandler>
-    let eventLoop: any EventLoop
-
-    // Handlers usually run on the connection's loop (Task.on): then no hop at all.
-
-    func write(_ parts: [HTTPServerResponsePart], isHeadRequest: Bool) -> EventLoopFuture<Void> {
-        if self.eventLoop.inEventLoop {
-            return self.handler.value.writeResponse(parts, isHeadRequest: isHeadRequest)
-                ?? self.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
-        }
-        return self.eventLoop.flatSubmit {
-            self.handler.value.writeResponse(parts, isHeadRequest: isHeadRequest)
-                ?? self.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
-        }
-    }
-
-    func upgrade(head: HTTPResponseHead, configure: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Void> {
-        if self.eventLoop.inEventLoop {
-            return self.handler.value.upgrade(head: head, configure: configure)
-                ?? self.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
-        }
-        return self.eventLoop.flatSubmit {
-            self.handler.value.upgrade(head: head, configure: configure)
-                ?? self.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
-        }
-    }
-
-    func requestFinished(failed: Bool) {
-        if self.eventLoop.inEventLoop {
-            self.handler.value.requestFinished(failed: failed)
-        } else {
-            self.eventLoop.execute { self.handler.value.requestFinished(failed: failed) }
-        }
     }
 }
