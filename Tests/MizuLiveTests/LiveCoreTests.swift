@@ -22,6 +22,7 @@ import Testing
             for index in 0..<count {
                 let loop = self.loops[index % 2]
                 let channel = EmbeddedChannel(loop: loop)
+                try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
                 let connection = WebSocketConnection.unattached(eventLoop: loop, sendQueueLimit: configuration.maxQueuedMessages)
                 try connection.attach(to: channel, configuration: configuration)
                 self.channels.append(channel)
@@ -96,5 +97,18 @@ import Testing
             #expect(Set(objects.compactMap { $0["epoch"] as? String }).count == 1)
             #expect(objects.map { ($0["data"] as? NSNumber)?.intValue } == [1, 2, 3])
         }
+    }
+
+    @Test func aSessionsOwnSendPastItsQueueClosesItAsASlowConsumerAtOnce() throws {
+        var options = Live.Options()
+        options.queueSize = 2
+        let core = try Core(sessions: 1, options: options)
+        let session = core.sessions[0]
+        for index in 1...2 { try session.send(Live.Message(topic: "t", data: Data("\(index)".utf8))) }
+        #expect(throws: Live.Error.queueFull) { try session.send(Live.Message(topic: "t", data: Data("3".utf8))) }
+        #expect(session.isClosed && session.closeError == .queueFull, "recorded at once, before the connection's close has run")
+        #expect(throws: Live.Error.sessionClosed) { try session.send(Live.Message(topic: "t", data: Data("4".utf8))) }
+        for loop in core.loops { loop.run() }
+        #expect(!core.channels[0].isActive, "the WebSocket layer closed the slow consumer")
     }
 }

@@ -69,13 +69,14 @@ extension Live {
             guard self.sendEncoded(CollectionOfOne(payload)) else { throw .queueFull }
         }
 
-        /// Queues encoded messages in order. A full queue closes the session as a slow
-        /// consumer and sends nothing more: false then. The one place a session's own sends
-        /// meet its queue limit (broadcasts meet it in the WebSocket layer).
+        /// Queues encoded messages in order; false (and nothing more is sent) when the queue
+        /// was full. The WebSocket layer decides a slow consumer, for these sends as for
+        /// broadcasts, and closes the connection; the session records why at once, so
+        /// `closeError` says `queueFull` before the close has run.
         @discardableResult
         func sendEncoded(_ payloads: some Sequence<ByteBuffer>) -> Bool {
             for payload in payloads where self.connection.trySend(WebSocketMessage(dataOpcode: .text, data: payload)) == .queueFull {
-                self.fail(.queueFull)
+                _ = self.state.withLockedValue { $0.close.fail(.queueFull) }
                 return false
             }
             return true

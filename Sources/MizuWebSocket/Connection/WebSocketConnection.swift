@@ -109,14 +109,18 @@ public final class WebSocketConnection: Sendable {
     /// What ``trySend(_:)`` did.
     package enum SendOutcome: Equatable {
         case queued
-        /// The send queue is full: nothing was queued; the caller decides what follows (Live
-        /// closes the session as a slow consumer).
+        /// The send queue was full: nothing was queued, and the connection is closing as a
+        /// slow consumer.
         case queueFull
     }
 
-    /// Queues `message` if the send queue has room, from any thread.
+    /// Queues `message` if the send queue has room, from any thread. A full queue closes the
+    /// connection as a slow consumer, as it does for a broadcast: one rule for every send.
     package func trySend(_ message: WebSocketMessage) -> SendOutcome {
-        guard self.reserveSendSlot() else { return .queueFull }
+        guard self.reserveSendSlot() else {
+            self.closeAsSlowConsumer()
+            return .queueFull
+        }
         self.onLoop { $0.send(message, reserved: true) }
         return .queued
     }
