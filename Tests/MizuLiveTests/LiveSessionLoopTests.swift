@@ -12,63 +12,6 @@ import Testing
 /// opening stage, the hooks' order, and the windows of a recovery. Frames go in and out of a
 /// testing channel; the loop runs when the test says.
 @Suite struct LiveSessionLoopTests {
-    private final class Harness: Sendable {
-        let server: Live.Server
-        let loop = NIOAsyncTestingEventLoop()
-        let channel: NIOAsyncTestingChannel
-        let connection: WebSocketConnection
-
-        /// A connection on the testing loop; `events` (nil: a detached session, no hooks) drive it.
-        init(_ options: Live.Options, opening: Bool) async throws {
-            self.server = Live.Server(options)
-            self.channel = NIOAsyncTestingChannel(loop: self.loop)
-            try await self.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).get()
-            let configuration = self.server.webSocketConfiguration
-            self.connection = WebSocketConnection.unattached(eventLoop: self.loop, sendQueueLimit: configuration.maxQueuedMessages)
-            var events = WebSocketEvents()
-            if opening {
-                guard case .admitted(let ticket) = self.server.core.limiter.admit(nil) else { throw Refused() }
-                events = SessionOpening(
-                    id: .custom("s"), value: nil, request: Request(method: .GET, uri: "/ws"), core: self.server.core, ticket: ticket
-                ).events
-            }
-            let (channel, connection, drivers) = (self.channel, self.connection, events)
-            try await self.loop.submit { try connection.attach(to: channel, configuration: configuration, events: drivers) }.get()
-        }
-
-        struct Refused: Error {}
-
-        /// A masked client text frame, as the peer would send it.
-        func receive(_ text: String) async throws {
-            try await self.channel.writeInbound(ByteBuffer(bytes: clientFrame(0x1, Array(text.utf8))))
-            await self.loop.run()
-        }
-
-        /// Runs the loop (and lets tasks on it run) until `done`, within the patience.
-        func drive(until done: @Sendable () -> Bool) async throws {
-            let deadline = NIODeadline.now() + Patience.scaled(.seconds(5))
-            while !done() {
-                guard NIODeadline.now() < deadline else { throw TimedOut() }
-                await self.loop.run()
-                try await Task.sleep(for: .milliseconds(1))
-            }
-        }
-
-        struct TimedOut: Error {}
-
-        /// The text of every data frame flushed so far.
-        func sentTexts() async throws -> [String] {
-            await self.loop.run()
-            var texts: [String] = []
-            while var buffer = try await self.channel.readOutbound(as: ByteBuffer.self) {
-                while let frame = ServerFrame.parse(&buffer) {
-                    if frame.opcode == 0x1 { texts.append(String(decoding: frame.payload, as: UTF8.self)) }
-                }
-            }
-            return texts
-        }
-    }
-
     @Test func hooksRunOneAtATimeInTheOrderOfTheFrames() async throws {
         let log = NIOLockedValueBox<[String]>([])
         let running = NIOLockedValueBox((now: 0, most: 0))
@@ -83,7 +26,7 @@ import Testing
         options.onMessage = { _, _, topic, data in await hook("\(topic) \(String(decoding: data, as: UTF8.self))") }
         options.onBadMessage = { _, data in await hook("bad \(String(decoding: data, as: UTF8.self))") }
         options.onClose = { _, error in await hook("close \(error.map { "\($0)" } ?? "clean")") }
-        let harness = try await Harness(options, opening: true)
+        let harness = try await SessionLoopHarness(options, opening: true)
         try await harness.receive(#"{"topic":"a","data":1}"#)
         try await harness.receive("nonsense")
         try await harness.receive(#"{"topic":"b","data":[2]}"#)
@@ -97,7 +40,7 @@ import Testing
     @Test func aRecoveryRacingPublishesSendsEachMessageOnceInOrder() async throws {
         var options = Live.Options()
         options.history = { _ in Live.HistoryPolicy(size: 100, ttl: .seconds(60)) }
-        let harness = try await Harness(options, opening: false)
+        let harness = try await SessionLoopHarness(options, opening: false)
         let server = harness.server
         let session = server.openDetachedSession(id: "ann", connection: harness.connection)
         for index in 1...3 { server.publish("h", Data("\(index)".utf8)) }
@@ -123,7 +66,7 @@ import Testing
     @Test func aRecoveryFromAnotherEpochOrPastTheTopIsNotRecoveredAndGetsTheLatest() async throws {
         var options = Live.Options()
         options.history = { _ in Live.HistoryPolicy(size: 100, ttl: .seconds(60)) }
-        let harness = try await Harness(options, opening: false)
+        let harness = try await SessionLoopHarness(options, opening: false)
         let server = harness.server
         for index in 1...3 { server.publish("h", Data("\(index)".utf8)) }
         let epoch = try await server.history("h").top.epoch

@@ -5,6 +5,24 @@ import NIOCore
 import NIOPosix
 
 extension ServerCore {
+    /// See ``Live/Server/history(_:since:limit:)``.
+    func historyPage(_ topic: String, since: Live.StreamPosition?, limit: Int) async throws -> Live.HistoryPage {
+        guard let policy = self.options.history?(topic) else { throw Live.HistoryError.notEnabled(topic) }
+        let limit = max(0, limit)
+        if let since, since.isPlausible {
+            let read = try await self.history.read(topic, since: since.offset, latest: 0, policy: policy)
+            let complete = read.covers(since)
+            let publications = complete ? read.entries : []
+            return Live.HistoryPage(
+                publications: Array(publications.prefix(limit)), top: Live.StreamPosition(offset: read.top, epoch: read.epoch),
+                isComplete: complete && publications.count <= limit)
+        }
+        // No position, or one past any stream's (nothing after it; the top says where the stream is).
+        let latest = since == nil ? min(limit, policy.size) : 0
+        let read = try await self.history.read(topic, since: nil, latest: latest, policy: policy)
+        return Live.HistoryPage(publications: read.entries, top: Live.StreamPosition(offset: read.top, epoch: read.epoch), isComplete: false)
+    }
+
     /// Subscribes `session` to `topic` and sends it, before any live message, the messages
     /// after `since` (when the history still has all of them) or else the latest `latest`;
     /// `reply` may put a message in front of them. Race-free: the session is a subscriber
@@ -12,18 +30,27 @@ extension ServerCore {
     /// the read already covered are dropped by offset.
     func subscribe(
         _ session: Live.Session, _ topic: String, since: Live.StreamPosition?, latest: Int,
-        reply: (@Sendable (Live.SubscribeResult) -> Live.Message?)?
+        reply: (@Sendable (Live.SubscribeResult) -> Live.Message?)?,
+        refused: (Live.Session.Refusal) -> Void
     ) async -> Live.SubscribeResult {
+        let notSubscribed = Live.SubscribeResult(subscribed: false, recovered: false, top: nil, replayed: 0)
         guard let policy = self.options.history?(topic) else {
             // Already subscribed is answered too: a client can always re-synchronise.
-            let subscribed = [.added, .alreadySubscribed].contains(session.subscribe(topic))
-            let result = Live.SubscribeResult(subscribed: subscribed, recovered: false, top: nil, replayed: 0)
-            if subscribed, let message = reply?(result) { try? session.send(message) }
+            let outcome = session.subscribe(topic)
+            if case .refused(let refusal) = outcome {
+                refused(refusal)
+                return notSubscribed
+            }
+            let result = Live.SubscribeResult(subscribed: true, recovered: false, top: nil, replayed: 0)
+            if let message = reply?(result) { try? session.send(message) }
             return result
         }
         switch session.subscribe(topic, recovering: true) {
         case .added, .recovering: break
-        case .alreadySubscribed, .refused: return Live.SubscribeResult(subscribed: false, recovered: false, top: nil, replayed: 0)
+        case .alreadySubscribed: return notSubscribed
+        case .refused(let refusal):
+            refused(refusal)
+            return notSubscribed
         }
         // A replay takes at most half the send queue, and what arrives meanwhile the other
         // half: recovering never makes a session a slow consumer by itself.

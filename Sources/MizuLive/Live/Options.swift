@@ -93,6 +93,10 @@ extension Live {
         public var history: (@Sendable (String) -> HistoryPolicy?)?
         /// Presence tracking (who is subscribed to which topics). Default nil: none.
         public var presence: PresenceOptions?
+        /// The standard command set (`subscribe`, `unsubscribe`, `publish`, `history`,
+        /// `presence`; PROTOCOL.md), answered by the server and guarded by its hooks. Messages
+        /// on other topics still go to ``onMessage``. Default nil: every message does.
+        public var commands: Commands?
 
         /// Options with the given hooks and the documented defaults.
         public init(

@@ -52,7 +52,9 @@ extension Live {
         @discardableResult
         public func subscribe(_ session: Session, _ topic: String) -> Bool {
             guard !topic.isEmpty else { return false }
-            return session.subscribe(topic) != .refused
+            guard case .refused(let refusal) = session.subscribe(topic) else { return true }
+            session.tell(refusal)
+            return false
         }
 
         /// Removes `session` from `topic`; idempotent. An empty topic is a no-op.
@@ -78,27 +80,14 @@ extension Live {
             reply: (@Sendable (SubscribeResult) -> Message?)? = nil
         ) async -> SubscribeResult {
             guard !topic.isEmpty else { return SubscribeResult(subscribed: false, recovered: false, top: nil, replayed: 0) }
-            return await self.core.subscribe(session, topic, since: since, latest: latest, reply: reply)
+            return await self.core.subscribe(session, topic, since: since, latest: latest, reply: reply) { session.tell($0) }
         }
 
         /// A history topic's messages after `since` (at most `limit`, the oldest first), or
         /// its latest `limit` when `since` is nil. Throws ``HistoryError/notEnabled(_:)`` for
         /// a topic without history, and the broker's error when Redis cannot be read.
         public func history(_ topic: String, since: StreamPosition? = nil, limit: Int = .max) async throws -> HistoryPage {
-            guard let policy = self.core.options.history?(topic) else { throw HistoryError.notEnabled(topic) }
-            let limit = max(0, limit)
-            if let since, since.isPlausible {
-                let read = try await self.core.history.read(topic, since: since.offset, latest: 0, policy: policy)
-                let complete = read.covers(since)
-                let publications = complete ? read.entries : []
-                return HistoryPage(
-                    publications: Array(publications.prefix(limit)), top: StreamPosition(offset: read.top, epoch: read.epoch),
-                    isComplete: complete && publications.count <= limit)
-            }
-            // No position, or one past any stream's (nothing after it; the top says where the stream is).
-            let latest = since == nil ? min(limit, policy.size) : 0
-            let read = try await self.core.history.read(topic, since: nil, latest: latest, policy: policy)
-            return HistoryPage(publications: read.entries, top: StreamPosition(offset: read.top, epoch: read.epoch), isComplete: false)
+            try await self.core.historyPage(topic, since: since, limit: limit)
         }
 
         /// The sessions present on `topic` (every node's with a Redis broker), the earliest first.

@@ -84,6 +84,7 @@ final class ServerCore: Sendable {
         var configuration = WebSocketConfiguration()
         configuration.maxMessageSize = options.readLimit > 0 ? options.readLimit : 4 * 1024 * 1024
         configuration.compression = options.compression ? compression : nil
+        if options.commands != nil { configuration.subprotocols = [Live.Commands.subprotocol] }
         configuration.maxQueuedMessages = options.queueSize > 0 ? options.queueSize : 256
         configuration.writeStallTimeout = options.writeStallTimeout
         configuration.pingInterval = options.heartbeatInterval

@@ -110,21 +110,35 @@ extension Live {
 
         /// `recovering`: the session had the topic and is recovering it again (see
         /// ``TopicRegistry/restartRecovery(of:topic:)``).
-        enum SubscribeOutcome { case added, alreadySubscribed, recovering, refused }
+        enum SubscribeOutcome: Equatable { case added, alreadySubscribed, recovering, refused(Refusal) }
+
+        /// Why a subscribe was refused.
+        enum Refusal: Equatable {
+            case closed
+            case topicTooLong
+            case tooManySubscriptions
+
+            /// What the client is told (nothing for a closed session).
+            var commandError: CommandError? {
+                switch self {
+                case .closed: return nil
+                case .topicTooLong: return .topicTooLong
+                case .tooManySubscriptions: return .tooManySubscriptions
+                }
+            }
+        }
 
         /// Refused when the session is closed, already has as many topics as
-        /// ``Live/Options/maxTopicsPerSession`` allows, or the topic is longer than
-        /// ``Live/Options/maxTopicLength`` (the client is then told so).
+        /// ``Live/Options/maxTopicsPerSession`` allows (or its client as many as
+        /// ``Live/Options/maxTopicsPerClient``), or the topic is longer than
+        /// ``Live/Options/maxTopicLength``; the caller tells the client (``tell(_:)``).
         /// `recovering` adds it as a subscriber whose messages wait for its history read.
         func subscribe(_ topic: String, recovering: Bool = false) -> SubscribeOutcome {
             let limit = self.core.options.maxTopicsPerSession
-            guard topic.utf8.count <= self.core.options.maxTopicLength else {
-                try? self.send(Message(topic: "error", data: Data(#""topic too long""#.utf8)))
-                return .refused
-            }
+            guard topic.utf8.count <= self.core.options.maxTopicLength else { return .refused(.topicTooLong) }
             let client = self.clientKey
             let outcome: SubscribeOutcome? = self.state.withLockedValue { state in
-                guard !state.close.isClosed else { return .refused }
+                guard !state.close.isClosed else { return .refused(.closed) }
                 guard !state.topics.contains(topic) else {
                     // A client re-synchronising (after a notice, or its own gap check) recovers
                     // again without leaving the topic.
@@ -136,12 +150,23 @@ extension Live {
                 self.core.registry.add(self, to: topic, recovering: recovering)
                 return .added
             }
-            guard let outcome else {
-                try? self.send(Message(topic: "error", data: Data(#""too many subscriptions""#.utf8)))
-                return .refused
-            }
+            guard let outcome else { return .refused(.tooManySubscriptions) }
             if outcome == .added { self.core.joined(self, topic) }
             return outcome
+        }
+
+        /// Tells the client why a subscribe was refused, the way the seed's applications did:
+        /// `{"topic":"error","data":"<message>"}`.
+        func tell(_ refusal: Refusal) {
+            guard let error = refusal.commandError else { return }
+            self.tell(error)
+        }
+
+        /// `{"topic":"error","data":"<message>"}`.
+        func tell(_ error: CommandError) {
+            var data = ByteBuffer()
+            Message.writeJSONString(error.message, into: &data)
+            try? self.send(Message(topic: "error", data: Data(data.readableBytesView)))
         }
 
         func unsubscribe(_ topic: String) {
@@ -239,6 +264,7 @@ extension Live.Session {
         case .open:
             await options.onOpen?(Live.Context(request: self.request), self)
         case .message(let topic, let data):
+            if let commands = options.commands, await self.core.runCommand(self, topic, data, commands) { return }
             await options.onMessage?(Live.Context(request: self.request), self, topic, data)
         case .bad(let data):
             if let onBadMessage = options.onBadMessage {

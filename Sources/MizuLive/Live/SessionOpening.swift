@@ -72,7 +72,9 @@ final class SessionOpening: @unchecked Sendable {
             Live.Message.parse($0, utf8Validated: message.opcode == .text)
         }
         if let envelope {
-            if self.core.options.onMessage != nil { session.enqueue(.message(topic: envelope.topic, data: envelope.data)) }
+            if self.core.options.onMessage != nil || self.core.options.commands != nil {
+                session.enqueue(.message(topic: envelope.topic, data: envelope.data))
+            }
         } else {
             // Through the queue even for the default reply: reactions keep the order of the frames.
             session.enqueue(.bad(Data(message.data.readableBytesView)))
