@@ -67,6 +67,9 @@ let server = Live.Server({
         options.history = { topic in topic.hasPrefix("chat:") ? chatHistory : nil }
     }
     options.presence = Live.PresenceOptions(topics: { $0 == onlineTopic }, expiry: presenceExpirySetting.withLockedValue { $0 })
+    // subscribe, unsubscribe, publish, history, presence: MizuLive's standard commands, guarded
+    // by the chat's rules (the page's `subscribe` answers stay as they were).
+    options.commands = chatCommands()
     // Announce each arrival (the contract's join event), once it counts as online: a page
     // that sees the event and then asks who is online finds the newcomer.
     options.onOpen = { ctx, s in
@@ -77,77 +80,59 @@ let server = Live.Server({
     return options
 }())
 
+/// The chat's own messages: `chat` (to chat:general, as in the seed) and `chat:<room>`.
+/// Subscriptions and reads are the standard commands (`chatCommands`).
 func handleMessage(_ s: Live.Session, _ topic: String, _ data: Data) async {
     let userID = s.value as? String ?? ""
-    switch topic {
-    case "subscribe":
-        let req = try? JSONDecoder().decode(TopicRequest.self, from: data)
-        // Validate subscription
-        guard let req, canSubscribe(userID, req.topic) else {
-            try? s.send(Live.Message(topic: "error", data: Data(#""not allowed""#.utf8)))
-            return
-        }
-        if let since = req.since, !since.isPlausible {
-            // An offset no stream reaches (2^53 and up) is the client's mistake, not a position.
-            try? s.send(Live.Message(topic: "error", data: Data(#""bad request""#.utf8)))
-            return
-        }
-        if req.since != nil || req.history != nil || req.snapshot == true {
-            // Reads of Redis or of the whole member list: a client that asks in a loop waits.
-            await readBudget.spend(ClientAddressKey(s.request.remoteAddress))
-        }
-        if req.since != nil || req.history != nil {
-            // History: the latest messages, or those missed since a position; the answer first.
-            await server.subscribe(s, req.topic, recoverFrom: req.since, latest: min(req.history ?? 0, 50)) { result in
-                subscribedAnswer(req.topic, result)
-            }
-        } else {
-            server.subscribe(s, req.topic)
-        }
-        if req.topic == "presence", req.snapshot == true {
-            try? s.send(Live.Message(topic: "presence", data: await onlineSnapshot()))
-        }
-    case "unsubscribe":
-        // Being online is not a client's subscription to drop.
-        guard let req = try? JSONDecoder().decode(TopicRequest.self, from: data), req.topic != onlineTopic else { return }
-        server.unsubscribe(s, req.topic)
-    case "chat":
-        // Broadcast chat message; data goes out byte for byte (Go: json.RawMessage).
-        var msg = Data(#"{"user":"#.utf8)
-        msg.append(jsonString(userID))
-        msg.append(Data(#","data":"#.utf8))
-        msg.append(data.isEmpty ? Data("null".utf8) : data)
-        msg.append(Data("}".utf8))
-        // Redis away too long (or its queue full): the sender is told, nobody else got it.
-        if !server.publish("chat:general", msg) {
-            try? s.send(Live.Message(topic: "error", data: Data(#""not sent""#.utf8)))
-        }
-    default:
-        break
+    let room: String
+    if topic == "chat" {
+        room = "chat:general"
+    } else if topic.hasPrefix("chat:"), canSubscribe(userID, topic) {
+        room = topic
+    } else {
+        if topic.hasPrefix("chat:") { try? s.send(Live.Message(topic: "error", data: Data(#""not allowed""#.utf8))) }
+        return
+    }
+    // Broadcast chat message; data goes out byte for byte (Go: json.RawMessage).
+    // Redis away too long (or its queue full): the sender is told, nobody else got it.
+    if !server.publish(room, chatMessage(from: s, data)) {
+        try? s.send(Live.Message(topic: "error", data: Data(#""not sent""#.utf8)))
     }
 }
 
-struct TopicRequest: Decodable {
-    var topic: String
-    /// Recover from this position (the last message's `offset` and `epoch`).
-    var since: Live.StreamPosition?
-    /// Send up to this many recent messages (at most 50) when not recovering.
-    var history: Int?
-    /// With `presence`: answer with who is online now.
+/// `{"user":"<id>","data":D}`, D byte for byte.
+func chatMessage(from s: Live.Session, _ data: Data) -> Data {
+    var msg = Data(#"{"user":"#.utf8)
+    msg.append(jsonString(s.value as? String ?? ""))
+    msg.append(Data(#","data":"#.utf8))
+    msg.append(data.isEmpty ? Data("null".utf8) : data)
+    msg.append(Data("}".utf8))
+    return msg
+}
+
+/// The standard commands with the chat's rules: read what canSubscribe allows (so the
+/// server's own `online` subscription cannot be dropped), publish to chat rooms as the user,
+/// at most 50 messages of history, reads paced per client, and the presence snapshot the page
+/// asks for with `{"topic":"presence","snapshot":true}`.
+func chatCommands() -> Live.Commands {
+    var commands = Live.Commands(
+        canSubscribe: { s, request in canSubscribe(s.value as? String ?? "", request.topic) },
+        canPublish: { s, topic, _ in topic.hasPrefix("chat:") && canSubscribe(s.value as? String ?? "", topic) })
+    commands.publication = { s, _, data in chatMessage(from: s, data) }
+    commands.maxHistory = 50
+    // Reads of Redis or of the whole member list: a client that asks in a loop waits.
+    commands.willRead = { s in await readBudget.spend(ClientAddressKey(s.request.remoteAddress)) }
+    commands.subscribed = { s, request in
+        guard request.topic == "presence", (try? JSONDecoder().decode(SnapshotRequest.self, from: request.data))?.snapshot == true else { return }
+        await readBudget.spend(ClientAddressKey(s.request.remoteAddress))
+        try? s.send(Live.Message(topic: "presence", data: await onlineSnapshot()))
+    }
+    return commands
+}
+
+/// `subscribe`'s own member of the chat: with `presence`, answer with who is online now.
+struct SnapshotRequest: Decodable {
     var snapshot: Bool?
-}
-
-/// `{"topic":"subscribed","data":{"topic":T,"recovered":B,"offset":N,"epoch":E}}`
-func subscribedAnswer(_ topic: String, _ result: Live.SubscribeResult) -> Live.Message {
-    var data = Data(#"{"topic":"#.utf8)
-    data.append(jsonString(topic))
-    data.append(Data(#","recovered":\#(result.recovered)"#.utf8))
-    if let top = result.top {
-        data.append(Data(#","offset":\#(top.offset),"epoch":"#.utf8))
-        data.append(jsonString(top.epoch))
-    }
-    data.append(Data("}".utf8))
-    return Live.Message(topic: "subscribed", data: data)
 }
 
 /// Who is online, each user once however many tabs: `{"type":"snapshot","users":[...]}`.

@@ -158,6 +158,46 @@ def test_chat_data_travels_byte_for_byte_and_unsubscribe_stops_it(chat):
     run(scenario())
 
 
+def test_chat_rooms_publish_as_chat_does_for_those_allowed(chat):
+    async def scenario():
+        ann, ben = await connect(chat, "ann"), await connect(chat, "ben")
+        await subscribe(ben, "chat:room9")
+        await settle(ben)
+        await ann.send('{"topic":"chat:room9","data":{"text":"in nine"}}')
+        assert await recv(ben) == {"topic": "chat:room9", "data": {"user": "ann", "data": {"text": "in nine"}}}
+        for topic in ["chat:", "user:ann", "admin:x"]:
+            await ann.send(json.dumps({"topic": topic, "data": 1}))
+        # chat: (no room) is refused like a subscribe to it; topics outside chat: are ignored.
+        assert await recv(ann) == {"topic": "error", "data": "not allowed"}
+        await settle(ann)
+        await ann.close()
+        await ben.close()
+    run(scenario())
+
+
+def test_standard_commands_with_ids(chat):
+    """MizuLive's command set (PROTOCOL.md, version 1) under the chat's rules."""
+    async def scenario():
+        ws = await websockets.connect(chat.ws + "?token=cmd", subprotocols=["mizu-live.v1"], open_timeout=TIMEOUT)
+        assert ws.subprotocol == "mizu-live.v1"
+        await ws.send(json.dumps({"topic": "subscribe", "data": {"topic": "chat:cmds", "history": 5, "id": 1}}))
+        reply = await recv(ws)
+        assert reply["topic"] == "reply" and reply["data"]["id"] == 1 and reply["data"]["result"]["topic"] == "chat:cmds"
+        await ws.send(json.dumps({"topic": "publish", "data": {"topic": "chat:cmds", "data": {"text": "via publish"}, "id": 2}}))
+        received = [await recv(ws), await recv(ws)]
+        assert {"topic": "reply", "data": {"id": 2, "result": {"topic": "chat:cmds"}}} in received
+        assert {"topic": "chat:cmds", "data": {"user": "cmd", "data": {"text": "via publish"}}} in received
+        await ws.send(json.dumps({"topic": "history", "data": {"topic": "chat:cmds", "limit": 10, "id": "h"}}))
+        page = (await recv(ws))["data"]
+        assert page["id"] == "h" and [p["data"]["data"]["text"] for p in page["result"]["publications"]] == ["via publish"]
+        await ws.send(json.dumps({"topic": "publish", "data": {"topic": "user:other", "data": 1, "id": 3}}))
+        assert (await recv(ws))["data"] == {"id": 3, "error": {"code": "not_allowed", "message": "not allowed", "temporary": False}}
+        await ws.send(json.dumps({"topic": "unsubscribe", "data": {"topic": "online", "id": 4}}))
+        assert (await recv(ws))["data"]["error"]["code"] == "not_allowed", "being online is not the client's to drop"
+        await ws.close()
+    run(scenario())
+
+
 def test_presence_join_and_leave(chat):
     async def scenario():
         watcher = await connect(chat, "watcher")

@@ -79,4 +79,18 @@ import Testing
             server.unsubscribe(session, "h")
         }
     }
+
+    @Test func anApplicationCloseCodeTellsTheClientWhetherToReconnect() async throws {
+        for (asked, sent) in [(UInt16(4501), UInt16(4501)), (4000, 4000), (4999, 4999), (1011, 1000), (5000, 1000), (0, 1000)] {
+            let harness = try await SessionLoopHarness(Live.Options(), opening: false)
+            let session = harness.server.openDetachedSession(id: "s", connection: harness.connection)
+            session.close(code: asked, reason: String(repeating: "r", count: 200))
+            #expect(session.isClosed && session.closeError == nil, "the application's own decision is no error")
+            await harness.loop.run()
+            var buffer = try #require(try await harness.channel.readOutbound(as: ByteBuffer.self))
+            let frame = try #require(ServerFrame.parse(&buffer))
+            #expect(frame.opcode == 0x8 && frame.closeCode == sent, "\(asked)")
+            #expect(frame.payload.count == 2 + 123, "the reason cut to what a close frame holds")
+        }
+    }
 }

@@ -92,6 +92,15 @@ extension Live {
             self.carryOut(self.state.withLockedValue { $0.close.close() })
         }
 
+        /// Closes the session with an application close code, which tells a client what to do
+        /// next (PROTOCOL.md): 4000-4499 reconnect (with backoff), 4500-4999 do not (e.g. the
+        /// user was banned, or logged in elsewhere). A code outside 4000-4999 closes with 1000.
+        /// `reason` goes to the client (at most 123 bytes of it); onClose reports no error.
+        public func close(code: UInt16, reason: String) {
+            let code = (4000...4999).contains(code) ? code : 1000
+            self.carryOut(self.state.withLockedValue { $0.close.close(code: code, reason: reason) })
+        }
+
         /// Closes because of `error` (recorded first, so onClose reports it).
         func fail(_ error: Live.Error) {
             self.carryOut(self.state.withLockedValue { $0.close.fail(error) })

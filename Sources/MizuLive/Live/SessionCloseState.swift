@@ -32,11 +32,11 @@ struct SessionCloseState {
     /// Closed or closing: nothing more is sent or subscribed.
     var isClosed: Bool { self.phase != .open }
 
-    /// The application closes the session cleanly (1000).
-    mutating func close() -> Command? {
+    /// The application closes the session cleanly (1000), or with its own code (4000-4999).
+    mutating func close(code: UInt16 = 1000, reason: String = "") -> Command? {
         guard self.phase == .open else { return nil }
         self.phase = .closing
-        return .close(code: 1000, reason: "")
+        return .close(code: code, reason: reason)
     }
 
     /// The server ends the session because of `error`, which onClose will report whatever
