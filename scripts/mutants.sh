@@ -133,6 +133,8 @@ MUTATIONS = [
      "return self.broker?.tryPublish(topic, data) ?? true", "return true", "HistoryPresenceStore|HistoryTests|BrokerTests"),
     ("held-read-never-granted", "Sources/MizuHTTP/Connection/HTTPConnectionStateMachine.swift",
      "if self.readHeld && self.mayRead {", "if false && self.mayRead {", "HTTPConnectionStateMachine|HTTPConnectionHandler|HostileHTTP"),
+    ("continuity-tracks-unwanted-topics", "Sources/MizuLive/Backplane/RedisBroker+Continuity.swift",
+     "guard links.wanted.contains(topic) else { return }\n        self.carryOut(links.continuity.received", "self.carryOut(links.continuity.received", "RedisHistoryPresence"),
     ("full-queue-left-open", "Sources/MizuWebSocket/Connection/WebSocketConnection.swift",
      "            self.closeAsSlowConsumer()\n            return .queueFull", "            return .queueFull", "WebSocketChannelHandler|LiveCore"),
 ]

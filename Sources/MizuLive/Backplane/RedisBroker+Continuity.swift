@@ -25,6 +25,10 @@ extension Live.RedisBroker {
     /// A message with a stream position, from pub/sub (on the event loop).
     func receivePositioned(_ topic: String, _ entry: StreamContinuity.Entry) {
         let links = self.links.value
+        // Still arriving after this node unsubscribed (before Redis took the UNSUBSCRIBE):
+        // nobody here wants it, and tracking it would make the topic's next subscription
+        // repair a "gap" it does not need.
+        guard links.wanted.contains(topic) else { return }
         self.carryOut(links.continuity.received(topic, entry), fromPubSub: true)
     }
 
