@@ -147,6 +147,26 @@ import Testing
         #expect(reads.withLockedValue { $0 } == 2, "one paced read per history or presence command; a plain subscribe reads nothing")
     }
 
+    @Test func aSubscribeWhileTheApplicationsOwnRecoveryOfTheTopicRunsIsBusy() async throws {
+        let harness = try await SessionLoopHarness(Self.options(), opening: true)
+        try await harness.drive { harness.server.sessionCount == 1 }
+        let session = try #require(harness.server.sessions.first)
+        let gate = Gate()
+        harness.server.core.recoveryTestHooks.withLockedValue { $0.beforeRead = { await gate.wait() } }
+        let server = harness.server
+        let recovery = Task { await server.subscribe(session, "h", recoverFrom: nil, latest: 1) }
+        try await harness.drive { session.topics.contains("h") }
+        let sent = try await self.exchange(harness, [
+            #"{"topic":"subscribe","data":{"topic":"h","history":1,"id":9}}"#,
+            #"{"topic":"subscribe","data":{"topic":"h","history":1}}"#,  // without an id: not told, as before
+            #"{"topic":"history","data":{"topic":"h","id":10}}"#,
+        ], expecting: 2)
+        #expect(self.errorCode(sent[0]) == "busy" && (self.data(sent[0])["error"] as? [String: Any])?["temporary"] as? Bool == true)
+        #expect(self.int(self.data(sent[1])["id"]) == 10, "the next reply is the history's")
+        gate.open()
+        #expect(await recovery.value.subscribed)
+    }
+
     @Test func unsubscribeDropsOnlyWhatTheClientCouldHaveAskedFor() async throws {
         let harness = try await SessionLoopHarness(Self.options(), opening: true)
         try await harness.drive { harness.server.sessionCount == 1 }

@@ -43,6 +43,33 @@ import Testing
         #expect(throws: WebSocketProtocolError.protocolError("payload length with the high bit set")) { try parser.next(&highBit) }
     }
 
+    /// The client's half: what it writes a server reads back whole, whatever the size and key;
+    /// what it reads must be unmasked (RFC 6455 section 5.1).
+    @Test(arguments: [0, 1, 125, 126, 65535, 65536])
+    func aClientsMaskedFramesReadBackWhole(_ size: Int) throws {
+        let payload = ByteBuffer(bytes: (0..<size).map { UInt8(truncatingIfNeeded: $0 * 7 + 3) })
+        for key: UInt32 in [0, 0x0102_0304, 0xFFFF_FFFF] {
+            var wire = FrameWriter.maskedFrame(opcode: .text, fin: false, rsv1: true, payload: payload, key: key, allocator: ByteBufferAllocator())
+            #expect(wire.getInteger(at: 1, as: UInt8.self)! & 0x80 != 0, "the mask bit")
+            if size > 0 && key != 0 {
+                #expect(wire.getSlice(at: wire.writerIndex - size, length: size) != payload, "the payload travels masked")
+            }
+            var server = FrameParser(maxPayloadLength: 1 << 20, role: .server)
+            let frame = try #require(try server.next(&wire))
+            #expect(frame.opcode == .text && !frame.fin && frame.rsv1 && frame.payload == payload)
+        }
+    }
+
+    @Test func aClientReadsUnmaskedFramesAndRefusesMaskedOnes() throws {
+        var client = FrameParser(maxPayloadLength: 1000, role: .client)
+        var unmasked = FrameWriter.frame(opcode: .binary, payload: ByteBuffer(bytes: [1, 2, 3]), allocator: ByteBufferAllocator())
+        #expect(try client.next(&unmasked)?.payload == ByteBuffer(bytes: [1, 2, 3]))
+        var masked = ByteBuffer(bytes: clientFrame(0x2, [1, 2, 3]))
+        #expect(throws: WebSocketProtocolError.protocolError("masked server frame")) { try client.next(&masked) }
+        var huge = ByteBuffer(bytes: [0x82, 0x7F, 0, 0, 0, 1, 0, 0, 0, 0])
+        #expect(throws: WebSocketProtocolError.messageTooLarge) { try client.next(&huge) }
+    }
+
     @Test func writesServerFrames() {
         let allocator = ByteBufferAllocator()
         for size in [0, 125, 126, 65535, 65536] {

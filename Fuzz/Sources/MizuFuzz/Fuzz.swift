@@ -9,7 +9,7 @@
 public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     guard let start, count > 0 else { return 0 }
     let input = UnsafeRawBufferPointer(start: start + 1, count: count - 1)
-    switch start.load(as: UInt8.self) % 14 {
+    switch start.load(as: UInt8.self) % 16 {
     case 0: WebSocketFuzzTargets.webSocketFrames(input)
     case 1: LiveFuzzTargets.envelope(input)
     case 2: WebSocketFuzzTargets.extensionHeader(input)
@@ -23,7 +23,9 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     case 10: HTTPFuzzTargets.form(input)
     case 11: HTTPFuzzTargets.json(input)
     case 12: HTTPFuzzTargets.requestTarget(input)
-    default: HTTPFuzzTargets.requestHead(input)
+    case 13: HTTPFuzzTargets.requestHead(input)
+    case 14: WebSocketFuzzTargets.webSocketClientFrames(input)
+    default: LiveFuzzTargets.command(input)
     }
     return 0
 }

@@ -59,8 +59,8 @@ extension ServerCore {
         }
         guard result.subscribed else {
             // Neither refused nor answered: the session closed meanwhile, or this topic's
-            // recovery already runs (another caller's).
-            if !told.isSet { Self.answer(session, id: id, .failure(session.isClosed ? .sessionClosed : .busy), legacy: false) }
+            // recovery already runs (another caller's). A client without ids was never told.
+            if !told.isSet, id != nil { Self.answer(session, id: id, .failure(session.isClosed ? .sessionClosed : .busy), legacy: false) }
             return
         }
         await commands.subscribed?(session, request.subscribeRequest)

@@ -11,6 +11,18 @@ import NIOCore
         }
     }
 
+    /// The standard command set's request parser: the first byte picks the command, the rest
+    /// is its data (when it is one JSON value, as the envelope's parser guarantees).
+    public static func command(_ bytes: UnsafeRawBufferPointer) {
+        guard let first = bytes.first else { return }
+        let names: [CommandRequest.Name] = [.subscribe, .unsubscribe, .publish, .history, .presence]
+        let data = Data(UnsafeRawBufferPointer(rebasing: bytes.dropFirst()))
+        guard data.withUnsafeBytes({ JSONScanner.isValue($0) }) else { return }
+        if case .success(let request) = CommandRequest.parse(names[Int(first) % names.count], data) {
+            _ = request.subscribeRequest
+        }
+    }
+
     /// The RESP parser as the Redis backplane drives it: values out of bytes split at one
     /// point, every value walked (as the broker's push handling does).
     public static func resp(_ bytes: UnsafeRawBufferPointer) {

@@ -1,6 +1,6 @@
 import NIOCore
 
-/// One frame as read from a client, payload already unmasked.
+/// One frame as read from the peer, payload already unmasked.
 struct WebSocketFrame {
     var fin: Bool
     var rsv1: Bool
@@ -10,23 +10,25 @@ struct WebSocketFrame {
     var payload: ByteBuffer
 }
 
-/// Writes server frames (never masked, RFC 6455 section 5.1).
+/// Writes frames: a server's are never masked, a client's always are (RFC 6455 section 5.1).
 enum FrameWriter {
     /// Bytes of a frame header for a payload of `length` bytes.
     static func headerSize(payloadLength length: Int) -> Int {
         length < 126 ? 2 : (length <= 0xFFFF ? 4 : 10)
     }
 
-    static func writeHeader(into buffer: inout ByteBuffer, opcode: WebSocketOpcode, fin: Bool = true, rsv1: Bool = false, length: Int) {
+    /// `masked`: the mask bit is set (the caller writes the key next).
+    static func writeHeader(into buffer: inout ByteBuffer, opcode: WebSocketOpcode, fin: Bool = true, rsv1: Bool = false, masked: Bool = false, length: Int) {
         var first = opcode.rawValue
         if fin { first |= 0x80 }
         if rsv1 { first |= 0x40 }
+        let mask: UInt8 = masked ? 0x80 : 0
         if length < 126 {
-            buffer.writeMultipleIntegers(first, UInt8(length))
+            buffer.writeMultipleIntegers(first, mask | UInt8(length))
         } else if length <= 0xFFFF {
-            buffer.writeMultipleIntegers(first, UInt8(126), UInt16(length))
+            buffer.writeMultipleIntegers(first, mask | 126, UInt16(length))
         } else {
-            buffer.writeMultipleIntegers(first, UInt8(127), UInt64(length))
+            buffer.writeMultipleIntegers(first, mask | 127, UInt64(length))
         }
     }
 
@@ -36,6 +38,21 @@ enum FrameWriter {
         self.writeHeader(into: &buffer, opcode: opcode, rsv1: rsv1, length: payload.readableBytes)
         var payload = payload
         buffer.writeBuffer(&payload)
+        return buffer
+    }
+
+    /// A client's frame: masked with `key` (RFC 6455 section 5.3; the key must be new and
+    /// unpredictable for every frame, so a client draws it from the system's random source).
+    static func maskedFrame(opcode: WebSocketOpcode, fin: Bool = true, rsv1: Bool = false, payload: ByteBuffer, key: UInt32, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let length = payload.readableBytes
+        var buffer = allocator.buffer(capacity: self.headerSize(payloadLength: length) + 4 + length)
+        self.writeHeader(into: &buffer, opcode: opcode, fin: fin, rsv1: rsv1, masked: true, length: length)
+        buffer.writeInteger(key)
+        var payload = payload
+        var masked = allocator.buffer(capacity: length)
+        masked.writeBuffer(&payload)
+        FrameParser.unmask(&masked, length: length, key: key)  // XOR is its own inverse
+        buffer.writeBuffer(&masked)
         return buffer
     }
 

@@ -1,11 +1,19 @@
 import NIOCore
 
-/// Reads client frames from bytes (RFC 6455 section 5.2): a value-type state machine that
+/// Reads the peer's frames from bytes (RFC 6455 section 5.2): a value-type state machine that
 /// keeps no buffer of its own. Frame-level rules are checked here; message-level rules
 /// (continuations, RSV meaning) belong to ``MessageAssembler``.
 struct FrameParser {
+    /// Which side reads: a server reads masked frames only, a client unmasked ones only
+    /// (RFC 6455 section 5.1).
+    enum Role {
+        case server
+        case client
+    }
+
     /// Frames with a larger payload are refused before it is read.
     var maxPayloadLength: Int
+    let role: Role
 
     private struct Header {
         var first: UInt8
@@ -14,8 +22,9 @@ struct FrameParser {
         var headerLength: Int
     }
 
-    init(maxPayloadLength: Int) {
+    init(maxPayloadLength: Int, role: Role = .server) {
         self.maxPayloadLength = maxPayloadLength
+        self.role = role
     }
 
     /// The next complete frame at the front of `buffer`, consuming it; nil when more bytes
@@ -45,8 +54,13 @@ struct FrameParser {
         guard WebSocketOpcode(rawValue: opcode) != nil else { throw .protocolError("reserved opcode \(opcode)") }
         let isControl = opcode & 0x8 != 0
         if isControl && first & 0x80 == 0 { throw .protocolError("fragmented control frame") }
-        // RFC 6455 section 5.1: a server MUST close on an unmasked client frame.
-        guard second & 0x80 != 0 else { throw .protocolError("unmasked client frame") }
+        // RFC 6455 section 5.1: a server MUST close on an unmasked client frame, a client on a
+        // masked server frame.
+        let masked = second & 0x80 != 0
+        switch self.role {
+        case .server: guard masked else { throw .protocolError("unmasked client frame") }
+        case .client: guard !masked else { throw .protocolError("masked server frame") }
+        }
         var offset = buffer.readerIndex + 2
         var length = Int(second & 0x7F)
         if isControl && length > 125 { throw .protocolError("control frame payload over 125 bytes") }
@@ -62,8 +76,12 @@ struct FrameParser {
             offset += 8
         }
         guard length <= self.maxPayloadLength else { throw .messageTooLarge }
-        guard let mask = buffer.getInteger(at: offset, as: UInt32.self) else { return nil }
-        offset += 4
+        var mask: UInt32 = 0
+        if masked {
+            guard let key = buffer.getInteger(at: offset, as: UInt32.self) else { return nil }
+            mask = key
+            offset += 4
+        }
         return Header(first: first, length: length, mask: mask, headerLength: offset - buffer.readerIndex)
     }
 

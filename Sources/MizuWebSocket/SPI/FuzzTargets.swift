@@ -6,12 +6,21 @@ import NIOCore
     /// Frame decoding, message assembly (fragments, UTF-8, limits) and inflation.
     /// The first byte picks the extension settings; the rest arrives in two reads.
     public static func webSocketFrames(_ bytes: UnsafeRawBufferPointer) {
+        Self.frames(bytes, role: .server)
+    }
+
+    /// The same as a client reads a server's frames (unmasked only).
+    public static func webSocketClientFrames(_ bytes: UnsafeRawBufferPointer) {
+        Self.frames(bytes, role: .client)
+    }
+
+    private static func frames(_ bytes: UnsafeRawBufferPointer, role: FrameParser.Role) {
         guard let settings = bytes.first else { return }
         let deflate = settings & 1 == 0 ? nil : NegotiatedDeflate(
             serverNoContextTakeover: true, clientNoContextTakeover: settings & 2 != 0,
             serverMaxWindowBits: 15, clientMaxWindowBits: settings & 4 != 0 ? 8 : 15)
         let limit = settings & 8 != 0 ? 256 : 1 << 16
-        var parser = FrameParser(maxPayloadLength: limit)
+        var parser = FrameParser(maxPayloadLength: limit, role: role)
         var assembler = MessageAssembler(maxMessageSize: limit, deflate: deflate)
         let allocator = ByteBufferAllocator()
         let body = UnsafeRawBufferPointer(rebasing: bytes.dropFirst())
