@@ -14,7 +14,6 @@ let package = Package(
         .library(name: "MizuCompat", targets: ["MizuCompat"]),
         .library(name: "MizuWebSocket", targets: ["MizuWebSocket"]),
         .library(name: "MizuLive", targets: ["MizuLive"]),
-        // In-process harnesses for Benchmarks/ (sessions on embedded channels); not API.
         .executable(name: "ChatApp", targets: ["ChatApp"]),
         .executable(name: "EchoServer", targets: ["EchoServer"]),
         .executable(name: "HelloServer", targets: ["HelloServer"]),

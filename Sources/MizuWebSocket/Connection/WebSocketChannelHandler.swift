@@ -36,8 +36,8 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.connection = connection
         self.events = events
         self.settings = settings
-        self.parser = FrameParser(maxPayloadLength: settings.configuration.maxMessageSize)
-        self.assembler = MessageAssembler(maxMessageSize: settings.configuration.maxMessageSize, deflate: connection.deflate)
+        self.parser = FrameParser(maxPayloadLength: settings.configuration.maxMessageSize, role: settings.role)
+        self.assembler = MessageAssembler(maxMessageSize: settings.configuration.maxMessageSize, deflate: connection.deflate, role: settings.role)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -191,16 +191,16 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
         var rsv1 = false
         var payload = message.data
-        if let deflate = self.connection.deflate, deflate.serverCompresses,
+        if let deflate = self.connection.deflate?.sending(self.settings.role), deflate.compresses,
             let settings = self.configuration.compression, payload.readableBytes >= settings.minimumCompressionSize
         {
             let compressed: ByteBuffer?
-            if deflate.serverNoContextTakeover {
+            if deflate.noContextTakeover {
                 compressed = DeflaterCache.current.compress(
-                    payload, windowBits: deflate.serverMaxWindowBits, configuration: settings, allocator: context.channel.allocator)
+                    payload, windowBits: deflate.windowBits, configuration: settings, allocator: context.channel.allocator)
             } else {
                 let deflater = self.ownDeflater
-                    ?? Deflater(windowBits: deflate.serverMaxWindowBits, level: settings.compressionLevel, memoryLevel: settings.memoryLevel)
+                    ?? Deflater(windowBits: deflate.windowBits, level: settings.compressionLevel, memoryLevel: settings.memoryLevel)
                 self.ownDeflater = deflater
                 compressed = deflater.compress(payload, allocator: context.channel.allocator, keepContext: true)
             }
@@ -209,12 +209,23 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
                 rsv1 = true
             }
         }
-        _ = self.enqueue(FrameWriter.frame(opcode: message.opcode, rsv1: rsv1, payload: payload, allocator: context.channel.allocator), reserved: reserved)
+        _ = self.enqueue(self.frame(message.opcode, rsv1: rsv1, payload, allocator: context.channel.allocator), reserved: reserved)
+    }
+
+    /// One frame as this end writes it: a client's masked with a fresh random key, a server's never.
+    private func frame(_ opcode: WebSocketOpcode, rsv1: Bool = false, _ payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        switch self.settings.role {
+        case .server:
+            return FrameWriter.frame(opcode: opcode, rsv1: rsv1, payload: payload, allocator: allocator)
+        case .client:
+            var random = SystemRandomNumberGenerator()
+            return FrameWriter.maskedFrame(opcode: opcode, rsv1: rsv1, payload: payload, key: random.next(), allocator: allocator)
+        }
     }
 
     func sendControl(_ opcode: WebSocketOpcode, _ payload: ByteBuffer) {
         guard self.machine.sends, let context else { return }
-        context.write(self.wrapOutboundOut(FrameWriter.frame(opcode: opcode, payload: payload, allocator: context.channel.allocator)), promise: nil)
+        context.write(self.wrapOutboundOut(self.frame(opcode, payload, allocator: context.channel.allocator)), promise: nil)
         self.scheduleFlush()
     }
 
@@ -297,7 +308,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
             context.channel.closeDroppingUnsentOutput()
         case .sendClose(let code, let text, let thenCloseTCP):
             let allocator = context.channel.allocator
-            let frame = FrameWriter.frame(opcode: .close, payload: FrameWriter.closePayload(code: code, reason: text, allocator: allocator), allocator: allocator)
+            let frame = self.frame(.close, FrameWriter.closePayload(code: code, reason: text, allocator: allocator), allocator: allocator)
             self.needsFlush = false
             if thenCloseTCP {
                 self.cumulation = nil

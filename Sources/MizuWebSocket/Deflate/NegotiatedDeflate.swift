@@ -10,6 +10,27 @@ struct NegotiatedDeflate: Equatable, Sendable {
     /// limits the server to 8 gets uncompressed messages, which RFC 7692 always allows.
     var serverCompresses: Bool { self.serverMaxWindowBits >= 9 }
 
+    /// One direction's parameters: the sender's window and whether it keeps its context.
+    struct Direction: Equatable {
+        var windowBits: Int
+        var noContextTakeover: Bool
+        /// A window of 8 is never used to compress (see ``serverCompresses``).
+        var compresses: Bool { self.windowBits >= 9 }
+    }
+
+    /// What `role` sends (RFC 7692 section 7.1: the server's parameters for the server's messages).
+    func sending(_ role: WebSocketRole) -> Direction {
+        switch role {
+        case .server: return Direction(windowBits: self.serverMaxWindowBits, noContextTakeover: self.serverNoContextTakeover)
+        case .client: return Direction(windowBits: self.clientMaxWindowBits, noContextTakeover: self.clientNoContextTakeover)
+        }
+    }
+
+    /// What `role` receives: the other side's sending parameters.
+    func receiving(_ role: WebSocketRole) -> Direction {
+        self.sending(role == .server ? .client : .server)
+    }
+
     /// The `Sec-WebSocket-Extensions` response value.
     var responseHeader: String {
         var parts = ["permessage-deflate"]
@@ -67,7 +88,7 @@ struct NegotiatedDeflate: Equatable, Sendable {
     }
 
     /// 8...15, as a decimal without leading zeros (RFC 7692 section 7.1.2).
-    private static func windowBits(_ value: String) -> Int? {
+    static func windowBits(_ value: String) -> Int? {
         guard let bits = Int(value), (8...15).contains(bits), String(bits) == value else { return nil }
         return bits
     }

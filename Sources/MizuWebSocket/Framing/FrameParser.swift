@@ -4,16 +4,11 @@ import NIOCore
 /// keeps no buffer of its own. Frame-level rules are checked here; message-level rules
 /// (continuations, RSV meaning) belong to ``MessageAssembler``.
 struct FrameParser {
-    /// Which side reads: a server reads masked frames only, a client unmasked ones only
-    /// (RFC 6455 section 5.1).
-    enum Role {
-        case server
-        case client
-    }
-
     /// Frames with a larger payload are refused before it is read.
     var maxPayloadLength: Int
-    let role: Role
+    /// Which side reads: a server reads masked frames only, a client unmasked ones only
+    /// (RFC 6455 section 5.1).
+    let role: WebSocketRole
 
     private struct Header {
         var first: UInt8
@@ -22,7 +17,7 @@ struct FrameParser {
         var headerLength: Int
     }
 
-    init(maxPayloadLength: Int, role: Role = .server) {
+    init(maxPayloadLength: Int, role: WebSocketRole = .server) {
         self.maxPayloadLength = maxPayloadLength
         self.role = role
     }

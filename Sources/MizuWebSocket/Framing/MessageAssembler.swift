@@ -21,13 +21,15 @@ struct MessageAssembler {
     }
 
     let maxMessageSize: Int
-    let deflate: NegotiatedDeflate?
+    /// How the peer compresses what it sends (nil: permessage-deflate was not agreed).
+    let peerDeflate: NegotiatedDeflate.Direction?
     private var partial: Partial?
     private var inflater: Inflater?
 
-    init(maxMessageSize: Int, deflate: NegotiatedDeflate?) {
+    /// `role`: this end's (a server inflates with the client's parameters, a client with the server's).
+    init(maxMessageSize: Int, deflate: NegotiatedDeflate?, role: WebSocketRole = .server) {
         self.maxMessageSize = maxMessageSize
-        self.deflate = deflate
+        self.peerDeflate = deflate?.receiving(role)
     }
 
     /// Whether inflate state is allocated now (for memory tests).
@@ -47,7 +49,7 @@ struct MessageAssembler {
             return try Self.parseClose(frame.payload)
         case .text, .binary:
             guard self.partial == nil else { throw .protocolError("new message before the previous one ended") }
-            if frame.rsv1 && self.deflate == nil { throw .protocolError("RSV1 set without permessage-deflate") }
+            if frame.rsv1 && self.peerDeflate == nil { throw .protocolError("RSV1 set without permessage-deflate") }
             self.partial = Partial(opcode: frame.opcode, compressed: frame.rsv1)
         case .continuation:
             guard self.partial != nil else { throw .protocolError("continuation without a message") }
@@ -98,7 +100,7 @@ struct MessageAssembler {
             try self.inflate(ByteBuffer(bytes: [0x00, 0x00, 0xFF, 0xFF]), into: &data)
             if partial.opcode == .text { try Self.validate(&partial.utf8, data, from: start) }
             partial.data = data
-            if self.deflate?.clientNoContextTakeover == true {
+            if self.peerDeflate?.noContextTakeover == true {
                 self.inflater = nil  // nothing to remember: free the window until the next message
             }
         }
@@ -107,7 +109,7 @@ struct MessageAssembler {
     }
 
     private mutating func inflate(_ input: ByteBuffer, into output: inout ByteBuffer) throws(WebSocketProtocolError) {
-        let inflater = self.inflater ?? Inflater(windowBits: max(self.deflate?.clientMaxWindowBits ?? 15, 8))
+        let inflater = self.inflater ?? Inflater(windowBits: max(self.peerDeflate?.windowBits ?? 15, 8))
         self.inflater = inflater
         do {
             try inflater.inflate(input, into: &output, limit: self.maxMessageSize)

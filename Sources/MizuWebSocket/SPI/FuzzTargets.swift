@@ -14,14 +14,14 @@ import NIOCore
         Self.frames(bytes, role: .client)
     }
 
-    private static func frames(_ bytes: UnsafeRawBufferPointer, role: FrameParser.Role) {
+    private static func frames(_ bytes: UnsafeRawBufferPointer, role: WebSocketRole) {
         guard let settings = bytes.first else { return }
         let deflate = settings & 1 == 0 ? nil : NegotiatedDeflate(
             serverNoContextTakeover: true, clientNoContextTakeover: settings & 2 != 0,
             serverMaxWindowBits: 15, clientMaxWindowBits: settings & 4 != 0 ? 8 : 15)
         let limit = settings & 8 != 0 ? 256 : 1 << 16
         var parser = FrameParser(maxPayloadLength: limit, role: role)
-        var assembler = MessageAssembler(maxMessageSize: limit, deflate: deflate)
+        var assembler = MessageAssembler(maxMessageSize: limit, deflate: deflate, role: role)
         let allocator = ByteBufferAllocator()
         let body = UnsafeRawBufferPointer(rebasing: bytes.dropFirst())
         let split = body.isEmpty ? 0 : Int(settings >> 4) % (body.count + 1)

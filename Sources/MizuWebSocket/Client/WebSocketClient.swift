@@ -1,0 +1,69 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Opens WebSocket connections as a client (RFC 6455 section 4.1) over SwiftNIO. The connection
+/// it returns is the same ``WebSocketConnection`` a server's sessions have, driven by the same
+/// engine in the client role: its frames masked with a fresh random key each, the server's
+/// refused if masked, permessage-deflate offered and inflated with the server's parameters, and
+/// every bound of ``WebSocketConfiguration`` (message size, send queue, write stall, heartbeat
+/// pings, close timeout) applied to the server as a server applies them to its clients.
+public struct WebSocketClient: Sendable {
+    /// The connection's settings. `compression` is what is offered (nil offers none);
+    /// `subprotocols` is ignored here (pass them to ``connect(to:subprotocols:headers:events:on:)``).
+    public var configuration: WebSocketConfiguration
+    /// The longest a connect and handshake may take. Default 10 s.
+    public var handshakeTimeout: TimeAmount = .seconds(10)
+
+    public init(configuration: WebSocketConfiguration = WebSocketConfiguration()) {
+        self.configuration = configuration
+    }
+
+    /// Connects to `url` (`ws://host[:port]/path?query`), completes the opening handshake and
+    /// returns the open connection; `events` receive its messages and its close, as a server's do.
+    /// `subprotocols` are offered in order; the one the server chose is the connection's
+    /// `subprotocol`. `headers` are added to the request (e.g. `Authorization`).
+    public func connect(
+        to url: String, subprotocols: [String] = [], headers: [(String, String)] = [],
+        events: WebSocketEvents = WebSocketEvents(), on group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws(WebSocketClientError) -> WebSocketConnection {
+        let target = try WebSocketClientHandshake.Target(url: url)
+        // wss:// needs TLS, which this module does not link; MizuLiveClient adds it with the TLS trait.
+        guard !target.secure else { throw .invalidURL(url + " (wss:// needs the TLS trait)") }
+        let handshake = WebSocketClientHandshake(
+            target: target, subprotocols: subprotocols, compression: self.configuration.compression, extraHeaders: headers)
+        let settings = WebSocketSettings(self.configuration, role: .client)
+        let timeout = self.handshakeTimeout
+        let eventLoop = group.next()
+        let promise = eventLoop.makePromise(of: WebSocketConnection.self)
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let encoder = HTTPRequestEncoder()
+                    let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
+                    let operations = channel.pipeline.syncOperations
+                    try operations.addHandler(encoder)
+                    try operations.addHandler(decoder)
+                    try operations.addHandler(ClientHandshakeHandler(
+                        handshake: handshake, settings: settings, events: events, timeout: timeout,
+                        encoder: encoder, decoder: decoder, promise: promise))
+                }
+            }
+        do {
+            _ = try await bootstrap.connect(host: target.host, port: target.port).get()
+        } catch {
+            // The handshake handler may have failed the promise as the channel went: the connect is the cause.
+            promise.fail(WebSocketClientError.connectFailed("\(error)"))
+            throw .connectFailed("\(error)")
+        }
+        do {
+            return try await promise.futureResult.get()
+        } catch let error as WebSocketClientError {
+            throw error
+        } catch {
+            throw .connectFailed("\(error)")
+        }
+    }
+}
