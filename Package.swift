@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "MizuLive", targets: ["MizuLive"]),
         .executable(name: "ChatApp", targets: ["ChatApp"]),
         .executable(name: "EchoServer", targets: ["EchoServer"]),
+        .executable(name: "EchoClient", targets: ["EchoClient"]),
         .executable(name: "HelloServer", targets: ["HelloServer"]),
     ],
     // TLS (https://, wss://) links BoringSSL through swift-nio-ssl: opt in with
@@ -123,6 +124,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/EchoServer",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "EchoClient",
+            dependencies: [
+                "MizuWebSocket",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/EchoClient",
             swiftSettings: swiftSettings
         ),
         .target(

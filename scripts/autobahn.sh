@@ -5,18 +5,25 @@
 #   scripts/autobahn.sh --quick    a fast subset (no 9.x performance, sampled 12.x and 13.x)
 #   scripts/autobahn.sh --record   the full run, and its table written into CONFORMANCE.md
 #                                  (by hand: CI never rewrites tracked files)
+#   scripts/autobahn.sh --client [--quick|--record]
+#                                  the client half instead: the fuzzingserver against a release
+#                                  build of EchoClient (WebSocketClient), same cases and verdicts
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 cases='["1.*","2.*","3.*","4.*","5.*","6.*","7.*","8.*","9.*","10.*","11.*","12.*","13.*"]'
 mode=full
-case "${1:-}" in
-  --quick)
-    mode=quick
-    cases='["1.*","2.*","3.*","4.*","5.*","6.*","7.*","10.*","12.1.*","13.1.*","13.3.*","13.5.*","13.7.*"]' ;;
-  --record) mode=record ;;
-esac
+side=server
+for argument in "$@"; do
+  case "$argument" in
+    --quick)
+      mode=quick
+      cases='["1.*","2.*","3.*","4.*","5.*","6.*","7.*","10.*","12.1.*","13.1.*","13.3.*","13.5.*","13.7.*"]' ;;
+    --record) mode=record ;;
+    --client) side=client ;;
+  esac
+done
 
 # Python 2.7 from pyenv; the suite is Python 2 only.
 py2=""
@@ -36,27 +43,38 @@ if [ ! -d "$site_dir/autobahntestsuite" ]; then
   fi
 fi
 
-echo "== building EchoServer (release)"
-mkdir -p "$root/.build-autobahn"
-if ! swift build -c release --product EchoServer > "$root/.build-autobahn/build.log" 2>&1; then
+cat > "$root/.build-autobahn/wstest.py" <<'PY'
+import site, sys
+site.addsitedir(sys.argv.pop(1))  # the .pth files of zope and friends need addsitedir
+from autobahntestsuite.wstest import run
+sys.argv[0] = "wstest"
+sys.exit(run())
+PY
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+wait_for_port() {
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+product=$([ "$side" = server ] && echo EchoServer || echo EchoClient)
+echo "== building $product (release)"
+if ! swift build -c release --product "$product" > "$root/.build-autobahn/build.log" 2>&1; then
   # Never a stale binary: a failed build fails the run, with its reason.
-  echo "FAILED: the release build of EchoServer:"; grep -E "error" "$root/.build-autobahn/build.log" | head -20
+  echo "FAILED: the release build of $product:"; grep -E "error" "$root/.build-autobahn/build.log" | head -20
   exit 1
 fi
-bin=$(swift build -c release --show-bin-path)/EchoServer
-
-work="$root/.build-autobahn/run"
+bin=$(swift build -c release --show-bin-path)/$product
+work="$root/.build-autobahn/run-$side"
 rm -rf "$work" && mkdir -p "$work"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-"$bin" --host 127.0.0.1 --port "$port" > "$work/echo.log" 2>&1 &
-echo_pid=$!
-trap 'kill $echo_pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
 
-cat > "$work/fuzzingclient.json" <<JSON
+if [ "$side" = server ]; then
+  "$bin" --host 127.0.0.1 --port "$port" > "$work/echo.log" 2>&1 &
+  echo_pid=$!
+  trap 'kill $echo_pid 2>/dev/null || true' EXIT
+  wait_for_port "$port"
+  cat > "$work/fuzzingclient.json" <<JSON
 {
   "outdir": "$work/reports",
   "servers": [{"agent": "MizuLive", "url": "ws://127.0.0.1:$port"}],
@@ -65,25 +83,34 @@ cat > "$work/fuzzingclient.json" <<JSON
   "exclude-agent-cases": {}
 }
 JSON
-cat > "$work/wstest.py" <<'PY'
-import site, sys
-site.addsitedir(sys.argv.pop(1))  # the .pth files of zope and friends need addsitedir
-from autobahntestsuite.wstest import run
-sys.argv[0] = "wstest"
-sys.exit(run())
-PY
-
-echo "== Autobahn fuzzingclient: $cases"
-(cd "$work" && timeout 3000 "$py2" wstest.py "$site_dir" -m fuzzingclient -s fuzzingclient.json > "$work/wstest.log" 2>&1) || {
-  echo "FAILED: wstest exited with an error"; tail -20 "$work/wstest.log"; exit 1; }
-
-if ! kill -0 "$echo_pid" 2>/dev/null; then
-  echo "FAILED: EchoServer died during the run"; tail -20 "$work/echo.log"; exit 1
+  echo "== Autobahn fuzzingclient: $cases"
+  (cd "$work" && timeout 3000 "$py2" "$root/.build-autobahn/wstest.py" "$site_dir" -m fuzzingclient -s fuzzingclient.json > "$work/wstest.log" 2>&1) || {
+    echo "FAILED: wstest exited with an error"; tail -20 "$work/wstest.log"; exit 1; }
+  if ! kill -0 "$echo_pid" 2>/dev/null; then
+    echo "FAILED: EchoServer died during the run"; tail -20 "$work/echo.log"; exit 1
+  fi
+else
+  cat > "$work/fuzzingserver.json" <<JSON
+{
+  "url": "ws://127.0.0.1:$port",
+  "outdir": "$work/reports",
+  "cases": $cases,
+  "exclude-cases": [],
+  "exclude-agent-cases": {}
+}
+JSON
+  (cd "$work" && exec "$py2" "$root/.build-autobahn/wstest.py" "$site_dir" -m fuzzingserver -s fuzzingserver.json > "$work/wstest.log" 2>&1) &
+  wstest_pid=$!
+  trap 'kill $wstest_pid 2>/dev/null || true' EXIT
+  wait_for_port "$port" || { echo "FAILED: the fuzzingserver did not start"; tail -20 "$work/wstest.log"; exit 1; }
+  echo "== Autobahn fuzzingserver: $cases"
+  timeout 3000 "$bin" --autobahn "ws://127.0.0.1:$port" --agent MizuWebSocketClient > "$work/client.log" 2>&1 || {
+    echo "FAILED: EchoClient exited with an error"; tail -20 "$work/client.log"; exit 1; }
 fi
 
-python3 - "$work/reports/index.json" "$root/CONFORMANCE.md" "$mode" <<'PY'
+python3 - "$work/reports/index.json" "$root/CONFORMANCE.md" "$mode" "$side" <<'PY'
 import json, sys, collections
-index, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+index, out, mode, side = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 cases = next(iter(json.load(open(index)).values()))
 key = lambda c: [int(p) for p in c.split(".")]
 sections = collections.OrderedDict()
@@ -102,13 +129,14 @@ table = "\n".join(lines)
 print(table)
 if mode == "record":
     text = open(out).read() if __import__("os").path.exists(out) else ""
-    start, end = "<!-- autobahn:start -->", "<!-- autobahn:end -->"
+    marker = "autobahn" if side == "server" else "autobahn-client"
+    start, end = "<!-- %s:start -->" % marker, "<!-- %s:end -->" % marker
     if start in text and end in text:
         text = text[:text.index(start) + len(start)] + "\n" + table + "\n" + text[text.index(end):]
         open(out, "w").write(text)
 print("%d cases, %d failed or unimplemented" % (sum(total.values()), len(bad)))
 for case, behavior in bad:
     print("  %s %s" % (case, behavior))
-print("autobahn: %d passed, %d failed" % (sum(total.values()) - len(bad), len(bad)))
+print("autobahn (%s): %d passed, %d failed" % (side, sum(total.values()) - len(bad), len(bad)))
 sys.exit(1 if bad else 0)
 PY

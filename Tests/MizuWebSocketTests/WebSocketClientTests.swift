@@ -160,7 +160,11 @@ import Testing
             (nil, WebSocketClientError.timeout),
             ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: d3Jvbmc=\r\n\r\n",
              .invalidHandshake("wrong Sec-WebSocket-Accept")),
-            ("garbage\r\n\r\n", nil),
+            ("garbage\r\n\r\n", .invalidHandshake("malformed response head")),
+            ("HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n folded: continuation\r\n\r\n", .invalidHandshake("malformed response head")),
+            ("HTTP/1.1 101 OK\r\n" + String(repeating: "X-Pad: 0123456789abcdef\r\n", count: 1000), .invalidHandshake("response head over 16384 bytes")),
+            ("HTTP/1.1 429 Too Many\r\nRetry-After: 3\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nslow down\r\n0\r\n\r\n",
+             .refused(status: 429, retryAfter: 3, reason: "slow down")),
         ] as [(String?, WebSocketClientError?)] {
             let server = try await ScriptedServer.start(reply: reply)
             var client = WebSocketClient()
@@ -173,6 +177,11 @@ import Testing
                 if let expected { #expect(error == expected) }
             }
             try await server.stop()
+        }
+        for (name, value) in [("X-Bad", "a\r\nInjected: yes"), ("Bad Name", "v"), ("X-Nul", "a\u{0}b"), ("", "v")] {
+            await #expect(throws: WebSocketClientError.invalidHeader(name), "header \(name)") {
+                _ = try await WebSocketClient().connect(to: "ws://127.0.0.1:1/", headers: [(name, value)])
+            }
         }
         await #expect(throws: WebSocketClientError.self, "nothing listens there") {
             _ = try await WebSocketClient().connect(to: "ws://127.0.0.1:1/")

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 
 /// Opens WebSocket connections as a client (RFC 6455 section 4.1) over SwiftNIO. The connection
@@ -28,6 +27,7 @@ public struct WebSocketClient: Sendable {
         events: WebSocketEvents = WebSocketEvents(), on group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(WebSocketClientError) -> WebSocketConnection {
         let target = try WebSocketClientHandshake.Target(url: url)
+        try WebSocketClientHandshake.checkHeaders(headers)
         // wss:// needs TLS, which this module does not link; MizuLiveClient adds it with the TLS trait.
         guard !target.secure else { throw .invalidURL(url + " (wss:// needs the TLS trait)") }
         let handshake = WebSocketClientHandshake(
@@ -41,14 +41,8 @@ public struct WebSocketClient: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let encoder = HTTPRequestEncoder()
-                    let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
-                    let operations = channel.pipeline.syncOperations
-                    try operations.addHandler(encoder)
-                    try operations.addHandler(decoder)
-                    try operations.addHandler(ClientHandshakeHandler(
-                        handshake: handshake, settings: settings, events: events, timeout: timeout,
-                        encoder: encoder, decoder: decoder, promise: promise))
+                    try channel.pipeline.syncOperations.addHandler(ClientHandshakeHandler(
+                        handshake: handshake, settings: settings, events: events, timeout: timeout, promise: promise))
                 }
             }
         do {

@@ -2,6 +2,8 @@
 public enum WebSocketClientError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Not a `ws://` (or, with the `TLS` trait, `wss://`) URL with a host.
     case invalidURL(String)
+    /// A header the caller gave cannot be sent (not a token name, or a value with CR, LF or NUL).
+    case invalidHeader(String)
     /// The TCP connection could not be made.
     case connectFailed(String)
     /// The server answered the handshake with something other than 101. `retryAfter` is its
@@ -19,6 +21,7 @@ public enum WebSocketClientError: Error, Sendable, Equatable, CustomStringConver
     public var description: String {
         switch self {
         case .invalidURL(let url): return "invalid WebSocket URL: \(url)"
+        case .invalidHeader(let name): return "header cannot be sent: \(name)"
         case .connectFailed(let reason): return "connect failed: \(reason)"
         case .refused(let status, let retryAfter, let reason):
             return "handshake refused with \(status)\(retryAfter.map { ", retry after \($0) s" } ?? "")\(reason.isEmpty ? "" : ": \(reason)")"

@@ -67,6 +67,25 @@ struct WebSocketClientHandshake {
         return HTTPRequestHead(version: .http1_1, method: .GET, uri: self.target.requestTarget, headers: headers)
     }
 
+    /// The request on the wire.
+    var requestText: String {
+        let head = self.requestHead
+        var text = "GET \(head.uri) HTTP/1.1\r\n"
+        for (name, value) in head.headers { text += "\(name): \(value)\r\n" }
+        return text + "\r\n"
+    }
+
+    /// Header names must be tokens and values free of CR, LF and NUL (RFC 9110 section 5),
+    /// or a caller's header could smuggle another header, or end the request early.
+    static func checkHeaders(_ headers: [(String, String)]) throws(WebSocketClientError) {
+        let separators = Set("()<>@,;:\\\"/[]?={} \t".unicodeScalars)
+        for (name, value) in headers {
+            guard !name.isEmpty, name.unicodeScalars.allSatisfy({ $0.value > 32 && $0.value < 127 && !separators.contains($0) }),
+                !value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" })
+            else { throw .invalidHeader(name) }
+        }
+    }
+
     /// RFC 7692 section 7.1: the client says it can take a limited window
     /// (`client_max_window_bits`), and asks for what its configuration asks of the server.
     var deflateOffer: String? {
