@@ -151,6 +151,13 @@ status=$?
 set -e
 record "Autobahn" $status
 
+step "Autobahn TestSuite, the client half (WebSocketClient)"
+set +e
+if [ $quick -eq 1 ]; then bash scripts/autobahn.sh --client --quick; else bash scripts/autobahn.sh --client; fi
+status=$?
+set -e
+record "Autobahn client" $status
+
 echo
 [ $failed -eq 0 ] || echo "failed: ${failures[*]}"
 echo "suites: $passed passed, $failed failed"
