@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "MizuCompat", targets: ["MizuCompat"]),
         .library(name: "MizuWebSocket", targets: ["MizuWebSocket"]),
         .library(name: "MizuLive", targets: ["MizuLive"]),
+        .library(name: "MizuLiveClient", targets: ["MizuLiveClient"]),
         .executable(name: "ChatApp", targets: ["ChatApp"]),
         .executable(name: "EchoServer", targets: ["EchoServer"]),
         .executable(name: "EchoClient", targets: ["EchoClient"]),
@@ -105,6 +106,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The Swift client of MizuLive's protocol (issue 26; being built): reconnect, recovery.
+        .target(
+            name: "MizuLiveClient",
+            dependencies: [
+                "MizuWebSocket",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "ChatApp",
             dependencies: [
@@ -156,6 +166,7 @@ let package = Package(
             path: "Examples/HelloServer",
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "MizuLiveClientTests", dependencies: ["MizuLiveClient"], swiftSettings: swiftSettings),
         .testTarget(
             name: "MizuTests",
             dependencies: [

@@ -8,7 +8,7 @@ trap 'rm -f .build-architecture.json' EXIT
 python3 - <<'EOF'
 import json, pathlib, re, sys
 
-ours = {"CZlib", "MizuHTTP", "Mizu", "MizuCompat", "MizuWebSocket", "MizuLive"}
+ours = {"CZlib", "MizuHTTP", "Mizu", "MizuCompat", "MizuWebSocket", "MizuLive", "MizuLiveClient"}
 allowed = {
     "CZlib": set(),
     "MizuHTTP": {"CZlib"},
@@ -16,6 +16,7 @@ allowed = {
     "MizuCompat": {"Mizu"},
     "MizuWebSocket": {"MizuHTTP", "CZlib"},
     "MizuLive": {"MizuHTTP", "MizuWebSocket"},
+    "MizuLiveClient": {"MizuWebSocket", "MizuHTTP"},
 }
 problems = []
 package = json.load(open(".build-architecture.json"))
