@@ -16,17 +16,23 @@ import Testing
         configuration.maxReconnectDelay = .milliseconds(300)
     }
 
-    /// A reconnect 0.5-1 s away: long enough that the publishes right after a cut fall into
-    /// the gap even when a loaded machine leaves this test's task waiting for a while.
+    /// A reconnect at least 1 s away (0.5-1 of it, jittered), longer on a slower run (the
+    /// patience: 4 s under ThreadSanitizer): the publishes right after a cut must fall into the
+    /// gap even when a loaded machine leaves this test's task waiting for a while (under
+    /// ThreadSanitizer it once waited past a 1 s reconnect, and never saw the link down).
     private func slowerReconnect(_ configuration: inout Live.RedisBroker.Configuration) {
-        configuration.reconnectDelay = .seconds(1)
-        configuration.maxReconnectDelay = .seconds(1)
+        let delay = max(TimeAmount.seconds(1), Patience.scaled(.milliseconds(100)))
+        configuration.reconnectDelay = delay
+        configuration.maxReconnectDelay = delay
     }
 
-    /// Cuts `broker`'s subscriber link and returns once the broker noticed.
+    /// Cuts `broker`'s subscriber link and returns once the broker noticed: the link is down,
+    /// or (this task held past the reconnect) back again, which the expectation then says.
     private func cutSubscriber(of broker: Live.RedisBroker, _ redis: RedisTestServer) async throws {
+        let before = broker.statistics.reconnects
         try await self.kill(redis, port: try await broker.linkPorts().subscriber)
-        _ = try await eventually("the cut noticed") { broker.isSubscriberUp ? nil : true }
+        _ = try await eventually("the cut noticed") { !broker.isSubscriberUp || broker.statistics.reconnects > before ? true : nil }
+        #expect(!broker.isSubscriberUp, "the test's task was held past the reconnect: the gap under test never opened")
     }
 
     private func kill(_ redis: RedisTestServer, port: Int?) async throws {
@@ -155,10 +161,13 @@ import Testing
                 let bob = try await TestWebSocket.live(port: b.port, user: "bob")
                 _ = try await bob.recover("h:chat")
                 try await self.publish(a.server, count: 100, faultAt: 40) {
+                    let before = b.broker.statistics.reconnects
                     let ports = try await b.broker.linkPorts()
                     try await self.kill(redis, port: ports.publisher)
                     try await self.kill(redis, port: ports.subscriber)
-                    _ = try await eventually("the cuts noticed") { b.broker.isFullyDisconnected ? true : nil }
+                    _ = try await eventually("the cuts noticed") {
+                        b.broker.isFullyDisconnected || b.broker.statistics.reconnects > before ? true : nil
+                    }
                 }
                 self.expectContiguous(try await self.read(bob, 100), from: 1, "bob")
                 #expect(b.broker.statistics.caughtUp >= 1)
