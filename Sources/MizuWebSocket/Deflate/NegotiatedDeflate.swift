@@ -6,15 +6,15 @@ struct NegotiatedDeflate: Equatable, Sendable {
     var serverMaxWindowBits: Int
     var clientMaxWindowBits: Int
 
-    /// zlib cannot deflate with a raw window of 8 (it silently uses 9), so a client that
-    /// limits the server to 8 gets uncompressed messages, which RFC 7692 always allows.
-    var serverCompresses: Bool { self.serverMaxWindowBits >= 9 }
+    /// Whether the server compresses at all (not when limited to a window of 8).
+    var serverCompresses: Bool { self.sending(.server).compresses }
 
     /// One direction's parameters: the sender's window and whether it keeps its context.
     struct Direction: Equatable {
         var windowBits: Int
         var noContextTakeover: Bool
-        /// A window of 8 is never used to compress (see ``serverCompresses``).
+        /// zlib cannot deflate with a raw window of 8 (it silently uses 9): a side limited to 8
+        /// sends uncompressed messages, which RFC 7692 always allows.
         var compresses: Bool { self.windowBits >= 9 }
     }
 
