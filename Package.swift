@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "ChatApp", targets: ["ChatApp"]),
         .executable(name: "EchoServer", targets: ["EchoServer"]),
         .executable(name: "EchoClient", targets: ["EchoClient"]),
+        .executable(name: "ChatClient", targets: ["ChatClient"]),
         .executable(name: "HelloServer", targets: ["HelloServer"]),
     ],
     // TLS (https://, wss://) links BoringSSL through swift-nio-ssl: opt in with
@@ -106,12 +107,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The Swift client of MizuLive's protocol (issue 26; being built): reconnect, recovery.
+        // The Swift client of MizuLive's protocol: reconnect, recovery, requests with answers.
         .target(
             name: "MizuLiveClient",
             dependencies: [
                 "MizuWebSocket",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -145,6 +148,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/EchoClient",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ChatClient",
+            dependencies: [
+                "MizuLiveClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/ChatClient",
             swiftSettings: swiftSettings
         ),
         .target(

@@ -1,5 +1,6 @@
 import Foundation
 import MizuHTTP
+import MizuWebSocket
 import NIOCore
 
 /// History in a Redis stream per topic (`<prefix>history:<topic>`, capped, expiring) with its

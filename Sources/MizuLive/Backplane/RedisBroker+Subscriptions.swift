@@ -1,3 +1,4 @@
+import MizuWebSocket
 import NIOCore
 
 /// The subscribing link: the topics wanted kept in step with Redis in bounded batches, the

@@ -1,4 +1,5 @@
 import Foundation
+import MizuWebSocket
 import NIOCore
 
 /// One command of the standard set, read from a message's data. Every number a client sends

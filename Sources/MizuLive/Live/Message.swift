@@ -102,28 +102,9 @@ extension Live {
             buffer.writeStaticString("}")
         }
 
-        /// RFC 8259 section 7 escaping, plus U+2028 and U+2029 so the output is also safe JavaScript.
+        /// RFC 8259 section 7 escaping (``JSONString``, which the client shares).
         static func writeJSONString(_ string: String, into buffer: inout ByteBuffer) {
-            buffer.writeStaticString("\"")
-            for scalar in string.unicodeScalars {
-                switch scalar {
-                case "\"": buffer.writeStaticString("\\\"")
-                case "\\": buffer.writeStaticString("\\\\")
-                case "\n": buffer.writeStaticString("\\n")
-                case "\r": buffer.writeStaticString("\\r")
-                case "\t": buffer.writeStaticString("\\t")
-                case "\u{2028}": buffer.writeStaticString("\\u2028")
-                case "\u{2029}": buffer.writeStaticString("\\u2029")
-                default:
-                    if scalar.value < 0x20 {
-                        let hex = String(scalar.value, radix: 16)
-                        buffer.writeString("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
-                    } else {
-                        buffer.writeString(String(scalar))
-                    }
-                }
-            }
-            buffer.writeStaticString("\"")
+            JSONString.write(string, into: &buffer)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MizuWebSocket
 import NIOCore
 
 extension ServerCore {

@@ -1,4 +1,5 @@
 import Foundation
+import MizuWebSocket
 import NIOCore
 
 /// Entry points for the libFuzzer target in Fuzz/: the paths untrusted bytes take through

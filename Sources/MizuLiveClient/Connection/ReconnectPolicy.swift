@@ -26,6 +26,13 @@ public enum StopReason: Sendable, Equatable {
     case protocolError(code: UInt16)
     /// The handshake was refused for good (401, 403, 404 and other 4xx but 408 and 429).
     case refused(status: Int)
+    /// The application closed the client (``LiveClient/close(flushTimeout:)``).
+    case closedByClient
+    /// The server does not speak the standard command set (it did not select `mizu-live.v1`).
+    case unsupportedServer
+    /// What the client was given can never work (a URL that is not `ws://`, a header that
+    /// cannot be sent): trying again would fail the same way.
+    case unusable(String)
 }
 
 /// The reconnect decisions as a value: what happened goes in, whether and when to try again

@@ -31,6 +31,9 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var stallWatch: WriteStallWatch?
     private var heartbeatSeat: (wheel: HeartbeatWheel<WebSocketChannelHandler>, position: HeartbeatWheel<WebSocketChannelHandler>.Position)?
     private var pongDeadline: Scheduled<Void>?
+    /// With `idleTimeout`: when the last bytes arrived, and the check that compares it.
+    private var lastInbound = NIODeadline.uptimeNanoseconds(0)
+    private var idleCheck: Scheduled<Void>?
 
     init(connection: WebSocketConnection, events: WebSocketEvents, settings: WebSocketSettings) {
         self.connection = connection
@@ -45,6 +48,10 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.connection.handler.value = self
         if let interval = self.configuration.pingInterval {
             self.heartbeatSeat = HeartbeatWheels.join(self, interval: interval, on: context.eventLoop)
+        }
+        if let idle = self.configuration.idleTimeout {
+            self.lastInbound = .now()
+            self.scheduleIdleCheck(at: self.lastInbound + idle, context: context)
         }
         if !context.channel.isWritable { self.channelWritabilityChanged(context: context) }
         self.events.onOpen(self.connection)
@@ -68,6 +75,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         // Any frame is a sign of life.
         self.pongDeadline?.cancel()
         self.pongDeadline = nil
+        if self.idleCheck != nil { self.lastInbound = .now() }
         do {
             while self.machine.receives, let frame = try self.parser.next(&buffer) {
                 let action = try self.assembler.receive(frame, allocator: context.channel.allocator)
@@ -342,6 +350,23 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
+    /// One timer per connection, moved on only when it fires (not per read): a peer silent for
+    /// `idleTimeout` is found within that time, at the cost of one clock read per read.
+    private func scheduleIdleCheck(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.idleCheck = context.eventLoop.scheduleTask(deadline: deadline) {
+            let handler = bound.value
+            guard let idle = handler.configuration.idleTimeout, let context = handler.context, handler.idleCheck != nil else { return }
+            let due = handler.lastInbound + idle
+            if due <= .now() {
+                handler.idleCheck = nil
+                handler.carryOut(handler.machine.abort(.heartbeatTimeout))
+            } else {
+                handler.scheduleIdleCheck(at: due, context: context)
+            }
+        }
+    }
+
     /// Reports the end exactly once.
     private func finish() {
         // Whatever the state machine says: a wheel entry left behind would keep this handler alive.
@@ -356,6 +381,8 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.stallWatch?.cancel()
         self.stallWatch = nil
         self.pongDeadline?.cancel()
+        self.idleCheck?.cancel()
+        self.idleCheck = nil
         self.ownDeflater = nil
         self.connection.handler.value = nil
         self.events.onClose(self.connection, reason)

@@ -15,6 +15,10 @@ public struct WebSocketConfiguration: Sendable {
     public var pingInterval: TimeAmount?
     /// After a ping, a peer that sends nothing for this long is closed as dead. Default 10 s.
     public var pongTimeout: TimeAmount = .seconds(10)
+    /// A peer that sends no frame at all (data, ping, pong) for this long is closed as dead
+    /// (``WebSocketCloseReason/heartbeatTimeout``), without pinging it: what a client sets
+    /// to notice a frozen server that pings it regularly. nil (the default) waits forever.
+    public var idleTimeout: TimeAmount?
     /// How long a peer may leave our output unread (the socket accepting no bytes at all)
     /// before the connection is dropped (``WebSocketCloseReason/writeTimeout``). Reading
     /// stops meanwhile. Default 30 s.

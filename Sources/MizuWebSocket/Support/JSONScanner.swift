@@ -1,31 +1,33 @@
-import MizuWebSocket
 import NIOCore
 
 /// A strict RFC 8259 scanner over bytes that finds where values start and end without
-/// building them: enough to read the envelope's `topic` and keep `data` byte-exact.
-struct JSONScanner {
+/// building them: enough to read the envelope's `topic` and keep `data` byte-exact. Here, below
+/// both the server (MizuLive) and the client (MizuLiveClient), which read the same envelopes.
+package struct JSONScanner {
     private let bytes: UnsafeRawBufferPointer
-    private(set) var index = 0
+    package private(set) var index = 0
     private var depth = 0
     /// Nesting deeper than this is refused, so no input can exhaust the stack.
-    static let maxDepth = 128
+    package static let maxDepth = 128
 
-    struct Invalid: Error {}
+    package struct Invalid: Error {
+        package init() {}
+    }
 
-    init(_ bytes: UnsafeRawBufferPointer) {
+    package init(_ bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
     }
 
-    var atEnd: Bool { self.index >= self.bytes.count }
+    package var atEnd: Bool { self.index >= self.bytes.count }
 
     /// Whether the readable bytes are exactly one JSON value (whitespace around it allowed).
-    static func isValue(_ buffer: ByteBuffer) -> Bool {
+    package static func isValue(_ buffer: ByteBuffer) -> Bool {
         buffer.withUnsafeReadableBytes { Self.isValue($0) }
     }
 
     /// Whether `raw` is valid UTF-8 holding exactly one JSON value (whitespace around it allowed):
     /// what may go into an envelope's `data` without making the frame invalid.
-    static func isValue(_ raw: UnsafeRawBufferPointer) -> Bool {
+    package static func isValue(_ raw: UnsafeRawBufferPointer) -> Bool {
         var validator = UTF8Validator()
         guard validator.feed(raw), validator.isComplete else { return false }
         var scanner = JSONScanner(raw)
@@ -34,7 +36,7 @@ struct JSONScanner {
         return scanner.atEnd
     }
 
-    mutating func skipWhitespace() {
+    package mutating func skipWhitespace() {
         while self.index < self.bytes.count {
             switch self.bytes[self.index] {
             case 0x20, 0x09, 0x0A, 0x0D: self.index += 1
@@ -51,7 +53,7 @@ struct JSONScanner {
     }
 
     /// Skips one value, validating it; returns its byte range.
-    mutating func skipValue() throws(Invalid) -> Range<Int> {
+    package mutating func skipValue() throws(Invalid) -> Range<Int> {
         self.skipWhitespace()
         let start = self.index
         guard let byte = self.peek() else { throw Invalid() }
@@ -80,7 +82,7 @@ struct JSONScanner {
     }
 
     /// Walks an object's members, calling `member` positioned at each value.
-    mutating func forEachMember(_ member: (inout JSONScanner, String) throws(Invalid) -> Void) throws(Invalid) {
+    package mutating func forEachMember(_ member: (inout JSONScanner, String) throws(Invalid) -> Void) throws(Invalid) {
         self.skipWhitespace()
         try self.expect(UInt8(ascii: "{"))
         self.skipWhitespace()
@@ -103,6 +105,12 @@ struct JSONScanner {
     }
 
     private mutating func skipArray() throws(Invalid) {
+        try self.forEachElement { (scanner: inout JSONScanner) throws(Invalid) in _ = try scanner.skipValue() }
+    }
+
+    /// Walks an array's elements, calling `element` positioned at each (which must consume it).
+    package mutating func forEachElement(_ element: (inout JSONScanner) throws(Invalid) -> Void) throws(Invalid) {
+        self.skipWhitespace()
         try self.expect(UInt8(ascii: "["))
         self.skipWhitespace()
         if self.peek() == UInt8(ascii: "]") {
@@ -110,7 +118,7 @@ struct JSONScanner {
             return
         }
         while true {
-            _ = try self.skipValue()
+            try element(&self)
             self.skipWhitespace()
             guard let next = self.peek() else { throw Invalid() }
             self.index += 1
@@ -120,7 +128,7 @@ struct JSONScanner {
     }
 
     /// Reads a string, decoding escapes; the bytes must already be valid UTF-8.
-    mutating func readString() throws(Invalid) -> String {
+    package mutating func readString() throws(Invalid) -> String {
         try self.expect(UInt8(ascii: "\""))
         let start = self.index
         var scalars: String.UnicodeScalarView?
