@@ -178,7 +178,15 @@ let package = Package(
             path: "Examples/HelloServer",
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "MizuLiveClientTests", dependencies: ["MizuLiveClient"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MizuLiveClientTests",
+            dependencies: [
+                "MizuLiveClient", "Mizu", "MizuCompat", "MizuLive", "MizuTestSupport",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "MizuTests",
             dependencies: [

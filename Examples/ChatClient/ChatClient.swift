@@ -19,11 +19,15 @@ struct ChatClient: AsyncParsableCommand {
     @Option(help: "The room: the topic chat:ROOM.")
     var room = "general"
 
+    @Option(help: "Seconds without any frame after which the connection is taken for dead (the server pings every 25 s).")
+    var deadAfter = 35
+
     func run() async throws {
         let user = self.user
         var configuration = LiveClient.Configuration()
         configuration.token = { user }
         configuration.tokenPlacement = .query(name: "token")
+        configuration.deadConnectionTimeout = .seconds(max(1, min(self.deadAfter, 86_400)))
         let client = LiveClient(url: self.url, configuration: configuration)
         let topic = "chat:" + self.room
 

@@ -15,7 +15,8 @@ extension LiveClient {
             attempt += 1
             generation += 1
             guard self.transition(to: .connecting(attempt: attempt)) else { return }
-            let (event, reason) = await self.attempt(generation: generation)
+            let (event, attemptReason) = await self.attempt(generation: generation)
+            var reason = attemptReason
             if case .opened? = event {
                 attempt = 0
                 _ = schedule.decide(.opened, using: &random)
@@ -26,6 +27,7 @@ extension LiveClient {
             case .opened(let connection):
                 let end = await connection.closeReason()
                 outcome = .closed(code: Self.closeCode(end))
+                reason = end == .heartbeatTimeout ? "no frame for \(self.core.configuration.deadConnectionTimeout): connection dead" : end.description
             case .refused(let status, let retryAfter): outcome = .refused(status: status, retryAfter: retryAfter)
             case .failed: outcome = .failed
             case .stop(let reason):

@@ -1,0 +1,196 @@
+import Foundation
+import MizuLive
+@testable import MizuLiveClient
+import MizuTestSupport
+import NIOConcurrencyHelpers
+import NIOCore
+import Testing
+
+/// The client against a real server over real sockets: history on join, every message once and
+/// in order across reconnects, typed answers, the reconnect rules, bounded queues.
+@Suite(.timeLimit(.minutes(10))) struct LiveClientTests {
+    @Test func aSubscriptionStartsWithTheHistoryAskedForThenGoesLiveInOrder() async throws {
+        try await withFixture { fixture in
+            fixture.publish("h:room", 1...5)
+            let client = LiveClient.of(fixture, user: "ann")
+            try await client.connect()
+            let room = try await client.subscribe("h:room", from: .latest(3))
+            let history = try await room.next(3)
+            #expect(history.map(\.number) == [3, 4, 5] && history.map(\.offset) == [3, 4, 5])
+            fixture.publish("h:room", 6...7)
+            let live = try await room.next(2)
+            #expect(live.map(\.number) == [6, 7] && live.map(\.offset) == [6, 7])
+            await client.close()
+        }
+    }
+
+    @Test func aSessionClosedToComeBackIsReplacedAndItsSubscriptionLosesNothing() async throws {
+        try await withFixture { fixture in
+            let client = LiveClient.of(fixture, user: "ann")
+            try await client.connect()
+            let room = try await client.subscribe("h:room", from: .live)
+            let firstSession = try await fixture.session(of: "ann")
+            fixture.publish("h:room", 1...3)
+            #expect(try await room.next(3).map(\.number) == [1, 2, 3])
+            // Published while the client is away: the resubscribe from offset 3 brings them.
+            firstSession.close(code: 4000, reason: "come back")
+            fixture.publish("h:room", 4...10)
+            let states = client.states
+            _ = try await eventuallyAsync("a new session") {
+                let sessions = fixture.sessions.withLockedValue { $0.filter { $0.value as? String == "ann" } }
+                return sessions.count >= 2 ? true : nil
+            }
+            fixture.publish("h:room", 11...12)
+            let rest = try await room.next(9)
+            #expect(rest.map(\.number) == Array(4...12), "every message once, in order, nothing missed")
+            var seen: [ConnectionState] = []
+            for await state in states {
+                seen.append(state)
+                if state == .connected, seen.count > 1 { break }
+            }
+            #expect(seen.contains { if case .disconnected = $0 { return true } else { return false } })
+            await client.close()
+        }
+    }
+
+    @Test func requestsAreAnsweredWithResultsOrTypedErrors() async throws {
+        try await withFixture { fixture in
+            let client = LiveClient.of(fixture, user: "ann")
+            try await client.connect()
+            try await client.publish("h:log", json: #"{"n":1}"#)
+            try await client.publish("h:log", json: #"{"n":2}"#)
+            let page = try await client.history("h:log", limit: 10)
+            #expect(page.messages.map(\.json) == [#"{"n":1}"#, #"{"n":2}"#] && page.position.offset == 2 && page.messages.last?.position == page.position)
+            let after = try await client.history("h:log", since: StreamPosition(offset: 1, epoch: page.position.epoch))
+            #expect(after.messages.map(\.json) == [#"{"n":2}"#] && after.complete)
+
+            let presence = try await client.subscribe("p:lobby")
+            let snapshot = try await client.presence("p:lobby")
+            #expect(snapshot.members.count == 1 && !snapshot.truncated)
+            await client.unsubscribe(presence)
+
+            await #expect(throws: LiveClientError.server(code: "not_allowed", message: "not allowed", temporary: false)) {
+                try await client.publish("elsewhere", json: "1")
+            }
+            await #expect(throws: LiveClientError.server(code: "not_allowed", message: "not allowed", temporary: false)) {
+                _ = try await client.subscribe("secret")
+            }
+            await #expect(throws: LiveClientError.invalidData) { try await client.publish("h:log", json: "{not json") }
+            await #expect(throws: LiveClientError.alreadySubscribed("h:x")) {
+                _ = try await client.subscribe("h:x")
+                _ = try await client.subscribe("h:x")
+            }
+            do throws(LiveClientError) {
+                _ = try await client.history("plain")
+                Issue.record("history of a topic without history answered")
+            } catch {
+                guard case .server(let code, _, let temporary) = error else { throw error }
+                #expect(code == "not_enabled" && !temporary && !error.isTemporary, "\(error)")
+            }
+            await client.close()
+            await #expect(throws: LiveClientError.closed) { try await client.publish("h:log", json: "3") }
+        }
+    }
+
+    @Test func messagesSentBeforeTheConnectionGoOutInOrderOnceItOpensAndTheQueueIsBounded() async throws {
+        try await withFixture { fixture in
+            let client = LiveClient.of(fixture, user: "ann") { $0.maxQueuedRequests = 3 }
+            for number in 1...3 { try client.send("note", data: Array("\(number)".utf8)) }
+            #expect(throws: LiveClientError.queueFull) { try client.send("note", data: Array("4".utf8)) }
+            try await client.connect()
+            let notes = try await eventually("3 notes") { fixture.received.withLockedValue { $0.count >= 3 ? $0 : nil } }
+            #expect(notes.map(\.data) == ["1", "2", "3"] && notes.allSatisfy { $0.user == "ann" && $0.topic == "note" })
+            await client.close()
+        }
+    }
+
+    @Test func aRefusedLoginStopsAtOnceAndIsNotRetried() async throws {
+        try await withFixture { fixture in
+            let client = LiveClient.of(fixture, user: "intruder")
+            await #expect(throws: LiveClientError.stopped(.refused(status: 401))) { try await client.connect() }
+            #expect(client.state == .stopped(.refused(status: 401)))
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(fixture.authAttempts.withLockedValue { $0 } == 1, "no second attempt")
+            await #expect(throws: LiveClientError.stopped(.refused(status: 401))) { try await client.publish("h:x", json: "1") }
+        }
+    }
+
+    @Test func aDoNotReconnectCloseEndsTheClientAndItsSubscriptions() async throws {
+        try await withFixture { fixture in
+            let client = LiveClient.of(fixture, user: "ann")
+            try await client.connect()
+            let room = try await client.subscribe("h:room")
+            try await fixture.session(of: "ann").close(code: 4501, reason: "banned")
+            await #expect(throws: LiveClientError.stopped(.doNotReconnect(code: 4501))) { _ = try await room.next(1) }
+            #expect(client.state == .stopped(.doNotReconnect(code: 4501)))
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(fixture.authAttempts.withLockedValue { $0 } == 1)
+        }
+    }
+
+    @Test func aServerThatSaysNothingForTooLongIsTakenForDeadAndReplaced() async throws {
+        // The server pings every 25 s; a client that expects a frame every 300 ms gives up on it
+        // (what a frozen server looks like, sooner) and recovers on a new connection.
+        try await withFixture { fixture in
+            let client = LiveClient.of(fixture, user: "ann") { $0.deadConnectionTimeout = .milliseconds(300) }
+            try await client.connect()
+            let room = try await client.subscribe("h:room")
+            fixture.publish("h:room", 1...2)
+            #expect(try await room.next(2).map(\.number) == [1, 2])
+            _ = try await eventuallyAsync("a second session") {
+                fixture.sessions.withLockedValue { $0.count >= 2 ? true : nil }
+            }
+            fixture.publish("h:room", 3...4)
+            #expect(try await room.next(2).map(\.number) == [3, 4])
+            await client.close()
+        }
+    }
+
+    @Test func aConsumerThatReadsSlowlyLosesNothingOnATopicWithHistory() async throws {
+        try await withFixture { fixture in
+            let client = LiveClient.of(fixture, user: "ann") { $0.subscriptionBuffer = 4 }
+            try await client.connect()
+            let room = try await client.subscribe("h:room")
+            fixture.publish("h:room", 1...60)
+            // Nothing read yet: the buffer holds 4, the rest is dropped and caught up later.
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(room.buffer.count <= 4)
+            let all = try await room.next(60)
+            #expect(all.map(\.number) == Array(1...60), "each once, in order: the catch-up comes from history")
+            await client.close()
+        }
+    }
+
+    @Test func aConsumerThatReadsSlowlyOnATopicWithoutHistoryIsToldWhatItMissed() async throws {
+        try await withFixture { fixture in
+            let client = LiveClient.of(fixture, user: "ann") { $0.subscriptionBuffer = 4 }
+            try await client.connect()
+            let room = try await client.subscribe("plain")
+            fixture.publish("plain", 1...20)
+            _ = try await eventually("a full buffer") { room.buffer.count == 4 ? true : nil }
+            try await Task.sleep(for: .milliseconds(100))
+            let first = try await room.next(3)
+            #expect(first.map(\.number) == [1, 2, 3])
+            let next = try await room.next(2)
+            #expect(next == [next[0], .missed(resumesAfter: nil)] && next[0].number == 4, "the drop is said, in its place")
+            fixture.publish("plain", 21...21)
+            #expect(try await room.next(1).map(\.number) == [21])
+            await client.close()
+        }
+    }
+
+    @Test func closeSendsWhatWasQueuedFirstThenEndsSubscriptionsAndStops() async throws {
+        try await withFixture { fixture in
+            let client = LiveClient.of(fixture, user: "ann")
+            try await client.connect()
+            let room = try await client.subscribe("h:room")
+            for number in 1...20 { try client.send("note", data: Array("\(number)".utf8)) }
+            await client.close()
+            let notes = try await eventually("20 notes") { fixture.received.withLockedValue { $0.count >= 20 ? $0 : nil } }
+            #expect(notes.map(\.data) == (1...20).map(String.init))
+            #expect(try await room.next(1, timeout: .seconds(5)) == [], "the events end")
+            #expect(client.state == .stopped(.closedByClient))
+            _ = try await eventually("the session closed") { fixture.server.sessionCount == 0 ? true : nil }
+        }
+    }
+}
