@@ -4,6 +4,10 @@ import MizuLive
 import MizuTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
+#if TLS
+import Mizu
+import NIOSSL
+#endif
 import Testing
 
 /// The client against a real server over real sockets: history on join, every message once and
@@ -193,4 +197,40 @@ import Testing
             _ = try await eventually("the session closed") { fixture.server.sessionCount == 0 ? true : nil }
         }
     }
+
+    #if TLS
+    @Test func wssWorksWithTheTrustGivenAndRefusesAServerItDoesNotTrust() async throws {
+        let (certificate, key) = try makeSelfSignedCertificate()
+        var http = HTTPServerConfiguration()
+        http.tls = try App.tlsConfiguration(certificateFile: certificate, keyFile: key)
+        let fixture = try await LiveServerFixture.start(http: http)
+        do {
+            let trusting = LiveClient.of(fixture, user: "ann") {
+                $0.tls.trustRoots = .certificates((try? NIOSSLCertificate.fromPEMFile(certificate)) ?? [])
+            }
+            try await trusting.connect()
+            let room = try await trusting.subscribe("h:secure", from: .live)
+            try await trusting.publish("h:secure", json: #"{"n":1}"#)
+            #expect(try await room.next(1).map(\.number) == [1])
+            await trusting.close()
+
+            // The system's roots do not know a self-signed certificate: no connection, retried.
+            let wary = LiveClient.of(fixture, user: "bob")
+            let states = wary.states
+            Task { try? await wary.connect() }
+            for await state in states {
+                if case .disconnected(let reason, _) = state {
+                    #expect(reason.contains("connect failed") || reason.contains("closed"), "\(reason)")
+                    break
+                }
+                #expect(state != .connected)
+            }
+            await wary.close()
+            await fixture.stop()
+        } catch {
+            await fixture.stop()
+            throw error
+        }
+    }
+    #endif
 }

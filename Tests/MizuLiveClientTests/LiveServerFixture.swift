@@ -27,9 +27,11 @@ final class LiveServerFixture: Sendable {
         self.port = port
     }
 
-    var url: String { "ws://127.0.0.1:\(self.port)/ws" }
+    var url: String { "\(self.app.configuration.isSecure ? "wss://localhost" : "ws://127.0.0.1"):\(self.port)/ws" }
 
-    static func start(_ configure: (inout Live.Options) -> Void = { _ in }) async throws -> LiveServerFixture {
+    static func start(
+        http: HTTPServerConfiguration = HTTPServerConfiguration(), _ configure: (inout Live.Options) -> Void = { _ in }
+    ) async throws -> LiveServerFixture {
         let box = NIOLockedValueBox<LiveServerFixture?>(nil)
         var options = Live.Options(
             onAuth: { _, request in
@@ -52,7 +54,7 @@ final class LiveServerFixture: Sendable {
         options.heartbeatInterval = Patience.scaled(.seconds(25))
         configure(&options)
         let server = Live.Server(options)
-        let app = App()
+        let app = App(configuration: http, logsRequests: false)
         app.get("/ws", compat(server.handler()))
         let address = try await app.start(host: "127.0.0.1", port: 0)
         let fixture = LiveServerFixture(server: server, app: app, port: address.port!)

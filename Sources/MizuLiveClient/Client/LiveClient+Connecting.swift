@@ -74,6 +74,9 @@ extension LiveClient {
         var client = WebSocketClient(configuration: configuration.webSocket)
         client.configuration.idleTimeout = configuration.deadConnectionTimeout.timeAmount
         client.handshakeTimeout = configuration.handshakeTimeout.timeAmount
+        #if TLS
+        client.tls = configuration.tls
+        #endif
         let core = self.core
         let events = WebSocketEvents(
             onOpen: { connection in

@@ -1,6 +1,9 @@
 import MizuWebSocket
 import NIOCore
 import NIOPosix
+#if TLS
+import NIOSSL
+#endif
 
 extension LiveClient {
     /// A client's settings. Every property has a default; every queue is bounded.
@@ -39,6 +42,11 @@ extension LiveClient {
             configuration.maxQueuedMessages = 4_096
             return configuration
         }()
+        #if TLS
+        /// What `wss://` connections trust: the system's roots by default, the server's name
+        /// checked. Only with the `TLS` trait (without it a `wss://` URL stops the client as unusable).
+        public var tls: TLSConfiguration = .makeClientConfiguration()
+        #endif
         /// Where the connection's I/O runs.
         public var eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
 

@@ -1,5 +1,8 @@
 import NIOCore
 import NIOPosix
+#if TLS
+import NIOSSL
+#endif
 
 /// Opens WebSocket connections as a client (RFC 6455 section 4.1) over SwiftNIO. The connection
 /// it returns is the same ``WebSocketConnection`` a server's sessions have, driven by the same
@@ -13,6 +16,11 @@ public struct WebSocketClient: Sendable {
     public var configuration: WebSocketConfiguration
     /// The longest a connect and handshake may take. Default 10 s.
     public var handshakeTimeout: TimeAmount = .seconds(10)
+    #if TLS
+    /// What `wss://` connections trust and present: by default the system's roots, and the
+    /// server's name (or IP address) checked against its certificate. Only with the `TLS` trait.
+    public var tls: TLSConfiguration = .makeClientConfiguration()
+    #endif
 
     public init(configuration: WebSocketConfiguration = WebSocketConfiguration()) {
         self.configuration = configuration
@@ -28,8 +36,17 @@ public struct WebSocketClient: Sendable {
     ) async throws(WebSocketClientError) -> WebSocketConnection {
         let target = try WebSocketClientHandshake.Target(url: url)
         try WebSocketClientHandshake.checkHeaders(headers)
-        // wss:// needs TLS, which this module does not link; MizuLiveClient adds it with the TLS trait.
-        guard !target.secure else { throw .invalidURL(url + " (wss:// needs the TLS trait)") }
+        #if TLS
+        let tls: NIOSSLContext?
+        do {
+            tls = target.secure ? try NIOSSLContext(configuration: self.tls) : nil
+        } catch {
+            throw .connectFailed("TLS configuration: \(error)")
+        }
+        #else
+        // wss:// needs TLS, which a build without the trait does not link.
+        guard !target.secure else { throw .invalidURL(url + " (wss:// needs a build with the TLS trait)") }
+        #endif
         let handshake = WebSocketClientHandshake(
             target: target, subprotocols: subprotocols, compression: self.configuration.compression, extraHeaders: headers)
         let settings = WebSocketSettings(self.configuration, role: .client)
@@ -41,6 +58,13 @@ public struct WebSocketClient: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    #if TLS
+                    if let tls {
+                        // SNI and the name check need a name: an IP address is checked as such.
+                        let name = (try? SocketAddress(ipAddress: target.host, port: 0)) == nil ? target.host : nil
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: name))
+                    }
+                    #endif
                     try channel.pipeline.syncOperations.addHandler(ClientHandshakeHandler(
                         handshake: handshake, settings: settings, events: events, timeout: timeout, promise: promise))
                 }

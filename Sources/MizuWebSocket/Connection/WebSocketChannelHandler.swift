@@ -137,7 +137,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     // MARK: Flow control
 
     func read(context: ChannelHandlerContext) {
-        guard self.machine.mayRead else {
+        guard self.machine.mayRead || self.machine.drainsInput else {
             self.readHeld = true
             return
         }

@@ -41,6 +41,9 @@ struct WebSocketConnectionStateMachine {
     var sends: Bool { self.state == .open }
     /// Whether the socket may be read now.
     var mayRead: Bool { self.receives && self.writable && !self.applicationPaused }
+    /// Closing the socket: what still arrives is read and dropped, so a layer beneath (TLS
+    /// waiting for the peer's close_notify) can finish its own close instead of timing out.
+    var drainsInput: Bool { self.state == .closing }
     /// Whether the close deadline is running.
     var awaitsClose: Bool { self.state == .closeSent || self.state == .closing }
 
