@@ -183,9 +183,10 @@ let package = Package(
         .testTarget(
             name: "MizuLiveClientTests",
             dependencies: [
-                "MizuLiveClient", "Mizu", "MizuCompat", "MizuLive", "MizuTestSupport",
+                "MizuLiveClient", "Mizu", "MizuCompat", "MizuLive", "MizuWebSocket", "MizuTestSupport",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
             ],
             swiftSettings: swiftSettings

@@ -17,6 +17,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Mizu", package: mainPackage),
                 .product(name: "MizuLive", package: mainPackage),
+                .product(name: "MizuLiveClient", package: mainPackage),
                 .product(name: "MizuWebSocket", package: mainPackage),
             ],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]

@@ -1,5 +1,6 @@
 @_spi(Fuzzing) import Mizu
 @_spi(Fuzzing) import MizuLive
+@_spi(Fuzzing) import MizuLiveClient
 @_spi(Fuzzing) import MizuWebSocket
 
 /// libFuzzer's entry point: the first byte chooses the target, the rest is its input.
@@ -9,7 +10,7 @@
 public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     guard let start, count > 0 else { return 0 }
     let input = UnsafeRawBufferPointer(start: start + 1, count: count - 1)
-    switch start.load(as: UInt8.self) % 16 {
+    switch start.load(as: UInt8.self) % 17 {
     case 0: WebSocketFuzzTargets.webSocketFrames(input)
     case 1: LiveFuzzTargets.envelope(input)
     case 2: WebSocketFuzzTargets.extensionHeader(input)
@@ -25,7 +26,8 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     case 12: HTTPFuzzTargets.requestTarget(input)
     case 13: HTTPFuzzTargets.requestHead(input)
     case 14: WebSocketFuzzTargets.webSocketClientFrames(input)
-    default: LiveFuzzTargets.command(input)
+    case 15: LiveFuzzTargets.command(input)
+    default: LiveClientFuzzTargets.serverFrame(input)
     }
     return 0
 }
