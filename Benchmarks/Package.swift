@@ -32,6 +32,14 @@ let package = Package(
             path: "Sources/LiveBench"
         ),
         .executableTarget(
+            name: "client-bench",
+            dependencies: [
+                .product(name: "MizuLiveClient", package: mainPackage),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/ClientBench"
+        ),
+        .executableTarget(
             name: "hb-chat",
             dependencies: [
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -30,9 +30,19 @@ import Testing
             try await channel.eventLoop.submit { client.core.opened(connection, generation: 1) }.get()
         }
 
-        /// The next frame the client wrote, as JSON.
+        /// The next frame the client wrote, as JSON; fails when none comes within the patience.
         func written() async throws -> [String: Any] {
-            var buffer = try await self.channel.waitForOutboundWrite(as: ByteBuffer.self)
+            // (Polled: waitForOutboundWrite cannot be cancelled, so it could not be given a deadline.)
+            let deadline = ContinuousClock.now + Patience.scaled(.seconds(5))
+            var written: ByteBuffer?
+            while written == nil {
+                written = try await self.channel.readOutbound(as: ByteBuffer.self)
+                if written == nil {
+                    guard ContinuousClock.now < deadline else { throw ClientTestTimeout(waitingFor: "a frame from the client") }
+                    try await Task.sleep(for: .milliseconds(2))
+                }
+            }
+            var buffer = written!
             // A server-role engine writes unmasked frames: header, then the text.
             _ = buffer.readInteger(as: UInt8.self)
             let length = buffer.readInteger(as: UInt8.self)! & 0x7F
@@ -53,7 +63,7 @@ import Testing
             let request = try await self.written()
             let id = try #require((request["data"] as? [String: Any])?["id"] as? Int)
             try await self.serve(#"{"topic":"reply","data":{"id":\#(id),"result":\#(result)}}"#)
-            return (try await task.value, request)
+            return (try await value(of: task), request)
         }
     }
 
@@ -129,18 +139,18 @@ import Testing
         let read = Task { try await client.history("h") }
         _ = try await harness.written()
         await harness.channel.testingEventLoop.advanceTime(by: .seconds(3))
-        await #expect(throws: LiveClientError.timeout) { _ = try await read.value }
+        await #expect(throws: LiveClientError.timeout) { _ = try await value(of: read) }
 
         let publish = Task { try await client.publish("h", json: "1") }
         let presence = Task { try await client.presence("p") }
         _ = try await harness.written()
         _ = try await harness.written()
         try await harness.channel.eventLoop.submit { client.core.closed(generation: 1) }.get()
-        await #expect(throws: LiveClientError.connectionLost) { try await publish.value }
+        await #expect(throws: LiveClientError.connectionLost) { try await value(of: publish) }
         // The read waits for the next connection, where it is sent again.
         #expect(client.core.state.withLockedValue { $0.unsent.count } == 1)
         presence.cancel()
         await client.close(flushTimeout: .zero)
-        await #expect(throws: LiveClientError.closed) { _ = try await presence.value }
+        await #expect(throws: LiveClientError.closed) { _ = try await value(of: presence) }
     }
 }

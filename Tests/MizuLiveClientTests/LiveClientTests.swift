@@ -57,6 +57,40 @@ import Testing
         }
     }
 
+    @Test func theTokenIsAskedForAgainBeforeEveryAttempt() async throws {
+        try await withFixture { fixture in
+            let asked = NIOLockedValueBox(0)
+            let client = LiveClient.of(fixture, user: "unused") {
+                $0.token = { "ann-" + String(asked.withLockedValue { $0 += 1; return $0 }) }
+            }
+            try await client.connect()
+            try await fixture.session(of: "ann-1").close(code: 4000, reason: "token expired")
+            _ = try await fixture.session(of: "ann-2")
+            #expect(asked.withLockedValue { $0 } == 2)
+            await client.close()
+        }
+    }
+
+    /// README's quick start (with the fixture's URL, user and a history topic).
+    @Test func theReadmeQuickStartWorks() async throws {
+        try await withFixture { fixture in
+            fixture.publish("h:general", 1...2)
+            var configuration = LiveClient.Configuration()
+            configuration.token = { "ann" }
+            configuration.tokenPlacement = .query(name: "user")
+            let client = LiveClient(url: fixture.url, configuration: configuration)
+            try await client.connect()
+            let room = try await client.subscribe("h:general", from: .latest(50))
+            try await client.publish("h:general", json: #"{"text":"hello"}"#)
+            // (README loops over `room.events`; here with a deadline.)
+            let seen = try await room.next(3).compactMap { event -> String? in
+                if case .message(let message) = event { return message.json } else { return nil }
+            }
+            #expect(seen == [#"{"n":1}"#, #"{"n":2}"#, #"{"text":"hello"}"#])
+            await client.close()
+        }
+    }
+
     @Test func requestsAreAnsweredWithResultsOrTypedErrors() async throws {
         try await withFixture { fixture in
             let client = LiveClient.of(fixture, user: "ann")

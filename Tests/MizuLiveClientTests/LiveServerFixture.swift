@@ -149,3 +149,20 @@ extension LiveSubscription.Event {
         return message.position?.offset
     }
 }
+
+/// The value of `task`, or a timeout after the test's patience: a task's value cannot be
+/// cancelled, so it is raced outside structured concurrency (the loser is left to end alone).
+func value<T: Sendable>(of task: Task<T, any Error>, within timeout: Duration = .seconds(5)) async throws -> T {
+    let settled = NIOLockedValueBox(false)
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        let settle: @Sendable (Result<T, any Error>) -> Void = { result in
+            guard settled.withLockedValue({ done in defer { done = true }; return !done }) else { return }
+            continuation.resume(with: result)
+        }
+        Task { settle(await task.result) }
+        Task {
+            try? await Task.sleep(for: Patience.scaled(timeout))
+            settle(.failure(ClientTestTimeout(waitingFor: "a request's outcome")))
+        }
+    }
+}
