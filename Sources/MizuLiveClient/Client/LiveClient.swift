@@ -19,7 +19,8 @@ import NIOCore
 /// ```
 ///
 /// Every method may be called from any task. Requests made while disconnected wait (bounded)
-/// and go out when the connection is back.
+/// and go out when the connection is back. Once connected, a client runs (and reconnects)
+/// until ``close(flushTimeout:)`` or a stop; releasing it does not close it.
 public final class LiveClient: Sendable {
     public let url: String
     let core: ClientCore
@@ -28,10 +29,6 @@ public final class LiveClient: Sendable {
     public init(url: String, configuration: Configuration = Configuration()) {
         self.url = url
         self.core = ClientCore(configuration: configuration)
-    }
-
-    deinit {
-        self.runner.withLockedValue { $0?.cancel() }
     }
 
     /// The connection's state now.
