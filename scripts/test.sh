@@ -8,7 +8,8 @@
 #   3. the concurrency suites again under ThreadSanitizer
 #   4. interop: Python's websockets client against EchoServer
 #   5. ChatApp: the wire contract over real sockets, two processes joined by a redis-server,
-#      and the page in headless Chromium
+#      the page in headless Chromium, and Examples/ChatClient (MizuLiveClient) against real
+#      ChatApps (restarts, SIGKILL, SIGSTOP, 401, a 503 with Retry-After)
 #   6. release builds of the ChatApp, Benchmarks/ and Fuzz/, then every fuzz target for 60 s
 #   7. Autobahn TestSuite, cases 1 to 13, against a release EchoServer
 # `scripts/test.sh --quick` skips ThreadSanitizer, the extra builds and the fuzz run, and runs
