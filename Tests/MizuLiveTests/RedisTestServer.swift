@@ -32,14 +32,20 @@ final class RedisTestServer: Sendable {
         return paths.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    private init(port: Int, password: String?, tls: (certificate: String, key: String)?) {
+    /// More `redis-server` arguments (e.g. `--cluster-enabled yes`).
+    let extraArguments: [String]
+
+    private init(port: Int, password: String?, tls: (certificate: String, key: String)?, extraArguments: [String]) {
         self.port = port
         self.password = password
         self.tls = tls
+        self.extraArguments = extraArguments
     }
 
-    static func start(password: String? = nil, tls: (certificate: String, key: String)? = nil) async throws -> RedisTestServer {
-        let server = RedisTestServer(port: try await Self.freePort(), password: password, tls: tls)
+    static func start(
+        password: String? = nil, tls: (certificate: String, key: String)? = nil, extraArguments: [String] = []
+    ) async throws -> RedisTestServer {
+        let server = RedisTestServer(port: try await Self.freePort(), password: password, tls: tls, extraArguments: extraArguments)
         try await server.launch()
         return server
     }
@@ -76,7 +82,7 @@ final class RedisTestServer: Sendable {
             arguments += ["--port", String(self.port)]
         }
         if let password = self.password { arguments += ["--requirepass", password] }
-        process.arguments = arguments
+        process.arguments = arguments + self.extraArguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

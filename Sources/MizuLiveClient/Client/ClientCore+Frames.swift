@@ -8,7 +8,7 @@ extension ClientCore {
     func opened(_ connection: WebSocketConnection, generation: Int) {
         self.withState { state, effects in
             guard !state.closing else {
-                effects.close = connection
+                effects.close = (connection, "client closed")
                 return
             }
             state.connection = connection

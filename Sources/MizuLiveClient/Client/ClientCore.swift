@@ -79,7 +79,8 @@ final class ClientCore: Sendable {
         /// Observers to finish (their termination handler takes the lock: never under it).
         var finished: [AsyncStream<ConnectionState>.Continuation] = []
         var others: [LiveMessage] = []
-        var close: WebSocketConnection?
+        /// A connection to close, and why (in its close frame).
+        var close: (connection: WebSocketConnection, reason: String)?
         var flushed: [CheckedContinuation<Void, Never>] = []
 
         func perform(others continuation: AsyncStream<LiveMessage>.Continuation) {
@@ -91,7 +92,7 @@ final class ClientCore: Sendable {
             for (observer, state) in self.states { observer.yield(state) }
             for observer in self.finished { observer.finish() }
             for message in self.others { continuation.yield(message) }
-            self.close?.close(code: 1000, reason: "request timed out")
+            if let (connection, reason) = self.close { connection.close(code: 1000, reason: reason) }
             for waiter in self.flushed { waiter.resume() }
         }
     }
@@ -215,7 +216,7 @@ final class ClientCore: Sendable {
                     // subscribes again.
                     record.phase = .detached
                     state.subscriptions[topic] = record
-                    effects.close = connection
+                    effects.close = (connection, "request timed out")
                 }
             }
             self.signalFlushedIfIdle(&state, &effects)
