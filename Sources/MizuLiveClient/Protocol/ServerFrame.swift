@@ -63,21 +63,15 @@ enum ServerFrame: Equatable {
         var id: UInt64?
         var result: [UInt8]?
         var error: (code: String, message: String, temporary: Bool)?
-        var scanner = JSONScanner(raw)
-        do {
-            try scanner.forEachMember { (scanner: inout JSONScanner, key: String) throws(JSONScanner.Invalid) in
-                let range = try scanner.skipValue()
-                let value = UnsafeRawBufferPointer(rebasing: raw[range])
-                switch key {
-                case "id": id = JSONValue.count(value)
-                case "result": result = Array(value)
-                case "error": error = Self.error(value)
-                default: break
-                }
+        let valid = JSONValue.forEachMember(raw) { key, value in
+            switch key {
+            case "id": id = JSONValue.count(value)
+            case "result": result = Array(value)
+            case "error": error = Self.error(value)
+            default: break
             }
-        } catch {
-            return nil
         }
+        guard valid else { return nil }
         guard let id else { return nil }
         if let result { return .reply(id: id, .result(result)) }
         if let error { return .reply(id: id, .error(code: error.code, message: error.message, temporary: error.temporary)) }
@@ -88,20 +82,15 @@ enum ServerFrame: Equatable {
         var code: String?
         var message = ""
         var temporary = false
-        var scanner = JSONScanner(raw)
-        do {
-            try scanner.forEachMember { (scanner: inout JSONScanner, key: String) throws(JSONScanner.Invalid) in
-                let value = UnsafeRawBufferPointer(rebasing: raw[try scanner.skipValue()])
-                switch key {
-                case "code": code = JSONValue.string(value)
-                case "message": message = JSONValue.string(value) ?? ""
-                case "temporary": temporary = JSONValue.bool(value) ?? false
-                default: break
-                }
+        let valid = JSONValue.forEachMember(raw) { key, value in
+            switch key {
+            case "code": code = JSONValue.string(value)
+            case "message": message = JSONValue.string(value) ?? ""
+            case "temporary": temporary = JSONValue.bool(value) ?? false
+            default: break
             }
-        } catch {
-            return nil
         }
+        guard valid else { return nil }
         return code.map { ($0, message, temporary) }
     }
 }
