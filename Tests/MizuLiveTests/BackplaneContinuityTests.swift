@@ -218,6 +218,48 @@ import Testing
         }
     }
 
+    /// A message Redis pushed before it took this node's UNSUBSCRIBE can arrive after the
+    /// topic is wanted again (one session left, another joined): it is the old subscription's.
+    /// The new one starts from its own history read once Redis confirms its SUBSCRIBE, so the
+    /// stray message is neither delivered nor taken as the topic's position (which would make
+    /// the node "repair" a gap that is not there).
+    @Test func aMessageOfTheOldSubscriptionIsNotTakenForTheNewOnes() async throws {
+        try await withRedis { redis in
+            try await withTwoNodes(redis, options: historyOptions(size: 1_000)) { a, b in
+                for n in 1...5 { a.server.publish("h:chat", Data("\(n)".utf8)) }
+                let epoch = try await eventuallyAsync("five in the stream") {
+                    let top = try await a.server.history("h:chat", limit: 1).top
+                    return top.offset == 5 ? top.epoch : nil
+                }
+                let ann = try await TestWebSocket.live(port: b.port, user: "ann")
+                _ = try await ann.recover("h:chat")
+                let broker = b.broker
+                func onLoop<T: Sendable>(_ body: @escaping @Sendable (Live.RedisBroker.Links) -> T) async throws -> T {
+                    try await broker.eventLoop.submit { body(broker.links.value) }.get()
+                }
+                redis.pause()
+                defer { redis.resume() }
+                try await ann.close()
+                _ = try await eventuallyAsync("the UNSUBSCRIBE written") { try await onLoop { !$0.told.contains("h:chat") && $0.unconfirmed > 0 } ? true : nil }
+                let bob = try await TestWebSocket.live(port: b.port, user: "bob")
+                try await bob.send(text: #"{"topic":"recover","data":{"topic":"h:chat","latest":0,"offset":5,"epoch":"\#(epoch)"}}"#)
+                _ = try await eventuallyAsync("wanted again") { try await onLoop { $0.wanted.contains("h:chat") } ? true : nil }
+                // Message 3 as Redis pushed it before it read the UNSUBSCRIBE.
+                let channel = ByteBuffer(string: "test:h:chat")
+                let payload = ByteBuffer(string: "h:3:\(epoch)\n3")
+                try await broker.eventLoop.submit { broker.deliverPositioned(topic: "h:chat", channel: channel, payload: payload) }.get()
+                #expect(try await onLoop { $0.continuity.streams["h:chat"] == nil }, "the stray message was taken as the topic's position")
+                redis.resume()
+                let answer = try await bob.readMessage()
+                #expect(answer.topic == "subscribed" && answer.data.contains(#""recovered":true"#) && answer.data.contains(#""replayed":0"#), "\(answer.data)")
+                a.server.publish("h:chat", Data("6".utf8))
+                self.expectContiguous(try await self.read(bob, 1), from: 6, "bob")
+                #expect(broker.statistics.streamGaps == 0)
+                try await bob.close()
+            }
+        }
+    }
+
     /// A message in the stream that pub/sub never brought (published to another channel by
     /// hand here), on a topic that stays quiet: the periodic check finds it.
     @Test func thePeriodicCheckFindsWhatPubSubNeverBrought() async throws {

@@ -120,11 +120,9 @@ import Testing
                 try await assertRaceFreeRecovery(publishTo: a.server, recoverOn: b.port, topic: "h:race", iterations: 15)
                 // The history is read only once Redis confirmed the subscription, so the live
                 // stream starts where the read ended: nothing for the gap repair to fill (which
-                // would otherwise hide a read made too early, at the cost of a stream read). A read
-                // made too early repairs 5-7 gaps in 15 recoveries; one full run of 2026-12-06 saw a
-                // single one with the code as it is (cause not found yet: see the stop's notes), so
-                // one is tolerated until it is understood.
-                #expect(b.broker.statistics.streamGaps <= 1)
+                // would otherwise hide a read made too early, at the cost of a stream read: 5-7
+                // repairs in 15 recoveries).
+                #expect(b.broker.statistics.streamGaps == 0)
             }
         }
     }

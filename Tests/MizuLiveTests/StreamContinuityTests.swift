@@ -137,8 +137,10 @@ import Testing
         var continuity = StreamContinuity(maxHeldBytes: 1 << 20)
         _ = continuity.received("busy", self.entry(1))
         continuity.seed("quiet", epoch: "e1", top: 4)
-        #expect(continuity.quietTopics() == ["quiet"])
-        #expect(Set(continuity.quietTopics()) == ["busy", "quiet"], "busy heard nothing since")
+        // A seed is a position just read: not checked in the period it was read in (a check
+        // then would race the messages published since the read, still on their way).
+        #expect(continuity.quietTopics() == [])
+        #expect(Set(continuity.quietTopics()) == ["busy", "quiet"], "neither heard anything since")
         _ = continuity.received("busy", self.entry(2))
         #expect(continuity.quietTopics() == ["quiet"])
     }

@@ -25,17 +25,19 @@ extension Live.RedisBroker {
     /// A message with a stream position, from pub/sub (on the event loop).
     func receivePositioned(_ topic: String, _ entry: StreamContinuity.Entry) {
         let links = self.links.value
-        // Still arriving after this node unsubscribed (before Redis took the UNSUBSCRIBE):
-        // nobody here wants it, and tracking it would make the topic's next subscription
-        // repair a "gap" it does not need.
-        guard links.wanted.contains(topic) else { return }
+        // Redis sends a channel's messages only after it confirmed its SUBSCRIBE: one that
+        // comes while the topic is unconfirmed was published before Redis took this node's
+        // UNSUBSCRIBE (the topic may be wanted again meanwhile). It belongs to the old
+        // subscription; tracking it would make the new one repair a "gap" it does not need
+        // (its sessions read the history once the new SUBSCRIBE is confirmed).
+        guard links.confirmed.contains(topic) else { return }
         self.carryOut(links.continuity.received(topic, entry), fromPubSub: true)
     }
 
     func seedPosition(_ topic: String, epoch: String, top: UInt64) {
         self.eventLoop.execute {
             let links = self.links.value
-            guard links.wanted.contains(topic) else { return }
+            guard links.confirmed.contains(topic) else { return }
             links.continuity.seed(topic, epoch: epoch, top: top)
         }
     }

@@ -285,7 +285,11 @@ struct StreamContinuity {
     /// confirmed; only for a topic the node has no position for yet.
     mutating func seed(_ topic: String, epoch: String, top: UInt64) {
         guard self.streams[topic] == nil, top <= Live.StreamPosition.maxOffset else { return }
-        self.streams[topic] = Stream(epoch: epoch, offset: top, inFlightThrough: top)
+        var stream = Stream(epoch: epoch, offset: top, inFlightThrough: top)
+        // Just read: not quiet in this period. Checked at once, its position would race the
+        // messages published since the read that are still on their way (a needless read).
+        stream.heard = true
+        self.streams[topic] = stream
     }
 
     /// The node no longer subscribes to the topic.
