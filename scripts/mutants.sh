@@ -134,7 +134,9 @@ MUTATIONS = [
     ("held-read-never-granted", "Sources/MizuHTTP/Connection/HTTPConnectionStateMachine.swift",
      "if self.readHeld && self.mayRead {", "if false && self.mayRead {", "HTTPConnectionStateMachine|HTTPConnectionHandler|HostileHTTP"),
     ("continuity-tracks-unwanted-topics", "Sources/MizuLive/Backplane/RedisBroker+Continuity.swift",
-     "guard links.wanted.contains(topic) else { return }\n        self.carryOut(links.continuity.received", "self.carryOut(links.continuity.received", "RedisHistoryPresence"),
+     "guard links.confirmed.contains(topic) else { return }\n        self.carryOut(links.continuity.received", "self.carryOut(links.continuity.received", "RedisHistoryPresence|BackplaneContinuity"),
+    ("continuity-tracks-unconfirmed-topics", "Sources/MizuLive/Backplane/RedisBroker+Continuity.swift",
+     "guard links.confirmed.contains(topic) else { return }", "guard links.wanted.contains(topic) else { return }", "BackplaneContinuity"),
     ("full-queue-left-open", "Sources/MizuWebSocket/Connection/WebSocketConnection.swift",
      "            self.closeAsSlowConsumer()\n            return .queueFull", "            return .queueFull", "WebSocketChannelHandler|LiveCore"),
     # MizuLiveClient (issue 26): each mechanism of the client, removed alone.

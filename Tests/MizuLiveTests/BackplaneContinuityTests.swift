@@ -240,7 +240,7 @@ import Testing
                 redis.pause()
                 defer { redis.resume() }
                 try await ann.close()
-                _ = try await eventuallyAsync("the UNSUBSCRIBE written") { try await onLoop { !$0.told.contains("h:chat") && $0.unconfirmed > 0 } ? true : nil }
+                _ = try await eventuallyAsync("the UNSUBSCRIBE written") { try await onLoop { !$0.told.contains("h:chat") && !$0.awaiting.isEmpty } ? true : nil }
                 let bob = try await TestWebSocket.live(port: b.port, user: "bob")
                 try await bob.send(text: #"{"topic":"recover","data":{"topic":"h:chat","latest":0,"offset":5,"epoch":"\#(epoch)"}}"#)
                 _ = try await eventuallyAsync("wanted again") { try await onLoop { $0.wanted.contains("h:chat") } ? true : nil }
@@ -274,7 +274,7 @@ import Testing
                 // The publish script, but its PUBLISH goes to a channel nobody listens to.
                 _ = try await redis.command([
                     "EVAL", Live.RedisBroker.publishScript, "4", "test:history:h:chat", "test:history-meta:h:chat", "test:nowhere",
-                    "test:history-publisher:by-hand:h:chat", "2", "1000", "60000", epoch, "60000", "60000", "1",
+                    "test:history-publisher:by-hand:h:chat", "2", "1000", "60000", epoch, "60000", "60000", "1", "PUBLISH",
                 ])
                 let second = try await bob.readMessage()
                 #expect(second.offset == 2 && second.data == "2" && second.epoch == epoch)

@@ -37,7 +37,7 @@ extension Live.RedisBroker {
     func seedPosition(_ topic: String, epoch: String, top: UInt64) {
         self.eventLoop.execute {
             let links = self.links.value
-            guard links.confirmed.contains(topic) else { return }
+            guard links.wanted.contains(topic) else { return }
             links.continuity.seed(topic, epoch: epoch, top: top)
         }
     }
@@ -129,9 +129,8 @@ extension Live.RedisBroker {
 
     /// Reads the topic's stream after `offset` for the continuity.
     private func readGap(_ topic: String, after offset: UInt64) {
-        let prefix = self.configuration.channelPrefix
         let arguments: [EvalArgument] = [
-            .text(prefix + "history:" + topic), .text(prefix + "history-meta:" + topic),
+            .text(self.keyspace.key("history", topic)), .text(self.keyspace.key("history-meta", topic)),
             .text(String(offset)), .text(String(StreamContinuity.readCount)),
         ]
         self.enqueueRequest { Self.writeEval(Self.readScript, keys: 2, arguments, into: &$0) }
@@ -153,14 +152,19 @@ extension Live.RedisBroker {
             }
     }
 
-    /// Compares the node's positions with the streams' (one script per batch of topics).
+    /// Compares the node's positions with the streams' (one script per batch of topics; on a
+    /// cluster, per batch of topics in one slot, as a script's keys must be).
     private func checkPositions(_ topics: [String]) {
-        let prefix = self.configuration.channelPrefix
+        let groups = self.keyspace.sharded ? Array(Dictionary(grouping: topics, by: self.keyspace.slot).values) : [topics]
+        for group in groups { self.checkPositions(ofOneSlot: group) }
+    }
+
+    private func checkPositions(ofOneSlot topics: [String]) {
         var start = 0
         while start < topics.count {
             let batch = Array(topics[start..<min(start + Self.positionCheckBatch, topics.count)])
             start += batch.count
-            let keys = batch.map { EvalArgument.text(prefix + "history-meta:" + $0) }
+            let keys = batch.map { EvalArgument.text(self.keyspace.key("history-meta", $0)) }
             self.enqueueRequest { Self.writeEval(Self.positionsScript, keys: keys.count, keys, into: &$0) }
                 .hop(to: self.eventLoop)
                 .whenSuccess { reply in

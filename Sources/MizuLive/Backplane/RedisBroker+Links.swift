@@ -28,10 +28,10 @@ extension Live.RedisBroker {
         /// Waiting for a topic's confirmation (``subscriptionReady(_:)``).
         var readyWaiters: [String: [EventLoopPromise<Void>]] = [:]
         var syncScheduled = false
-        /// (Un)subscribe confirmations still to come for the batch on the wire: the next
-        /// batch waits for them, so Redis never holds more replies for this node than one
+        /// (Un)subscribe confirmations still to come for the batch on the wire, in order: the
+        /// next batch waits for them, so Redis never holds more replies for this node than one
         /// batch's worth (its pub/sub output buffer limit drops the connection past it).
-        var unconfirmed = 0
+        var awaiting = CircularBuffer<(subscribe: Bool, topic: String)>()
         var closed = false
         /// Where this node's delivery of each history topic stands (see ``StreamContinuity``).
         var continuity: StreamContinuity
@@ -109,7 +109,7 @@ extension Live.RedisBroker {
         case .subscriber:
             self.subscriberUp.store(true, ordering: .relaxed)
             links.told = []
-            links.unconfirmed = 0
+            links.awaiting.removeAll()
             self.scheduleSync()
         }
         self.metrics.connected.record(self.isConnected ? 1 : 0)

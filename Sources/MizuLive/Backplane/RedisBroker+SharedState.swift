@@ -8,9 +8,10 @@ import NIOCore
 /// members and a sorted set of their expiry times (`<prefix>presence:<topic>`,
 /// `<prefix>presence-expiry:<topic>`). Each step is one Lua script, so it is atomic in Redis.
 extension Live.RedisBroker: SharedState {
-    /// Appends, trims, and publishes `h:<offset>:<epoch>\n<data>` on the topic's channel;
-    /// answers the offset. KEYS[4] holds the last sequence number (ARGV[7]) of this node's
-    /// publishes to the topic applied: one written again after a lost link, already applied,
+    /// Appends, trims, and publishes `h:<offset>:<epoch>\n<data>` on the topic's channel (by
+    /// ARGV[8]: PUBLISH, or SPUBLISH on a cluster, where only a write script reaches the slot's
+    /// owner: a demoted primary answers a plain SPUBLISH with 0 and no redirect); answers the
+    /// offset. KEYS[4] holds the last sequence number (ARGV[7]) of this node's publishes to the topic applied: one written again after a lost link, already applied,
     /// is skipped (answered 0), so a replay never adds a message twice.
     static let publishScript = """
         local last = redis.call('GET', KEYS[4])
@@ -27,7 +28,7 @@ extension Live.RedisBroker: SharedState {
         redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], offset .. '-1', 't', now, 'd', ARGV[1])
         redis.call('PEXPIRE', KEYS[1], ARGV[3])
         redis.call('PEXPIRE', KEYS[2], ARGV[5])
-        redis.call('PUBLISH', KEYS[3], 'h:' .. offset .. ':' .. epoch .. '\\n' .. ARGV[1])
+        redis.call(ARGV[8], KEYS[3], 'h:' .. offset .. ':' .. epoch .. '\\n' .. ARGV[1])
         redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[6])
         return offset
         """
@@ -95,25 +96,24 @@ extension Live.RedisBroker: SharedState {
     }
 
     func publish(_ topic: String, _ data: Data, history: Live.HistoryPolicy) -> Bool {
-        let prefix = self.configuration.channelPrefix
+        let names = self.keyspace
         let arguments: [EvalArgument] = [
-            .text(prefix + "history:" + topic), .text(prefix + "history-meta:" + topic), .text(prefix + topic),
-            .text(prefix + "history-publisher:" + self.nodeID + ":" + topic),
+            .text(names.key("history", topic)), .text(names.key("history-meta", topic)), .text(names.channel(topic)),
+            .text(names.key("history-publisher:" + self.nodeID, topic)),
             .bytes(data), .text(String(history.size)), .text(String(max(1, history.ttl.nanoseconds / 1_000_000))), .text(newEpoch()),
             .text(String(max(history.ttl, self.configuration.historyMetaTTL).nanoseconds / 1_000_000)),
             .text(String(max(1, self.configuration.replayWindow.nanoseconds / 1_000_000) * 2)),
         ]
         // The sequence number (ARGV[7]) is given in queue order, under the queue's lock.
         return self.enqueue(size: Self.evalSize(Self.publishScript, arguments) + 36, countsAsPublish: true, replayable: true) { bytes, sequence in
-            Self.writeEval(Self.publishScript, keys: 4, arguments, last: String(sequence), into: &bytes)
+            Self.writeEval(Self.publishScript, keys: 4, arguments, last: [String(sequence), names.publishCommand], into: &bytes)
         }
     }
 
     func readHistory(_ topic: String, since: UInt64?, latest: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead {
-        let prefix = self.configuration.channelPrefix
         let count = since == nil ? max(0, latest) : policy.size + 1
         let arguments: [EvalArgument] = [
-            .text(prefix + "history:" + topic), .text(prefix + "history-meta:" + topic),
+            .text(self.keyspace.key("history", topic)), .text(self.keyspace.key("history-meta", topic)),
             .text(since.map { String($0) } ?? "-1"), .text(String(count)),
         ]
         let reply = try await self.request("EVAL") { Self.writeEval(Self.readScript, keys: 2, arguments, into: &$0) }
@@ -164,9 +164,8 @@ extension Live.RedisBroker: SharedState {
     }
 
     func presenceJoin(_ topic: String, _ members: [Live.PresenceMember], expiry: TimeAmount) {
-        let prefix = self.configuration.channelPrefix
         for start in stride(from: 0, to: members.count, by: Self.presenceBatch) {
-            var arguments: [EvalArgument] = [.text(prefix + "presence:" + topic), .text(prefix + "presence-expiry:" + topic), .text(String(expiry.nanoseconds / 1_000_000))]
+            var arguments: [EvalArgument] = [.text(self.keyspace.key("presence", topic)), .text(self.keyspace.key("presence-expiry", topic)), .text(String(expiry.nanoseconds / 1_000_000))]
             for member in members[start..<min(members.count, start + Self.presenceBatch)] {
                 var value = Data("\(Int64(member.joinedAt.timeIntervalSince1970 * 1000))\n".utf8)
                 value.append(member.info)
@@ -191,16 +190,14 @@ extension Live.RedisBroker: SharedState {
     }
 
     func presenceLeave(_ topic: String, session: String) {
-        let prefix = self.configuration.channelPrefix
-        let arguments: [EvalArgument] = [.text(prefix + "presence:" + topic), .text(prefix + "presence-expiry:" + topic), .text(session)]
+        let arguments: [EvalArgument] = [.text(self.keyspace.key("presence", topic)), .text(self.keyspace.key("presence-expiry", topic)), .text(session)]
         _ = self.enqueue(size: Self.evalSize(Self.presenceLeaveScript, arguments), countsAsPublish: false, replayable: true) { bytes, _ in
             Self.writeEval(Self.presenceLeaveScript, keys: 2, arguments, into: &bytes)
         }
     }
 
     func presence(_ topic: String) async throws -> [Live.PresenceMember] {
-        let prefix = self.configuration.channelPrefix
-        let arguments: [EvalArgument] = [.text(prefix + "presence:" + topic), .text(prefix + "presence-expiry:" + topic)]
+        let arguments: [EvalArgument] = [.text(self.keyspace.key("presence", topic)), .text(self.keyspace.key("presence-expiry", topic))]
         let reply = try await self.request("EVAL") { Self.writeEval(Self.presenceReadScript, keys: 2, arguments, into: &$0) }
         guard case .array(let items?) = reply else { throw Live.RedisError.protocolViolation("unexpected presence reply") }
         var members: [Live.PresenceMember] = []
@@ -246,8 +243,8 @@ extension Live.RedisBroker: SharedState {
     }
 
     /// `EVAL script numkeys key... arg... [last]`; the first `keys` arguments are the keys.
-    static func writeEval(_ script: String, keys: Int, _ arguments: [EvalArgument], last: String? = nil, into buffer: inout ByteBuffer) {
-        RESPValue.writeArrayHeader(count: 3 + arguments.count + (last == nil ? 0 : 1), into: &buffer)
+    static func writeEval(_ script: String, keys: Int, _ arguments: [EvalArgument], last: [String] = [], into buffer: inout ByteBuffer) {
+        RESPValue.writeArrayHeader(count: 3 + arguments.count + last.count, into: &buffer)
         RESPValue.writeBulkString("EVAL", into: &buffer)
         RESPValue.writeBulkString(script, into: &buffer)
         RESPValue.writeBulkString(String(keys), into: &buffer)
@@ -257,7 +254,7 @@ extension Live.RedisBroker: SharedState {
             case .bytes(let data): RESPValue.writeBulkString(length: data.count, into: &buffer) { $0.writeBytes(data) }
             }
         }
-        if let last { RESPValue.writeBulkString(last, into: &buffer) }
+        for text in last { RESPValue.writeBulkString(text, into: &buffer) }
     }
 }
 

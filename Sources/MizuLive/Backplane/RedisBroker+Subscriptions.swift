@@ -1,3 +1,4 @@
+import MizuHTTP
 import MizuWebSocket
 import NIOCore
 
@@ -24,63 +25,102 @@ extension Live.RedisBroker {
     func syncSubscriptions() {
         let links = self.links.value
         links.syncScheduled = false
-        guard let channel = links.subscriber.channel, links.unconfirmed == 0 else { return }
-        let prefix = self.configuration.channelPrefix
+        guard let channel = links.subscriber.channel, links.awaiting.isEmpty else { return }
+        let names = self.keyspace
         // Never an empty UNSUBSCRIBE: with no channel it would drop them all.
-        for (command, pending) in [("SUBSCRIBE", links.wanted.subtracting(links.told)), ("UNSUBSCRIBE", links.told.subtracting(links.wanted))] {
+        for (subscribe, pending) in [(true, links.wanted.subtracting(links.told)), (false, links.told.subtracting(links.wanted))] {
             guard !pending.isEmpty else { continue }
-            var batch: [String] = []
+            var batch: [(topic: String, channel: String)] = []
             var size = 0
             for topic in pending {
-                let length = prefix.utf8.count + topic.utf8.count
-                if !batch.isEmpty, size + length > Self.subscriptionBatchBytes { break }
-                batch.append(topic)
-                size += length
+                let name = names.channel(topic)
+                if !batch.isEmpty, size + name.utf8.count > Self.subscriptionBatchBytes { break }
+                batch.append((topic, name))
+                size += name.utf8.count
             }
-            if command == "SUBSCRIBE" {
-                links.told.formUnion(batch)
+            let command = subscribe ? names.subscribeCommand : names.unsubscribeCommand
+            var bytes = channel.allocator.buffer(capacity: 32 + size + batch.count * (names.sharded ? 40 : 16))
+            if names.sharded {
+                // A cluster takes the channels of one slot per command: one command each,
+                // pipelined, each answered on its own.
+                for entry in batch { RESPValue.writeCommand([command, entry.channel], into: &bytes) }
             } else {
-                links.told.subtract(batch)
+                RESPValue.writeCommand([command] + batch.map(\.channel), into: &bytes)
+            }
+            let topics = batch.map(\.topic)
+            if subscribe {
+                links.told.formUnion(topics)
+            } else {
+                links.told.subtract(topics)
                 // Not subscribed from now on, whatever an older confirmation said: a
                 // recovery that asks meanwhile waits for the next SUBSCRIBE's confirmation
                 // (otherwise it reads the history while messages go unseen: a gap).
-                links.confirmed.subtract(batch)
+                links.confirmed.subtract(topics)
             }
-            links.unconfirmed = batch.count
-            var bytes = channel.allocator.buffer(capacity: 32 + size + batch.count * 16)
-            RESPValue.writeCommand([command] + batch.map { prefix + $0 }, into: &bytes)
+            for topic in topics { links.awaiting.append((subscribe, topic)) }
             channel.writeAndFlush(RedisRequest(bytes: bytes, replies: .none), promise: nil)
             return
         }
     }
 
-    /// A pub/sub push: a message to deliver, or a (un)subscribe confirmation with the count.
+    /// A pub/sub push: a message to deliver, or a (un)subscribe confirmation with the count;
+    /// or an error answering a (un)subscribe (a cluster's redirect: the slot is elsewhere).
     func handlePush(_ value: RESPValue) {
+        let names = self.keyspace
+        if case .error(let message) = value {
+            self.subscribeRefused(message)
+            return
+        }
         guard case .array(let items?) = value, items.count == 3, case .bulkString(let kind?) = items[0] else { return }
         switch (String(buffer: kind), items[1], items[2]) {
-        case ("message", .bulkString(let channel?), .bulkString(let payload?)):
+        case (names.messagePush, .bulkString(let channel?), .bulkString(let payload?)):
             self.deliver(channel: channel, payload: payload)
-        case (let kind, .bulkString(let channel?), .integer(let count)) where kind == "subscribe" || kind == "unsubscribe":
+        case (let kind, .bulkString(let channel?), .integer(let count)) where kind == names.subscribePush || kind == names.unsubscribePush:
             self.subscribedChannels.store(Int(count), ordering: .relaxed)
             let links = self.links.value
-            if links.unconfirmed > 0 {
-                links.unconfirmed -= 1
-                if links.unconfirmed == 0, links.wanted != links.told { self.scheduleSync() }
+            let subscribed = kind == names.subscribePush
+            let topic = names.topic(ofChannel: channel.readableBytesView)
+            let requested = topic != nil && links.awaiting.first.map { $0.subscribe == subscribed && $0.topic == topic } == true
+            if requested {
+                links.awaiting.removeFirst()
+                if links.awaiting.isEmpty, links.wanted != links.told { self.scheduleSync() }
             }
-            let prefix = self.configuration.channelPrefix.utf8
-            guard channel.readableBytesView.starts(with: prefix) else { return }
-            let topic = String(decoding: channel.readableBytesView.dropFirst(prefix.count), as: UTF8.self)
-            if kind == "subscribe" {
+            guard let topic else { return }
+            if subscribed {
                 links.confirmed.insert(topic)
                 for waiter in links.readyWaiters.removeValue(forKey: topic) ?? [] { waiter.succeed() }
                 self.resubscribed(topic)
             } else {
                 links.confirmed.remove(topic)
+                // Unasked: a cluster dropped the channel (its slot moved, or this primary was
+                // demoted). What is published meanwhile is read back once it is subscribed again.
+                if !requested, links.told.remove(topic) != nil { self.lostSlot(of: topic) }
             }
 
         default:
             break
         }
+    }
+
+    /// Redis answered a (un)subscribe with an error: on a cluster, `MOVED` (the slot is
+    /// served elsewhere). The command is done with; its topic is handed to the cluster broker.
+    private func subscribeRefused(_ message: String) {
+        let links = self.links.value
+        guard let refused = links.awaiting.popFirst() else { return }
+        if links.awaiting.isEmpty, links.wanted != links.told { self.scheduleSync() }
+        guard refused.subscribe else { return }
+        links.told.remove(refused.topic)
+        if self.streamGapLog.allows() {
+            self.logger.warning("Redis refused a subscription", metadata: ["topic": "\(LogSafe(refused.topic))", "error": "\(message)"])
+        }
+        self.lostSlot(of: refused.topic)
+    }
+
+    /// A topic this node wants is no longer carried by this link: on a cluster, the owner of
+    /// its slot is asked again (the topic then moves to another shard's link).
+    func lostSlot(of topic: String?) {
+        if let topic { self.links.value.continuity.subscriptionLost(topic) }
+        self.slotMoved.withLockedValue { $0 }?.moved(topic)
     }
 
     /// Returns once publishes on `topic` reach this node (Redis confirmed the channel's
@@ -104,10 +144,7 @@ extension Live.RedisBroker {
     }
 
     func deliver(channel: ByteBuffer, payload: ByteBuffer) {
-        let prefix = self.configuration.channelPrefix.utf8
-        let channelBytes = channel.readableBytesView
-        guard channelBytes.starts(with: prefix) else { return }
-        let topic = String(decoding: channelBytes.dropFirst(prefix.count), as: UTF8.self)
+        guard let topic = self.keyspace.topic(ofChannel: channel.readableBytesView) else { return }
         var data = payload
         let bytes = payload.readableBytesView
         if bytes.starts(with: "h:".utf8) {

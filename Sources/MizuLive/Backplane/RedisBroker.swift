@@ -63,6 +63,14 @@ extension Live {
         /// Marks this node's messages on Redis (16 random hex digits).
         let nodeID: String
         let header: [UInt8]
+        /// The topics' Redis names and pub/sub commands (one Redis, or one shard of a cluster).
+        let keyspace: RedisKeyspace
+        /// A shard of a ``RedisClusterBroker``: told when Redis says a topic's slot is served
+        /// elsewhere (a redirect on a command, or an unrequested SUNSUBSCRIBE).
+        let slotMoved = NIOLockedValueBox<SlotMovedHandler?>(nil)
+        struct SlotMovedHandler {
+            let moved: @Sendable (_ topic: String?) -> Void
+        }
         let eventLoop: any EventLoop
         let logger: Logger
         /// Dropped presence writes are logged once per 10 s at most.
@@ -122,7 +130,16 @@ extension Live {
             eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
             logger: Logger = Logger(label: "mizu.live.redis")
         ) async throws -> RedisBroker {
-            let broker = RedisBroker(configuration, eventLoop: eventLoopGroup.next(), logger: logger)
+            try await self.connect(configuration, sharded: false, eventLoopGroup: eventLoopGroup, logger: logger)
+        }
+
+        /// `sharded`: a shard of a Redis Cluster (hash-tagged names, sharded pub/sub).
+        static func connect(
+            _ configuration: Configuration, sharded: Bool, slotMoved: (@Sendable (String?) -> Void)? = nil,
+            eventLoopGroup: any EventLoopGroup, logger: Logger
+        ) async throws -> RedisBroker {
+            let broker = RedisBroker(configuration, sharded: sharded, eventLoop: eventLoopGroup.next(), logger: logger)
+            if let slotMoved { broker.slotMoved.withLockedValue { $0 = SlotMovedHandler(moved: slotMoved) } }
             do {
                 let publisher = broker.open(.publisher)
                 let subscriber = broker.open(.subscriber)
@@ -136,8 +153,9 @@ extension Live {
             return broker
         }
 
-        private init(_ configuration: Configuration, eventLoop: any EventLoop, logger: Logger) {
+        private init(_ configuration: Configuration, sharded: Bool, eventLoop: any EventLoop, logger: Logger) {
             self.configuration = configuration
+            self.keyspace = RedisKeyspace(prefix: configuration.channelPrefix, sharded: sharded)
             self.eventLoop = eventLoop
             self.logger = logger
             self.metrics = BrokerMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
@@ -218,16 +236,16 @@ extension Live {
         /// ``Configuration/maxPublishWait``. Otherwise it is written now, or, while the link
         /// reconnects, when it is back, in order.
         public func tryPublish(_ topic: String, _ data: Data) -> Bool {
-            let prefix = self.configuration.channelPrefix
-            let channelLength = prefix.utf8.count + topic.utf8.count
+            let channel = self.keyspace.channel(topic)
+            let channelLength = channel.utf8.count
             let payloadLength = self.header.count + data.count
-            // `*3 $7 PUBLISH $n <channel> $n <payload>`: 40 bytes cover the framing.
+            let command = self.keyspace.publishCommand
+            // `*3 $8 SPUBLISH $n <channel> $n <payload>`: 40 bytes cover the framing.
             return self.enqueue(size: 40 + channelLength + payloadLength, countsAsPublish: true) { bytes, _ in
                 RESPValue.writeArrayHeader(count: 3, into: &bytes)
-                RESPValue.writeBulkString("PUBLISH", into: &bytes)
+                RESPValue.writeBulkString(command, into: &bytes)
                 RESPValue.writeBulkString(length: channelLength, into: &bytes) {
-                    $0.writeString(prefix)
-                    $0.writeString(topic)
+                    $0.writeString(channel)
                 }
                 RESPValue.writeBulkString(length: payloadLength, into: &bytes) {
                     $0.writeBytes(self.header)

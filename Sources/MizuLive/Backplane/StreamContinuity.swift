@@ -281,6 +281,11 @@ struct StreamContinuity {
         for topic in self.streams.keys { self.streams[topic]!.inFlightThrough = nil }
     }
 
+    /// The topic's subscription was dropped (a cluster moved its slot): as ``linkLost()``, for one topic.
+    mutating func subscriptionLost(_ topic: String) {
+        self.streams[topic]?.inFlightThrough = nil
+    }
+
     /// The position a subscriber's history read found, taken after the node's SUBSCRIBE was
     /// confirmed; only for a topic the node has no position for yet.
     mutating func seed(_ topic: String, epoch: String, top: UInt64) {
