@@ -42,10 +42,11 @@ final class RedisTestServer: Sendable {
         self.extraArguments = extraArguments
     }
 
+    /// `clusterBus`: the port 10,000 above is free too (a cluster node's bus).
     static func start(
-        password: String? = nil, tls: (certificate: String, key: String)? = nil, extraArguments: [String] = []
+        password: String? = nil, tls: (certificate: String, key: String)? = nil, extraArguments: [String] = [], clusterBus: Bool = false
     ) async throws -> RedisTestServer {
-        let server = RedisTestServer(port: try await Self.freePort(), password: password, tls: tls, extraArguments: extraArguments)
+        let server = RedisTestServer(port: try await Self.freePort(clusterBus: clusterBus), password: password, tls: tls, extraArguments: extraArguments)
         try await server.launch()
         return server
     }
@@ -165,16 +166,21 @@ final class RedisTestServer: Sendable {
     /// port 0 gives) can be taken, while Redis is down for a restart, as the local port of any
     /// of the thousands of connections the suite makes; redis-server then cannot bind it and
     /// the restart never comes back.
-    private static func freePort() async throws -> Int {
+    private static func freePort(clusterBus: Bool) async throws -> Int {
         let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
             .flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } } ?? 32768
-        let candidates = 10_000..<max(10_001, ephemeralStart)
-        for _ in 0..<100 {
-            let port = Int.random(in: candidates)
+        let candidates = 10_000..<max(10_001, ephemeralStart - (clusterBus ? 10_000 : 0))
+        func free(_ port: Int) async -> Bool {
             guard let channel = try? await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .bind(host: "127.0.0.1", port: port).get()
-            else { continue }
-            try await channel.close()
+            else { return false }
+            try? await channel.close()
+            return true
+        }
+        for _ in 0..<100 {
+            let port = Int.random(in: candidates)
+            guard await free(port) else { continue }
+            if clusterBus, !(await free(port + 10_000)) { continue }
             return port
         }
         throw NoFreePort(range: candidates)

@@ -17,18 +17,19 @@ final class BrokerMetrics: Sendable {
     let unconfirmed: Counter
     let replayed: Counter
 
-    init(factory: any MetricsFactory) {
-        self.connected = Gauge(label: "mizu_live_broker_connected", factory: factory)
-        self.published = Counter(label: "mizu_live_broker_publishes_total", factory: factory)
-        self.dropped = Counter(label: "mizu_live_broker_publishes_dropped_total", factory: factory)
-        self.received = Counter(label: "mizu_live_broker_messages_received_total", factory: factory)
-        self.reconnects = Counter(label: "mizu_live_broker_reconnects_total", factory: factory)
-        self.gaps = Counter(label: "mizu_live_broker_stream_gaps_total", factory: factory)
-        self.caughtUp = Counter(label: "mizu_live_broker_stream_caught_up_total", factory: factory)
-        self.unfillable = Counter(label: "mizu_live_broker_stream_gaps_unfillable_total", factory: factory)
-        self.waiting = Gauge(label: "mizu_live_broker_publishes_waiting", factory: factory)
-        self.unconfirmed = Counter(label: "mizu_live_broker_publishes_unconfirmed_total", factory: factory)
-        self.replayed = Counter(label: "mizu_live_broker_commands_replayed_total", factory: factory)
+    /// `dimensions`: a cluster's shard brokers each say which primary they serve (`shard`).
+    init(factory: any MetricsFactory, dimensions: [(String, String)] = []) {
+        self.connected = Gauge(label: "mizu_live_broker_connected", dimensions: dimensions, factory: factory)
+        self.published = Counter(label: "mizu_live_broker_publishes_total", dimensions: dimensions, factory: factory)
+        self.dropped = Counter(label: "mizu_live_broker_publishes_dropped_total", dimensions: dimensions, factory: factory)
+        self.received = Counter(label: "mizu_live_broker_messages_received_total", dimensions: dimensions, factory: factory)
+        self.reconnects = Counter(label: "mizu_live_broker_reconnects_total", dimensions: dimensions, factory: factory)
+        self.gaps = Counter(label: "mizu_live_broker_stream_gaps_total", dimensions: dimensions, factory: factory)
+        self.caughtUp = Counter(label: "mizu_live_broker_stream_caught_up_total", dimensions: dimensions, factory: factory)
+        self.unfillable = Counter(label: "mizu_live_broker_stream_gaps_unfillable_total", dimensions: dimensions, factory: factory)
+        self.waiting = Gauge(label: "mizu_live_broker_publishes_waiting", dimensions: dimensions, factory: factory)
+        self.unconfirmed = Counter(label: "mizu_live_broker_publishes_unconfirmed_total", dimensions: dimensions, factory: factory)
+        self.replayed = Counter(label: "mizu_live_broker_commands_replayed_total", dimensions: dimensions, factory: factory)
         self.connected.record(0)
         self.waiting.record(0)
     }

@@ -42,6 +42,26 @@ extension Live.RedisBroker {
         }
     }
 
+    /// A cluster moved the topic's slot to `next`'s primary: this link stops carrying it (at
+    /// once: what it still brings is not delivered) and `next` goes on from where this one's
+    /// delivery stands, reading what its own subscription missed from the stream.
+    func handOver(_ topic: String, to next: Live.RedisBroker?) {
+        self.eventLoop.execute {
+            let links = self.links.value
+            let stream = links.continuity.streams[topic]
+            links.wanted.remove(topic)
+            links.confirmed.remove(topic)
+            links.continuity.forget(topic)
+            self.scheduleSync()
+            guard let next, let stream, !stream.epoch.isEmpty else { return }
+            next.eventLoop.execute {
+                let nextLinks = next.links.value
+                guard nextLinks.wanted.contains(topic) else { return }
+                nextLinks.continuity.carryOn(topic, epoch: stream.epoch, delivered: stream.offset)
+            }
+        }
+    }
+
     /// Redis confirmed a SUBSCRIBE: after a reconnect, a topic the node delivers may have
     /// missed messages meanwhile; its position is checked (coalesced per tick).
     func resubscribed(_ topic: String) {

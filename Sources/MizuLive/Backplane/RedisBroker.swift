@@ -158,7 +158,9 @@ extension Live {
             self.keyspace = RedisKeyspace(prefix: configuration.channelPrefix, sharded: sharded)
             self.eventLoop = eventLoop
             self.logger = logger
-            self.metrics = BrokerMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
+            self.metrics = BrokerMetrics(
+                factory: configuration.metricsFactory ?? MetricsSystem.factory,
+                dimensions: sharded ? [("shard", "\(configuration.host):\(configuration.port)")] : [])
             var generator = SystemRandomNumberGenerator()
             let digits = String(generator.next() as UInt64, radix: 16)
             self.nodeID = String(repeating: "0", count: 16 - digits.count) + digits

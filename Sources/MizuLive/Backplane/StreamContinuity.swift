@@ -297,6 +297,14 @@ struct StreamContinuity {
         self.streams[topic] = stream
     }
 
+    /// Another link delivered the topic up to `delivered`: this one goes on from there (its
+    /// position is checked once its subscription is confirmed; nothing up to it is delivered
+    /// again). Ignored when this link has a position of its own already.
+    mutating func carryOn(_ topic: String, epoch: String, delivered: UInt64) {
+        guard self.streams[topic] == nil, delivered <= Live.StreamPosition.maxOffset else { return }
+        self.streams[topic] = Stream(epoch: epoch, offset: delivered)
+    }
+
     /// The node no longer subscribes to the topic.
     mutating func forget(_ topic: String) {
         self.streams[topic] = nil

@@ -1,0 +1,123 @@
+import Foundation
+import Mizu
+@testable import MizuLive
+import MizuTestSupport
+import NIOCore
+import Testing
+
+/// Two Live servers on a real Redis Cluster (3 primaries, 3 replicas, started per test).
+@Suite(.serialized, .timeLimit(.minutes(10))) struct RedisClusterTests {
+    /// Two servers, each with its own cluster broker.
+    private func withTwoNodes(
+        _ cluster: RedisTestCluster, options: @escaping (inout Live.Options) -> Void,
+        _ body: (_ a: (server: Live.Server, broker: Live.RedisClusterBroker, port: Int), _ b: (server: Live.Server, broker: Live.RedisClusterBroker, port: Int)) async throws -> Void
+    ) async throws {
+        let configuration = try cluster.configuration()
+        let brokerA = try await Live.RedisClusterBroker.connect(configuration)
+        let brokerB = try await Live.RedisClusterBroker.connect(configuration)
+        do {
+            try await withLiveServer({ options(&$0); $0.broker = brokerA }) { serverA, _, portA in
+                try await withLiveServer({ options(&$0); $0.broker = brokerB }) { serverB, _, portB in
+                    try await body((serverA, brokerA, portA), (serverB, brokerB, portB))
+                }
+            }
+        } catch {
+            await brokerA.close()
+            await brokerB.close()
+            throw error
+        }
+        await brokerA.close()
+        await brokerB.close()
+    }
+
+    /// One topic name per primary, `prefix` + a number, and the primary serving it.
+    private func topicsOnEveryPrimary(_ broker: Live.RedisClusterBroker, prefix: String) -> [(topic: String, owner: ClusterNodeAddress)] {
+        let topology = broker.state.withLockedValue { $0.topology }
+        var found: [(String, ClusterNodeAddress)] = []
+        var number = 0
+        while found.count < topology.primaries.count {
+            let topic = "\(prefix)\(number)"
+            number += 1
+            guard let owner = topology.primary(of: broker.keyspace.slot(topic)), !found.contains(where: { $0.1 == owner }) else { continue }
+            found.append((topic, owner))
+        }
+        return found
+    }
+
+    private func strings(_ value: RESPValue) -> [String] {
+        guard case .array(let items?) = value else { return [] }
+        return items.compactMap(\.text)
+    }
+
+    @Test func chatAcrossNodesInRoomsOwnedByDifferentPrimaries() async throws {
+        try await withRedisCluster { cluster in
+            try await self.withTwoNodes(cluster, options: historyOptions(size: 100)) { a, b in
+                #expect(Set(a.broker.primaries).count == 3)
+                let rooms = self.topicsOnEveryPrimary(a.broker, prefix: "h:room-")
+                let plain = self.topicsOnEveryPrimary(a.broker, prefix: "plain-")
+                let bob = try await TestWebSocket.live(port: b.port, user: "bob")
+                for room in rooms { _ = try await bob.recover(room.topic) }
+                for topic in plain { try await bob.subscribe(topic.topic) }
+                _ = try await eventually("bob's plain topics subscribed on the cluster") {
+                    b.broker.statistics.subscribedChannels == rooms.count + plain.count ? true : nil
+                }
+                for index in 1...5 {
+                    for room in rooms { a.server.publish(room.topic, Data("\(index)".utf8)) }
+                    for topic in plain { a.server.publish(topic.topic, Data("\(index)".utf8)) }
+                }
+                var offsets: [String: [UInt64]] = [:]
+                var plainData: [String: [String]] = [:]
+                for _ in 0..<(5 * (rooms.count + plain.count)) {
+                    let message = try await bob.readMessage()
+                    if let offset = message.offset {
+                        #expect(message.data == String(offset))
+                        offsets[message.topic, default: []].append(offset)
+                    } else {
+                        plainData[message.topic, default: []].append(message.data)
+                    }
+                }
+                for room in rooms { #expect(offsets[room.topic] == [1, 2, 3, 4, 5], "\(room.topic): \(offsets[room.topic] ?? [])") }
+                for topic in plain { #expect(plainData[topic.topic] == ["1", "2", "3", "4", "5"], "\(topic.topic)") }
+
+                // Sharded pub/sub: each channel on its owner, no classic channel anywhere.
+                for topic in rooms + plain {
+                    let owner = try #require(cluster.node(topic.owner))
+                    let channels = self.strings(try await owner.command(["PUBSUB", "SHARDCHANNELS", "test:*"]))
+                    #expect(channels.contains(a.broker.keyspace.channel(topic.topic)), "\(topic.topic) on \(topic.owner): \(channels)")
+                }
+                for node in cluster.nodes {
+                    #expect(self.strings(try await node.command(["PUBSUB", "CHANNELS", "*"])).isEmpty)
+                }
+                // Every key of a room in the room's slot, on its owner.
+                for room in rooms {
+                    let owner = try #require(cluster.node(room.owner))
+                    let keys = self.strings(try await owner.command(["KEYS", "test:" + ClusterSlot.hashTag(forTopic: room.topic) + "*"]))
+                    #expect(keys.count >= 3, "\(room.topic): \(keys)")  // stream, meta, this node's publish sequence
+                    for key in keys {
+                        #expect(try await owner.command(["CLUSTER", "KEYSLOT", key]) == .integer(Int64(a.broker.keyspace.slot(room.topic))))
+                    }
+                }
+                // History reads go to the owner: a late joiner gets the last 3 of each room.
+                let carol = try await TestWebSocket.live(port: a.port, user: "carol")
+                for room in rooms {
+                    let answer = try await carol.recover(room.topic, latest: 3)
+                    #expect(answer.data.contains(#""replayed":3"#), "\(answer.data)")
+                    let replay = [try await carol.readMessage(), try await carol.readMessage(), try await carol.readMessage()]
+                    #expect(replay.map(\.offset) == [3, 4, 5])
+                }
+                #expect(a.broker.statistics.streamGaps == 0 && b.broker.statistics.streamGaps == 0)
+                try await bob.close()
+                try await carol.close()
+            }
+        }
+    }
+
+    @Test func seedsReadAsHostPortsOrURLs() throws {
+        let configuration = try Live.RedisClusterBroker.Configuration(seeds: "redis://:secret@10.0.0.1:7000, 10.0.0.2:7001")
+        #expect(configuration.seeds.map { "\($0.host):\($0.port)" } == ["10.0.0.1:7000", "10.0.0.2:7001"])
+        #expect(configuration.node.password == "secret")
+        #expect(throws: Live.RedisError.self) { try Live.RedisClusterBroker.Configuration(seeds: "") }
+        #expect(throws: Live.RedisError.self) { try Live.RedisClusterBroker.Configuration(seeds: "no-port") }
+        #expect(throws: Live.RedisError.self) { try Live.RedisClusterBroker.Configuration(seeds: "redis://10.0.0.1:7000/2") }
+    }
+}
