@@ -28,7 +28,10 @@ struct ChatApp: AsyncParsableCommand {
     @Option(help: "Join other ChatApp processes through Redis: redis://[[user]:password@]host[:port][/db].")
     var redis: String?
 
-    @Option(help: "Prefix of the Redis channel names (with --redis).")
+    @Option(help: "Join other ChatApp processes through a Redis Cluster: seed nodes HOST:PORT[,HOST:PORT...] (each may be a redis:// or rediss:// URL).")
+    var redisCluster: String?
+
+    @Option(help: "Prefix of the Redis channel names (with --redis or --redis-cluster).")
     var redisPrefix: String = "mizu-chat:"
 
     @Option(help: "Seconds a user of a ChatApp that died stays listed as online (with --redis).")
@@ -53,15 +56,15 @@ struct ChatApp: AsyncParsableCommand {
         if let registry { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
         extraOrigins.withLockedValue { $0 = self.origins }
         let port = self.port ?? ProcessInfo.processInfo.environment["PORT"].flatMap(Int.init) ?? 8080
-        let broker = try await self.connectRedis()
-        backplane.withLockedValue { $0 = broker }
+        let broker = try await self.connectBackplane()
+        backplane.withLockedValue { $0 = broker?.broker }
         writeDelay.withLockedValue { $0 = self.writeDelayMs > 0 ? .milliseconds(Int64(self.writeDelayMs)) : nil }
         historyEnabled.withLockedValue { $0 = !self.noHistory }
         presenceExpirySetting.withLockedValue { $0 = .seconds(Int64(max(1, self.presenceExpiry))) }
 
         let app = App(configuration: try self.httpConfiguration())
         // Ready while not shutting down and, with --redis, while the broker is connected.
-        app.health(checks: broker.map { broker in ["redis": { broker.isConnected }] } ?? [:])
+        app.health(checks: broker.map { broker in ["redis": broker.isConnected] } ?? [:])
         app.get("/ws", compat(server.handler()))
         app.post("/api/announce", announce)
         app.get("/api/presence") { c in
@@ -110,13 +113,27 @@ struct ChatApp: AsyncParsableCommand {
         #endif
     }
 
-    /// The broker for `--redis`; a Redis that cannot be reached or refuses ends start-up with its reason.
-    func connectRedis() async throws -> Live.RedisBroker? {
-        guard let url = self.redis else { return nil }
+    /// The broker for `--redis` or `--redis-cluster`, and its readiness check; a Redis that
+    /// cannot be reached or refuses ends start-up with its reason.
+    func connectBackplane() async throws -> Backplane? {
+        guard self.redis == nil || self.redisCluster == nil else {
+            log.error("cannot start: give --redis or --redis-cluster, not both")
+            throw ExitCode.failure
+        }
         do {
-            let broker = try await Live.RedisBroker.connect(url: url, channelPrefix: self.redisPrefix)
-            log.info("sharing pub/sub through Redis at \(broker.configuration.host):\(broker.configuration.port)")
-            return broker
+            if let url = self.redis {
+                let broker = try await Live.RedisBroker.connect(url: url, channelPrefix: self.redisPrefix)
+                log.info("sharing pub/sub through Redis at \(broker.configuration.host):\(broker.configuration.port)")
+                return Backplane(broker: broker, isConnected: { broker.isConnected }, close: { await broker.close() })
+            }
+            if let seeds = self.redisCluster {
+                var configuration = try Live.RedisClusterBroker.Configuration(seeds: seeds)
+                configuration.node.channelPrefix = self.redisPrefix
+                let broker = try await Live.RedisClusterBroker.connect(configuration)
+                log.info("sharing pub/sub through a Redis Cluster: primaries \(broker.primaries.joined(separator: ", "))")
+                return Backplane(broker: broker, isConnected: { broker.isConnected }, close: { await broker.close() })
+            }
+            return nil
         } catch {
             log.error("cannot start: \(error)")
             throw ExitCode.failure
@@ -127,6 +144,13 @@ struct ChatApp: AsyncParsableCommand {
     static var publicDirectory: String {
         Bundle.module.url(forResource: "Public", withExtension: nil)?.path ?? "Examples/ChatApp/Public"
     }
+}
+
+/// The broker behind `--redis` or `--redis-cluster`: what the app asks of either.
+struct Backplane: Sendable {
+    let broker: any Live.Broker
+    let isConnected: @Sendable () -> Bool
+    let close: @Sendable () async -> Void
 }
 
 struct Announcement: Decodable {
