@@ -2,6 +2,7 @@ import Foundation
 import Mizu
 @testable import MizuLive
 import MizuTestSupport
+import NIOConcurrencyHelpers
 import NIOCore
 import Testing
 
@@ -108,6 +109,83 @@ import Testing
                 #expect(a.broker.statistics.streamGaps == 0 && b.broker.statistics.streamGaps == 0)
                 try await bob.close()
                 try await carol.close()
+            }
+        }
+    }
+
+    /// Publishes `1, 2, ...` on every topic every 2 ms until `fault` has run and `after` more
+    /// rounds went out; returns how many each topic accepted (a refused one was told).
+    private func publishSteadily(_ server: Live.Server, topics: [String], after: Int = 300, fault: () async throws -> Void) async throws -> [String: Int] {
+        let stop = NIOLockedValueBox(false)
+        let accepted = NIOLockedValueBox([String: Int]())
+        let rounds = NIOLockedValueBox(0)
+        let publisher = Task {
+            var counts: [String: Int] = [:]
+            while !stop.withLockedValue({ $0 }) {
+                for topic in topics {
+                    let next = (counts[topic] ?? 0) + 1
+                    if server.publish(topic, Data("\(next)".utf8)) { counts[topic] = next }
+                }
+                accepted.withLockedValue { $0 = counts }
+                rounds.withLockedValue { $0 += 1 }
+                try? await Task.sleep(nanoseconds: 2_000_000)
+            }
+        }
+        _ = try await eventually("the publisher started") { rounds.withLockedValue { $0 } > 50 ? true : nil }
+        try await fault()
+        let start = rounds.withLockedValue { $0 }
+        _ = try await eventually("\(after) more rounds", timeout: Patience.scaled(.seconds(20))) { rounds.withLockedValue { $0 } > start + after ? true : nil }
+        stop.withLockedValue { $0 = true }
+        await publisher.value
+        return accepted.withLockedValue { $0 }
+    }
+
+    /// Reads until every topic reached its count; checks each once, in order, with its data.
+    private func expectEveryMessage(_ socket: TestWebSocket, _ expected: [String: Int], _ who: String) async throws {
+        var offsets: [String: [UInt64]] = [:]
+        var total = 0
+        let wanted = expected.values.reduce(0, +)
+        while total < wanted {
+            let message = try await socket.readMessage(timeout: Patience.scaled(.seconds(10)))
+            #expect(!message.isNotice, "\(who): a notice on \(message.topic): \(message.data)")
+            guard let offset = message.offset else { continue }
+            #expect(message.data == String(offset), "\(who): \(message.topic) offset \(offset) carries \(message.data)")
+            offsets[message.topic, default: []].append(offset)
+            total += 1
+        }
+        for (topic, count) in expected {
+            let got = offsets[topic] ?? []
+            #expect(got == Array(1...UInt64(count)), "\(who): \(topic) got \(got.count) of \(count), first wrong at \(zip(got, 1...UInt64(count)).first { $0 != $1 }.map { "\($0)" } ?? "-")")
+        }
+    }
+
+    /// A planned failover (`CLUSTER FAILOVER` on the replica) of one room's primary while
+    /// messages flow to rooms on every primary: the demoted primary refuses what it is sent
+    /// (MOVED) and drops its shard subscribers (SUNSUBSCRIBE); the broker reads the new map,
+    /// sends the refused publishes to the new primary and subscribes there. Every message
+    /// reaches bob once, in order; no publish is refused.
+    @Test func aPlannedFailoverLosesNothing() async throws {
+        try await withRedisCluster { cluster in
+            try await self.withTwoNodes(cluster, options: historyOptions(size: 10_000, queueSize: 100_000)) { a, b in
+                let rooms = self.topicsOnEveryPrimary(a.broker, prefix: "h:room-")
+                let bob = try await TestWebSocket.live(port: b.port, user: "bob")
+                for room in rooms { _ = try await bob.recover(room.topic) }
+                let topology = a.broker.state.withLockedValue { $0.topology }
+                let shard = try #require(topology.shards.first { $0.primary == rooms[0].owner })
+                let replica = try #require(shard.replicas.first.flatMap { cluster.node($0) })
+                let accepted = try await self.publishSteadily(a.server, topics: rooms.map(\.topic)) {
+                    #expect(try await replica.command(["CLUSTER", "FAILOVER"]) == .simpleString("OK"))
+                    _ = try await eventually("both nodes follow the new map", timeout: Patience.scaled(.seconds(10))) {
+                        a.broker.primaries.contains("127.0.0.1:\(replica.port)") && b.broker.primaries.contains("127.0.0.1:\(replica.port)") ? true : nil
+                    }
+                }
+                try await self.expectEveryMessage(bob, accepted, "bob")
+                let sent = accepted.values.reduce(0, +)
+                #expect(sent >= rooms.count * 350, "accepted \(accepted)")
+                #expect(a.broker.statistics.dropped == 0)
+                // The demoted primary refused what reached it after the switch: sent again.
+                #expect(a.broker.redirects > 0 && a.broker.topologyChanges >= 1, "redirects \(a.broker.redirects)")
+                try await bob.close()
             }
         }
     }

@@ -27,6 +27,7 @@ final class RedisTestCluster: Sendable {
             }
             let cluster = RedisTestCluster(nodes: nodes, directory: directory)
             try await cluster.create(replicas: replicas)
+            try await cluster.waitForReplicas(replicas)
             return cluster
         } catch {
             for node in nodes { try? await node.stop() }
@@ -49,6 +50,18 @@ final class RedisTestCluster: Sendable {
                 guard case .bulkString(let info?) = try await node.command(["CLUSTER", "INFO"]) else { return nil }
                 return String(buffer: info).contains("cluster_state:ok") ? true : nil
             }
+        }
+    }
+
+    /// Waits until the slot map lists every primary with its replicas (they join after the
+    /// slots are assigned).
+    func waitForReplicas(_ replicas: Int) async throws {
+        let asked = ClusterNodeAddress(host: "127.0.0.1", port: self.nodes[0].port)
+        _ = try await eventuallyAsync("every primary with \(replicas) replicas", timeout: Patience.scaled(.seconds(3))) { () -> Bool? in
+            guard let topology = ClusterTopology(slotsReply: try await self.nodes[0].command(["CLUSTER", "SLOTS"]), asked: asked),
+                  topology.coversEverySlot, topology.shards.allSatisfy({ $0.replicas.count == replicas })
+            else { return nil }
+            return true
         }
     }
 

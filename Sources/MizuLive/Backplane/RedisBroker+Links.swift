@@ -68,8 +68,17 @@ extension Live.RedisBroker {
         if role == .subscriber {
             callbacks.onPush = { [weak self] value in self?.handlePush(value) }
         } else {
-            callbacks.onDiscardedError = { [weak self] message in
+            let address = ClusterNodeAddress(host: self.configuration.host, port: self.configuration.port)
+            callbacks.onDiscardedError = { [weak self] message, command in
                 guard let self else { return }
+                if self.keyspace.sharded, let handler = self.slotMoved.withLockedValue({ $0 }) {
+                    let redirect = ClusterRedirect(error: message, asked: address)
+                    if redirect != .other {
+                        if command == nil { self.countRedirectedPlainPublish(message) }
+                        handler.redirected(command, redirect, self)
+                        return
+                    }
+                }
                 if self.errors.wrappingAdd(1, ordering: .relaxed).oldValue == 0 {
                     self.logger.error("Redis refused a PUBLISH: \(message)")
                 }
@@ -138,6 +147,8 @@ extension Live.RedisBroker {
         self.metrics.connected.record(0)
         guard !links.closed else { return }
         self.logger.warning("Redis \(role) connection lost; reconnecting (local delivery continues)")
+        // On a cluster the node may be gone for good (its replica takes over): ask the map.
+        if self.keyspace.sharded { self.slotMoved.withLockedValue { $0 }?.moved(nil) }
         self.scheduleReconnect(role)
     }
 

@@ -97,17 +97,33 @@ extension Live.RedisBroker: SharedState {
 
     func publish(_ topic: String, _ data: Data, history: Live.HistoryPolicy) -> Bool {
         let names = self.keyspace
-        let arguments: [EvalArgument] = [
+        let arguments = self.historyPublishArguments(topic, data, history: history)
+        // The sequence number (ARGV[7]) is given in queue order, under the queue's lock.
+        return self.enqueue(size: Self.evalSize(Self.publishScript, arguments) + 36, countsAsPublish: true, replayable: true) { bytes, sequence in
+            Self.writeEval(Self.publishScript, keys: 4, arguments, last: [String(sequence), names.publishCommand], into: &bytes)
+        }
+    }
+
+    /// A history publish's command with this broker's next sequence number, not queued: a
+    /// cluster holds it while its slot moves, then has it written by the slot's owner,
+    /// before anything this broker queues later for the topic.
+    func historyPublishCommand(_ topic: String, _ data: Data, history: Live.HistoryPolicy) -> ByteBuffer {
+        let arguments = self.historyPublishArguments(topic, data, history: history)
+        let sequence = self.outbox.withLockedValue { $0.takeSequence() }
+        var bytes = ByteBuffer()
+        Self.writeEval(Self.publishScript, keys: 4, arguments, last: [String(sequence), self.keyspace.publishCommand], into: &bytes)
+        return bytes
+    }
+
+    private func historyPublishArguments(_ topic: String, _ data: Data, history: Live.HistoryPolicy) -> [EvalArgument] {
+        let names = self.keyspace
+        return [
             .text(names.key("history", topic)), .text(names.key("history-meta", topic)), .text(names.channel(topic)),
             .text(names.key("history-publisher:" + self.nodeID, topic)),
             .bytes(data), .text(String(history.size)), .text(String(max(1, history.ttl.nanoseconds / 1_000_000))), .text(newEpoch()),
             .text(String(max(history.ttl, self.configuration.historyMetaTTL).nanoseconds / 1_000_000)),
             .text(String(max(1, self.configuration.replayWindow.nanoseconds / 1_000_000) * 2)),
         ]
-        // The sequence number (ARGV[7]) is given in queue order, under the queue's lock.
-        return self.enqueue(size: Self.evalSize(Self.publishScript, arguments) + 36, countsAsPublish: true, replayable: true) { bytes, sequence in
-            Self.writeEval(Self.publishScript, keys: 4, arguments, last: [String(sequence), names.publishCommand], into: &bytes)
-        }
     }
 
     func readHistory(_ topic: String, since: UInt64?, latest: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead {

@@ -70,6 +70,9 @@ extension Live {
         let slotMoved = NIOLockedValueBox<SlotMovedHandler?>(nil)
         struct SlotMovedHandler {
             let moved: @Sendable (_ topic: String?) -> Void
+            /// A command Redis answered with a cluster error (its bytes when it may be written
+            /// again elsewhere; nil for a plain publish, given up).
+            let redirected: @Sendable (_ command: ByteBuffer?, _ error: ClusterRedirect, _ by: RedisBroker) -> Void
         }
         let eventLoop: any EventLoop
         let logger: Logger
@@ -135,11 +138,11 @@ extension Live {
 
         /// `sharded`: a shard of a Redis Cluster (hash-tagged names, sharded pub/sub).
         static func connect(
-            _ configuration: Configuration, sharded: Bool, slotMoved: (@Sendable (String?) -> Void)? = nil,
+            _ configuration: Configuration, sharded: Bool, slotMoved: SlotMovedHandler? = nil, headerID: String? = nil,
             eventLoopGroup: any EventLoopGroup, logger: Logger
         ) async throws -> RedisBroker {
-            let broker = RedisBroker(configuration, sharded: sharded, eventLoop: eventLoopGroup.next(), logger: logger)
-            if let slotMoved { broker.slotMoved.withLockedValue { $0 = SlotMovedHandler(moved: slotMoved) } }
+            let broker = RedisBroker(configuration, sharded: sharded, headerID: headerID, eventLoop: eventLoopGroup.next(), logger: logger)
+            if let slotMoved { broker.slotMoved.withLockedValue { $0 = slotMoved } }
             do {
                 let publisher = broker.open(.publisher)
                 let subscriber = broker.open(.subscriber)
@@ -153,7 +156,10 @@ extension Live {
             return broker
         }
 
-        private init(_ configuration: Configuration, sharded: Bool, eventLoop: any EventLoop, logger: Logger) {
+        /// `headerID`: the id this node's messages carry (a cluster's shards share one, so a
+        /// message published through one shard and received through another is still known
+        /// as this node's); each broker keeps its own id for its publish sequence in Redis.
+        private init(_ configuration: Configuration, sharded: Bool, headerID: String?, eventLoop: any EventLoop, logger: Logger) {
             self.configuration = configuration
             self.keyspace = RedisKeyspace(prefix: configuration.channelPrefix, sharded: sharded)
             self.eventLoop = eventLoop
@@ -164,7 +170,7 @@ extension Live {
             var generator = SystemRandomNumberGenerator()
             let digits = String(generator.next() as UInt64, radix: 16)
             self.nodeID = String(repeating: "0", count: 16 - digits.count) + digits
-            self.header = Array("m:\(self.nodeID)\n".utf8)
+            self.header = Array("m:\(headerID ?? self.nodeID)\n".utf8)
             self.outbox = NIOLockedValueBox(RedisOutbox(limits: RedisOutbox.Limits(
                 maxPendingBytes: configuration.maxPendingPublishBytes, maxWait: configuration.maxPublishWait,
                 replayWindow: configuration.replayWindow, dropReportInterval: Self.dropReportInterval)))
@@ -320,6 +326,38 @@ extension Live {
             }
         }
 
+        /// Queues a command made by another shard of the cluster (its slot moved here): written
+        /// as it is, again after a lost link if need be. False when this outbox cannot take it.
+        func enqueueMoved(_ command: ByteBuffer) -> Bool {
+            self.enqueue(size: command.readableBytes, countsAsPublish: true, replayable: true) { bytes, _ in
+                bytes.writeImmutableBuffer(command)
+            }
+        }
+
+        /// Returns once every command queued before it has been answered (or the link is
+        /// down): a cluster knows then that whatever this primary refused has come back.
+        func barrier() async {
+            _ = try? await self.request("PING") { RESPValue.writeCommand(["PING"], into: &$0) }
+        }
+
+        /// Stops this link for good and returns what waited on it (this primary no longer serves
+        /// any slot): the commands that may be written elsewhere, in order; plain publishes
+        /// are given up (counted as dropped), reads fail.
+        func retire() async -> [ByteBuffer] {
+            let taken = self.outbox.withLockedValue { $0.takeAll(now: .now()) }
+            for read in taken.reads { read.fail(RedisError.connectionClosed) }
+            if taken.givenUp > 0 {
+                self.dropped.add(taken.givenUp, ordering: .relaxed)
+                self.metrics.dropped.increment(by: taken.givenUp)
+                self.logger.warning("\(taken.givenUp) plain publishes waited for a Redis Cluster primary that no longer serves their slot: dropped")
+            }
+            await self.close()
+            // What a dying link handed back after the take (its close runs on the event loop).
+            let late = self.outbox.withLockedValue { $0.takeAll(now: .now()) }
+            for read in late.reads { read.fail(RedisError.connectionClosed) }
+            return taken.commands + late.commands
+        }
+
         // MARK: Publishing (on the event loop)
 
         /// Writes everything queued since the last flush as one pipelined batch. While the
@@ -353,6 +391,16 @@ extension Live {
             self.unconfirmed.add(lost, ordering: .relaxed)
             self.metrics.unconfirmed.increment(by: lost)
             self.logger.warning("\(lost) commands (plain publishes, or history publishes whose link \(reason)) were written to Redis and never answered: they may or may not have reached it")
+        }
+
+        /// A plain publish a cluster node refused (its slot moved): written at most once, so it
+        /// is not sent again; counted as dropped and logged (at most once per 10 s).
+        func countRedirectedPlainPublish(_ message: String) {
+            self.dropped.add(1, ordering: .relaxed)
+            self.metrics.dropped.increment()
+            if self.presenceDropLog.allows() {
+                self.logger.warning("a plain publish was refused by a Redis Cluster node (its slot moved): dropped", metadata: ["error": "\(message)"])
+            }
         }
 
         func countPublished(_ count: Int) {

@@ -70,7 +70,9 @@ final class RedisReplyHandler: ChannelDuplexHandler {
     private var lastHeard = NIODeadline.now()
     private var healthTask: RepeatedTask?
     private let onPush: @Sendable (RESPValue) -> Void
-    private let onDiscardedError: @Sendable (String) -> Void
+    /// An error reply to a command nobody waits for, with the command's bytes when it is a
+    /// replayable one (a cluster's redirect sends it elsewhere).
+    private let onDiscardedError: @Sendable (String, ByteBuffer?) -> Void
     private let onWritable: @Sendable () -> Void
     /// Commands nobody waited for that were written and never answered when the connection
     /// ended (they may or may not have reached Redis): how many, and the bytes of those among
@@ -81,7 +83,7 @@ final class RedisReplyHandler: ChannelDuplexHandler {
         healthCheck: TimeAmount?,
         pubSub: Bool,
         onPush: @escaping @Sendable (RESPValue) -> Void,
-        onDiscardedError: @escaping @Sendable (String) -> Void,
+        onDiscardedError: @escaping @Sendable (String, ByteBuffer?) -> Void,
         onWritable: @escaping @Sendable () -> Void,
         onUnanswered: @escaping @Sendable (Int, [ByteBuffer]) -> Void = { _, _ in }
     ) {
@@ -143,7 +145,10 @@ final class RedisReplyHandler: ChannelDuplexHandler {
             } else {
                 self.waiting[self.waiting.startIndex] = .discard(remaining: remaining - 1, total: total, replayable: replayable)
             }
-            if case .error(let message) = value { self.onDiscardedError(message) }
+            if case .error(let message) = value {
+                let index = total - remaining
+                self.onDiscardedError(message, replayable.first { $0.index == index }?.bytes)
+            }
         case .ping:
             self.waiting.removeFirst()
         }
@@ -191,7 +196,7 @@ enum RedisConnector {
         var healthCheck: TimeAmount?
         var pubSub = false
         var onPush: @Sendable (RESPValue) -> Void = { _ in }
-        var onDiscardedError: @Sendable (String) -> Void = { _ in }
+        var onDiscardedError: @Sendable (String, ByteBuffer?) -> Void = { _, _ in }
         var onWritable: @Sendable () -> Void = {}
         var onUnanswered: @Sendable (Int, [ByteBuffer]) -> Void = { _, _ in }
     }

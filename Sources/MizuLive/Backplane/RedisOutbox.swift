@@ -95,6 +95,13 @@ struct RedisOutbox {
         return .queued(scheduleFlush: !self.flushScheduled, waiting: self.connected ? nil : self.waitingCommands)
     }
 
+    /// A sequence number for a command made outside the queue (it is written later, before
+    /// anything queued after this call for the same topic: the cluster broker sees to that).
+    mutating func takeSequence() -> UInt64 {
+        self.sequence += 1
+        return self.sequence
+    }
+
     enum RequestOutcome: Equatable {
         case queued(scheduleFlush: Bool)
         /// Reads are not queued for a lost link: the caller retries.
@@ -178,6 +185,31 @@ struct RedisOutbox {
         self.downSince = nil
         defer { self.unreportedDrops = 0 }
         return self.unreportedDrops
+    }
+
+    /// Empties the outbox for another link (a cluster moved this primary's slots elsewhere):
+    /// the commands that may be written again, in order, the number of others (plain
+    /// publishes, written at most once) given up, and the reads waiting (to fail).
+    mutating func takeAll(now: NIODeadline) -> (commands: [ByteBuffer], givenUp: Int, reads: [EventLoopPromise<RESPValue>]) {
+        self.closeBatch()
+        var commands: [ByteBuffer] = []
+        var givenUp = 0
+        var reads: [EventLoopPromise<RESPValue>] = []
+        for request in self.replays.filter({ $0.until > now }).map(\.request) + self.segments {
+            switch request.replies {
+            case .one(let promise): reads.append(promise)
+            case .discard(let count):
+                commands += request.replayable.map(\.bytes)
+                givenUp += count - request.replayable.count
+            case .none: break
+            }
+        }
+        self.replays = []
+        self.replayBytes = 0
+        self.segments = []
+        self.segmentBytes = 0
+        self.flushScheduled = false
+        return (commands, givenUp, reads)
     }
 
     /// The link is lost: requests waiting for a reply fail (returned: their callers retry);

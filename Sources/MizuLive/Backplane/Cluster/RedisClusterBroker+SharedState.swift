@@ -18,7 +18,7 @@ extension Live.RedisClusterBroker: SharedState {
     }
 
     func publish(_ topic: String, _ data: Data, history: Live.HistoryPolicy) -> Bool {
-        self.shard(for: topic)?.publish(topic, data, history: history) ?? false
+        self.publishHeldInOrder(topic, data, history: history)
     }
 
     func subscriptionReady(_ topic: String) async throws {

@@ -32,7 +32,10 @@ extension Live.RedisClusterBroker {
     func connectShard(_ primary: ClusterNodeAddress) async throws -> Live.RedisBroker {
         let shard = try await Live.RedisBroker.connect(
             self.configuration.node(primary), sharded: true,
-            slotMoved: { [weak self] _ in self?.refreshSoon() },
+            slotMoved: Live.RedisBroker.SlotMovedHandler(
+                moved: { [weak self] _ in self?.refreshSoon() },
+                redirected: { [weak self] command, error, shard in self?.redirected(command, error, from: shard) }),
+            headerID: self.headerID,
             eventLoopGroup: self.eventLoopGroup, logger: self.logger)
         shard.attach { [weak self] topic, data in
             self?.receivers.withLockedValue { $0.receive }?(topic, data)
@@ -47,7 +50,11 @@ extension Live.RedisClusterBroker {
         let interval = self.configuration.topologyRefreshInterval
         let task = Task { [weak self] in
             while !Task.isCancelled {
-                try? await Task.sleep(nanoseconds: UInt64(max(interval.nanoseconds, 1_000_000)))
+                // Faster while a primary is unreachable: its replica's promotion shows in the
+                // map within a few seconds, and publishes wait for it (maxPublishWait).
+                let connected = self?.isConnected ?? true
+                let wait = connected ? interval : min(interval, .milliseconds(250))
+                try? await Task.sleep(nanoseconds: UInt64(max(wait.nanoseconds, 1_000_000)))
                 guard let self, !Task.isCancelled else { return }
                 self.refreshSoon()
             }
@@ -101,8 +108,14 @@ extension Live.RedisClusterBroker {
                 self.logger.warning("could not connect to a Redis Cluster primary; its slots wait for the next refresh", metadata: ["node": "\(primary)", "error": "\(error)"])
             }
         }
-        let retired = self.state.withLockedValue { state -> [Live.RedisBroker] in
-            guard !state.closed else { return Array(connected.values) }
+        // The slots changing owner are held first: no publish may reach a new owner ahead of
+        // what its old one still holds or refuses.
+        var moved = Set<Int>()
+        for slot in 0..<ClusterSlot.count where current.primary(of: slot) != topology.primary(of: slot) { moved.insert(slot) }
+        let losing = Set(moved.compactMap { current.primary(of: $0) })
+        self.hold(slots: moved, barriers: losing.count)
+        let (retired, remaining) = self.state.withLockedValue { state -> ([Live.RedisBroker], [Live.RedisBroker]) in
+            guard !state.closed else { return (Array(connected.values), []) }
             state.topology = topology
             state.topologyChanges += 1
             state.shards.merge(connected) { old, _ in old }
@@ -126,9 +139,17 @@ extension Live.RedisClusterBroker {
                 retired.append(shard)
                 state.shards[address] = nil
             }
-            return retired
+            let remaining = losing.compactMap { primaries.contains($0) ? state.shards[$0] : nil }
+            return (retired, remaining)
         }
         self.logger.info("the Redis Cluster's slot map changed", metadata: ["primaries": "\(topology.primaries.map(\.description))"])
-        for shard in retired { await shard.close() }
+        // What waited on a retired primary goes to its slots' new owners; a primary that
+        // remains has given back what it refused once its barrier is answered.
+        var work: [@Sendable () async -> [ByteBuffer]] = retired.map { shard in { await shard.retire() } }
+        work += remaining.map { shard in { await shard.barrier(); return [] } }
+        // One barrier was announced per primary losing slots; retiring covers some of them,
+        // and may cover more (a primary that lost no slot: it had none).
+        if work.count != losing.count { self.hold(slots: [], barriers: work.count - losing.count) }
+        self.runBarriers(work)
     }
 }

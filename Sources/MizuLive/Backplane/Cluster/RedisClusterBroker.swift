@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Synchronization
 
 extension Live {
     /// A ``Broker`` over a Redis Cluster: the pub/sub space, history and presence spread over
@@ -31,6 +32,14 @@ extension Live {
         let refreshing = NIOLockedValueBox<(running: Bool, again: Bool)>((false, false))
         let receivers = NIOLockedValueBox<Receivers>(Receivers())
         let refreshTask = NIOLockedValueBox<Task<Void, Never>?>(nil)
+        /// Commands refused by a primary (or left on one that was retired), waiting for their
+        /// slot's owner (``redirected(_:_:from:)``); and whether the loop that writes them runs.
+        let held = NIOLockedValueBox(Held())
+        let redispatching = NIOLockedValueBox(false)
+        let redirectedCommands = Atomic<Int>(0)
+        let givenUp = Atomic<Int>(0)
+        /// The id every shard's messages carry, so this node knows its own whichever shard brings them.
+        let headerID: String
 
         struct State {
             var topology: ClusterTopology
@@ -82,7 +91,13 @@ extension Live {
             self.logger = logger
             self.keyspace = RedisKeyspace(prefix: configuration.node.channelPrefix, sharded: true)
             self.state = NIOLockedValueBox(State(topology: topology))
+            var generator = SystemRandomNumberGenerator()
+            let digits = String(generator.next() as UInt64, radix: 16)
+            self.headerID = String(repeating: "0", count: 16 - digits.count) + digits
         }
+
+        /// Commands written to a new owner after a primary refused them or was retired.
+        public var redirects: Int { self.redirectedCommands.load(ordering: .relaxed) }
 
         /// The primaries served now, each with the first slot of each of its ranges.
         public var primaries: [String] {
@@ -109,6 +124,7 @@ extension Live {
                 total.unconfirmed += part.unconfirmed
                 total.replayed += part.replayed
             }
+            total.dropped += self.givenUp.load(ordering: .relaxed)
             return total
         }
 
