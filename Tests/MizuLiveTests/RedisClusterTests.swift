@@ -190,6 +190,32 @@ import Testing
         }
     }
 
+    /// A primary killed (SIGKILL) while messages flow: its replica is promoted (node timeout
+    /// 1 s), the publishes that waited for the dead node go to the new primary in order, and
+    /// bob's node subscribes there and reads what it missed from the stream.
+    @Test func aKilledPrimaryLosesNothingOnceItsReplicaTakesOver() async throws {
+        try await withRedisCluster { cluster in
+            try await self.withTwoNodes(cluster, options: historyOptions(size: 10_000, queueSize: 100_000)) { a, b in
+                let rooms = self.topicsOnEveryPrimary(a.broker, prefix: "h:room-")
+                let bob = try await TestWebSocket.live(port: b.port, user: "bob")
+                for room in rooms { _ = try await bob.recover(room.topic) }
+                let topology = a.broker.state.withLockedValue { $0.topology }
+                let victim = try #require(cluster.node(rooms[0].owner))
+                let shard = try #require(topology.shards.first { $0.primary == rooms[0].owner })
+                let replica = try #require(shard.replicas.first)
+                let accepted = try await self.publishSteadily(a.server, topics: rooms.map(\.topic)) {
+                    try await victim.stop()
+                    _ = try await eventually("both nodes follow the promoted replica", timeout: Patience.scaled(.seconds(15))) {
+                        a.broker.primaries.contains(replica.description) && b.broker.primaries.contains(replica.description) ? true : nil
+                    }
+                }
+                try await self.expectEveryMessage(bob, accepted, "bob")
+                #expect(a.broker.statistics.dropped == 0)
+                try await bob.close()
+            }
+        }
+    }
+
     @Test func seedsReadAsHostPortsOrURLs() throws {
         let configuration = try Live.RedisClusterBroker.Configuration(seeds: "redis://:secret@10.0.0.1:7000, 10.0.0.2:7001")
         #expect(configuration.seeds.map { "\($0.host):\($0.port)" } == ["10.0.0.1:7000", "10.0.0.2:7001"])
