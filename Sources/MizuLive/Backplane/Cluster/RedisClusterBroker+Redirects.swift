@@ -140,9 +140,11 @@ extension Live.RedisClusterBroker {
                     }
                     if stopped { return }
                 }
+                // A refresh of its own (never two at once: two would both hold slots and
+                // connect the same new primary).
+                self.refreshSoon()
                 try? await Task.sleep(nanoseconds: UInt64(delay.nanoseconds))
                 delay = min(delay * 2, .seconds(1))
-                await self.refresh()
             }
         }
     }

@@ -86,8 +86,9 @@ extension Live.RedisClusterBroker {
     }
 
     /// Reads the map; when it changed, connects new primaries, moves the topics whose owner
-    /// changed, and closes the links of nodes that are no longer primaries.
-    func refresh() async {
+    /// changed, and closes the links of nodes that are no longer primaries. Only through
+    /// ``refreshSoon()``: one at a time.
+    private func refresh() async {
         let (closed, current, known) = self.state.withLockedValue { ($0.closed, $0.topology, $0.topology.primaries + $0.topology.shards.flatMap(\.replicas)) }
         guard !closed else { return }
         let seeds = self.configuration.seeds.map { ClusterNodeAddress(host: $0.host, port: $0.port) }
