@@ -137,6 +137,17 @@ MUTATIONS = [
      "guard links.confirmed.contains(topic) else { return }\n        self.carryOut(links.continuity.received", "self.carryOut(links.continuity.received", "RedisHistoryPresence|BackplaneContinuity"),
     ("continuity-tracks-unconfirmed-topics", "Sources/MizuLive/Backplane/RedisBroker+Continuity.swift",
      "guard links.confirmed.contains(topic) else { return }", "guard links.wanted.contains(topic) else { return }", "BackplaneContinuity"),
+    # Issue 27: the cluster broker's mechanisms, each removed alone.
+    ("cluster-refused-commands-dropped", "Sources/MizuLive/Backplane/Cluster/RedisClusterBroker+Redirects.swift",
+     "held.refused.append(Redirected(command: command, slot: slot, since: .now()))", "_ = command", "RedisClusterTests"),
+    ("cluster-new-publishes-not-held", "Sources/MizuLive/Backplane/Cluster/RedisClusterBroker+Redirects.swift",
+     "guard held.slots.contains(slot) else {", "guard false, held.slots.contains(slot) else {", "RedisClusterTests"),
+    ("cluster-retired-outbox-lost", "Sources/MizuLive/Backplane/Cluster/RedisClusterBroker+Topology.swift",
+     "retired.map { shard in { await shard.retire() } }", "retired.map { shard in { _ = await shard.retire(); return [] } }", "RedisClusterTests"),
+    ("cluster-moved-topic-forgets-position", "Sources/MizuLive/Backplane/Cluster/RedisClusterBroker+Topology.swift",
+     "oldShard.handOver(topic, to: newShard)", "oldShard.handOver(topic, to: nil)", "RedisClusterTests"),
+    ("cluster-keys-untagged", "Sources/MizuLive/Backplane/RedisKeyspace.swift",
+     "self.sharded ? self.prefix + ClusterSlot.hashTag(forTopic: topic) + \":\" + kind : self.prefix + kind + \":\" + topic", "self.prefix + kind + \":\" + topic", "RedisClusterTests"),
     ("full-queue-left-open", "Sources/MizuWebSocket/Connection/WebSocketConnection.swift",
      "            self.closeAsSlowConsumer()\n            return .queueFull", "            return .queueFull", "WebSocketChannelHandler|LiveCore"),
     # MizuLiveClient (issue 26): each mechanism of the client, removed alone.

@@ -236,6 +236,52 @@ import Testing
         }
     }
 
+    /// One room's slot migrated to another primary (SETSLOT IMPORTING/MIGRATING, MIGRATE of
+    /// its keys, SETSLOT NODE) while every room takes a publish every 2 ms: what the old
+    /// owner refuses meanwhile (ASK, TRYAGAIN, then MOVED) is held and written to the new one
+    /// in order, and bob's node follows the room's channel there.
+    @Test func aSlotMigrationLosesNothing() async throws {
+        try await withRedisCluster { cluster in
+            try await self.withTwoNodes(cluster, options: historyOptions(size: 10_000, queueSize: 100_000)) { a, b in
+                let rooms = self.topicsOnEveryPrimary(a.broker, prefix: "h:room-")
+                let bob = try await TestWebSocket.live(port: b.port, user: "bob")
+                for room in rooms { _ = try await bob.recover(room.topic) }
+                let slot = a.broker.keyspace.slot(rooms[0].topic)
+                let source = try #require(cluster.node(rooms[0].owner))
+                let target = try #require(cluster.node(rooms[1].owner))
+                func id(_ node: RedisTestServer) async throws -> String {
+                    try #require(try await node.command(["CLUSTER", "MYID"]).text)
+                }
+                let sourceID = try await id(source)
+                let targetID = try await id(target)
+                let accepted = try await self.publishSteadily(a.server, topics: rooms.map(\.topic)) {
+                    _ = try await target.command(["CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceID])
+                    _ = try await source.command(["CLUSTER", "SETSLOT", String(slot), "MIGRATING", targetID])
+                    while true {
+                        guard case .array(let keys?) = try await source.command(["CLUSTER", "GETKEYSINSLOT", String(slot), "100"]), !keys.isEmpty else { break }
+                        let reply = try await source.command(["MIGRATE", "127.0.0.1", String(target.port), "", "0", "5000", "KEYS"] + keys.compactMap(\.text))
+                        #expect(reply == .simpleString("OK") || reply == .simpleString("NOKEY"), "MIGRATE: \(reply)")
+                    }
+                    for node in cluster.nodes {
+                        _ = try await node.command(["CLUSTER", "SETSLOT", String(slot), "NODE", targetID])
+                    }
+                    _ = try await eventually("both nodes follow the slot", timeout: Patience.scaled(.seconds(10))) {
+                        let moved = { (broker: Live.RedisClusterBroker) in
+                            broker.state.withLockedValue { $0.topology.primary(of: slot) } == rooms[1].owner
+                        }
+                        return moved(a.broker) && moved(b.broker) ? true : nil
+                    }
+                }
+                try await self.expectEveryMessage(bob, accepted, "bob")
+                #expect(a.broker.statistics.dropped == 0)
+                #expect(a.broker.redirects > 0, "the old owner refused nothing: the migration was not under way while publishing")
+                let channels = try await target.command(["PUBSUB", "SHARDCHANNELS", "test:*"])
+                #expect(self.strings(channels).contains(a.broker.keyspace.channel(rooms[0].topic)), "the room's channel on its new owner: \(channels)")
+                try await bob.close()
+            }
+        }
+    }
+
     @Test func seedsReadAsHostPortsOrURLs() throws {
         let configuration = try Live.RedisClusterBroker.Configuration(seeds: "redis://:secret@10.0.0.1:7000, 10.0.0.2:7001")
         #expect(configuration.seeds.map { "\($0.host):\($0.port)" } == ["10.0.0.1:7000", "10.0.0.2:7001"])
