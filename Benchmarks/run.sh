@@ -16,6 +16,8 @@
 #   Benchmarks/run.sh redis [runs]                  cross-node through a redis-server (R1, R2)
 #     next to single-node S1/S2 of the same run: two ChatApps share one Redis; the 999
 #     subscribers are on node A, the publisher on node B.
+#   Benchmarks/run.sh cluster [runs]                R1 through one redis-server (R1) and through a
+#     Redis Cluster of 3 primaries without replicas (R1C, --redis-cluster), runs alternating
 # Loopback only; every run is bounded (live-bench caps connections and duration).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -86,6 +88,38 @@ run_cross_node() {
   echo "$s $name run=$run $line redis_cpu_s=$redis_cpu" | tee -a "$out/results.txt"
 }
 
+# run_cross_cluster SCENARIO CHATAPP NAME RUN: as run_cross_node, through a fresh Redis Cluster of
+# 3 primaries (redis-cli --cluster create); Redis CPU is the three nodes' sum.
+run_cross_cluster() {
+  local s=$1 binary=$2 name=$3 run=$4
+  local dir pids=() seeds=() nodes=()
+  dir=$(mktemp -d)
+  redis_bin=$(command -v redis-server || echo /usr/bin/redis-server)
+  for i in 1 2 3; do
+    local p=$((port + i))
+    "$redis_bin" --port "$p" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning \
+      --cluster-enabled yes --cluster-config-file "$dir/nodes-$i.conf" --dir "$dir" > "$out/redis-$i.log" 2>&1 &
+    pids+=($!); nodes+=("127.0.0.1:$p")
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes > "$out/cluster-create.log" 2>&1
+  for _ in $(seq 1 100); do redis-cli -p $((port + 1)) cluster info | grep -q cluster_state:ok && break; sleep 0.1; done
+  a=$((port + 4)); b=$((port + 5)); port=$b
+  "$binary" --host 127.0.0.1 --port "$a" --redis-cluster "$(IFS=,; echo "${nodes[*]}")" > "$out/server-a.log" 2>&1 &
+  a_pid=$!
+  "$binary" --host 127.0.0.1 --port "$b" --redis-cluster "$(IFS=,; echo "${nodes[*]}")" > "$out/server-b.log" 2>&1 &
+  b_pid=$!
+  for p in "$a" "$b"; do
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
+  done
+  line=$(run_bench "$s" "$a" "$a_pid" --publisher-port "$b")
+  redis_cpu=$(python3 -c "import os,sys; print(round(sum((lambda f: int(f[11])+int(f[12]))(open(f'/proc/{p}/stat').read().rsplit(')',1)[1].split()) for p in sys.argv[1:])/os.sysconf('SC_CLK_TCK'),2))" "${pids[@]}")
+  kill "$a_pid" "$b_pid" "${pids[@]}"
+  wait "$a_pid" "$b_pid" "${pids[@]}" 2>/dev/null || true
+  rm -rf "$dir"
+  echo "${s}C $name run=$run $line redis_cpu_s=$redis_cpu" | tee -a "$out/results.txt"
+}
+
 # run_single SCENARIO SERVER RUN [server args]: a fresh server, one live-bench run, its line.
 run_single() {
   local s=$1 server=$2 run=$3
@@ -111,9 +145,17 @@ if [ "$scenario" = redis ]; then
   done
 fi
 
+if [ "$scenario" = cluster ]; then
+  for run in $(seq 1 "$runs"); do
+    run_cross_node R1 "$chat_bin" mizu+redis "$run"
+    run_cross_cluster R1 "$chat_bin" mizu+cluster "$run"
+  done
+fi
+
 scenarios=(S1 S2 S3 S4)
 [ "$scenario" = redis ] && scenarios=()
-[ "$scenario" != all ] && [ "$scenario" != redis ] && scenarios=("$scenario")
+[ "$scenario" = cluster ] && scenarios=()
+[ "$scenario" != all ] && [ "$scenario" != redis ] && [ "$scenario" != cluster ] && scenarios=("$scenario")
 [ "$scenario" = storm ] && scenarios=(C2000 C6000 C10000 C18000)
 if [ "$scenario" = metrics ] || [ "$scenario" = history ]; then
   pair=(S1 S1M)
@@ -158,6 +200,7 @@ for s in "${scenarios[@]}"; do
 done
 
 [ "$scenario" = redis ] && scenarios=(S1 R1 S2 R2)
+[ "$scenario" = cluster ] && scenarios=(R1 R1C)
 [ "$scenario" = storm ] && scenarios=(C2000 C6000 C10000 C18000)
 [ "$scenario" = metrics ] && scenarios=(S1 S1M)
 [ "$scenario" = history ] && scenarios=(S1N S1)
@@ -173,7 +216,7 @@ for line in open(path):
     values = dict(re.findall(r"(\w+)=([\w./:-]+)", line))
     rows.setdefault((parts[0], parts[1]), []).append(values)
 keys = {"S1": "server_cpu_us_per_delivery", "S1N": "server_cpu_us_per_delivery", "S1M": "server_cpu_us_per_delivery", "S2": "p99_us", "S1W": "server_cpu_us_per_delivery", "S2W": "p99_us", "S3": "kib_per_connection", "S4": "server_cpu_us_per_delivery",
-        "R1": "server_cpu_us_per_delivery", "R2": "p99_us",
+        "R1": "server_cpu_us_per_delivery", "R1C": "server_cpu_us_per_delivery", "R2": "p99_us",
         "C2000": "server_cpu_us_per_connect", "C6000": "server_cpu_us_per_connect",
         "C10000": "server_cpu_us_per_connect", "C18000": "server_cpu_us_per_connect"}
 print("\n| scenario | server | metric | median | min..max | runs | lost | duplicates |")
@@ -188,7 +231,7 @@ for (scenario, server), runs in sorted(rows.items()):
         per_s = [float(r["connects_per_s"]) for r in runs if r.get("connects_per_s", "n/a") != "n/a"]
         if per_s:
             print(f"| {scenario} | {server} | connects/s | {statistics.median(per_s):.0f} | {min(per_s):.0f}..{max(per_s):.0f} | {len(per_s)} | | |")
-    if scenario in ("S1", "S1W", "R1") and rates:
+    if scenario in ("S1", "S1W", "R1", "R1C") and rates:
         print(f"| {scenario} | {server} | deliveries/s | {statistics.median(rates):.0f} | {min(rates):.0f}..{max(rates):.0f} | {len(rates)} | | |")
     if scenario in ("S2", "S2W", "R2"):
         p50 = [float(r["p50_us"]) for r in runs if "p50_us" in r]
