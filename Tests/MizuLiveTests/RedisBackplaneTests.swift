@@ -18,8 +18,24 @@ func withTwoNodes(
 ) async throws {
     var configuration = try redis.configuration(prefix: prefix)
     configure(&configuration)
-    let brokerA = try await Live.RedisBroker.connect(configuration)
-    let brokerB = try await Live.RedisBroker.connect(configuration)
+    try await withTwoServers(connect: { try await Live.RedisBroker.connect(configuration) }, close: { await $0.close() }, options: options, body)
+}
+
+/// Two live servers, each with its own broker from `connect`, closed afterwards whatever happens.
+func withTwoServers<B: Live.Broker>(
+    connect: () async throws -> B,
+    close: (B) async -> Void,
+    options: (inout Live.Options) -> Void,
+    _ body: (_ a: (server: Live.Server, broker: B, port: Int), _ b: (server: Live.Server, broker: B, port: Int)) async throws -> Void
+) async throws {
+    let brokerA = try await connect()
+    let brokerB: B
+    do {
+        brokerB = try await connect()
+    } catch {
+        await close(brokerA)
+        throw error
+    }
     do {
         try await withLiveServer({ options(&$0); $0.broker = brokerA }) { serverA, _, portA in
             try await withLiveServer({ options(&$0); $0.broker = brokerB }) { serverB, _, portB in
@@ -27,12 +43,12 @@ func withTwoNodes(
             }
         }
     } catch {
-        await brokerA.close()
-        await brokerB.close()
+        await close(brokerA)
+        await close(brokerB)
         throw error
     }
-    await brokerA.close()
-    await brokerB.close()
+    await close(brokerA)
+    await close(brokerB)
 }
 
 /// A client of `server` subscribed to `topic` (through the test options' "subscribe" message).

@@ -14,21 +14,7 @@ import Testing
         _ body: (_ a: (server: Live.Server, broker: Live.RedisClusterBroker, port: Int), _ b: (server: Live.Server, broker: Live.RedisClusterBroker, port: Int)) async throws -> Void
     ) async throws {
         let configuration = try cluster.configuration()
-        let brokerA = try await Live.RedisClusterBroker.connect(configuration)
-        let brokerB = try await Live.RedisClusterBroker.connect(configuration)
-        do {
-            try await withLiveServer({ options(&$0); $0.broker = brokerA }) { serverA, _, portA in
-                try await withLiveServer({ options(&$0); $0.broker = brokerB }) { serverB, _, portB in
-                    try await body((serverA, brokerA, portA), (serverB, brokerB, portB))
-                }
-            }
-        } catch {
-            await brokerA.close()
-            await brokerB.close()
-            throw error
-        }
-        await brokerA.close()
-        await brokerB.close()
+        try await withTwoServers(connect: { try await Live.RedisClusterBroker.connect(configuration) }, close: { await $0.close() }, options: options, body)
     }
 
     /// One topic name per primary, `prefix` + a number, and the primary serving it.

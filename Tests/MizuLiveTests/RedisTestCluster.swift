@@ -74,6 +74,9 @@ final class RedisTestCluster: Sendable {
         var configuration = Live.RedisClusterBroker.Configuration(
             seeds: self.nodes.prefix(2).map { ("127.0.0.1", $0.port) }, node: try self.nodes[0].configuration(prefix: prefix))
         configuration.topologyRefreshInterval = .milliseconds(500)
+        // A failover takes the 1 s node timeout, an election and a refresh: on a loaded
+        // machine more than the default 5 s that publishes may wait for a primary.
+        configuration.node.maxPublishWait = Patience.scaled(.seconds(5))
         return configuration
     }
 
