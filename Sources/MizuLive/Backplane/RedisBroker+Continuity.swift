@@ -31,6 +31,10 @@ extension Live.RedisBroker {
         // subscription; tracking it would make the new one repair a "gap" it does not need
         // (its sessions read the history once the new SUBSCRIBE is confirmed).
         guard links.confirmed.contains(topic) else { return }
+        if let waiting = links.awaitingHandOver[topic] {
+            if waiting == nil { links.awaitingHandOver[topic] = .some(entry) }
+            return
+        }
         self.carryOut(links.continuity.received(topic, entry), fromPubSub: true)
     }
 
@@ -53,13 +57,29 @@ extension Live.RedisBroker {
             links.confirmed.remove(topic)
             links.continuity.forget(topic)
             self.scheduleSync()
-            guard let next, let stream, !stream.epoch.isEmpty else { return }
-            next.eventLoop.execute {
-                let nextLinks = next.links.value
-                guard nextLinks.wanted.contains(topic) else { return }
-                nextLinks.continuity.carryOn(topic, epoch: stream.epoch, delivered: stream.offset)
-            }
+            guard let next else { return }
+            let delivered = stream.flatMap { $0.epoch.isEmpty ? nil : Live.StreamPosition(offset: $0.offset, epoch: $0.epoch) }
+            next.eventLoop.execute { next.handedOver(topic, delivered: delivered) }
         }
+    }
+
+    /// The previous shard's position for a topic moved here (nil: it had delivered none).
+    /// Delivery goes on from it; a message that arrived meanwhile shows what to read back.
+    private func handedOver(_ topic: String, delivered: Live.StreamPosition?) {
+        let links = self.links.value
+        guard let waiting = links.awaitingHandOver.removeValue(forKey: topic), links.wanted.contains(topic) else { return }
+        let first = waiting ?? nil
+        if let delivered {
+            links.continuity.carryOn(topic, epoch: delivered.epoch, delivered: delivered.offset)
+        } else if let first {
+            // Nothing delivered here before: the stream goes on from just before the first
+            // message that came.
+            links.continuity.carryOn(topic, epoch: first.position.epoch, delivered: first.position.offset - 1)
+        } else {
+            return
+        }
+        // What came meanwhile (and anything missed before the subscription) is read back.
+        if links.confirmed.contains(topic) { self.checkPositions([topic]) }
     }
 
     /// Redis confirmed a SUBSCRIBE: after a reconnect, a topic the node delivers may have
@@ -174,7 +194,7 @@ extension Live.RedisBroker {
 
     /// Compares the node's positions with the streams' (one script per batch of topics; on a
     /// cluster, per batch of topics in one slot, as a script's keys must be).
-    private func checkPositions(_ topics: [String]) {
+    func checkPositions(_ topics: [String]) {
         let groups = self.keyspace.sharded ? Array(Dictionary(grouping: topics, by: self.keyspace.slot).values) : [topics]
         for group in groups { self.checkPositions(ofOneSlot: group) }
     }

@@ -25,6 +25,9 @@ extension Live.RedisBroker {
         var told: Set<String> = []
         /// Topics Redis confirmed this node subscribed to (reset when the connection drops).
         var confirmed: Set<String> = []
+        /// Topics moved here from another shard whose position is not handed over yet, each
+        /// with the first message that arrived meanwhile (not delivered: read back after).
+        var awaitingHandOver: [String: StreamContinuity.Entry?] = [:]
         /// Waiting for a topic's confirmation (``subscriptionReady(_:)``).
         var readyWaiters: [String: [EventLoopPromise<Void>]] = [:]
         var syncScheduled = false

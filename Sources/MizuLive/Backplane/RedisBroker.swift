@@ -318,9 +318,23 @@ extension Live {
             }
         }
 
+        /// A cluster moved `topic` here from another shard: subscribed, and its positioned
+        /// messages are not delivered until that shard hands its position over (``handOver``):
+        /// one arriving first would otherwise be taken as the topic's position and the messages
+        /// between the two hidden. Those that arrive meanwhile are read back from the stream.
+        func subscribeMoved(_ topic: String) {
+            self.eventLoop.execute {
+                let links = self.links.value
+                links.wanted.insert(topic)
+                links.awaitingHandOver[topic] = .some(nil)
+                self.scheduleSync()
+            }
+        }
+
         public func unsubscribe(_ topic: String) {
             self.eventLoop.execute {
                 self.links.value.wanted.remove(topic)
+                self.links.value.awaitingHandOver[topic] = nil
                 self.links.value.continuity.forget(topic)
                 self.scheduleSync()
             }

@@ -128,9 +128,11 @@ extension Live.RedisClusterBroker {
                 // Subscribed on the new owner first: the old one hands its position over after
                 // (both only queue on their event loops), so the new link reads what its
                 // subscription missed from the stream.
-                newShard?.subscribe(topic)
                 if let current, let oldShard = state.shards[current] {
+                    newShard?.subscribeMoved(topic)
                     oldShard.handOver(topic, to: newShard)
+                } else {
+                    newShard?.subscribe(topic)
                 }
                 state.routes[topic] = owner
             }
