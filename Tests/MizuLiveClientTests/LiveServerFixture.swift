@@ -97,6 +97,7 @@ extension LiveClient {
         configuration.token = { user }
         configuration.tokenPlacement = .query(name: "user")
         configuration.requestTimeout = Patience.scaled(.seconds(10))
+        configuration.handshakeTimeout = Patience.scaled(.seconds(10))
         // Reconnects in these tests should come fast; the backoff's shape is ReconnectScheduleTests'.
         configuration.reconnect.initialDelay = .milliseconds(20)
         configuration.reconnect.maxDelay = .milliseconds(200)

@@ -116,7 +116,9 @@ import Testing
         if !compressed { configuration.compression = nil }
         try await self.serveEcho { port in
             let inbox = Inbox()
-            let connection = try await WebSocketClient(configuration: configuration).connect(to: "ws://127.0.0.1:\(port)/ws", events: inbox.events)
+            var client = WebSocketClient(configuration: configuration)
+            client.handshakeTimeout = Patience.scaled(.seconds(10))  // a healthy server beats it however loaded the machine
+            let connection = try await client.connect(to: "ws://127.0.0.1:\(port)/ws", events: inbox.events)
             #expect(connection.isCompressed == compressed)
             let large = String(repeating: "compressible text ", count: 20_000)
             let binary = ByteBuffer(bytes: (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 13) })
@@ -138,12 +140,16 @@ import Testing
             c.setHeader("Retry-After", "7")
             try await c.text(.serviceUnavailable, "busy, come back later")
         }
+        // A healthy server answers within the handshake deadline however loaded the machine:
+        // scaled like every wait for the server (the 404 once took over 10 s in a full run).
+        var client = WebSocketClient()
+        client.handshakeTimeout = Patience.scaled(.seconds(10))
         try await withServer(app) { (port: Int) async throws in
             await #expect(throws: WebSocketClientError.refused(status: 503, retryAfter: 7, reason: "busy, come back later")) {
-                _ = try await WebSocketClient().connect(to: "ws://127.0.0.1:\(port)/ws")
+                _ = try await client.connect(to: "ws://127.0.0.1:\(port)/ws")
             }
             do {
-                _ = try await WebSocketClient().connect(to: "ws://127.0.0.1:\(port)/elsewhere")
+                _ = try await client.connect(to: "ws://127.0.0.1:\(port)/elsewhere")
                 Issue.record("connected to a route that does not exist")
             } catch {
                 guard case .refused(404, nil, _)? = error as? WebSocketClientError else {

@@ -99,7 +99,7 @@ extension Live {
         /// Commands written to a new owner after a primary refused them or was retired.
         public var redirects: Int { self.redirectedCommands.load(ordering: .relaxed) }
 
-        /// The primaries served now, each with the first slot of each of its ranges.
+        /// The primaries serving the slots now (`host:port`), as the last map read says.
         public var primaries: [String] {
             self.state.withLockedValue { $0.topology.primaries.map(\.description) }
         }
