@@ -99,9 +99,10 @@ extension Live.RedisClusterBroker {
             self.logger.warning("could not read the Redis Cluster's slot map; keeping the last one", metadata: ["error": "\(error)"])
             return
         }
-        guard topology != current else { return }
-        var connected: [ClusterNodeAddress: Live.RedisBroker] = [:]
         let existing = self.state.withLockedValue { Set($0.shards.keys) }
+        // Unchanged, unless a primary of it could not be connected last time: try it again.
+        guard topology != current || !topology.primaries.allSatisfy(existing.contains) else { return }
+        var connected: [ClusterNodeAddress: Live.RedisBroker] = [:]
         for primary in topology.primaries where !existing.contains(primary) {
             do {
                 connected[primary] = try await self.connectShard(primary)
@@ -117,8 +118,8 @@ extension Live.RedisClusterBroker {
         self.hold(slots: moved, barriers: losing.count)
         let (retired, remaining) = self.state.withLockedValue { state -> ([Live.RedisBroker], [Live.RedisBroker]) in
             guard !state.closed else { return (Array(connected.values), []) }
+            if state.topology != topology { state.topologyChanges += 1 }
             state.topology = topology
-            state.topologyChanges += 1
             state.shards.merge(connected) { old, _ in old }
             for topic in state.wanted {
                 let owner = topology.primary(of: self.keyspace.slot(topic)).flatMap { state.shards[$0] == nil ? nil : $0 }
@@ -145,7 +146,9 @@ extension Live.RedisClusterBroker {
             let remaining = losing.compactMap { primaries.contains($0) ? state.shards[$0] : nil }
             return (retired, remaining)
         }
-        self.logger.info("the Redis Cluster's slot map changed", metadata: ["primaries": "\(topology.primaries.map(\.description))"])
+        if topology != current {
+            self.logger.info("the Redis Cluster's slot map changed", metadata: ["primaries": "\(topology.primaries.map(\.description))"])
+        }
         // What waited on a retired primary goes to its slots' new owners; a primary that
         // remains has given back what it refused once its barrier is answered.
         var work: [@Sendable () async -> [ByteBuffer]] = retired.map { shard in { await shard.retire() } }
