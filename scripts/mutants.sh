@@ -148,6 +148,10 @@ MUTATIONS = [
      "oldShard.handOver(topic, to: newShard)", "oldShard.handOver(topic, to: nil)", "RedisClusterTests"),
     ("cluster-keys-untagged", "Sources/MizuLive/Backplane/RedisKeyspace.swift",
      "self.sharded ? self.prefix + ClusterSlot.hashTag(forTopic: topic) + \":\" + kind : self.prefix + kind + \":\" + topic", "self.prefix + kind + \":\" + topic", "RedisClusterTests"),
+    ("cluster-publish-order-unchecked", "Sources/MizuLive/Backplane/RedisBroker+SharedState.swift",
+     "let order = self.sharedOrder?.next(topic) ?? (sequence, 0)", "let order = self.sharedOrder.map { ($0.next(topic).sequence, UInt64(0)) } ?? (sequence, 0)", "PublishOrderTests"),
+    ("cluster-held-predecessors-never-settled", "Sources/MizuLive/Backplane/Cluster/RedisClusterBroker+Redirects.swift",
+     "            held.settlePredecessors()\n", "", "PublishOrderTests"),
     ("full-queue-left-open", "Sources/MizuWebSocket/Connection/WebSocketConnection.swift",
      "            self.closeAsSlowConsumer()\n            return .queueFull", "            return .queueFull", "WebSocketChannelHandler|LiveCore"),
     # MizuLiveClient (issue 26): each mechanism of the client, removed alone.

@@ -275,6 +275,7 @@ import Testing
                 _ = try await redis.command([
                     "EVAL", Live.RedisBroker.publishScript, "4", "test:history:h:chat", "test:history-meta:h:chat", "test:nowhere",
                     "test:history-publisher:by-hand:h:chat", "2", "1000", "60000", epoch, "60000", "60000", "1", "PUBLISH",
+                    PublishOrder.argument(0),
                 ])
                 let second = try await bob.readMessage()
                 #expect(second.offset == 2 && second.data == "2" && second.epoch == epoch)

@@ -11,11 +11,18 @@ extension Live.RedisBroker: SharedState {
     /// Appends, trims, and publishes `h:<offset>:<epoch>\n<data>` on the topic's channel (by
     /// ARGV[8]: PUBLISH, or SPUBLISH on a cluster, where only a write script reaches the slot's
     /// owner: a demoted primary answers a plain SPUBLISH with 0 and no redirect); answers the
-    /// offset. KEYS[4] holds the last sequence number (ARGV[7]) of this node's publishes to the topic applied: one written again after a lost link, already applied,
-    /// is skipped (answered 0), so a replay never adds a message twice.
+    /// offset. KEYS[4] holds the last sequence number (ARGV[7]) of this node's publishes to
+    /// the topic applied: one written again after a lost link, already applied, is skipped
+    /// (answered 0), so a replay never adds a message twice. ARGV[9], when not 0, is the
+    /// number of the topic's previous publish: while it is not applied this one is refused
+    /// (`ORDER`, sent again after it; see ``PublishOrder``).
     static let publishScript = """
         local last = redis.call('GET', KEYS[4])
         if last and tonumber(last) >= tonumber(ARGV[7]) then return 0 end
+        local before = tonumber(ARGV[9])
+        if before ~= 0 and (not last or tonumber(last) < before) then
+          return redis.error_reply('ORDER publish ' .. ARGV[7] .. ' waits for ' .. ARGV[9])
+        end
         local epoch = redis.call('HGET', KEYS[2], 'e')
         if not epoch then
           epoch = ARGV[4]
@@ -99,9 +106,15 @@ extension Live.RedisBroker: SharedState {
         let names = self.keyspace
         let arguments = self.historyPublishArguments(topic, data, history: history)
         // The sequence number (ARGV[7]) is given in queue order, under the queue's lock.
-        return self.enqueue(size: Self.evalSize(Self.publishScript, arguments) + 36, countsAsPublish: true, replayable: true) { bytes, sequence in
-            Self.writeEval(Self.publishScript, keys: 4, arguments, last: [String(sequence), names.publishCommand], into: &bytes)
+        return self.enqueue(size: Self.evalSize(Self.publishScript, arguments) + 60, countsAsPublish: true, replayable: true) { bytes, sequence in
+            let order = self.sharedOrder?.next(topic) ?? (sequence, 0)
+            Self.writeEval(Self.publishScript, keys: 4, arguments, last: Self.orderArguments(order, names), into: &bytes)
         }
+    }
+
+    /// ARGV[7...9]: the publish's number, the command that publishes, its predecessor.
+    private static func orderArguments(_ order: (sequence: UInt64, predecessor: UInt64), _ names: RedisKeyspace) -> [String] {
+        [String(order.sequence), names.publishCommand, PublishOrder.argument(order.predecessor)]
     }
 
     /// A history publish's command with this broker's next sequence number, not queued: a
@@ -109,9 +122,9 @@ extension Live.RedisBroker: SharedState {
     /// before anything this broker queues later for the topic.
     func historyPublishCommand(_ topic: String, _ data: Data, history: Live.HistoryPolicy) -> ByteBuffer {
         let arguments = self.historyPublishArguments(topic, data, history: history)
-        let sequence = self.outbox.withLockedValue { $0.takeSequence() }
+        let order = self.sharedOrder?.next(topic) ?? (self.outbox.withLockedValue { $0.takeSequence() }, 0)
         var bytes = ByteBuffer()
-        Self.writeEval(Self.publishScript, keys: 4, arguments, last: [String(sequence), self.keyspace.publishCommand], into: &bytes)
+        Self.writeEval(Self.publishScript, keys: 4, arguments, last: Self.orderArguments(order, self.keyspace), into: &bytes)
         return bytes
     }
 
@@ -119,7 +132,7 @@ extension Live.RedisBroker: SharedState {
         let names = self.keyspace
         return [
             .text(names.key("history", topic)), .text(names.key("history-meta", topic)), .text(names.channel(topic)),
-            .text(names.key("history-publisher:" + self.nodeID, topic)),
+            .text(names.key("history-publisher:" + (self.sharedOrder?.id ?? self.nodeID), topic)),
             .bytes(data), .text(String(history.size)), .text(String(max(1, history.ttl.nanoseconds / 1_000_000))), .text(newEpoch()),
             .text(String(max(history.ttl, self.configuration.historyMetaTTL).nanoseconds / 1_000_000)),
             .text(String(max(1, self.configuration.replayWindow.nanoseconds / 1_000_000) * 2)),

@@ -62,6 +62,8 @@ extension Live {
         private static let dropReportInterval = TimeAmount.seconds(5)
         /// Marks this node's messages on Redis (16 random hex digits).
         let nodeID: String
+        /// A cluster's numbering of history publishes, shared by its shards (nil: one Redis).
+        let sharedOrder: SharedPublishOrder?
         let header: [UInt8]
         /// The topics' Redis names and pub/sub commands (one Redis, or one shard of a cluster).
         let keyspace: RedisKeyspace
@@ -139,9 +141,10 @@ extension Live {
         /// `sharded`: a shard of a Redis Cluster (hash-tagged names, sharded pub/sub).
         static func connect(
             _ configuration: Configuration, sharded: Bool, slotMoved: SlotMovedHandler? = nil, headerID: String? = nil,
-            eventLoopGroup: any EventLoopGroup, logger: Logger
+            publishOrder: SharedPublishOrder? = nil, eventLoopGroup: any EventLoopGroup, logger: Logger
         ) async throws -> RedisBroker {
-            let broker = RedisBroker(configuration, sharded: sharded, headerID: headerID, eventLoop: eventLoopGroup.next(), logger: logger)
+            let broker = RedisBroker(
+                configuration, sharded: sharded, headerID: headerID, publishOrder: publishOrder, eventLoop: eventLoopGroup.next(), logger: logger)
             if let slotMoved { broker.slotMoved.withLockedValue { $0 = slotMoved } }
             do {
                 let publisher = broker.open(.publisher)
@@ -158,9 +161,14 @@ extension Live {
 
         /// `headerID`: the id this node's messages carry (a cluster's shards share one, so a
         /// message published through one shard and received through another is still known
-        /// as this node's); each broker keeps its own id for its publish sequence in Redis.
-        private init(_ configuration: Configuration, sharded: Bool, headerID: String?, eventLoop: any EventLoop, logger: Logger) {
+        /// as this node's). `publishOrder`: the numbering of history publishes the shards share
+        /// (with their id in Redis); without it this broker numbers its own, in queue order.
+        private init(
+            _ configuration: Configuration, sharded: Bool, headerID: String?, publishOrder: SharedPublishOrder?, eventLoop: any EventLoop,
+            logger: Logger
+        ) {
             self.configuration = configuration
+            self.sharedOrder = publishOrder
             self.keyspace = RedisKeyspace(prefix: configuration.channelPrefix, sharded: sharded)
             self.eventLoop = eventLoop
             self.logger = logger

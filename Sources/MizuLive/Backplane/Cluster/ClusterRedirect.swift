@@ -9,6 +9,9 @@ enum ClusterRedirect: Equatable {
     case tryAgain
     /// `CLUSTERDOWN`: the cluster cannot serve now (a failover in progress); retry with backoff.
     case clusterDown
+    /// `ORDER`: a history publish whose predecessor of its topic is not applied (refused
+    /// before it); held and sent again behind it (``PublishOrder``).
+    case outOfOrder
     /// Any other error: not a redirect.
     case other
 
@@ -28,6 +31,7 @@ enum ClusterRedirect: Equatable {
             self = words[0] == "MOVED" ? .moved(slot: slot, to: address) : .ask(slot: slot, to: address)
         case "TRYAGAIN"?: self = .tryAgain
         case "CLUSTERDOWN"?: self = .clusterDown
+        case "ORDER"?: self = .outOfOrder
         default: self = .other
         }
     }

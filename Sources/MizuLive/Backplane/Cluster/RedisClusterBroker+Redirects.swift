@@ -17,6 +17,15 @@ extension Live.RedisClusterBroker {
         var command: ByteBuffer
         var slot: Int
         var since: NIODeadline
+        /// A history publish's publisher key, number and predecessor (read once).
+        var order: (publisherKey: String, sequence: UInt64, predecessor: UInt64)?
+
+        init(command: ByteBuffer, slot: Int, since: NIODeadline) {
+            self.command = command
+            self.slot = slot
+            self.since = since
+            self.order = PublishOrder.inspect(command)
+        }
     }
 
     struct Held {
@@ -28,6 +37,23 @@ extension Live.RedisClusterBroker {
         /// Barriers still out: nothing is written meanwhile.
         var barriers = 0
         var isEmpty: Bool { self.refused.isEmpty && self.fresh.isEmpty }
+
+        /// Before a write (no barrier out, so nothing of a held slot is in flight anywhere):
+        /// a history publish whose predecessor is not the publish held before it for its
+        /// topic names none, as that predecessor is settled (applied, or given up: a
+        /// predecessor never applied would otherwise refuse it for ever).
+        mutating func settlePredecessors() {
+            var heldBefore: [String: UInt64] = [:]
+            func settle(_ entry: inout Redirected) {
+                guard let order = entry.order else { return }
+                defer { heldBefore[order.publisherKey] = order.sequence }
+                guard order.predecessor != 0, heldBefore[order.publisherKey] != order.predecessor else { return }
+                entry.command = PublishOrder.clearingPredecessor(of: entry.command)
+                entry.order?.predecessor = 0
+            }
+            for index in self.refused.indices { settle(&self.refused[index]) }
+            for index in self.fresh.indices { settle(&self.fresh[index]) }
+        }
     }
 
     /// The slot of a command the broker writes: `EVAL script numkeys key ...` (its first key)
@@ -157,6 +183,7 @@ extension Live.RedisClusterBroker {
         var givenUp = 0
         let done = self.held.withLockedValue { held -> Bool in
             guard held.barriers == 0 else { return false }
+            held.settlePredecessors()
             var blocked = Set<Int>()
             var keptRefused: [Redirected] = []
             var keptFresh: [Redirected] = []

@@ -40,6 +40,9 @@ extension Live {
         let givenUp = Atomic<Int>(0)
         /// The id every shard's messages carry, so this node knows its own whichever shard brings them.
         let headerID: String
+        /// History publishes are numbered once for all shards: a topic keeps its sequence (and
+        /// its predecessor check) when its slot moves.
+        let publishOrder: SharedPublishOrder
 
         struct State {
             var topology: ClusterTopology
@@ -94,6 +97,7 @@ extension Live {
             var generator = SystemRandomNumberGenerator()
             let digits = String(generator.next() as UInt64, radix: 16)
             self.headerID = String(repeating: "0", count: 16 - digits.count) + digits
+            self.publishOrder = SharedPublishOrder(id: self.headerID, window: configuration.node.replayWindow)
         }
 
         /// Commands written to a new owner after a primary refused them or was retired.
