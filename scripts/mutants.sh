@@ -152,6 +152,10 @@ MUTATIONS = [
      "let order = self.sharedOrder?.next(topic) ?? (sequence, 0)", "let order = self.sharedOrder.map { ($0.next(topic).sequence, UInt64(0)) } ?? (sequence, 0)", "PublishOrderTests"),
     ("cluster-held-predecessors-never-settled", "Sources/MizuLive/Backplane/Cluster/RedisClusterBroker+Redirects.swift",
      "            held.settlePredecessors()\n", "", "PublishOrderTests"),
+    ("rewound-stream-publisher-floor-unsent", "Sources/MizuLive/Backplane/RedisBroker+SharedState.swift",
+     "String(order.sequence), self.keyspace.publishCommand, floor?.epoch ?? \"\", String(floor?.offset ?? 0),", "String(order.sequence), self.keyspace.publishCommand, \"\", \"0\",", "StreamRewindTests"),
+    ("rewound-stream-unnoticed-by-subscribers", "Sources/MizuLive/Backplane/StreamContinuity.swift",
+     "            if epoch == stream.epoch, top < stream.offset {", "            if false, epoch == stream.epoch, top < stream.offset {", "StreamRewindTests"),
     ("full-queue-left-open", "Sources/MizuWebSocket/Connection/WebSocketConnection.swift",
      "            self.closeAsSlowConsumer()\n            return .queueFull", "            return .queueFull", "WebSocketChannelHandler|LiveCore"),
     # MizuLiveClient (issue 26): each mechanism of the client, removed alone.

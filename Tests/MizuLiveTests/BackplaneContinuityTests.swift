@@ -274,8 +274,7 @@ import Testing
                 // The publish script, but its PUBLISH goes to a channel nobody listens to.
                 _ = try await redis.command([
                     "EVAL", Live.RedisBroker.publishScript, "4", "test:history:h:chat", "test:history-meta:h:chat", "test:nowhere",
-                    "test:history-publisher:by-hand:h:chat", "2", "1000", "60000", epoch, "60000", "60000", "1", "PUBLISH",
-                    PublishOrder.argument(0),
+                    "test:history-publisher:by-hand:h:chat", "2", "1000", "60000", epoch, "60000", "60000", "1", "PUBLISH", "", "0", PublishOrder.argument(0),
                 ])
                 let second = try await bob.readMessage()
                 #expect(second.offset == 2 && second.data == "2" && second.epoch == epoch)

@@ -184,7 +184,7 @@ import Testing
                 .text(names.key("history-publisher:node", topic)), .bytes(Data(data.utf8)), .text("100"), .text("60000"), .text("epoch"),
                 .text("60000"), .text("60000"),
             ],
-            last: [String(sequence), "PUBLISH", PublishOrder.argument(predecessor)], into: &bytes)
+            last: [String(sequence), "PUBLISH", "", "0", PublishOrder.argument(predecessor)], into: &bytes)
         return bytes
     }
 

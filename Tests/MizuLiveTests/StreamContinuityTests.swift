@@ -69,6 +69,20 @@ import Testing
         #expect(continuity.received("quiet", self.entry(6)).isEmpty)
     }
 
+    /// An epoch's top only grows: a stream below what was delivered from it lost messages (a
+    /// promoted replica lacking the last writes), and a new epoch is asked for, at each check
+    /// that finds it so (the script that begins it checks again, so asking twice is harmless).
+    @Test func aStreamBelowWhatWasDeliveredAsksForANewEpoch() {
+        var continuity = StreamContinuity(maxHeldBytes: 1 << 20)
+        _ = continuity.received("t", self.entry(1))
+        _ = continuity.received("t", self.entry(2))
+        _ = continuity.received("t", self.entry(3))
+        #expect(continuity.positions([("t", "e1", 1)]) == [.streamBehind(topic: "t", delivered: self.position(3))])
+        #expect(continuity.counts.behind == 1 && continuity.counts.gaps == 0)
+        #expect(continuity.positions([("t", "e1", 3)]).isEmpty, "at its top: nothing")
+        #expect(continuity.positions([("t", "e2", 0)]) == [.read(topic: "t", after: 3)], "another epoch is read, not rewound")
+    }
+
     @Test func aSeededPositionDeliversWhatWasInFlightOnce() {
         var continuity = StreamContinuity(maxHeldBytes: 1 << 20)
         // A subscriber's read after the SUBSCRIBE found 10; 9 and 10 were published after it.

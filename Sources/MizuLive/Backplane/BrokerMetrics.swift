@@ -13,6 +13,7 @@ final class BrokerMetrics: Sendable {
     let gaps: Counter
     let caughtUp: Counter
     let unfillable: Counter
+    let rewound: Counter
     let waiting: Gauge
     let unconfirmed: Counter
     let replayed: Counter
@@ -27,6 +28,7 @@ final class BrokerMetrics: Sendable {
         self.gaps = Counter(label: "mizu_live_broker_stream_gaps_total", dimensions: dimensions, factory: factory)
         self.caughtUp = Counter(label: "mizu_live_broker_stream_caught_up_total", dimensions: dimensions, factory: factory)
         self.unfillable = Counter(label: "mizu_live_broker_stream_gaps_unfillable_total", dimensions: dimensions, factory: factory)
+        self.rewound = Counter(label: "mizu_live_broker_streams_rewound_total", dimensions: dimensions, factory: factory)
         self.waiting = Gauge(label: "mizu_live_broker_publishes_waiting", dimensions: dimensions, factory: factory)
         self.unconfirmed = Counter(label: "mizu_live_broker_publishes_unconfirmed_total", dimensions: dimensions, factory: factory)
         self.replayed = Counter(label: "mizu_live_broker_commands_replayed_total", dimensions: dimensions, factory: factory)

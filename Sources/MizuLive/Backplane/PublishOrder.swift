@@ -62,11 +62,11 @@ struct PublishOrder {
     /// key (one per topic and node), number and predecessor; nil for any other command.
     static func inspect(_ command: ByteBuffer) -> (publisherKey: String, sequence: UInt64, predecessor: UInt64)? {
         var copy = command
-        guard case .array(let items?)? = try? RESPParser().next(&copy), items.count == 16,
+        guard case .array(let items?)? = try? RESPParser().next(&copy), items.count == 18,
               items[0].text?.uppercased() == "EVAL", case .bulkString(let script?) = items[1],
               script.readableBytesView.elementsEqual(Live.RedisBroker.publishScript.utf8), items[2].text == "4",
               let key = items[6].text, let sequence = items[13].text.flatMap({ UInt64($0) }),
-              let predecessor = items[15].text.flatMap({ UInt64($0) })
+              let predecessor = items[17].text.flatMap({ UInt64($0) })
         else { return nil }
         return (key, sequence, predecessor)
     }

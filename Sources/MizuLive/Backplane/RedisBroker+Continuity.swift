@@ -135,6 +135,7 @@ extension Live.RedisBroker {
         for action in actions {
             switch action {
             case .deliver(let topic, let entries):
+                if let last = entries.last { self.floors.raise(topic, to: last.position) }
                 guard let receiver = self.positionedReceiver.withLockedValue({ $0 }) else { continue }
                 for entry in entries { receiver.receive(topic, entry.data, entry.position) }
             case .notice(let topic, let position):
@@ -146,6 +147,8 @@ extension Live.RedisBroker {
                 }
             case .read(let topic, let after):
                 self.readGap(topic, after: after)
+            case .streamBehind(let topic, let delivered):
+                self.beginNewEpoch(topic, below: delivered)
             }
         }
     }
@@ -159,6 +162,8 @@ extension Live.RedisBroker {
         self.metrics.gaps.increment(by: counts.gaps - reported.gaps)
         self.metrics.caughtUp.increment(by: counts.caughtUp - reported.caughtUp)
         self.metrics.unfillable.increment(by: counts.unfillable - reported.unfillable)
+        self.metrics.rewound.increment(by: counts.behind - reported.behind)
+        self.streamsRewound.store(counts.behind, ordering: .relaxed)
         self.streamGaps.store(counts.gaps, ordering: .relaxed)
         self.streamCaughtUp.store(counts.caughtUp, ordering: .relaxed)
         self.streamUnfillable.store(counts.unfillable, ordering: .relaxed)
@@ -188,6 +193,26 @@ extension Live.RedisBroker {
                     if self.streamGapLog.allows() {
                         self.logger.warning("could not read a history topic's gap from Redis; retrying", metadata: ["topic": "\(LogSafe(topic))", "error": "\(error)"])
                     }
+                }
+            }
+    }
+
+    /// Begins a new epoch for a stream that lost messages this node delivered (Redis
+    /// replicates asynchronously: a promoted replica can lack its old primary's last writes),
+    /// unless another node or a publish did already.
+    private func beginNewEpoch(_ topic: String, below delivered: Live.StreamPosition) {
+        let arguments: [EvalArgument] = [
+            .text(self.keyspace.key("history", topic)), .text(self.keyspace.key("history-meta", topic)),
+            .text(delivered.epoch), .text(String(delivered.offset)), .text(newEpoch()),
+            .text(String(max(1, self.configuration.historyMetaTTL.nanoseconds / 1_000_000))),
+        ]
+        self.enqueueRequest { Self.writeEval(Self.newEpochScript, keys: 2, arguments, into: &$0) }
+            .hop(to: self.eventLoop)
+            .whenComplete { result in
+                if case .success(.integer(1)) = result {
+                    self.logger.warning(
+                        "a history stream had lost messages this node delivered (a Redis failover to a replica that lacked them): a new epoch begins, its sessions are told",
+                        metadata: ["topic": "\(LogSafe(topic))", "delivered": "\(delivered.offset)"])
                 }
             }
     }

@@ -13,17 +13,22 @@ extension Live.RedisBroker: SharedState {
     /// owner: a demoted primary answers a plain SPUBLISH with 0 and no redirect); answers the
     /// offset. KEYS[4] holds the last sequence number (ARGV[7]) of this node's publishes to
     /// the topic applied: one written again after a lost link, already applied, is skipped
-    /// (answered 0), so a replay never adds a message twice. ARGV[9], when not 0, is the
-    /// number of the topic's previous publish: while it is not applied this one is refused
-    /// (`ORDER`, sent again after it; see ``PublishOrder``).
+    /// (answered 0), so a replay never adds a message twice. ARGV[9] and ARGV[10] are the
+    /// highest position this node delivered (epoch, offset; ``StreamFloors``): a stream of that
+    /// epoch whose top is below it lost messages (a promoted replica), and a new epoch begins.
+    /// ARGV[11], when not 0, is the number of the topic's previous publish: while it is not
+    /// applied this one is refused (`ORDER`, sent again after it; see ``PublishOrder``).
     static let publishScript = """
         local last = redis.call('GET', KEYS[4])
         if last and tonumber(last) >= tonumber(ARGV[7]) then return 0 end
-        local before = tonumber(ARGV[9])
+        local before = tonumber(ARGV[11])
         if before ~= 0 and (not last or tonumber(last) < before) then
-          return redis.error_reply('ORDER publish ' .. ARGV[7] .. ' waits for ' .. ARGV[9])
+          return redis.error_reply('ORDER publish ' .. ARGV[7] .. ' waits for ' .. ARGV[11])
         end
         local epoch = redis.call('HGET', KEYS[2], 'e')
+        if epoch and epoch == ARGV[9] and tonumber(redis.call('HGET', KEYS[2], 'o')) < tonumber(ARGV[10]) then
+          epoch = false
+        end
         if not epoch then
           epoch = ARGV[4]
           redis.call('DEL', KEYS[1])
@@ -38,6 +43,17 @@ extension Live.RedisBroker: SharedState {
         redis.call(ARGV[8], KEYS[3], 'h:' .. offset .. ':' .. epoch .. '\\n' .. ARGV[1])
         redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[6])
         return offset
+        """
+
+    /// A new epoch (ARGV[3]) when the stream is still of epoch ARGV[1] with its top below
+    /// ARGV[2]; answers 1 when it began one.
+    static let newEpochScript = """
+        local epoch = redis.call('HGET', KEYS[2], 'e')
+        if epoch ~= ARGV[1] or tonumber(redis.call('HGET', KEYS[2], 'o')) >= tonumber(ARGV[2]) then return 0 end
+        redis.call('DEL', KEYS[1])
+        redis.call('HSET', KEYS[2], 'e', ARGV[3], 'o', 0)
+        redis.call('PEXPIRE', KEYS[2], ARGV[4])
+        return 1
         """
 
     /// Returns {epoch, top offset, now (ms), entries}: those after ARGV[1], or the latest
@@ -103,18 +119,22 @@ extension Live.RedisBroker: SharedState {
     }
 
     func publish(_ topic: String, _ data: Data, history: Live.HistoryPolicy) -> Bool {
-        let names = self.keyspace
         let arguments = self.historyPublishArguments(topic, data, history: history)
         // The sequence number (ARGV[7]) is given in queue order, under the queue's lock.
-        return self.enqueue(size: Self.evalSize(Self.publishScript, arguments) + 60, countsAsPublish: true, replayable: true) { bytes, sequence in
+        return self.enqueue(size: Self.evalSize(Self.publishScript, arguments) + 110, countsAsPublish: true, replayable: true) { bytes, sequence in
             let order = self.sharedOrder?.next(topic) ?? (sequence, 0)
-            Self.writeEval(Self.publishScript, keys: 4, arguments, last: Self.orderArguments(order, names), into: &bytes)
+            Self.writeEval(Self.publishScript, keys: 4, arguments, last: self.orderArguments(topic, order), into: &bytes)
         }
     }
 
-    /// ARGV[7...9]: the publish's number, the command that publishes, its predecessor.
-    private static func orderArguments(_ order: (sequence: UInt64, predecessor: UInt64), _ names: RedisKeyspace) -> [String] {
-        [String(order.sequence), names.publishCommand, PublishOrder.argument(order.predecessor)]
+    /// ARGV[7...11]: the publish's number, the command that publishes, the topic's floor
+    /// (epoch and offset; "" and 0 when none), the predecessor (last: cleared in place).
+    private func orderArguments(_ topic: String, _ order: (sequence: UInt64, predecessor: UInt64)) -> [String] {
+        let floor = self.floors.floor(of: topic)
+        return [
+            String(order.sequence), self.keyspace.publishCommand, floor?.epoch ?? "", String(floor?.offset ?? 0),
+            PublishOrder.argument(order.predecessor),
+        ]
     }
 
     /// A history publish's command with this broker's next sequence number, not queued: a
@@ -124,7 +144,7 @@ extension Live.RedisBroker: SharedState {
         let arguments = self.historyPublishArguments(topic, data, history: history)
         let order = self.sharedOrder?.next(topic) ?? (self.outbox.withLockedValue { $0.takeSequence() }, 0)
         var bytes = ByteBuffer()
-        Self.writeEval(Self.publishScript, keys: 4, arguments, last: Self.orderArguments(order, self.keyspace), into: &bytes)
+        Self.writeEval(Self.publishScript, keys: 4, arguments, last: self.orderArguments(topic, order), into: &bytes)
         return bytes
     }
 

@@ -56,6 +56,27 @@ extension Live {
             /// History publishes and presence writes written just before the link died and
             /// never answered, written again after the reconnect: Redis applies each once.
             public var replayed = 0
+            /// History streams found below what this node delivered from them (a failover to
+            /// a replica that lacked the last writes): a new epoch was asked for.
+            public var rewoundStreams = 0
+
+            /// Adds another broker's counters (a cluster's shards make one total).
+            mutating func add(_ other: Statistics) {
+                self.published += other.published
+                self.dropped += other.dropped
+                self.received += other.received
+                self.errors += other.errors
+                self.subscribedChannels += other.subscribedChannels
+                self.rejected += other.rejected
+                self.reconnects += other.reconnects
+                self.streamGaps += other.streamGaps
+                self.caughtUp += other.caughtUp
+                self.unfillableGaps += other.unfillableGaps
+                self.waiting += other.waiting
+                self.unconfirmed += other.unconfirmed
+                self.replayed += other.replayed
+                self.rewoundStreams += other.rewoundStreams
+            }
         }
 
         public let configuration: Configuration
@@ -64,6 +85,8 @@ extension Live {
         let nodeID: String
         /// A cluster's numbering of history publishes, shared by its shards (nil: one Redis).
         let sharedOrder: SharedPublishOrder?
+        /// What this node delivered of each topic, named in its publishes (``StreamFloors``).
+        let floors: StreamFloors
         let header: [UInt8]
         /// The topics' Redis names and pub/sub commands (one Redis, or one shard of a cluster).
         let keyspace: RedisKeyspace
@@ -110,6 +133,7 @@ extension Live {
         let streamGaps = Atomic<Int>(0)
         let streamCaughtUp = Atomic<Int>(0)
         let streamUnfillable = Atomic<Int>(0)
+        let streamsRewound = Atomic<Int>(0)
         /// Stream gaps are logged once per 10 s at most.
         let streamGapLog = LogThrottle(every: .seconds(10))
         let subscriberUp = Atomic<Bool>(false)
@@ -141,10 +165,11 @@ extension Live {
         /// `sharded`: a shard of a Redis Cluster (hash-tagged names, sharded pub/sub).
         static func connect(
             _ configuration: Configuration, sharded: Bool, slotMoved: SlotMovedHandler? = nil, headerID: String? = nil,
-            publishOrder: SharedPublishOrder? = nil, eventLoopGroup: any EventLoopGroup, logger: Logger
+            publishOrder: SharedPublishOrder? = nil, floors: StreamFloors? = nil, eventLoopGroup: any EventLoopGroup, logger: Logger
         ) async throws -> RedisBroker {
             let broker = RedisBroker(
-                configuration, sharded: sharded, headerID: headerID, publishOrder: publishOrder, eventLoop: eventLoopGroup.next(), logger: logger)
+                configuration, sharded: sharded, headerID: headerID, publishOrder: publishOrder, floors: floors ?? StreamFloors(),
+                eventLoop: eventLoopGroup.next(), logger: logger)
             if let slotMoved { broker.slotMoved.withLockedValue { $0 = slotMoved } }
             do {
                 let publisher = broker.open(.publisher)
@@ -163,12 +188,14 @@ extension Live {
         /// message published through one shard and received through another is still known
         /// as this node's). `publishOrder`: the numbering of history publishes the shards share
         /// (with their id in Redis); without it this broker numbers its own, in queue order.
+        /// `floors`: the positions delivered per topic (a cluster's shards share them).
         private init(
-            _ configuration: Configuration, sharded: Bool, headerID: String?, publishOrder: SharedPublishOrder?, eventLoop: any EventLoop,
-            logger: Logger
+            _ configuration: Configuration, sharded: Bool, headerID: String?, publishOrder: SharedPublishOrder?, floors: StreamFloors,
+            eventLoop: any EventLoop, logger: Logger
         ) {
             self.configuration = configuration
             self.sharedOrder = publishOrder
+            self.floors = floors
             self.keyspace = RedisKeyspace(prefix: configuration.channelPrefix, sharded: sharded)
             self.eventLoop = eventLoop
             self.logger = logger
@@ -195,7 +222,7 @@ extension Live {
                 streamGaps: self.streamGaps.load(ordering: .relaxed), caughtUp: self.streamCaughtUp.load(ordering: .relaxed),
                 unfillableGaps: self.streamUnfillable.load(ordering: .relaxed),
                 waiting: self.outbox.withLockedValue { $0.waitingCommands }, unconfirmed: self.unconfirmed.load(ordering: .relaxed),
-                replayed: self.replayed.load(ordering: .relaxed))
+                replayed: self.replayed.load(ordering: .relaxed), rewoundStreams: self.streamsRewound.load(ordering: .relaxed))
         }
 
         /// Both connections are up.
@@ -344,6 +371,7 @@ extension Live {
                 self.links.value.wanted.remove(topic)
                 self.links.value.awaitingHandOver[topic] = nil
                 self.links.value.continuity.forget(topic)
+                self.floors.forget(topic)
                 self.scheduleSync()
             }
         }

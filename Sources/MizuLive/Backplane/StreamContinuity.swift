@@ -28,6 +28,10 @@ struct StreamContinuity {
         /// Tell the topic's sessions that messages before the next one may be missing: the
         /// stream goes on after `resumeAfter`.
         case notice(topic: String, resumeAfter: Live.StreamPosition)
+        /// The stream's top is below what this node delivered in the same epoch: Redis lost
+        /// messages it had published (a promoted replica lacking its old primary's last
+        /// writes). Begin a new epoch there, so no offset is given again to another message.
+        case streamBehind(topic: String, delivered: Live.StreamPosition)
     }
 
     struct Stream: Equatable {
@@ -71,6 +75,8 @@ struct StreamContinuity {
         var caughtUp = 0
         /// Notices sent: messages the stream no longer had, or a new epoch.
         var unfillable = 0
+        /// Streams found below what was delivered from them (a new epoch was asked for).
+        var behind = 0
     }
 
     /// Entries per read of a gap; a larger gap takes several reads.
@@ -245,6 +251,12 @@ struct StreamContinuity {
         var actions: [Action] = []
         for (topic, epoch, top) in positions {
             guard var stream = self.streams[topic], !stream.reading, !epoch.isEmpty, top <= Live.StreamPosition.maxOffset else { continue }
+            if epoch == stream.epoch, top < stream.offset {
+                // An epoch's top only grows: this one lost what this node delivered.
+                self.counts.behind += 1
+                actions.append(.streamBehind(topic: topic, delivered: Live.StreamPosition(offset: stream.offset, epoch: epoch)))
+                continue
+            }
             guard epoch != stream.epoch || top > stream.offset else { continue }
             if stream.inFlightThrough.map({ top <= $0 }) == true, epoch == stream.epoch { continue }
             self.counts.gaps += 1

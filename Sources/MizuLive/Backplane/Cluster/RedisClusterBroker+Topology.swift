@@ -35,7 +35,7 @@ extension Live.RedisClusterBroker {
             slotMoved: Live.RedisBroker.SlotMovedHandler(
                 moved: { [weak self] _ in self?.refreshSoon() },
                 redirected: { [weak self] command, error, shard in self?.redirected(command, error, from: shard) }),
-            headerID: self.headerID, publishOrder: self.publishOrder,
+            headerID: self.headerID, publishOrder: self.publishOrder, floors: self.floors,
             eventLoopGroup: self.eventLoopGroup, logger: self.logger)
         shard.attach { [weak self] topic, data in
             self?.receivers.withLockedValue { $0.receive }?(topic, data)

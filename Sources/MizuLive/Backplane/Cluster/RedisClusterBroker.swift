@@ -43,6 +43,8 @@ extension Live {
         /// History publishes are numbered once for all shards: a topic keeps its sequence (and
         /// its predecessor check) when its slot moves.
         let publishOrder: SharedPublishOrder
+        /// What this node delivered of each topic, whichever shard brought it.
+        let floors = StreamFloors()
 
         struct State {
             var topology: ClusterTopology
@@ -112,22 +114,7 @@ extension Live {
         public var statistics: RedisBroker.Statistics {
             let shards = self.state.withLockedValue { Array($0.shards.values) }
             var total = RedisBroker.Statistics()
-            for shard in shards {
-                let part = shard.statistics
-                total.published += part.published
-                total.dropped += part.dropped
-                total.received += part.received
-                total.errors += part.errors
-                total.subscribedChannels += part.subscribedChannels
-                total.rejected += part.rejected
-                total.reconnects += part.reconnects
-                total.streamGaps += part.streamGaps
-                total.caughtUp += part.caughtUp
-                total.unfillableGaps += part.unfillableGaps
-                total.waiting += part.waiting
-                total.unconfirmed += part.unconfirmed
-                total.replayed += part.replayed
-            }
+            for shard in shards { total.add(shard.statistics) }
             total.dropped += self.givenUp.load(ordering: .relaxed)
             return total
         }
