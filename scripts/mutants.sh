@@ -156,6 +156,8 @@ MUTATIONS = [
      "String(order.sequence), self.keyspace.publishCommand, floor?.epoch ?? \"\", String(floor?.offset ?? 0),", "String(order.sequence), self.keyspace.publishCommand, \"\", \"0\",", "StreamRewindTests"),
     ("rewound-stream-unnoticed-by-subscribers", "Sources/MizuLive/Backplane/StreamContinuity.swift",
      "            if epoch == stream.epoch, top < stream.offset {", "            if false, epoch == stream.epoch, top < stream.offset {", "StreamRewindTests"),
+    ("cluster-ask-held-not-asked", "Sources/MizuLive/Backplane/Cluster/RedisClusterBroker+Redirects.swift",
+     "if let importing, !held.slots.contains(slot), importing.enqueueAsking(command) {", "if false, let importing, !held.slots.contains(slot), importing.enqueueAsking(command) {", "anAskedPublish"),
     ("full-queue-left-open", "Sources/MizuWebSocket/Connection/WebSocketConnection.swift",
      "            self.closeAsSlowConsumer()\n            return .queueFull", "            return .queueFull", "WebSocketChannelHandler|LiveCore"),
     # MizuLiveClient (issue 26): each mechanism of the client, removed alone.

@@ -273,8 +273,8 @@ import Testing
                 let epoch = try #require(first.epoch)
                 // The publish script, but its PUBLISH goes to a channel nobody listens to.
                 _ = try await redis.command([
-                    "EVAL", Live.RedisBroker.publishScript, "4", "test:history:h:chat", "test:history-meta:h:chat", "test:nowhere",
-                    "test:history-publisher:by-hand:h:chat", "2", "1000", "60000", epoch, "60000", "60000", "1", "PUBLISH", "", "0", PublishOrder.argument(0),
+                    "EVAL", Live.RedisBroker.publishScript, "3", "test:history:h:chat", "test:history-meta:h:chat",
+                    "test:history-publisher:by-hand:h:chat", "test:nowhere", "2", "1000", "60000", epoch, "60000", "60000", "1", "PUBLISH", "", "0", PublishOrder.argument(0),
                 ])
                 let second = try await bob.readMessage()
                 #expect(second.offset == 2 && second.data == "2" && second.epoch == epoch)

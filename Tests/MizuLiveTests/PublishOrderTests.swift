@@ -178,10 +178,10 @@ import Testing
         let names = RedisKeyspace(prefix: "mizu:", sharded: true)
         var bytes = ByteBuffer()
         Live.RedisBroker.writeEval(
-            Live.RedisBroker.publishScript, keys: 4,
+            Live.RedisBroker.publishScript, keys: 3,
             [
-                .text(names.key("history", topic)), .text(names.key("history-meta", topic)), .text(names.channel(topic)),
-                .text(names.key("history-publisher:node", topic)), .bytes(Data(data.utf8)), .text("100"), .text("60000"), .text("epoch"),
+                .text(names.key("history", topic)), .text(names.key("history-meta", topic)), .text(names.key("history-publisher:node", topic)),
+                .text(names.channel(topic)), .bytes(Data(data.utf8)), .text("100"), .text("60000"), .text("epoch"),
                 .text("60000"), .text("60000"),
             ],
             last: [String(sequence), "PUBLISH", "", "0", PublishOrder.argument(predecessor)], into: &bytes)

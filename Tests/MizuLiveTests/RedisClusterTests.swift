@@ -261,6 +261,50 @@ import Testing
         }
     }
 
+    /// A room's keys moved to another primary, its slot's migration not finished (no SETSLOT
+    /// NODE yet): the old owner answers its publishes `ASK`, and they are written to the new
+    /// one behind `ASKING` at once, not held until the migration ends (they would be given up
+    /// after maxPublishWait). Bob, subscribed on the old owner, reads them from the stream
+    /// once the slot is the new one's.
+    @Test func anAskedPublishGoesToTheImportingPrimaryAtOnce() async throws {
+        try await withRedisCluster { cluster in
+            try await self.withTwoNodes(cluster, options: historyOptions(size: 1_000)) { a, b in
+                let rooms = self.topicsOnEveryPrimary(a.broker, prefix: "h:room-")
+                let room = rooms[0].topic
+                let bob = try await TestWebSocket.live(port: b.port, user: "bob")
+                _ = try await bob.recover(room)
+                for index in 1...3 { #expect(a.server.publish(room, Data("\(index)".utf8))) }
+                for offset in 1...3 { #expect(try await bob.readMessage().offset == UInt64(offset)) }
+                let slot = a.broker.keyspace.slot(room)
+                let source = try #require(cluster.node(rooms[0].owner))
+                let target = try #require(cluster.node(rooms[1].owner))
+                let sourceID = try #require(try await source.command(["CLUSTER", "MYID"]).text)
+                let targetID = try #require(try await target.command(["CLUSTER", "MYID"]).text)
+                _ = try await target.command(["CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceID])
+                _ = try await source.command(["CLUSTER", "SETSLOT", String(slot), "MIGRATING", targetID])
+                guard case .array(let keys?) = try await source.command(["CLUSTER", "GETKEYSINSLOT", String(slot), "100"]) else {
+                    Issue.record("no keys in the room's slot")
+                    return
+                }
+                let moved = try await source.command(["MIGRATE", "127.0.0.1", String(target.port), "", "0", "5000", "KEYS"] + keys.compactMap(\.text))
+                #expect(moved == .simpleString("OK"), "MIGRATE: \(moved)")
+                for index in 4...10 { #expect(a.server.publish(room, Data("\(index)".utf8))) }
+                let meta = a.broker.keyspace.key("history-meta", room)
+                _ = try await eventuallyAsync("the seven on the importing primary, the migration still under way") { () -> Bool? in
+                    let replies = try await target.commands([["ASKING"], ["HGET", meta, "o"]])
+                    return replies.last?.text == "10" ? true : nil
+                }
+                #expect(a.broker.asked >= 7 && a.broker.statistics.dropped == 0, "asked \(a.broker.asked)")
+                for node in cluster.nodes { _ = try await node.command(["CLUSTER", "SETSLOT", String(slot), "NODE", targetID]) }
+                for offset in 4...10 {
+                    let message = try await bob.readMessage(timeout: Patience.scaled(.seconds(10)))
+                    #expect(message.offset == UInt64(offset) && message.data == String(offset), "\(message)")
+                }
+                try await bob.close()
+            }
+        }
+    }
+
     @Test func seedsReadAsHostPortsOrURLs() throws {
         let configuration = try Live.RedisClusterBroker.Configuration(seeds: "redis://:secret@10.0.0.1:7000, 10.0.0.2:7001")
         #expect(configuration.seeds.map { "\($0.host):\($0.port)" } == ["10.0.0.1:7000", "10.0.0.2:7001"])

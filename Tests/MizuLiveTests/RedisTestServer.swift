@@ -128,6 +128,17 @@ final class RedisTestServer: Sendable {
         return try await RedisConnector.command(arguments, on: channel).get()
     }
 
+    /// Runs commands one after another on one fresh connection (`ASKING` then a command).
+    func commands(_ list: [[String]]) async throws -> [RESPValue] {
+        let channel = try await RedisConnector.connect(
+            try self.configuration(), on: MultiThreadedEventLoopGroup.singleton.next(), callbacks: .init()
+        ).get()
+        defer { channel.close(promise: nil) }
+        var replies: [RESPValue] = []
+        for arguments in list { replies.append(try await RedisConnector.command(arguments, on: channel).get()) }
+        return replies
+    }
+
     /// Channels matching `pattern` that some client subscribes to.
     func activeChannels(_ pattern: String) async throws -> Set<String> {
         guard case .array(let items?) = try await self.command(["PUBSUB", "CHANNELS", pattern]) else { return [] }

@@ -64,8 +64,8 @@ struct PublishOrder {
         var copy = command
         guard case .array(let items?)? = try? RESPParser().next(&copy), items.count == 18,
               items[0].text?.uppercased() == "EVAL", case .bulkString(let script?) = items[1],
-              script.readableBytesView.elementsEqual(Live.RedisBroker.publishScript.utf8), items[2].text == "4",
-              let key = items[6].text, let sequence = items[13].text.flatMap({ UInt64($0) }),
+              script.readableBytesView.elementsEqual(Live.RedisBroker.publishScript.utf8), items[2].text == "3",
+              let key = items[5].text, let sequence = items[13].text.flatMap({ UInt64($0) }),
               let predecessor = items[17].text.flatMap({ UInt64($0) })
         else { return nil }
         return (key, sequence, predecessor)

@@ -9,39 +9,46 @@ import NIOCore
 /// `<prefix>presence-expiry:<topic>`). Each step is one Lua script, so it is atomic in Redis.
 extension Live.RedisBroker: SharedState {
     /// Appends, trims, and publishes `h:<offset>:<epoch>\n<data>` on the topic's channel (by
-    /// ARGV[8]: PUBLISH, or SPUBLISH on a cluster, where only a write script reaches the slot's
-    /// owner: a demoted primary answers a plain SPUBLISH with 0 and no redirect); answers the
-    /// offset. KEYS[4] holds the last sequence number (ARGV[7]) of this node's publishes to
-    /// the topic applied: one written again after a lost link, already applied, is skipped
-    /// (answered 0), so a replay never adds a message twice. ARGV[9] and ARGV[10] are the
-    /// highest position this node delivered (epoch, offset; ``StreamFloors``): a stream of that
-    /// epoch whose top is below it lost messages (a promoted replica), and a new epoch begins.
-    /// ARGV[11], when not 0, is the number of the topic's previous publish: while it is not
-    /// applied this one is refused (`ORDER`, sent again after it; see ``PublishOrder``).
+    /// `command`: PUBLISH, or SPUBLISH on a cluster, where only a write script reaches the
+    /// slot's owner: a demoted primary answers a plain SPUBLISH with 0 and no redirect);
+    /// answers the offset.
+    ///
+    /// KEYS: the stream, its meta hash (epoch `e`, top offset `o`), this node's publisher key
+    /// (the last `sequence` of its publishes to the topic applied: one written again after a
+    /// lost link, already applied, is skipped, answered 0, so a replay never adds a message
+    /// twice). Only keys that exist together are declared (the channel is an argument): during
+    /// a slot migration a primary serves a command whose keys are all there, and refuses
+    /// (TRYAGAIN) one with some of them missing.
+    ///
+    /// `floorEpoch`/`floorOffset`: the highest position this node delivered (``StreamFloors``):
+    /// a stream of that epoch whose top is below it lost messages (a promoted replica), and a
+    /// new epoch begins. `before`, when not 0, is the number of the topic's previous publish:
+    /// while it is not applied this one is refused (`ORDER`, sent again after it; see
+    /// ``PublishOrder``). It is the last argument, so a held command's can be cleared in place.
     static let publishScript = """
-        local last = redis.call('GET', KEYS[4])
-        if last and tonumber(last) >= tonumber(ARGV[7]) then return 0 end
-        local before = tonumber(ARGV[11])
-        if before ~= 0 and (not last or tonumber(last) < before) then
-          return redis.error_reply('ORDER publish ' .. ARGV[7] .. ' waits for ' .. ARGV[11])
+        local channel, data, size, ttl, newEpoch, metaTTL, publisherTTL, sequence, command, floorEpoch, floorOffset, before = unpack(ARGV)
+        local last = redis.call('GET', KEYS[3])
+        if last and tonumber(last) >= tonumber(sequence) then return 0 end
+        if tonumber(before) ~= 0 and (not last or tonumber(last) < tonumber(before)) then
+          return redis.error_reply('ORDER publish ' .. sequence .. ' waits for ' .. before)
         end
         local epoch = redis.call('HGET', KEYS[2], 'e')
-        if epoch and epoch == ARGV[9] and tonumber(redis.call('HGET', KEYS[2], 'o')) < tonumber(ARGV[10]) then
+        if epoch and epoch == floorEpoch and tonumber(redis.call('HGET', KEYS[2], 'o')) < tonumber(floorOffset) then
           epoch = false
         end
         if not epoch then
-          epoch = ARGV[4]
+          epoch = newEpoch
           redis.call('DEL', KEYS[1])
           redis.call('HSET', KEYS[2], 'e', epoch, 'o', 0)
         end
         local offset = redis.call('HINCRBY', KEYS[2], 'o', 1)
         local t = redis.call('TIME')
         local now = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-        redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], offset .. '-1', 't', now, 'd', ARGV[1])
-        redis.call('PEXPIRE', KEYS[1], ARGV[3])
-        redis.call('PEXPIRE', KEYS[2], ARGV[5])
-        redis.call(ARGV[8], KEYS[3], 'h:' .. offset .. ':' .. epoch .. '\\n' .. ARGV[1])
-        redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[6])
+        redis.call('XADD', KEYS[1], 'MAXLEN', size, offset .. '-1', 't', now, 'd', data)
+        redis.call('PEXPIRE', KEYS[1], ttl)
+        redis.call('PEXPIRE', KEYS[2], metaTTL)
+        redis.call(command, channel, 'h:' .. offset .. ':' .. epoch .. '\\n' .. data)
+        redis.call('SET', KEYS[3], sequence, 'PX', publisherTTL)
         return offset
         """
 
@@ -120,15 +127,15 @@ extension Live.RedisBroker: SharedState {
 
     func publish(_ topic: String, _ data: Data, history: Live.HistoryPolicy) -> Bool {
         let arguments = self.historyPublishArguments(topic, data, history: history)
-        // The sequence number (ARGV[7]) is given in queue order, under the queue's lock.
+        // The sequence number is given in queue order, under the queue's lock.
         return self.enqueue(size: Self.evalSize(Self.publishScript, arguments) + 110, countsAsPublish: true, replayable: true) { bytes, sequence in
             let order = self.sharedOrder?.next(topic) ?? (sequence, 0)
-            Self.writeEval(Self.publishScript, keys: 4, arguments, last: self.orderArguments(topic, order), into: &bytes)
+            Self.writeEval(Self.publishScript, keys: 3, arguments, last: self.orderArguments(topic, order), into: &bytes)
         }
     }
 
-    /// ARGV[7...11]: the publish's number, the command that publishes, the topic's floor
-    /// (epoch and offset; "" and 0 when none), the predecessor (last: cleared in place).
+    /// The script's last arguments: the publish's number, the command that publishes, the
+    /// topic's floor (epoch and offset; "" and 0 when none), the predecessor.
     private func orderArguments(_ topic: String, _ order: (sequence: UInt64, predecessor: UInt64)) -> [String] {
         let floor = self.floors.floor(of: topic)
         return [
@@ -144,16 +151,16 @@ extension Live.RedisBroker: SharedState {
         let arguments = self.historyPublishArguments(topic, data, history: history)
         let order = self.sharedOrder?.next(topic) ?? (self.outbox.withLockedValue { $0.takeSequence() }, 0)
         var bytes = ByteBuffer()
-        Self.writeEval(Self.publishScript, keys: 4, arguments, last: self.orderArguments(topic, order), into: &bytes)
+        Self.writeEval(Self.publishScript, keys: 3, arguments, last: self.orderArguments(topic, order), into: &bytes)
         return bytes
     }
 
     private func historyPublishArguments(_ topic: String, _ data: Data, history: Live.HistoryPolicy) -> [EvalArgument] {
         let names = self.keyspace
         return [
-            .text(names.key("history", topic)), .text(names.key("history-meta", topic)), .text(names.channel(topic)),
+            .text(names.key("history", topic)), .text(names.key("history-meta", topic)),
             .text(names.key("history-publisher:" + (self.sharedOrder?.id ?? self.nodeID), topic)),
-            .bytes(data), .text(String(history.size)), .text(String(max(1, history.ttl.nanoseconds / 1_000_000))), .text(newEpoch()),
+            .text(names.channel(topic)), .bytes(data), .text(String(history.size)), .text(String(max(1, history.ttl.nanoseconds / 1_000_000))), .text(newEpoch()),
             .text(String(max(history.ttl, self.configuration.historyMetaTTL).nanoseconds / 1_000_000)),
             .text(String(max(1, self.configuration.replayWindow.nanoseconds / 1_000_000) * 2)),
         ]

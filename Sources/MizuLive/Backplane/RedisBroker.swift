@@ -308,6 +308,12 @@ extension Live {
             let outcome = self.outbox.withLockedValue {
                 $0.enqueue(size: size, countsAsPublish: countsAsPublish, replayable: replayable, now: .now(), write)
             }
+            return self.settle(outcome, countsAsPublish: countsAsPublish)
+        }
+
+        /// Carries out what the outbox answered to a command queued: a flush asked for, or a
+        /// drop counted and reported.
+        private func settle(_ outcome: RedisOutbox.EnqueueOutcome, countsAsPublish: Bool) -> Bool {
             switch outcome {
             case .queued(let scheduleFlush, let waiting):
                 if let waiting { self.metrics.waiting.record(waiting) }
@@ -382,6 +388,28 @@ extension Live {
             self.enqueue(size: command.readableBytes, countsAsPublish: true, replayable: true) { bytes, _ in
                 bytes.writeImmutableBuffer(command)
             }
+        }
+
+        /// Queues a command another primary answered with `ASK` (its slot is being migrated
+        /// here and its keys are here already) right behind an `ASKING`, which lets this
+        /// primary run that one command before the slot is its own. Both or neither: queued
+        /// under one lock, so nothing comes between them. A replay after a lost link writes
+        /// the command alone (it is then refused again and asked again).
+        func enqueueAsking(_ command: ByteBuffer) -> Bool {
+            let asking = "*1\r\n$6\r\nASKING\r\n"
+            let outcome = self.outbox.withLockedValue { outbox -> RedisOutbox.EnqueueOutcome in
+                let now = NIODeadline.now()
+                guard outbox.pendingBytes + asking.utf8.count + command.readableBytes <= outbox.limits.maxPendingBytes,
+                      case .queued(let scheduleFlush, _) = outbox.enqueue(
+                        size: asking.utf8.count, countsAsPublish: false, replayable: false, now: now, { bytes, _ in bytes.writeString(asking) })
+                else { return .dropped(report: nil) }
+                let queued = outbox.enqueue(size: command.readableBytes, countsAsPublish: true, replayable: true, now: now) { bytes, _ in
+                    bytes.writeImmutableBuffer(command)
+                }
+                guard case .queued(_, let waiting) = queued else { return queued }
+                return .queued(scheduleFlush: scheduleFlush, waiting: waiting)
+            }
+            return self.settle(outcome, countsAsPublish: true)
         }
 
         /// Returns once every command queued before it has been answered (or the link is

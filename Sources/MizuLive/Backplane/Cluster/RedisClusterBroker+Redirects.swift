@@ -92,18 +92,31 @@ extension Live.RedisClusterBroker {
     }
 
     /// A shard's command came back (on its event loop): held with its slot, and a barrier on
-    /// that shard when the slot was not held yet.
+    /// that shard when the slot was not held yet. One answered with `ASK` (its slot is being
+    /// migrated and its topic's keys are on the importing primary already) goes there at once,
+    /// behind `ASKING`, unless its slot is held (then it waits its turn like the rest): the
+    /// replies of one primary come in order, so a topic's asked commands reach the importing
+    /// one in publish order.
     func redirected(_ command: ByteBuffer?, _ error: ClusterRedirect, from shard: Live.RedisBroker) {
         guard let command, let slot = Self.slot(ofCommand: command) else {
             self.refreshSoon()
             return
         }
-        let barrier = self.held.withLockedValue { held -> Bool in
+        var importing: Live.RedisBroker?
+        if case .ask(_, let target) = error {
+            importing = self.state.withLockedValue { $0.shards[target] }
+        }
+        let barrier = self.held.withLockedValue { held -> Bool? in
+            if let importing, !held.slots.contains(slot), importing.enqueueAsking(command) {
+                self.askedCommands.add(1, ordering: .relaxed)
+                return nil
+            }
             held.refused.append(Redirected(command: command, slot: slot, since: .now()))
             guard held.slots.insert(slot).inserted else { return false }
             held.barriers += 1
             return true
         }
+        guard let barrier else { return }  // asked: the map stays until the migration ends
         if barrier { self.await { await shard.barrier() } }
         self.refreshSoon()
         self.scheduleRedispatch()

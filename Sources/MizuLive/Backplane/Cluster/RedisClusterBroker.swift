@@ -38,6 +38,7 @@ extension Live {
         let redispatching = NIOLockedValueBox(false)
         let redirectedCommands = Atomic<Int>(0)
         let givenUp = Atomic<Int>(0)
+        let askedCommands = Atomic<Int>(0)
         /// The id every shard's messages carry, so this node knows its own whichever shard brings them.
         let headerID: String
         /// History publishes are numbered once for all shards: a topic keeps its sequence (and
@@ -104,6 +105,10 @@ extension Live {
 
         /// Commands written to a new owner after a primary refused them or was retired.
         public var redirects: Int { self.redirectedCommands.load(ordering: .relaxed) }
+
+        /// Commands answered `ASK` (their slot being migrated) and written to the importing
+        /// primary behind `ASKING`.
+        public var asked: Int { self.askedCommands.load(ordering: .relaxed) }
 
         /// The primaries serving the slots now (`host:port`), as the last map read says.
         public var primaries: [String] {
