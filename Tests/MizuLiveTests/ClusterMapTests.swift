@@ -46,6 +46,33 @@ import Testing
         }
     }
 
+    /// A command that comes back is held with its slot, read from the command itself: an
+    /// EVAL's first key, a SPUBLISH's channel; nothing else is sent again.
+    @Test func aCommandsSlotIsReadFromItsFirstKeyOrChannel() {
+        let names = RedisKeyspace(prefix: "mizu:", sharded: true)
+        let topicSlot = names.slot("chat:{odd}name")
+        let publish = PublishOrderTests.publishCommand(topic: "chat:{odd}name", sequence: 1, predecessor: 0)
+        #expect(Live.RedisClusterBroker.slot(ofCommand: publish) == topicSlot)
+        var presence = ByteBuffer()
+        Live.RedisBroker.writeEval(
+            Live.RedisBroker.presenceLeaveScript, keys: 2,
+            [.text(names.key("presence", "chat:{odd}name")), .text(names.key("presence-expiry", "chat:{odd}name")), .text("s")], into: &presence)
+        #expect(Live.RedisClusterBroker.slot(ofCommand: presence) == topicSlot)
+        var spublish = ByteBuffer()
+        RESPValue.writeArrayHeader(count: 3, into: &spublish)
+        for word in ["SPUBLISH", names.channel("chat:{odd}name"), "m:node\n{}"] { RESPValue.writeBulkString(word, into: &spublish) }
+        #expect(Live.RedisClusterBroker.slot(ofCommand: spublish) == topicSlot)
+        var ping = ByteBuffer()
+        RESPValue.writeArrayHeader(count: 1, into: &ping)
+        RESPValue.writeBulkString("PING", into: &ping)
+        #expect(Live.RedisClusterBroker.slot(ofCommand: ping) == nil)
+        var noKeys = ByteBuffer()
+        Live.RedisBroker.writeEval("return 1", keys: 0, [], into: &noKeys)
+        #expect(Live.RedisClusterBroker.slot(ofCommand: noKeys) == nil)
+        #expect(Live.RedisClusterBroker.slot(ofCommand: ByteBuffer(string: "*2\r\n$4\r\nEVAL")) == nil, "cut short")
+        #expect(Live.RedisClusterBroker.slot(ofCommand: ByteBuffer(string: "+OK\r\n")) == nil)
+    }
+
     @Test func aTopologyIsWholeOrRefused() throws {
         let asked = ClusterNodeAddress(host: "127.0.0.1", port: 7000)
         func node(_ host: String, _ port: Int64) -> RESPValue {

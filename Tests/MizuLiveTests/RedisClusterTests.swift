@@ -1,4 +1,5 @@
 import Foundation
+import MetricsTestKit
 import Mizu
 @testable import MizuLive
 import MizuTestSupport
@@ -10,10 +11,11 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(10))) struct RedisClusterTests {
     /// Two servers, each with its own cluster broker.
     private func withTwoNodes(
-        _ cluster: RedisTestCluster, options: @escaping (inout Live.Options) -> Void,
+        _ cluster: RedisTestCluster, metrics: TestMetrics? = nil, options: @escaping (inout Live.Options) -> Void,
         _ body: (_ a: (server: Live.Server, broker: Live.RedisClusterBroker, port: Int), _ b: (server: Live.Server, broker: Live.RedisClusterBroker, port: Int)) async throws -> Void
     ) async throws {
-        let configuration = try cluster.configuration()
+        var configuration = try cluster.configuration()
+        if let metrics { configuration.node.metricsFactory = metrics }
         try await withTwoServers(connect: { try await Live.RedisClusterBroker.connect(configuration) }, close: { await $0.close() }, options: options, body)
     }
 
@@ -153,13 +155,15 @@ import Testing
     /// reaches bob once, in order; no publish is refused.
     @Test func aPlannedFailoverLosesNothing() async throws {
         try await withRedisCluster { cluster in
-            try await self.withTwoNodes(cluster, options: historyOptions(size: 10_000, queueSize: 100_000)) { a, b in
+            let metrics = TestMetrics()
+            try await self.withTwoNodes(cluster, metrics: metrics, options: historyOptions(size: 10_000, queueSize: 100_000)) { a, b in
                 let rooms = self.topicsOnEveryPrimary(a.broker, prefix: "h:room-")
                 let bob = try await TestWebSocket.live(port: b.port, user: "bob")
                 for room in rooms { _ = try await bob.recover(room.topic) }
                 let topology = a.broker.state.withLockedValue { $0.topology }
                 let shard = try #require(topology.shards.first { $0.primary == rooms[0].owner })
                 let replica = try #require(shard.replicas.first.flatMap { cluster.node($0) })
+                let promoted = ClusterNodeAddress(host: "127.0.0.1", port: replica.port)
                 let accepted = try await self.publishSteadily(a.server, topics: rooms.map(\.topic)) {
                     #expect(try await replica.command(["CLUSTER", "FAILOVER"]) == .simpleString("OK"))
                     _ = try await eventually("both nodes follow the new map", timeout: Patience.scaled(.seconds(10))) {
@@ -172,6 +176,11 @@ import Testing
                 #expect(a.broker.statistics.dropped == 0)
                 // The demoted primary refused what reached it after the switch: sent again.
                 #expect(a.broker.redirects > 0 && a.broker.topologyChanges >= 1, "redirects \(a.broker.redirects)")
+                // Per shard: the demoted primary's refusals, bob's room subscribed on the promoted one.
+                #expect(metrics.counterTotal(label: "mizu_live_cluster_redirects_total", dimensions: [("shard", rooms[0].owner.description), ("kind", "moved")]) >= 1)
+                #expect(metrics.counterTotal(label: "mizu_live_cluster_resubscribes_total", dimensions: [("shard", promoted.description)]) >= 1)
+                #expect(metrics.counterTotal(label: "mizu_live_cluster_map_changes_total") >= 2, "both nodes read the new map")
+                #expect(try metrics.expectGauge("mizu_live_broker_connected", [("shard", promoted.description)]).lastValue == 1)
                 try await bob.close()
             }
         }

@@ -98,6 +98,7 @@ extension Live.RedisClusterBroker {
     /// replies of one primary come in order, so a topic's asked commands reach the importing
     /// one in publish order.
     func redirected(_ command: ByteBuffer?, _ error: ClusterRedirect, from shard: Live.RedisBroker) {
+        self.metrics.redirected(by: ClusterNodeAddress(host: shard.configuration.host, port: shard.configuration.port), error)
         guard let command, let slot = Self.slot(ofCommand: command) else {
             self.refreshSoon()
             return
@@ -222,6 +223,7 @@ extension Live.RedisClusterBroker {
         }
         if givenUp > 0 {
             self.givenUp.add(givenUp, ordering: .relaxed)
+            self.metrics.givenUp.increment(by: givenUp)
             self.logger.warning("\(givenUp) history publishes or presence writes found no Redis Cluster primary for their slot within maxPublishWait: dropped")
         }
         return done

@@ -118,7 +118,10 @@ extension Live.RedisClusterBroker {
         self.hold(slots: moved, barriers: losing.count)
         let (retired, remaining) = self.state.withLockedValue { state -> ([Live.RedisBroker], [Live.RedisBroker]) in
             guard !state.closed else { return (Array(connected.values), []) }
-            if state.topology != topology { state.topologyChanges += 1 }
+            if state.topology != topology {
+                state.topologyChanges += 1
+                self.metrics.mapChanges.increment()
+            }
             state.topology = topology
             state.shards.merge(connected) { old, _ in old }
             for topic in state.wanted {
@@ -131,6 +134,7 @@ extension Live.RedisClusterBroker {
                 // subscription missed from the stream.
                 if let current, let oldShard = state.shards[current] {
                     newShard?.subscribeMoved(topic)
+                    if let owner, newShard != nil { self.metrics.resubscribed(on: owner) }
                     oldShard.handOver(topic, to: newShard)
                 } else {
                     newShard?.subscribe(topic)

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -39,6 +40,7 @@ extension Live {
         let redirectedCommands = Atomic<Int>(0)
         let givenUp = Atomic<Int>(0)
         let askedCommands = Atomic<Int>(0)
+        let metrics: ClusterMetrics
         /// The id every shard's messages carry, so this node knows its own whichever shard brings them.
         let headerID: String
         /// History publishes are numbered once for all shards: a topic keeps its sequence (and
@@ -101,6 +103,7 @@ extension Live {
             let digits = String(generator.next() as UInt64, radix: 16)
             self.headerID = String(repeating: "0", count: 16 - digits.count) + digits
             self.publishOrder = SharedPublishOrder(id: self.headerID, window: configuration.node.replayWindow)
+            self.metrics = ClusterMetrics(factory: configuration.node.metricsFactory ?? MetricsSystem.factory)
         }
 
         /// Commands written to a new owner after a primary refused them or was retired.
