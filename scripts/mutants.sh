@@ -158,6 +158,8 @@ MUTATIONS = [
      "            if epoch == stream.epoch, top < stream.offset {", "            if false, epoch == stream.epoch, top < stream.offset {", "StreamRewindTests"),
     ("cluster-ask-held-not-asked", "Sources/MizuLive/Backplane/Cluster/RedisClusterBroker+Redirects.swift",
      "if let importing, !held.slots.contains(slot), importing.enqueueAsking(command) {", "if false, let importing, !held.slots.contains(slot), importing.enqueueAsking(command) {", "anAskedPublish"),
+    ("cluster-held-bytes-unbounded", "Sources/MizuLive/Backplane/Cluster/RedisClusterBroker+Redirects.swift",
+     "guard held.bytes + Live.RedisBroker.publishScript.utf8.count + data.count + 512 <= self.configuration.node.maxPendingPublishBytes else {", "guard true else {", "publishesHeldForAnUnservedSlot"),
     ("full-queue-left-open", "Sources/MizuWebSocket/Connection/WebSocketConnection.swift",
      "            self.closeAsSlowConsumer()\n            return .queueFull", "            return .queueFull", "WebSocketChannelHandler|LiveCore"),
     # MizuLiveClient (issue 26): each mechanism of the client, removed alone.

@@ -131,7 +131,36 @@ import Testing
         }
     }
 
-    let policy = Live.HistoryPolicy(size: 100, ttl: .seconds(60))
+    /// Publishes held while their slot has no primary (here: unserved) are bounded in bytes
+    /// like a shard's outbox: past maxPendingPublishBytes new ones are refused (and counted),
+    /// and those accepted are all written, in order, once the slot is served again.
+    @Test func publishesHeldForAnUnservedSlotAreBoundedInBytes() async throws {
+        let limit = 64 * 1024
+        try await self.withOneNodeCluster(configure: { $0.maxPendingPublishBytes = limit; $0.maxPublishWait = .seconds(60) }) { redis, broker in
+            #expect(broker.publish("h:x", Data("0".utf8), history: self.policy))
+            _ = try await self.read(broker, "h:x", count: 1)
+            let slot = broker.keyspace.slot("h:x")
+            _ = try await redis.command(["CLUSTER", "DELSLOTS", String(slot)])
+            #expect(broker.publish("h:x", Data("1".utf8), history: self.policy))
+            _ = try await eventually("the slot held") { broker.held.withLockedValue { $0.slots.contains(slot) } ? true : nil }
+            let kilobyte = String(repeating: "k", count: 1024)
+            var accepted = 1
+            for index in 2..<1_000 {
+                guard broker.publish("h:x", Data("\(index)\(kilobyte)".utf8), history: self.policy) else { break }
+                accepted = index
+            }
+            #expect(accepted < 999, "never refused")
+            #expect(broker.held.withLockedValue { $0.bytes } <= limit)
+            // Each is about 3 KiB (the script travels with it): the held bytes plus the outbox's.
+            #expect(accepted * 3 * 1024 <= 3 * limit, "accepted \(accepted)")
+            #expect(broker.statistics.dropped >= 1)
+            _ = try await redis.command(["CLUSTER", "ADDSLOTS", String(slot)])
+            let stream = try await self.read(broker, "h:x", count: accepted + 1)
+            #expect(stream.map { String($0.prefix { $0 != "k" }) } == (0...accepted).map(String.init))
+        }
+    }
+
+    let policy = Live.HistoryPolicy(size: 10_000, ttl: .seconds(60))
 
     /// A topic's stream once it holds `count` messages (reads refused while the broker's map
     /// shows the slot unserved are tried again).
@@ -144,7 +173,9 @@ import Testing
 
     /// One cluster-enabled node serving every slot (a slot it stops serving refuses alone:
     /// full coverage is not required) and a cluster broker on it.
-    private func withOneNodeCluster(_ body: (RedisTestServer, Live.RedisClusterBroker) async throws -> Void) async throws {
+    private func withOneNodeCluster(
+        configure: (inout Live.RedisBroker.Configuration) -> Void = { _ in }, _ body: (RedisTestServer, Live.RedisClusterBroker) async throws -> Void
+    ) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mizu-order-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -159,7 +190,9 @@ import Testing
                 let info = try await redis.command(["CLUSTER", "INFO"]).text ?? ""
                 return info.contains("cluster_state:ok") ? true : nil
             }
-            let broker = try await Live.RedisClusterBroker.connect(.init(seeds: [("127.0.0.1", redis.port)], node: try redis.configuration(prefix: "mizu:")))
+            var node = try redis.configuration(prefix: "mizu:")
+            configure(&node)
+            let broker = try await Live.RedisClusterBroker.connect(.init(seeds: [("127.0.0.1", redis.port)], node: node))
             do {
                 try await body(redis, broker)
             } catch {

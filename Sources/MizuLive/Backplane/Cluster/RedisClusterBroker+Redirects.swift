@@ -36,7 +36,14 @@ extension Live.RedisClusterBroker {
         var slots: Set<Int> = []
         /// Barriers still out: nothing is written meanwhile.
         var barriers = 0
+        /// The bytes of `refused` and `fresh`: new publishes are refused past the node's
+        /// ``Live/RedisBroker/Configuration/maxPendingPublishBytes``, as a shard's outbox does.
+        var bytes = 0
         var isEmpty: Bool { self.refused.isEmpty && self.fresh.isEmpty }
+
+        mutating func recountBytes() {
+            self.bytes = self.refused.reduce(0) { $0 + $1.command.readableBytes } + self.fresh.reduce(0) { $0 + $1.command.readableBytes }
+        }
 
         /// Before a write (no barrier out, so nothing of a held slot is in flight anywhere):
         /// a history publish whose predecessor is not the publish held before it for its
@@ -83,12 +90,28 @@ extension Live.RedisClusterBroker {
         }
         // Checked and queued under one lock: a slot held meanwhile sees this publish refused
         // (and back before its barrier), never written after what it holds.
-        return self.held.withLockedValue { held in
+        let accepted = self.held.withLockedValue { held -> Bool? in
             guard held.slots.contains(slot) else { return owner?.publish(topic, data, history: history) ?? false }
             guard let maker = owner ?? anyShard else { return false }
-            held.fresh.append(Redirected(command: maker.historyPublishCommand(topic, data, history: history), slot: slot, since: .now()))
+            // Checked before the command is made (it takes a publish number): the script's
+            // text, the data, and a margin for the names and numbers.
+            guard held.bytes + Live.RedisBroker.publishScript.utf8.count + data.count + 512 <= self.configuration.node.maxPendingPublishBytes else {
+                return nil
+            }
+            let command = maker.historyPublishCommand(topic, data, history: history)
+            held.fresh.append(Redirected(command: command, slot: slot, since: .now()))
+            held.bytes += command.readableBytes
             return true
         }
+        guard let accepted else {
+            self.givenUp.add(1, ordering: .relaxed)
+            self.metrics.givenUp.increment()
+            if self.heldFullLog.allows() {
+                self.logger.warning("a history publish was refused: the publishes held while their slots move passed maxPendingPublishBytes")
+            }
+            return false
+        }
+        return accepted
     }
 
     /// A shard's command came back (on its event loop): held with its slot, and a barrier on
@@ -113,6 +136,7 @@ extension Live.RedisClusterBroker {
                 return nil
             }
             held.refused.append(Redirected(command: command, slot: slot, since: .now()))
+            held.bytes += command.readableBytes
             guard held.slots.insert(slot).inserted else { return false }
             held.barriers += 1
             return true
@@ -142,6 +166,7 @@ extension Live.RedisClusterBroker {
                 let back = commands.compactMap { command in Self.slot(ofCommand: command).map { Redirected(command: command, slot: $0, since: now) } }
                 self.held.withLockedValue { held in
                     held.refused += back
+                    held.bytes += back.reduce(0) { $0 + $1.command.readableBytes }
                     held.slots.formUnion(back.map(\.slot))
                 }
             }
@@ -219,6 +244,7 @@ extension Live.RedisClusterBroker {
             held.refused = keptRefused.filter { !expired($0) }
             held.fresh = keptFresh.filter { !expired($0) }
             held.slots = Set(held.refused.map(\.slot) + held.fresh.map(\.slot))
+            held.recountBytes()
             return held.isEmpty
         }
         if givenUp > 0 {

@@ -40,6 +40,7 @@ extension Live {
         let redirectedCommands = Atomic<Int>(0)
         let givenUp = Atomic<Int>(0)
         let askedCommands = Atomic<Int>(0)
+        let heldFullLog = LogThrottle(every: .seconds(10))
         let metrics: ClusterMetrics
         /// The id every shard's messages carry, so this node knows its own whichever shard brings them.
         let headerID: String
