@@ -3,8 +3,9 @@
 #   1. build (debug, all targets) with zero warnings from our code, without and with the
 #      package trait TLS (swift-nio-ssl); what follows uses the TLS build
 #   2. swift test: unit and integration suites (real servers on 127.0.0.1, port 0; the Redis
-#      backplane suite starts, restarts and pauses its own redis-server; https with a
-#      self-signed certificate)
+#      backplane suite starts, restarts and pauses its own redis-server, the cluster suite a
+#      six-node Redis Cluster; https with a self-signed certificate); then scripts/docs.sh
+#      (DocC, warnings as errors; the articles' code compiled; doc coverage)
 #   3. the concurrency suites again under ThreadSanitizer
 #   4. interop: Python's websockets client against EchoServer
 #   5. ChatApp: the wire contract over real sockets, two processes joined by a redis-server,
@@ -80,13 +81,21 @@ grep -E "✘|Test run with|error:" "$logs/swift-test.log" | grep -v "^\[" || tru
 grep -q "✔ Test run with .* passed" "$logs/swift-test.log" || status=1
 record "swift test" $status
 
+step "documentation: DocC of every library (warnings as errors), article code, coverage"
+set +e
+timeout 900 bash scripts/docs.sh > "$logs/docs.log" 2>&1
+status=$?
+set -e
+grep -vE "^== " "$logs/docs.log" | tail -20 || true
+record "docs" $status
+
 if [ $quick -eq 0 ]; then
   step "swift test under ThreadSanitizer (concurrency suites)"
   set +e
   swift build --build-tests --sanitize=thread --scratch-path .build-tsan > "$logs/tsan-build.log" 2>&1 &&
     TSAN_OPTIONS="suppressions=$PWD/scripts/tsan-suppressions.txt print_suppressions=1" \
     MIZU_TEST_PATIENCE=$((MIZU_TEST_PATIENCE * 4)) timeout 1200 swift test --skip-build --sanitize=thread --scratch-path .build-tsan \
-      --filter "StressTests|LiveServerTests|WebSocketEndpointTests|RedisBackplaneTests|BrokerTests|LiveContractTests|SeedFidelityTests|ShutdownDrainTests|ServiceLifecycleTests|ConnectionLimitTests|LiveMetricsTests|WebSocketChannelHandlerTests|HeartbeatWheelTests|HostileLiveTests|HostileLiveBoundsTests|HealthTests|HistoryTests|PresenceTests|PresenceReadsTests|RedisHistoryPresenceTests|BackplaneContinuityTests|StreamContinuityTests|LiveSessionLoopTests|HistoryPresenceStoreTests|CommandTests|WebSocketClientTests|LiveClientTests|ClientCoreTests" > "$logs/tsan.log" 2>&1
+      --filter "StressTests|LiveServerTests|WebSocketEndpointTests|RedisBackplaneTests|BrokerTests|LiveContractTests|SeedFidelityTests|ShutdownDrainTests|ServiceLifecycleTests|ConnectionLimitTests|LiveMetricsTests|WebSocketChannelHandlerTests|HeartbeatWheelTests|HostileLiveTests|HostileLiveBoundsTests|HealthTests|HistoryTests|PresenceTests|PresenceReadsTests|RedisHistoryPresenceTests|BackplaneContinuityTests|StreamContinuityTests|LiveSessionLoopTests|HistoryPresenceStoreTests|CommandTests|WebSocketClientTests|LiveClientTests|ClientCoreTests|RedisClusterTests|PublishOrderTests|StreamRewindTests" > "$logs/tsan.log" 2>&1
   status=$?
   set -e
   grep -E "✘|Test run with|ThreadSanitizer|error:" "$logs/tsan-build.log" "$logs/tsan.log" | grep -v "^\[" | head -40 || true

@@ -1,6 +1,6 @@
 import Mizu
 
-/// Mounts a plain ``HTTPHandler`` as a route handler: `app.get("/ws", compat(server.handler()))`.
+/// Mounts a plain `HTTPHandler` as a route handler: `app.get("/ws", compat(server.handler()))`.
 /// The route's path parameters stay readable in `request.pathParameters`, and the handler
 /// may upgrade the connection.
 public func compat(_ handler: any HTTPHandler) -> Handler {
@@ -23,7 +23,7 @@ public func compat(_ middleware: @escaping HTTPMiddleware) -> Middleware {
     }
 }
 
-/// A route handler as a plain HTTPHandler (the reverse of ``compat(_:)``).
+/// A route handler as a plain HTTPHandler (the reverse of ``compat(_:)-(HTTPHandler)``).
 public func plain(_ handler: @escaping Handler) -> any HTTPHandler {
     HTTPHandlerFunc { writer, request in try await handler(Ctx.make(request: request, writer: writer)) }
 }

@@ -3,7 +3,9 @@
 public struct CORSOptions: Sendable {
     /// Allowed origins (`https://app.example.com`), or `["*"]` for any. Empty: none.
     public var allowedOrigins: [String]
+    /// Methods a preflight allows (`Access-Control-Allow-Methods`).
     public var allowedMethods: [String] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    /// Request headers a preflight allows (`Access-Control-Allow-Headers`).
     public var allowedHeaders: [String] = ["Content-Type", "Authorization"]
     /// Response headers the page may read besides the CORS-safelisted ones.
     public var exposedHeaders: [String] = []
@@ -14,6 +16,7 @@ public struct CORSOptions: Sendable {
     /// How long a browser may cache a preflight answer, in seconds.
     public var maxAge: Int? = 600
 
+    /// Options allowing `allowedOrigins`, with the default methods, headers and cache time.
     public init(allowedOrigins: [String]) {
         self.allowedOrigins = allowedOrigins
     }

@@ -35,6 +35,8 @@ extension Middlewares {
 
     /// A streaming response was still going at the deadline.
     public enum TimeoutError: Error, Equatable {
+        /// The response had started: its body was cut (no terminating chunk), so the client
+        /// sees it incomplete.
         case responseCut
     }
 }

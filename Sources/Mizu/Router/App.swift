@@ -9,7 +9,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 
-/// A Mizu application: a router that is itself an ``HTTPHandler``, with an error handler,
+/// A Mizu application: a router that is itself an `HTTPHandler`, with an error handler,
 /// `listen`, and graceful shutdown.
 public final class App: Routing, HTTPHandler {
     /// Turns an error thrown by a handler into a response.

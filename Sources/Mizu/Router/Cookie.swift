@@ -4,27 +4,38 @@ import Foundation
 public struct Cookie: Sendable, Equatable {
     /// `SameSite` (RFC 6265bis): whether the browser sends the cookie with cross-site requests.
     public enum SameSite: String, Sendable {
+        /// `SameSite=Strict`: never sent with a cross-site request.
         case strict = "Strict"
+        /// `SameSite=Lax`: sent with top-level cross-site navigations (links), not with
+        /// cross-site subrequests.
         case lax = "Lax"
         /// `SameSite=None`: sent cross-site too; browsers require `secure` with it. (Not
         /// spelled `.none`, which would read as a missing `Optional`.)
         case noRestriction = "None"
     }
 
+    /// The cookie's name (an RFC 6265 token).
     public var name: String
+    /// Its value (cookie-octets only: no whitespace, quotes, comma, semicolon or backslash).
     public var value: String
     /// Defaults to `/`; nil leaves the attribute out (the browser uses the request's directory).
     public var path: String?
+    /// The domain it is sent to, subdomains included; nil: this host only.
     public var domain: String?
+    /// When it expires, as an HTTP date; nil (and no `maxAge`): when the browser closes.
     public var expires: Date?
     /// Seconds until it expires; 0 or less deletes the cookie now (`Max-Age=0`), as in Go.
     public var maxAge: Int?
+    /// Sent over https only.
     public var secure: Bool
+    /// Hidden from scripts (`document.cookie`).
     public var httpOnly: Bool
+    /// Cross-site sending (nil leaves the attribute out: the browser's default, `Lax`).
     public var sameSite: SameSite?
     /// CHIPS: kept per top-level site (browsers require `secure` with it).
     public var partitioned: Bool
 
+    /// A cookie with these attributes; ``Ctx/setCookie(_:)`` checks them before it is sent.
     public init(
         name: String, value: String, path: String? = "/", domain: String? = nil, expires: Date? = nil, maxAge: Int? = nil,
         secure: Bool = false, httpOnly: Bool = false, sameSite: SameSite? = nil, partitioned: Bool = false

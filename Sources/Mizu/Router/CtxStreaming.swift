@@ -14,7 +14,7 @@ extension Ctx {
 
     /// Sends server-sent events as they come, with a comment line every `keepAlive` so proxies
     /// keep the connection and a client that left is noticed even when no event comes. Returns
-    /// when the sequence ends; throws ``ResponseWriter/Error/connectionClosed`` once the client
+    /// when the sequence ends; throws `ResponseWriter.Error.connectionClosed` once the client
     /// left (the sequence's iteration is then cancelled).
     public func sse<Events: AsyncSequence & Sendable>(_ events: Events, keepAlive: TimeAmount = .seconds(30)) async throws
     where Events.Element == ServerSentEvent {

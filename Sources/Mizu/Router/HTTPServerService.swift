@@ -8,7 +8,7 @@ extension HTTPServer {
     }
 }
 
-/// ``HTTPServer/service(host:port:)``.
+/// `HTTPServer.service(host:port:)`.
 public struct HTTPServerService: Service {
     let server: HTTPServer
     let host: String

@@ -8,7 +8,9 @@ import NIOCore
 public struct MultipartForm: Sendable {
     /// An uploaded file.
     public struct File: Sendable {
+        /// Where the file's bytes are.
         public enum Content: Sendable {
+            /// Held in memory (no larger than `maxMemory`).
             case memory(ByteBuffer)
             /// A temporary file's path.
             case disk(String)
@@ -20,7 +22,9 @@ public struct MultipartForm: Sendable {
         public let filename: String
         /// The part's `Content-Type` (`application/octet-stream` when absent).
         public let contentType: String
+        /// Its size in bytes.
         public let size: Int
+        /// Its bytes, in memory or spooled to disk; ``data()`` reads them either way.
         public let content: Content
 
         /// The bytes, read from disk if they were spooled there.
@@ -34,6 +38,7 @@ public struct MultipartForm: Sendable {
 
     /// Plain fields, in order (repeated names kept).
     public let values: QueryParameters
+    /// The uploaded files, in order.
     public let files: [File]
 
     /// Deletes the files spooled to disk.

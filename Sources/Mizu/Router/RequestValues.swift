@@ -3,7 +3,9 @@ import Synchronization
 
 /// A typed key for a value middleware hands down to handlers (Go's `context.WithValue` keys).
 public struct RequestValueKey<Value: Sendable>: Sendable {
+    /// The name values are stored under: two keys with one name are one key.
     public let name: String
+    /// A key named `name` (make it unique, e.g. prefixed with the module's name).
     public init(_ name: String) { self.name = name }
 }
 
@@ -20,6 +22,7 @@ public final class RequestValues: Sendable {
 
     init() {}
 
+    /// The value set for `key`, nil when none is; setting nil removes it. Safe from any task.
     public subscript<Value>(_ key: RequestValueKey<Value>) -> Value? {
         get { self.values.withLock { $0[key.name] } as? Value }
         set { self.values.withLock { $0[key.name] = newValue } }

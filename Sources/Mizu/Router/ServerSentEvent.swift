@@ -9,6 +9,7 @@ public struct ServerSentEvent: Sendable, Equatable {
     /// How long the browser waits before reconnecting, in milliseconds (`retry:`).
     public var retry: Int?
 
+    /// An event with these fields (nil ones are left out).
     public init(data: String, event: String? = nil, id: String? = nil, retry: Int? = nil) {
         self.data = data
         self.event = event

@@ -1,7 +1,7 @@
 /// The plain handler layer: one method that serves a request and answers through a writer.
 ///
 /// This is the `net/http` `Handler` analogue. ``HTTPServer`` runs any `HTTPHandler`, with or
-/// without a router; ``App`` is one.
+/// without a router; `App` (Mizu's) is one.
 public protocol HTTPHandler: Sendable {
     /// Serves one request. A thrown error becomes a 500 when nothing was written yet,
     /// otherwise the connection is closed (the response cannot be completed honestly).

@@ -15,6 +15,7 @@ extension Live {
 
         private let members = NIOLockedValueBox<[ObjectIdentifier: Member]>([:])
 
+        /// A hub with no node yet; ``node()`` makes one per server.
         public init() {}
 
         /// A broker for one server; publishes reach the other nodes that have subscribers.

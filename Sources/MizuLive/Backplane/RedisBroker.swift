@@ -79,6 +79,7 @@ extension Live {
             }
         }
 
+        /// The settings it was connected with.
         public let configuration: Configuration
         private static let dropReportInterval = TimeAmount.seconds(5)
         /// Marks this node's messages on Redis (16 random hex digits).

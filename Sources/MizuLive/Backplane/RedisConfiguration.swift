@@ -8,7 +8,9 @@ import NIOCore
 extension Live.RedisBroker {
     /// Where Redis is and how the broker uses it.
     public struct Configuration: Sendable {
+        /// Redis' host name or address.
         public var host: String
+        /// Redis' TCP port.
         public var port: Int
         /// ACL user (Redis 6+); nil authenticates as the default user.
         public var username: String?
@@ -45,6 +47,7 @@ extension Live.RedisBroker {
         public var healthCheckInterval: TimeAmount = .seconds(5)
         /// First wait before reconnecting; it doubles after each failed attempt, up to ``maxReconnectDelay``.
         public var reconnectDelay: TimeAmount = .milliseconds(100)
+        /// The longest wait between reconnect attempts.
         public var maxReconnectDelay: TimeAmount = .seconds(5)
         /// How long a topic's history position (epoch and offset) outlives its last message
         /// in Redis; after it the topic starts a new epoch. Default 24 h.

@@ -35,6 +35,8 @@ extension Live {
         /// Default 1,000.
         public var maxPresenceMembers: Int = 1000
 
+        /// A command set whose subscribes and reads are allowed by `canSubscribe` and whose
+        /// publishes by `canPublish`.
         public init(
             canSubscribe: @escaping @Sendable (Session, SubscribeRequest) async -> Bool,
             canPublish: @escaping @Sendable (Session, _ topic: String, _ data: Data) async -> Bool
@@ -50,6 +52,7 @@ extension Live {
     /// What a client asked to read: a subscribe (with its recovery point and history), or a
     /// `history` or `presence` read of `topic`.
     public struct SubscribeRequest: Sendable {
+        /// The topic asked for.
         public var topic: String
         /// Recover from this position (the last message's `offset` and `epoch`).
         public var since: StreamPosition?
@@ -58,6 +61,7 @@ extension Live {
         /// The request's whole data object, for members of the application's own (JSON bytes).
         public var data: Data
 
+        /// A request for `topic` (the server makes these from the client's command).
         public init(topic: String, since: StreamPosition? = nil, history: Int? = nil, data: Data = Data("{}".utf8)) {
             self.topic = topic
             self.since = since
@@ -69,10 +73,14 @@ extension Live {
     /// Why a command failed: a stable `code` (part of the protocol), a short message, and
     /// whether the same command may succeed later (`temporary`).
     public struct CommandError: Swift.Error, Sendable, Equatable {
+        /// The protocol's code (`not_allowed`, `bad_request`, `not_enabled`, `unavailable`...).
         public var code: String
+        /// A short human-readable reason.
         public var message: String
+        /// True when the same command may succeed later (a client retries it).
         public var temporary: Bool
 
+        /// An error with these fields, sent to the client as the command's reply.
         public init(code: String, message: String, temporary: Bool) {
             self.code = code
             self.message = message

@@ -10,6 +10,7 @@ extension Live {
         /// How long a message is kept (at least 1 ms).
         public var ttl: TimeAmount
 
+        /// Keep the last `size` messages (at least 1), each for `ttl` (at least 1 ms).
         public init(size: Int, ttl: TimeAmount) {
             self.size = max(1, size)
             self.ttl = max(.milliseconds(1), ttl)
@@ -20,9 +21,12 @@ extension Live {
     /// unbroken history: it changes whenever the history was lost (a restart without
     /// persistence, an expired stream), so an old position is never taken for a current one.
     public struct StreamPosition: Sendable, Hashable, Codable, CustomStringConvertible {
+        /// The message's number in its epoch, from 1.
         public var offset: UInt64
+        /// The history it belongs to.
         public var epoch: String
 
+        /// A position, as a client sent it back (check ``isPlausible`` before trusting it).
         public init(offset: UInt64, epoch: String) {
             self.offset = offset
             self.epoch = epoch

@@ -82,6 +82,7 @@ extension Live {
         /// Handshakes per second per client, with bursts of ``connectBurst``; past it 429
         /// with a `Retry-After`. Default 1,000/s, bursts of 2,000.
         public var connectsPerSecond: Double = 1_000
+        /// Handshakes a client may make at once before ``connectsPerSecond`` paces it.
         public var connectBurst: Int = 2_000
         /// Where the server's metrics go (`mizu_live_*`, listed in the README); nil (the
         /// default) uses whatever `MetricsSystem.bootstrap` installed.

@@ -8,7 +8,7 @@ import NIOCore
 import Synchronization
 
 extension Live {
-    /// A live server: hand ``handler()`` to a router (or an ``HTTPServer``), then publish to
+    /// A live server: hand ``handler()`` to a router (or an `HTTPServer`), then publish to
     /// topics from anywhere. `Live.Server(Live.Options(...))` is Go's `live.New(live.Options{...})`.
     public final class Server: Sendable {
         let core: ServerCore

@@ -21,6 +21,7 @@ extension Live {
         /// no ghost for longer. Default 30 s.
         public var expiry: TimeAmount = .seconds(30)
 
+        /// Presence on the topics `topics` accepts; see each property for the rest.
         public init(
             topics: @escaping @Sendable (String) -> Bool,
             info: (@Sendable (Session) -> Data)? = nil,
@@ -45,6 +46,7 @@ extension Live {
         /// When it subscribed.
         public var joinedAt: Date
 
+        /// A member with these fields.
         public init(session: String, info: Data, joinedAt: Date) {
             self.session = session
             self.info = info

@@ -22,10 +22,12 @@ import NIOCore
 /// and go out when the connection is back. Once connected, a client runs (and reconnects)
 /// until ``close(flushTimeout:)`` or a stop; releasing it does not close it.
 public final class LiveClient: Sendable {
+    /// The server's WebSocket URL (`ws://` or `wss://`).
     public let url: String
     let core: ClientCore
     private let runner = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
+    /// A client of the server at `url`; nothing connects until ``connect()``.
     public init(url: String, configuration: Configuration = Configuration()) {
         self.url = url
         self.core = ClientCore(configuration: configuration)

@@ -27,6 +27,7 @@ extension LiveClient {
         /// Requests (publishes, reads, first subscribes) waiting for a connection: past either
         /// bound a request fails at once with ``LiveClientError/queueFull``. Defaults 1,000 and 1 MiB.
         public var maxQueuedRequests = 1_000
+        /// The bytes those requests may hold together (see ``maxQueuedRequests``).
         public var maxQueuedBytes = 1 << 20
         /// Events each subscription holds for a consumer that reads slowly (see
         /// ``LiveSubscription/events``). Default 1,000.
@@ -50,6 +51,7 @@ extension LiveClient {
         /// Where the connection's I/O runs.
         public var eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
 
+        /// The defaults, each given with its property.
         public init() {}
     }
 

@@ -1,6 +1,6 @@
 /// When a client tries again after a connection ended or an attempt failed (PROTOCOL.md,
 /// "Close codes: reconnect or not" and "Shutdown and reconnect storms"). The settings; the
-/// decisions are ``ReconnectSchedule``'s.
+/// decisions are `ReconnectSchedule`'s.
 public struct ReconnectPolicy: Sendable, Equatable {
     /// The first wait of a backoff; it doubles with every failed attempt. Default 250 ms.
     public var initialDelay: Duration = .milliseconds(250)
@@ -13,6 +13,7 @@ public struct ReconnectPolicy: Sendable, Equatable {
     /// value) waits this long. Default 5 minutes.
     public var maxRetryAfter: Duration = .seconds(300)
 
+    /// The protocol's backoff, each value given with its property.
     public init() {}
 }
 

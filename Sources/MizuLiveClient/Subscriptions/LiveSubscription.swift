@@ -5,6 +5,7 @@ import NIOCore
 /// and in order, across reconnects, or say that some were missed. Cancel it with
 /// ``LiveClient/unsubscribe(_:)``.
 public final class LiveSubscription: Sendable {
+    /// The topic subscribed to.
     public let topic: String
 
     /// What a subscription delivers.
@@ -34,12 +35,16 @@ public final class LiveSubscription: Sendable {
     /// topic with history loses nothing (the server replays), one without is told ``Event/missed(resumesAfter:)``.
     public var events: Events { Events(buffer: self.buffer) }
 
+    /// The subscription's events as an `AsyncSequence`: one consumer at a time; it ends when
+    /// the subscription is cancelled or the client closes, and throws what ended it otherwise
+    /// (the client stopped, the server refused the topic, a resubscribe timed out).
     public struct Events: AsyncSequence, Sendable {
         public typealias Element = Event
         let buffer: SubscriptionBuffer
 
         public func makeAsyncIterator() -> Iterator { Iterator(buffer: self.buffer) }
 
+        /// Waits for each next event.
         public struct Iterator: AsyncIteratorProtocol {
             let buffer: SubscriptionBuffer
 

@@ -22,6 +22,8 @@ public struct WebSocketClient: Sendable {
     public var tls: TLSConfiguration = .makeClientConfiguration()
     #endif
 
+    /// A client whose connections have `configuration`'s bounds (the client role: its frames
+    /// masked, the server's unmasked).
     public init(configuration: WebSocketConfiguration = WebSocketConfiguration()) {
         self.configuration = configuration
     }

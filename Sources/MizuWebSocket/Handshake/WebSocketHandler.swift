@@ -1,7 +1,7 @@
 import MizuHTTP
 
 /// A plain handler that serves WebSocket connections with `events`: mount it with
-/// `compat(_:)` or run it on an ``HTTPServer`` directly.
+/// `compat(_:)` or run it on an `HTTPServer` directly.
 public struct WebSocketHandler: HTTPHandler {
     private let upgrader: WebSocketUpgrader
     private let events: WebSocketEvents

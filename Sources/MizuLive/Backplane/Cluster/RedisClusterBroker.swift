@@ -24,6 +24,7 @@ extension Live {
     /// Scripts are sent whole with EVAL (never EVALSHA), so a node that never saw one, or a
     /// promoted replica with an empty script cache, runs it all the same.
     public final class RedisClusterBroker: Broker {
+        /// The seeds and node configuration it was made with.
         public let configuration: Configuration
         let eventLoopGroup: any EventLoopGroup
         let logger: Logger

@@ -15,6 +15,7 @@ extension Live.RedisClusterBroker {
         /// command or drops a subscription).
         public var topologyRefreshInterval: TimeAmount = .seconds(5)
 
+        /// A cluster reached through `seeds`, each primary connected with `node`'s settings.
         public init(seeds: [(host: String, port: Int)], node: Live.RedisBroker.Configuration = .init()) {
             self.seeds = seeds
             self.node = node
