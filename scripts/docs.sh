@@ -96,8 +96,19 @@ for module in "${modules[@]}"; do
   cp "$graphs/$module.symbols.json" "$work/graphs/"
   cp "$graphs/$module"@*.symbols.json "$work/graphs/" 2>/dev/null || true
   cp -R "Sources/$module/$module.docc" "$work/$module.docc"
-  # The wire protocol article is PROTOCOL.md itself, so there is one source.
-  [ "$module" = MizuLive ] && cp PROTOCOL.md "$work/$module.docc/WireProtocol.md"
+  # The wire protocol article is PROTOCOL.md itself, and the limits article the README's
+  # "Limits and deadlines" section, so each has one source.
+  if [ "$module" = MizuLive ]; then
+    cp PROTOCOL.md "$work/$module.docc/WireProtocol.md"
+    python3 - README.md "$work/$module.docc/Limits.md" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+start = text.index("## Limits and deadlines\n")
+end = text.index("\n## ", start + 1)
+section = text[start:end].replace("## Limits and deadlines", "# Limits and deadlines", 1)
+open(sys.argv[2], "w").write(section.rstrip() + "\n")
+PY
+  fi
   rm -rf "$out/archives/$module.doccarchive"
   docc convert "$work/$module.docc" \
     --additional-symbol-graph-dir "$work/graphs" \
