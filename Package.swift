@@ -161,6 +161,21 @@ let package = Package(
             path: "Examples/ChatClient",
             swiftSettings: swiftSettings
         ),
+        // The allocation guard (release; scripts/test.sh runs it): counts the publish path's
+        // allocations with a malloc counter of its own (inert under sanitizers).
+        .target(name: "CAllocationCounter", path: "Tests/AllocationCounter"),
+        .executableTarget(
+            name: "AllocationGuard",
+            dependencies: [
+                "CAllocationCounter", "Mizu", "MizuCompat", "MizuHTTP", "MizuLive", "MizuWebSocket", "MizuTestSupport",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/AllocationGuard",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "MizuTestSupport",
             dependencies: [

@@ -11,7 +11,8 @@
 #   5. ChatApp: the wire contract over real sockets, two processes joined by a redis-server,
 #      the page in headless Chromium, and Examples/ChatClient (MizuLiveClient) against real
 #      ChatApps (restarts, SIGKILL, SIGSTOP, 401, a 503 with Retry-After)
-#   6. release builds of the ChatApp, Benchmarks/ and Fuzz/, then every fuzz target for 60 s
+#   6. release builds of the ChatApp, Benchmarks/ and Fuzz/; the allocation guard (release:
+#      the publish path's allocations against their budgets); every fuzz target for 60 s
 #   7. Autobahn TestSuite, cases 1 to 13, against a release EchoServer
 # `scripts/test.sh --quick` skips ThreadSanitizer, the extra builds and the fuzz run, and runs
 # a fast Autobahn subset.
@@ -142,6 +143,17 @@ if [ $quick -eq 0 ]; then
   # (|| true: head closing the pipe early must not end the run under pipefail.)
   [ $status -eq 0 ] || grep -hE "error" "$logs/release-chatapp.log" "$logs/benchmarks-build.log" "$logs/fuzz-build.log" | head -20 || true
   record "builds" $status
+
+  # NIO's style: the publish path's allocations counted exactly in a release build (malloc
+  # counted on the measuring thread); any count over its budget fails (Tests/AllocationGuard).
+  step "allocation guard (release)"
+  set +e
+  swift build -c release --product AllocationGuard > "$logs/allocation-guard-build.log" 2>&1 &&
+    timeout 300 "$(swift build -c release --show-bin-path)/AllocationGuard"
+  status=$?
+  set -e
+  [ $status -eq 0 ] || grep -hE "error" "$logs/allocation-guard-build.log" | head -20 || true
+  record "allocation guard" $status
 
   # Every parser of client bytes (HTTP heads, dates, ranges, cookies, media types, multipart,
   # Accept-Encoding, forms and queries, JSON, request targets; WebSocket frames, extension

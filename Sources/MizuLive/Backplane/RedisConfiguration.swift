@@ -22,7 +22,9 @@ extension Live.RedisBroker {
         public var channelPrefix: String = "mizu:"
         /// Commands waiting to be written to Redis, in bytes; past it (or while disconnected)
         /// publishes are dropped and counted, and reads (history, presence) throw
-        /// ``Live/RedisError/overloaded``. Bounds memory when Redis is slow or gone.
+        /// ``Live/RedisError/overloaded``. Bounds memory when Redis is slow or gone. With a
+        /// Redis Cluster it bounds each shard's queue and, apart, the publishes held while
+        /// their slots move (what a shard's queue hands back there is kept, accepted already).
         public var maxPendingPublishBytes: Int = 8 * 1024 * 1024
         /// While the publishing link reconnects, publishes wait for it (in order, within
         /// ``maxPendingPublishBytes``) this long after it was lost; then they are refused

@@ -7,6 +7,9 @@ final class LoopFlusher {
     private var dirty: [WebSocketChannelHandler] = []
     /// Connections with a write delay, flushed together when the oldest one's delay is up.
     private var delayed: [WebSocketChannelHandler] = []
+    /// The list being flushed: swapped with `dirty` or `delayed`, so neither is copied (a
+    /// copy still referenced would make the next append allocate a new buffer every tick).
+    private var flushing: [WebSocketChannelHandler] = []
 
     private static let perThread = PerThread { LoopFlusher() }
 
@@ -33,14 +36,19 @@ final class LoopFlusher {
     }
 
     private func flushDelayed() {
-        let handlers = self.delayed
-        self.delayed.removeAll(keepingCapacity: true)
-        for handler in handlers { handler.flushNow() }
+        swap(&self.delayed, &self.flushing)
+        self.flushEach()
     }
 
     private func flushAll() {
-        let handlers = self.dirty
-        self.dirty.removeAll(keepingCapacity: true)
-        for handler in handlers { handler.flushNow() }
+        swap(&self.dirty, &self.flushing)
+        self.flushEach()
+    }
+
+    /// Flushes what was swapped into `flushing`; a flush that schedules again lands in the
+    /// emptied list, flushed by its own task.
+    private func flushEach() {
+        for index in self.flushing.indices { self.flushing[index].flushNow() }
+        self.flushing.removeAll(keepingCapacity: true)
     }
 }

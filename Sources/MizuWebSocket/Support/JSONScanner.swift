@@ -60,12 +60,12 @@ package struct JSONScanner {
         switch byte {
         case UInt8(ascii: "{"):
             try self.nested { (scanner: inout JSONScanner) throws(Invalid) in
-                try scanner.forEachMember { (scanner: inout JSONScanner, _: String) throws(Invalid) in _ = try scanner.skipValue() }
+                try scanner.walkMembers(readingKeys: false) { (scanner: inout JSONScanner, _: String) throws(Invalid) in _ = try scanner.skipValue() }
             }
         case UInt8(ascii: "["):
             try self.nested { (scanner: inout JSONScanner) throws(Invalid) in try scanner.skipArray() }
         case UInt8(ascii: "\""):
-            _ = try self.readString()
+            try self.skipString()
         case UInt8(ascii: "t"): try self.literal("true")
         case UInt8(ascii: "f"): try self.literal("false")
         case UInt8(ascii: "n"): try self.literal("null")
@@ -83,6 +83,12 @@ package struct JSONScanner {
 
     /// Walks an object's members, calling `member` positioned at each value.
     package mutating func forEachMember(_ member: (inout JSONScanner, String) throws(Invalid) -> Void) throws(Invalid) {
+        try self.walkMembers(readingKeys: true, member)
+    }
+
+    /// As ``forEachMember(_:)``; without `readingKeys` each key is validated and skipped (and
+    /// `member` given ""), so validating a document builds no string.
+    private mutating func walkMembers(readingKeys: Bool, _ member: (inout JSONScanner, String) throws(Invalid) -> Void) throws(Invalid) {
         self.skipWhitespace()
         try self.expect(UInt8(ascii: "{"))
         self.skipWhitespace()
@@ -92,7 +98,13 @@ package struct JSONScanner {
         }
         while true {
             self.skipWhitespace()
-            let key = try self.readString()
+            let key: String
+            if readingKeys {
+                key = try self.readString()
+            } else {
+                try self.skipString()
+                key = ""
+            }
             self.skipWhitespace()
             try self.expect(UInt8(ascii: ":"))
             try member(&self, key)
@@ -150,37 +162,55 @@ package struct JSONScanner {
             var decoded = scalars ?? String.UnicodeScalarView()
             decoded.append(contentsOf: String(decoding: UnsafeRawBufferPointer(rebasing: self.bytes[runStart..<self.index]), as: UTF8.self).unicodeScalars)
             self.index += 1
-            guard let escape = self.peek() else { throw Invalid() }
-            self.index += 1
-            switch escape {
-            case UInt8(ascii: "\""): decoded.append("\"")
-            case UInt8(ascii: "\\"): decoded.append("\\")
-            case UInt8(ascii: "/"): decoded.append("/")
-            case UInt8(ascii: "b"): decoded.append("\u{08}")
-            case UInt8(ascii: "f"): decoded.append("\u{0C}")
-            case UInt8(ascii: "n"): decoded.append("\n")
-            case UInt8(ascii: "r"): decoded.append("\r")
-            case UInt8(ascii: "t"): decoded.append("\t")
-            case UInt8(ascii: "u"):
-                var code = try self.hex4()
-                if (0xD800...0xDBFF).contains(code) {
-                    // A high surrogate must pair with a low one.
-                    guard self.peek() == UInt8(ascii: "\\") else { throw Invalid() }
-                    self.index += 1
-                    try self.expect(UInt8(ascii: "u"))
-                    let low = try self.hex4()
-                    guard (0xDC00...0xDFFF).contains(low) else { throw Invalid() }
-                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                } else if (0xDC00...0xDFFF).contains(code) {
-                    throw Invalid()
-                }
-                guard let scalar = Unicode.Scalar(code) else { throw Invalid() }
-                decoded.append(scalar)
-            default:
-                throw Invalid()
-            }
+            decoded.append(try self.escapedScalar())
             scalars = decoded
             runStart = self.index
+        }
+    }
+
+    /// Skips a string, validated as ``readString()`` validates it, without building it: a
+    /// publish checks its data is JSON with no allocation.
+    private mutating func skipString() throws(Invalid) {
+        try self.expect(UInt8(ascii: "\""))
+        while true {
+            guard let byte = self.peek() else { throw Invalid() }
+            self.index += 1
+            if byte == UInt8(ascii: "\"") { return }
+            guard byte >= 0x20 else { throw Invalid() }  // control characters must be escaped
+            if byte == UInt8(ascii: "\\") { _ = try self.escapedScalar() }
+        }
+    }
+
+    /// Decodes the escape after a backslash (positioned just past it).
+    private mutating func escapedScalar() throws(Invalid) -> Unicode.Scalar {
+        guard let escape = self.peek() else { throw Invalid() }
+        self.index += 1
+        switch escape {
+        case UInt8(ascii: "\""): return "\""
+        case UInt8(ascii: "\\"): return "\\"
+        case UInt8(ascii: "/"): return "/"
+        case UInt8(ascii: "b"): return "\u{08}"
+        case UInt8(ascii: "f"): return "\u{0C}"
+        case UInt8(ascii: "n"): return "\n"
+        case UInt8(ascii: "r"): return "\r"
+        case UInt8(ascii: "t"): return "\t"
+        case UInt8(ascii: "u"):
+            var code = try self.hex4()
+            if (0xD800...0xDBFF).contains(code) {
+                // A high surrogate must pair with a low one.
+                guard self.peek() == UInt8(ascii: "\\") else { throw Invalid() }
+                self.index += 1
+                try self.expect(UInt8(ascii: "u"))
+                let low = try self.hex4()
+                guard (0xDC00...0xDFFF).contains(low) else { throw Invalid() }
+                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+            } else if (0xDC00...0xDFFF).contains(code) {
+                throw Invalid()
+            }
+            guard let scalar = Unicode.Scalar(code) else { throw Invalid() }
+            return scalar
+        default:
+            throw Invalid()
         }
     }
 

@@ -38,6 +38,8 @@ extension Live.RedisClusterBroker {
         var barriers = 0
         /// The bytes of `refused` and `fresh`: new publishes are refused past the node's
         /// ``Live/RedisBroker/Configuration/maxPendingPublishBytes``, as a shard's outbox does.
+        /// What a shard gives back was accepted already (within its own outbox's bound) and
+        /// is kept, so this may pass the bound by that much.
         var bytes = 0
         var isEmpty: Bool { self.refused.isEmpty && self.fresh.isEmpty }
 
