@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the standard scenarios against ChatApp (ours) and hb-chat (the Hummingbird peer),
 # each server started fresh per run, and prints every run plus the medians.
-#   Benchmarks/run.sh [S1|S2|S3|S4|all] [runs]      (default: all 3)
+#   Benchmarks/run.sh [S1|S2|S2B|S3|S4|all] [runs]  (default: all 3)
+#   S2B: the quiet case, a fixed 20 publishes/s to 999 subscribers (CPU per delivery, p99)
 #   S1W, S2W: S1 and S2 with ChatApp's --write-delay-ms 5 (writes held 5 ms to share syscalls)
 #   Benchmarks/run.sh metrics [runs]                S1 against ChatApp without and with --metrics
 #     (S1, S1M), runs alternating, ours only
@@ -53,6 +54,7 @@ scenario_args() {
     R2) echo "fanout --subscribers 999 --publishers 1 --size 64 --rate 200 --warmup 3 --duration 10" ;;
     S1|S1W|S1M|S1N) echo "fanout --subscribers 999 --publishers 1 --size 64 --window 16 --warmup 3 --duration 10" ;;
     S2|S2W) echo "fanout --subscribers 999 --publishers 1 --size 64 --rate 200 --warmup 3 --duration 10" ;;
+    S2B) echo "fanout --subscribers 999 --publishers 1 --size 64 --rate 20 --warmup 3 --duration 10" ;;
     S3) echo "conns --count 10000" ;;
     C*) echo "conns --count ${1#C}" ;;
     S4) echo "fanout --subscribers 999 --publishers 1 --size 64 --window 16 --warmup 3 --duration 10 --compress" ;;
@@ -152,7 +154,7 @@ if [ "$scenario" = cluster ]; then
   done
 fi
 
-scenarios=(S1 S2 S3 S4)
+scenarios=(S1 S2 S2B S3 S4)
 [ "$scenario" = redis ] && scenarios=()
 [ "$scenario" = cluster ] && scenarios=()
 [ "$scenario" != all ] && [ "$scenario" != redis ] && [ "$scenario" != cluster ] && scenarios=("$scenario")

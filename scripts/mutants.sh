@@ -160,6 +160,8 @@ MUTATIONS = [
      "if let importing, !held.slots.contains(slot), importing.enqueueAsking(command) {", "if false, let importing, !held.slots.contains(slot), importing.enqueueAsking(command) {", "anAskedPublish"),
     ("cluster-held-bytes-unbounded", "Sources/MizuLive/Backplane/Cluster/RedisClusterBroker+Redirects.swift",
      "guard held.bytes + Live.RedisBroker.publishScript.utf8.count + data.count + 512 <= self.configuration.node.maxPendingPublishBytes else {", "guard true else {", "publishesHeldForAnUnservedSlot"),
+    ("cluster-barrier-on-redirecting-shard-only", "Sources/MizuLive/Backplane/Cluster/RedisClusterBroker+Redirects.swift",
+     "            for each in [shard] + others { self.await { await each.barrier() } }", "            for each in [shard] { self.await { await each.barrier() } }\n            self.held.withLockedValue { $0.barriers -= others.count }", "ClusterBarrier"),
     ("full-queue-left-open", "Sources/MizuWebSocket/Connection/WebSocketConnection.swift",
      "            self.closeAsSlowConsumer()\n            return .queueFull", "            return .queueFull", "WebSocketChannelHandler|LiveCore"),
     # MizuLiveClient (issue 26): each mechanism of the client, removed alone.

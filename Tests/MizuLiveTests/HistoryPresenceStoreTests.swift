@@ -60,6 +60,10 @@ import Testing
         Live.PresenceMember(session: session, info: Data("null".utf8), joinedAt: Date())
     }
 
+    private static func record(_ session: String) -> PresenceRecord {
+        PresenceRecord(id: .custom(session), info: Data("null".utf8), joinedAt: Date())
+    }
+
     @Test func theServerPicksTheSharedStoresOnlyForABrokerThatKeepsState() {
         var options = Live.Options()
         #expect(Live.Server(options).core.history is MemoryHistoryStore)
@@ -75,12 +79,12 @@ import Testing
     @Test func sharedPresenceTellsTheBrokerEachJoinAndOnlyRealLeavesAndRenewsThisNodesMembers() async throws {
         let broker = RecordingSharedBroker()
         let store = SharedPresenceStore(shared: broker, expiry: .seconds(9))
-        store.join("room", Self.member("a"))
-        store.join("room", Self.member("b"))
-        #expect(!store.leave("room", session: "nobody"), "not a member: nothing to tell")
-        #expect(!store.leave("elsewhere", session: "a"))
-        #expect(store.leave("room", session: "a"))
-        #expect(!store.leave("room", session: "a"), "told once")
+        store.join("room", Self.record("a"))
+        store.join("room", Self.record("b"))
+        #expect(!store.leave("room", id: .custom("nobody")), "not a member: nothing to tell")
+        #expect(!store.leave("elsewhere", id: .custom("a")))
+        #expect(store.leave("room", id: .custom("a")))
+        #expect(!store.leave("room", id: .custom("a")), "told once")
         store.refresh()
         let calls = broker.calls.withLockedValue { $0 }
         #expect(calls.joins.map(\.sessions) == [["a"], ["b"], ["b"]], "the refresh renews b alone: a left")
@@ -92,9 +96,9 @@ import Testing
 
     @Test func memoryPresenceIsItsOwnStore() async throws {
         let store: any PresenceStore = MemoryPresence()
-        store.join("room", Self.member("a"))
+        store.join("room", Self.record("a"))
         #expect(try await store.members("room").map(\.session) == ["a"])
-        #expect(store.leave("room", session: "a") && !store.leave("room", session: "a"))
+        #expect(store.leave("room", id: .custom("a")) && !store.leave("room", id: .custom("a")))
         #expect(try await store.members("room").isEmpty)
     }
 

@@ -73,8 +73,9 @@ public final class HTTPServer: Sendable {
             .serverChannelOption(.backlog, value: self.configuration.backlog)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             // Every connection keeps its receive buffer for reuse, idle or not; start it small
-            // (a request head fits) and let busy connections grow it.
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
+            // (a short request head fits; a longer one grows it on its second read) and let
+            // busy connections grow it.
+            .childChannelOption(.recvAllocator, value: CompactRecvAllocator(initial: 256))
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try self.initializeConnection(channel)

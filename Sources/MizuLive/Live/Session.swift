@@ -21,7 +21,7 @@ extension Live {
 
         private struct State {
             var close = SessionCloseState()
-            var topics: Set<String> = []
+            var topics = SessionTopics()
             var inbox = SessionInbox()
         }
 
@@ -56,7 +56,7 @@ extension Live {
         public var closeError: Live.Error? { self.state.withLockedValue { $0.close.error } }
 
         /// The topics the session is subscribed to now.
-        public var topics: Set<String> { self.state.withLockedValue { $0.topics } }
+        public var topics: Set<String> { self.state.withLockedValue { $0.topics.set } }
 
         /// Queues a message for this session. Throws ``Live/Error/sessionClosed`` once closed,
         /// and ``Live/Error/queueFull`` (closing the session) when its queue is full.
@@ -180,7 +180,7 @@ extension Live {
 
         func unsubscribe(_ topic: String) {
             let removed = self.state.withLockedValue { state in
-                guard state.topics.remove(topic) != nil else { return false }
+                guard state.topics.remove(topic) else { return false }
                 self.core.registry.remove(self, from: topic)
                 return true
             }
@@ -198,7 +198,7 @@ extension Live {
                 guard state.close.connectionEnded(reason) else { return nil }
                 for topic in state.topics { self.core.registry.remove(self, from: topic) }
                 defer { state.topics.removeAll() }
-                return state.topics
+                return state.topics.set
             }
             guard let topics else { return false }
             if !topics.isEmpty {
@@ -241,7 +241,7 @@ extension Live {
     }
 
     /// A session ID: 128 random bits (the default) or the application's own string.
-    enum SessionID: Sendable {
+    enum SessionID: Sendable, Hashable {
         case random(UInt64, UInt64)
         case custom(String)
 

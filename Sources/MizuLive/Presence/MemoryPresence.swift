@@ -1,21 +1,31 @@
 import Foundation
 import NIOConcurrencyHelpers
 
+/// A member as this node keeps it: the session's ID as its 16 bytes (spelled out only when
+/// read), so an idle member costs no string of its own.
+struct PresenceRecord: Sendable {
+    var id: Live.SessionID
+    var info: Data
+    var joinedAt: Date
+
+    var member: Live.PresenceMember { Live.PresenceMember(session: self.id.text, info: self.info, joinedAt: self.joinedAt) }
+}
+
 /// The members of presence topics held in this process: every member of every topic without
 /// a shared broker, this node's own members with one (which it refreshes there). Bounded by
 /// sessions times their topic cap.
 final class MemoryPresence: Sendable {
-    private let topics = NIOLockedValueBox<[String: [String: Live.PresenceMember]]>([:])
+    private let topics = NIOLockedValueBox<[String: [Live.SessionID: PresenceRecord]]>([:])
 
-    func join(_ topic: String, _ member: Live.PresenceMember) {
-        self.topics.withLockedValue { $0[topic, default: [:]][member.session] = member }
+    func join(_ topic: String, _ record: PresenceRecord) {
+        self.topics.withLockedValue { $0[topic, default: [:]][record.id] = record }
     }
 
     /// False when the session was not a member.
     @discardableResult
-    func leave(_ topic: String, session: String) -> Bool {
+    func leave(_ topic: String, id: Live.SessionID) -> Bool {
         self.topics.withLockedValue { topics in
-            guard topics[topic]?.removeValue(forKey: session) != nil else { return false }
+            guard topics[topic]?.removeValue(forKey: id) != nil else { return false }
             if topics[topic]?.isEmpty == true { topics.removeValue(forKey: topic) }
             return true
         }
@@ -23,11 +33,11 @@ final class MemoryPresence: Sendable {
 
     /// Oldest first.
     func members(_ topic: String) -> [Live.PresenceMember] {
-        self.topics.withLockedValue { Array(($0[topic] ?? [:]).values) }.sorted { $0.joinedAt < $1.joinedAt }
+        self.topics.withLockedValue { Array(($0[topic] ?? [:]).values) }.sorted { $0.joinedAt < $1.joinedAt }.map(\.member)
     }
 
     /// Every topic's members (for a broker refresh).
     var all: [String: [Live.PresenceMember]] {
-        self.topics.withLockedValue { $0.mapValues { Array($0.values) } }
+        self.topics.withLockedValue { $0.mapValues { $0.values.map(\.member) } }
     }
 }

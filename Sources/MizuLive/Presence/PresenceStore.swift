@@ -5,9 +5,9 @@ import NIOCore
 /// node shares (``SharedPresenceStore``). Chosen once, when the server is made.
 protocol PresenceStore: Sendable {
     /// A session of this node joined `topic`.
-    func join(_ topic: String, _ member: Live.PresenceMember)
+    func join(_ topic: String, _ record: PresenceRecord)
     /// False when the session was not a member (nothing to tell anyone).
-    func leave(_ topic: String, session: String) -> Bool
+    func leave(_ topic: String, id: Live.SessionID) -> Bool
     /// Every member of `topic`, oldest first.
     func members(_ topic: String) async throws -> [Live.PresenceMember]
     /// Renews what would otherwise expire (the housekeeping timer).
@@ -26,14 +26,14 @@ struct SharedPresenceStore: PresenceStore {
     /// How long a member outlives the node that holds it, unless renewed.
     let expiry: TimeAmount
 
-    func join(_ topic: String, _ member: Live.PresenceMember) {
-        self.local.join(topic, member)
-        self.shared.presenceJoin(topic, [member], expiry: self.expiry)
+    func join(_ topic: String, _ record: PresenceRecord) {
+        self.local.join(topic, record)
+        self.shared.presenceJoin(topic, [record.member], expiry: self.expiry)
     }
 
-    func leave(_ topic: String, session: String) -> Bool {
-        guard self.local.leave(topic, session: session) else { return false }
-        self.shared.presenceLeave(topic, session: session)
+    func leave(_ topic: String, id: Live.SessionID) -> Bool {
+        guard self.local.leave(topic, id: id) else { return false }
+        self.shared.presenceLeave(topic, session: id.text)
         return true
     }
 

@@ -6,11 +6,11 @@ extension ServerCore {
     /// `session` subscribed to `topic`: it becomes a member when the topic tracks presence.
     func joined(_ session: Live.Session, _ topic: String) {
         guard let presence = self.options.presence, presence.topics(topic) else { return }
-        let member = Live.PresenceMember(session: session.id, info: self.presenceInfo(session, presence), joinedAt: Date())
-        self.presenceMembers.join(topic, member)
+        let record = PresenceRecord(id: session.identity, info: self.presenceInfo(session, presence), joinedAt: Date())
+        self.presenceMembers.join(topic, record)
         guard let eventTopic = presence.eventTopic?(topic) else { return }
         var fields = ByteBuffer()
-        member.encode(into: &fields)
+        record.member.encode(into: &fields)
         fields.moveReaderIndex(forwardBy: 1)  // the member's own "{": its fields join the event's
         var event = ByteBuffer()
         event.writeStaticString("{\"type\":\"join\",")
@@ -28,7 +28,7 @@ extension ServerCore {
     /// `session` left `topics` (unsubscribed or closed).
     func left(_ session: Live.Session, _ topics: Set<String>) {
         guard let presence = self.options.presence else { return }
-        for topic in topics where presence.topics(topic) && self.presenceMembers.leave(topic, session: session.id) {
+        for topic in topics where presence.topics(topic) && self.presenceMembers.leave(topic, id: session.identity) {
             guard let eventTopic = presence.eventTopic?(topic) else { continue }
             var event = ByteBuffer()
             event.writeStaticString("{\"type\":\"leave\",\"session\":")

@@ -132,6 +132,12 @@ extension Live.RedisClusterBroker {
         if case .ask(_, let target) = error {
             importing = self.state.withLockedValue { $0.shards[target] }
         }
+        // A slot newly held waits for a barrier on every shard, not only this one: publishes
+        // of the slot made before it was held may be in flight to another primary (the new
+        // owner the map already named), and must come back (refused, held in order) or be
+        // applied before anything held is written; otherwise a held publish would be written
+        // with its predecessor taken for settled and land ahead of them.
+        let others = self.state.withLockedValue { state in state.shards.values.filter { $0 !== shard } }
         let barrier = self.held.withLockedValue { held -> Bool? in
             if let importing, !held.slots.contains(slot), importing.enqueueAsking(command) {
                 self.askedCommands.add(1, ordering: .relaxed)
@@ -140,11 +146,13 @@ extension Live.RedisClusterBroker {
             held.refused.append(Redirected(command: command, slot: slot, since: .now()))
             held.bytes += command.readableBytes
             guard held.slots.insert(slot).inserted else { return false }
-            held.barriers += 1
+            held.barriers += 1 + others.count
             return true
         }
         guard let barrier else { return }  // asked: the map stays until the migration ends
-        if barrier { self.await { await shard.barrier() } }
+        if barrier {
+            for each in [shard] + others { self.await { await each.barrier() } }
+        }
         self.refreshSoon()
         self.scheduleRedispatch()
     }
