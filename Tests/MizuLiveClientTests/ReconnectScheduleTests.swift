@@ -1,21 +1,10 @@
 @testable import MizuLiveClient
+import MizuTestSupport
 import Testing
 
 /// The reconnect decisions alone: every close code and refusal of PROTOCOL.md's table, the
 /// backoff's growth and cap, and every number a server sends at its extremes.
 @Suite struct ReconnectScheduleTests {
-    /// SplitMix64: the same draws every run.
-    struct SeededRandom: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            self.state &+= 0x9E37_79B9_7F4A_7C15
-            var z = self.state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     private func delay(_ decision: ReconnectSchedule.Decision) -> Duration? {
         if case .retry(let after) = decision { return after }
         return nil

@@ -1,4 +1,5 @@
 @testable import MizuHTTP
+import MizuTestSupport
 import NIOCore
 import Testing
 
@@ -14,7 +15,7 @@ struct CompactRecvAllocatorTests {
     func decidesAsNIOsAdaptiveAllocatorForEveryRead(initial: Int) {
         var ours = CompactRecvAllocator(initial: initial)
         var nio = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: initial, maximum: 65536)
-        var generator = SplitMix(seed: UInt64(initial))
+        var generator = SeededRandom(state: UInt64(initial))
         #expect(ours.nextBufferSize() == nio.nextBufferSize())
         for step in 0..<20_000 {
             let size = ours.nextBufferSize()!
@@ -40,18 +41,5 @@ struct CompactRecvAllocatorTests {
         #expect(CompactRecvAllocator(initial: 1).nextBufferSize() == 64)
         #expect(CompactRecvAllocator(initial: 1 << 40).nextBufferSize() == 65536)
         #expect(CompactRecvAllocator(initial: 300).nextBufferSize() == 256)
-    }
-}
-
-/// A small deterministic generator (the test's reads repeat run to run).
-private struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
