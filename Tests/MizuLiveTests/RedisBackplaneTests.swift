@@ -394,7 +394,12 @@ func withRedis(password: String? = nil, _ body: (RedisTestServer) async throws -
     @Test func aStalledRedisCostsBoundedMemory() async throws {
         try await withRedis { redis in
             try await withTwoNodes(
-                redis, configure: { $0.maxPendingPublishBytes = 256 * 1024 },
+                // The stall lasts as long as the publishing loop below, which under ThreadSanitizer
+                // on a busy machine passed two health-check intervals: the links were dropped
+                // and B's subscription missed what A wrote meanwhile (a topic without history
+                // has nothing to catch up from). Detecting a stall is aSilentRedisIsDetected's
+                // subject; here the health check stays out of the way.
+                redis, configure: { $0.maxPendingPublishBytes = 256 * 1024; $0.healthCheckInterval = .seconds(3_600) },
                 // What Redis took arrives in one burst: room for all of it, so the test is not about slow consumers.
                 options: { $0.queueSize = 100_000 }
             ) { a, b in
