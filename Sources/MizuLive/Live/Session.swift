@@ -196,9 +196,10 @@ extension Live {
         func markClosed(_ reason: WebSocketCloseReason) -> Bool {
             let topics: Set<String>? = self.state.withLockedValue { state in
                 guard state.close.connectionEnded(reason) else { return nil }
-                for topic in state.topics { self.core.registry.remove(self, from: topic) }
-                defer { state.topics.removeAll() }
-                return state.topics.set
+                let topics = state.topics.set
+                for topic in topics { self.core.registry.remove(self, from: topic) }
+                state.topics.removeAll()
+                return topics
             }
             guard let topics else { return false }
             if !topics.isEmpty {
