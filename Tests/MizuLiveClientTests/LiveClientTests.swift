@@ -78,6 +78,10 @@ import Testing
             var configuration = LiveClient.Configuration()
             configuration.token = { "ann" }
             configuration.tokenPlacement = .query(name: "user")
+            // Not in the README: a wait for the server is a bound on the machine's speed (#30).
+            configuration.requestTimeout = Patience.scaled(.seconds(10))
+            configuration.handshakeTimeout = Patience.scaled(.seconds(10))
+            configuration.deadConnectionTimeout = Patience.scaled(.seconds(35))
             let client = LiveClient(url: fixture.url, configuration: configuration)
             try await client.connect()
             let room = try await client.subscribe("h:general", from: .latest(50))

@@ -103,16 +103,25 @@ import Testing
 
     /// Publishes `1, 2, ...` on every topic every 2 ms until `fault` has run and `after` more
     /// rounds went out; returns how many each topic accepted (a refused one was told).
-    private func publishSteadily(_ server: Live.Server, topics: [String], after: Int = 300, fault: () async throws -> Void) async throws -> [String: Int] {
+    /// `untouched`: rooms whose primary the fault leaves alone; their senders must never be
+    /// told an error (the "rooms on other masters not interrupted").
+    private func publishSteadily(
+        _ server: Live.Server, topics: [String], untouched: Set<String> = [], after: Int = 300, fault: () async throws -> Void
+    ) async throws -> [String: Int] {
         let stop = NIOLockedValueBox(false)
         let accepted = NIOLockedValueBox([String: Int]())
         let rounds = NIOLockedValueBox(0)
+        let refusedUntouched = NIOLockedValueBox([String: Int]())
         let publisher = Task {
             var counts: [String: Int] = [:]
             while !stop.withLockedValue({ $0 }) {
                 for topic in topics {
                     let next = (counts[topic] ?? 0) + 1
-                    if server.publish(topic, Data("\(next)".utf8)) { counts[topic] = next }
+                    if server.publish(topic, Data("\(next)".utf8)) {
+                        counts[topic] = next
+                    } else if untouched.contains(topic) {
+                        refusedUntouched.withLockedValue { $0[topic, default: 0] += 1 }
+                    }
                 }
                 accepted.withLockedValue { $0 = counts }
                 rounds.withLockedValue { $0 += 1 }
@@ -125,7 +134,17 @@ import Testing
         _ = try await eventually("\(after) more rounds", timeout: Patience.scaled(.seconds(20))) { rounds.withLockedValue { $0 } > start + after ? true : nil }
         stop.withLockedValue { $0 = true }
         await publisher.value
+        #expect(refusedUntouched.withLockedValue { $0 }.isEmpty, "publishes refused on rooms the fault left alone")
         return accepted.withLockedValue { $0 }
+    }
+
+    /// A room on a primary the fault left alone was never refused by it: nothing of it was
+    /// redirected, held or written again.
+    private func expectNoRedirects(_ metrics: TestMetrics, on shards: [ClusterNodeAddress]) {
+        for shard in shards {
+            let redirects = metrics.counterTotal(label: "mizu_live_cluster_redirects_total", dimensions: [("shard", shard.description)])
+            #expect(redirects == 0, "\(shard) refused \(redirects) commands, its primary untouched by the fault")
+        }
     }
 
     /// Reads until every topic reached its count: each message once, offsets contiguous from
@@ -164,7 +183,8 @@ import Testing
                 let shard = try #require(topology.shards.first { $0.primary == rooms[0].owner })
                 let replica = try #require(shard.replicas.first.flatMap { cluster.node($0) })
                 let promoted = ClusterNodeAddress(host: "127.0.0.1", port: replica.port)
-                let accepted = try await self.publishSteadily(a.server, topics: rooms.map(\.topic)) {
+                let others = rooms.dropFirst()
+                let accepted = try await self.publishSteadily(a.server, topics: rooms.map(\.topic), untouched: Set(others.map(\.topic))) {
                     #expect(try await replica.command(["CLUSTER", "FAILOVER"]) == .simpleString("OK"))
                     _ = try await eventually("both nodes follow the new map", timeout: Patience.scaled(.seconds(10))) {
                         a.broker.primaries.contains("127.0.0.1:\(replica.port)") && b.broker.primaries.contains("127.0.0.1:\(replica.port)") ? true : nil
@@ -181,6 +201,7 @@ import Testing
                 #expect(metrics.counterTotal(label: "mizu_live_cluster_resubscribes_total", dimensions: [("shard", promoted.description)]) >= 1)
                 #expect(metrics.counterTotal(label: "mizu_live_cluster_map_changes_total") >= 2, "both nodes read the new map")
                 #expect(try metrics.expectGauge("mizu_live_broker_connected", [("shard", promoted.description)]).lastValue == 1)
+                self.expectNoRedirects(metrics, on: others.map(\.owner))
                 try await bob.close()
             }
         }
@@ -209,7 +230,9 @@ import Testing
                 let victim = try #require(cluster.node(rooms[0].owner))
                 let shard = try #require(topology.shards.first { $0.primary == rooms[0].owner })
                 let replica = try #require(shard.replicas.first)
-                let accepted = try await self.publishSteadily(a.server, topics: rooms.map(\.topic)) {
+                // Every primary refuses writes while the dead one is failing (CLUSTERDOWN): the
+                // other rooms' publishes are held and written again, their senders told nothing.
+                let accepted = try await self.publishSteadily(a.server, topics: rooms.map(\.topic), untouched: Set(rooms.dropFirst().map(\.topic))) {
                     try await victim.stop()
                     _ = try await eventually("both nodes follow the promoted replica", timeout: Patience.scaled(.seconds(15))) {
                         a.broker.primaries.contains(replica.description) && b.broker.primaries.contains(replica.description) ? true : nil
@@ -230,7 +253,8 @@ import Testing
     /// in order, and bob's node follows the room's channel there.
     @Test func aSlotMigrationLosesNothing() async throws {
         try await withRedisCluster { cluster in
-            try await self.withTwoNodes(cluster, options: historyOptions(size: 10_000, queueSize: 100_000)) { a, b in
+            let metrics = TestMetrics()
+            try await self.withTwoNodes(cluster, metrics: metrics, options: historyOptions(size: 10_000, queueSize: 100_000)) { a, b in
                 let rooms = self.topicsOnEveryPrimary(a.broker, prefix: "h:room-")
                 let bob = try await TestWebSocket.live(port: b.port, user: "bob")
                 for room in rooms { _ = try await bob.recover(room.topic) }
@@ -242,7 +266,7 @@ import Testing
                 }
                 let sourceID = try await id(source)
                 let targetID = try await id(target)
-                let accepted = try await self.publishSteadily(a.server, topics: rooms.map(\.topic)) {
+                let accepted = try await self.publishSteadily(a.server, topics: rooms.map(\.topic), untouched: Set(rooms.dropFirst().map(\.topic))) {
                     _ = try await target.command(["CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceID])
                     _ = try await source.command(["CLUSTER", "SETSLOT", String(slot), "MIGRATING", targetID])
                     while true {
@@ -263,6 +287,8 @@ import Testing
                 try await self.expectEveryMessage(bob, accepted, "bob")
                 #expect(a.broker.statistics.dropped == 0)
                 #expect(a.broker.redirects > 0, "the old owner refused nothing: the migration was not under way while publishing")
+                // The importing primary may answer TRYAGAIN for the moving room; the third, never.
+                self.expectNoRedirects(metrics, on: rooms.dropFirst(2).map(\.owner))
                 let channels = try await target.command(["PUBSUB", "SHARDCHANNELS", "test:*"])
                 #expect(self.strings(channels).contains(a.broker.keyspace.channel(rooms[0].topic)), "the room's channel on its new owner: \(channels)")
                 try await bob.close()

@@ -235,7 +235,7 @@ final class EchoRecorder: Sendable {
             let connection = try await recorder.waitForConnection(1)
             // Five sends in one tick: the fifth finds four unwritten.
             try await connection.eventLoop.submit {
-                for index in 0..<5 { connection.handler.value?.send(.text("m\(index)")) }
+                for index in 0..<5 { connection.handler?.send(.text("m\(index)")) }
             }.get()
             #expect(try await recorder.waitForReasons(1) == [.sendQueueFull])
             _ = try await socket.client.waitForClose()

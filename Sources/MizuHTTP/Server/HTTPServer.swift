@@ -135,9 +135,12 @@ public final class HTTPServer: Sendable {
             return
         }
         self.metrics.connections.increment()
+        // The identifier, not the channel: the closure lives as long as the connection, and
+        // a channel existential is twice its size.
+        let id = ObjectIdentifier(channel)
         channel.closeFuture.whenComplete { [self] _ in
             self.state.withLockedValue { state in
-                state.connections.removeValue(forKey: ObjectIdentifier(channel))
+                state.connections.removeValue(forKey: id)
                 let remaining = state.perClient[client, default: 1] - 1
                 state.perClient[client] = remaining > 0 ? remaining : nil
             }

@@ -18,22 +18,60 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var assembler: MessageAssembler
     private var context: ChannelHandlerContext?
     private var machine = WebSocketConnectionStateMachine()
-    private var cumulation: ByteBuffer?
     private var needsFlush = false
     private var unflushed = 0
     private var readHeld = false
+    private var heartbeatSeat: (wheel: HeartbeatWheel<WebSocketChannelHandler>, position: HeartbeatWheel<WebSocketChannelHandler>.Position)?
+    /// With `idleTimeout`: when the last bytes arrived (``idleCheck`` compares it).
+    private var lastInbound = NIODeadline.uptimeNanoseconds(0)
+    /// The rarely set state below, out of line; nil while all of it is.
+    private var extras: WebSocketHandlerExtras?
+
+    /// A frame's first bytes, waiting for the rest.
+    private var cumulation: ByteBuffer? {
+        get { self.extras?.cumulation }
+        set { self.updateExtras(newValue != nil) { $0.cumulation = newValue } }
+    }
     /// The pong owed while the peer leaves our output unread: RFC 6455 section 5.5.3 lets us
     /// answer only the latest ping, so a ping flood from a peer that does not read costs one
     /// pong, not one per ping. A peer that reads gets every pong, in order.
-    private var pendingPong: ByteBuffer?
-    private var ownDeflater: Deflater?
-    private var closeTimer: Scheduled<Void>?
-    private var stallWatch: WriteStallWatch?
-    private var heartbeatSeat: (wheel: HeartbeatWheel<WebSocketChannelHandler>, position: HeartbeatWheel<WebSocketChannelHandler>.Position)?
-    private var pongDeadline: Scheduled<Void>?
-    /// With `idleTimeout`: when the last bytes arrived, and the check that compares it.
-    private var lastInbound = NIODeadline.uptimeNanoseconds(0)
-    private var idleCheck: Scheduled<Void>?
+    private var pendingPong: ByteBuffer? {
+        get { self.extras?.pendingPong }
+        set { self.updateExtras(newValue != nil) { $0.pendingPong = newValue } }
+    }
+    private var ownDeflater: Deflater? {
+        get { self.extras?.ownDeflater }
+        set { self.updateExtras(newValue != nil) { $0.ownDeflater = newValue } }
+    }
+    private var closeTimer: Scheduled<Void>? {
+        get { self.extras?.closeTimer }
+        set { self.updateExtras(newValue != nil) { $0.closeTimer = newValue } }
+    }
+    private var stallWatch: WriteStallWatch? {
+        get { self.extras?.stallWatch }
+        set { self.updateExtras(newValue != nil) { $0.stallWatch = newValue } }
+    }
+    private var pongDeadline: Scheduled<Void>? {
+        get { self.extras?.pongDeadline }
+        set { self.updateExtras(newValue != nil) { $0.pongDeadline = newValue } }
+    }
+    private var idleCheck: Scheduled<Void>? {
+        get { self.extras?.idleCheck }
+        set { self.updateExtras(newValue != nil) { $0.idleCheck = newValue } }
+    }
+
+    /// Sets a field of the extras: makes the box when a value arrives, drops it when the last
+    /// one leaves, and does nothing for a nil written where there is no box.
+    private func updateExtras(_ storesValue: Bool, _ update: (WebSocketHandlerExtras) -> Void) {
+        if let extras = self.extras {
+            update(extras)
+            if !storesValue, extras.isEmpty { self.extras = nil }
+        } else if storesValue {
+            let extras = WebSocketHandlerExtras()
+            update(extras)
+            self.extras = extras
+        }
+    }
 
     init(connection: WebSocketConnection, events: WebSocketEvents, settings: WebSocketSettings) {
         self.connection = connection
@@ -45,7 +83,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.connection.handler.value = self
+        self.connection.handler = self
         if let interval = self.configuration.pingInterval {
             self.heartbeatSeat = HeartbeatWheels.join(self, interval: interval, on: context.eventLoop)
         }
@@ -384,7 +422,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.idleCheck?.cancel()
         self.idleCheck = nil
         self.ownDeflater = nil
-        self.connection.handler.value = nil
+        self.connection.handler = nil
         self.events.onClose(self.connection, reason)
         self.connection.didClose(reason)
     }

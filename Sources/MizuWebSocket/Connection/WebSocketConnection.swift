@@ -16,8 +16,23 @@ public final class WebSocketConnection: Sendable {
     let deflate: NegotiatedDeflate?
     /// How broadcasts reach this connection (``BroadcastFrame``).
     package let broadcastEncoding: BroadcastEncoding
-    let handler: NIOLoopBoundBox<WebSocketChannelHandler?>
-    private let closePromise: EventLoopPromise<WebSocketCloseReason>
+    /// The connection's handler while it is in the pipeline. Safe without a lock: read and
+    /// written only on `eventLoop` (checked by ``handler``), NIOLoopBoundBox's rule, kept
+    /// inline instead of in a box of its own (one allocation less per connection).
+    nonisolated(unsafe) private var loopHandler: WebSocketChannelHandler?
+    var handler: WebSocketChannelHandler? {
+        get {
+            self.eventLoop.preconditionInEventLoop()
+            return self.loopHandler
+        }
+        set {
+            self.eventLoop.preconditionInEventLoop()
+            self.loopHandler = newValue
+        }
+    }
+    /// The end, once known, and the promise of ``closeFuture``, made only when someone asks
+    /// for it (most connections are never asked: a future per connection is ~100 bytes).
+    private let ending = Mutex<(reason: WebSocketCloseReason?, promise: EventLoopPromise<WebSocketCloseReason>?)>((nil, nil))
     /// Messages accepted for sending and not yet written to the socket.
     private let pending = Atomic<Int>(0)
     /// The bound on `pending`; nil is unbounded (and uncounted).
@@ -36,12 +51,18 @@ public final class WebSocketConnection: Sendable {
         self.deflate = deflate
         self.broadcastEncoding = BroadcastEncoding(deflate)
         self.sendQueueLimit = sendQueueLimit
-        self.handler = .makeEmptyBox(valueType: WebSocketChannelHandler.self, eventLoop: eventLoop)
-        self.closePromise = eventLoop.makePromise()
     }
 
     /// Completes with the reason once the connection has ended.
-    public var closeFuture: EventLoopFuture<WebSocketCloseReason> { self.closePromise.futureResult }
+    public var closeFuture: EventLoopFuture<WebSocketCloseReason> {
+        let eventLoop = self.eventLoop
+        return self.ending.withLock { ending in
+            if let reason = ending.reason { return eventLoop.makeSucceededFuture(reason) }
+            let promise = ending.promise ?? eventLoop.makePromise()
+            ending.promise = promise
+            return promise.futureResult
+        }
+    }
 
     /// Waits until the connection has ended and returns why.
     public func closeReason() async -> WebSocketCloseReason {
@@ -67,7 +88,13 @@ public final class WebSocketConnection: Sendable {
     }
 
     func didClose(_ reason: WebSocketCloseReason) {
-        self.closePromise.succeed(reason)
+        let promise = self.ending.withLock { ending -> EventLoopPromise<WebSocketCloseReason>? in
+            guard ending.reason == nil else { return nil }  // the first end is the end
+            ending.reason = reason
+            defer { ending.promise = nil }
+            return ending.promise
+        }
+        promise?.succeed(reason)
     }
 
     /// Sends a message (compressed when negotiated and worth it).
@@ -146,7 +173,7 @@ public final class WebSocketConnection: Sendable {
     @discardableResult
     package func write(_ broadcast: BroadcastFrame) -> Bool {
         self.eventLoop.preconditionInEventLoop()
-        guard let handler = self.handler.value else { return false }
+        guard let handler = self.loopHandler else { return false }
         if let frame = broadcast.frame(for: self.broadcastEncoding) {
             return handler.enqueue(frame, reserved: false)
         }
@@ -156,10 +183,9 @@ public final class WebSocketConnection: Sendable {
 
     private func onLoop(_ body: @escaping @Sendable (WebSocketChannelHandler) -> Void) {
         if self.eventLoop.inEventLoop {
-            if let handler = self.handler.value { body(handler) }
+            if let handler = self.loopHandler { body(handler) }
         } else {
-            let box = self.handler
-            self.eventLoop.execute { if let handler = box.value { body(handler) } }
+            self.eventLoop.execute { if let handler = self.handler { body(handler) } }
         }
     }
 }
