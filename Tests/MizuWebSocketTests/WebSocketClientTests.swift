@@ -34,7 +34,7 @@ import Testing
     }
 
     private func response(_ handshake: WebSocketClientHandshake, accept: String? = nil, _ extra: [(String, String)] = []) -> HTTPResponseHead {
-        let key = accept ?? Data(SHA1.hash(Array((handshake.key + WebSocketHandshake.guid).utf8))).base64EncodedString()
+        let key = accept ?? WebSocketHandshake.acceptValue(forKey: handshake.key)
         return HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: HTTPHeaders(
             [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", key)] + extra))
     }

@@ -24,7 +24,13 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private var context: ChannelHandlerContext?
     private var machine: HTTPConnectionStateMachine
+    /// The input deadline armed, if any, and the one timer that watches it. Re-arming (a
+    /// connection does it three times before its first request runs) only moves the deadline
+    /// when the timer would fire first anyway: it then finds the deadline later and waits again.
+    /// A scheduled task costs three allocations; moving a deadline, none.
+    private var inputDeadline: (kind: HTTPConnectionStateMachine.Deadline, due: NIODeadline)?
     private var inputTimer: Scheduled<Void>?
+    private var inputTimerFiresAt = NIODeadline.distantPast
     private var stallWatch: WriteStallWatch?
     private let metrics: HTTPMetrics
     /// The connection is TLS: its requests say so (`Request.isSecure`).
@@ -128,8 +134,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         switch actions.deadline {
         case .keep: break
         case .cancel:
-            self.inputTimer?.cancel()
-            self.inputTimer = nil
+            // The timer, if any, fires and finds nothing armed (it is cancelled for real when
+            // the connection ends or leaves HTTP).
+            self.inputDeadline = nil
         case .arm(let deadline):
             self.armInputTimer(deadline, context: context)
         }
@@ -279,20 +286,39 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func armInputTimer(_ deadline: HTTPConnectionStateMachine.Deadline, context: ChannelHandlerContext) {
-        self.inputTimer?.cancel()
         let delay: TimeAmount
         switch deadline {
         case .idle: delay = self.configuration.idleTimeout
         case .head: delay = self.configuration.requestHeadTimeout
         case .body: delay = self.configuration.requestBodyTimeout
         }
+        // The loop's clock: an embedded loop's is virtual, and its timers follow it.
+        let due = context.eventLoop.now + delay
+        self.inputDeadline = (deadline, due)
+        if self.inputTimer != nil, self.inputTimerFiresAt <= due { return }
+        self.inputTimer?.cancel()
+        self.scheduleInputTimer(at: due, context: context)
+    }
+
+    private func scheduleInputTimer(at due: NIODeadline, context: ChannelHandlerContext) {
+        self.inputTimerFiresAt = due
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.inputTimer = context.eventLoop.scheduleTask(in: delay) { bound.value.inputDeadlineExpired(deadline) }
+        self.inputTimer = context.eventLoop.scheduleTask(deadline: due) { bound.value.inputTimerFired() }
+    }
+
+    private func inputTimerFired() {
+        self.inputTimer = nil
+        guard let context, let armed = self.inputDeadline else { return }
+        if armed.due > context.eventLoop.now {
+            self.scheduleInputTimer(at: armed.due, context: context)
+            return
+        }
+        self.inputDeadline = nil
+        self.inputDeadlineExpired(armed.kind)
     }
 
     private func inputDeadlineExpired(_ deadline: HTTPConnectionStateMachine.Deadline) {
         guard let context else { return }
-        self.inputTimer = nil
         let peer = context.channel.remoteAddress.map { "\($0)" } ?? "?"
         if self.machine.awaitingTLSHandshake {
             self.logger.debug("TLS handshake timeout", metadata: ["peer": "\(peer)"])
@@ -303,6 +329,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func cancelTimers() {
+        self.inputDeadline = nil
         self.inputTimer?.cancel()
         self.inputTimer = nil
         self.stallWatch?.cancel()

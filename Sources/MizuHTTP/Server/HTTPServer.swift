@@ -71,28 +71,37 @@ public final class HTTPServer: Sendable {
         #endif
         var bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: self.configuration.backlog)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            // Every connection keeps its receive buffer for reuse, idle or not; start it small
-            // (a short request head fits; a longer one grows it on its second read) and let
-            // busy connections grow it.
-            .childChannelOption(.recvAllocator, value: CompactRecvAllocator(initial: 256))
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try Self.setOptions(of: channel, tcp: tcp)
                     try self.initializeConnection(channel)
                 }
             }
         if tcp {
-            bootstrap = bootstrap
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                // The kernel probes idle peers, so a vanished one is eventually noticed even by a
-                // connection that never writes.
-                .childChannelOption(.socketOption(.so_keepalive), value: 1)
+            bootstrap = bootstrap.serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
         }
         let channel = try await bind(bootstrap)
         self.state.withLockedValue { $0.serverChannel = channel }
         guard let address = channel.localAddress else { throw ChannelError.unknownLocalAddress }
         return address
+    }
+
+    /// A new connection's options, set at once on its loop: as the bootstrap's child channel
+    /// options they would go through a chain of futures, about ten allocations per option per
+    /// connection.
+    private static func setOptions(of channel: any Channel, tcp: Bool) throws {
+        guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
+        try options.setOption(.allowRemoteHalfClosure, value: true)
+        // Every connection keeps its receive buffer for reuse, idle or not; start it small (a
+        // short request head fits; a longer one grows it on its second read) and let busy
+        // connections grow it.
+        try options.setOption(.recvAllocator, value: CompactRecvAllocator(initial: 256))
+        if tcp {
+            try options.setOption(.socketOption(.tcp_nodelay), value: 1)
+            // The kernel probes idle peers, so a vanished one is eventually noticed even by a
+            // connection that never writes.
+            try options.setOption(.socketOption(.so_keepalive), value: 1)
+        }
     }
 
     /// Whether connections are TLS (``HTTPServerConfiguration/tls`` is set).

@@ -116,7 +116,7 @@ struct WebSocketClientHandshake {
         guard headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" }) else {
             throw .invalidHandshake("no Connection: Upgrade")
         }
-        let expected = Data(SHA1.hash(Array((self.key + WebSocketHandshake.guid).utf8))).base64EncodedString()
+        let expected = WebSocketHandshake.acceptValue(forKey: self.key)
         guard headers["sec-websocket-accept"].count == 1, headers.first(name: "sec-websocket-accept")?.trimmingHTTPWhitespace() == expected else {
             throw .invalidHandshake("wrong Sec-WebSocket-Accept")
         }

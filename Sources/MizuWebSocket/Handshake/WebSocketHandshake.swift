@@ -26,16 +26,13 @@ public struct WebSocketHandshake: Sendable {
     /// before any origin or authentication work, so a plain GET costs nothing more (as in Go).
     public static func checkUpgradeRequest(_ request: Request) throws(WebSocketHandshakeError) {
         let headers = request.headers
-        func tokens(_ name: String) -> [String] {
-            headers[canonicalForm: name].map { $0.trimmingHTTPWhitespace().lowercased() }
-        }
         guard request.method == .GET else {
             throw WebSocketHandshakeError(status: .methodNotAllowed, reason: "a WebSocket handshake must use GET", headers: [("Allow", "GET")])
         }
-        guard tokens("upgrade").contains("websocket") else {
+        guard headers.lists("upgrade", token: "websocket") else {
             throw WebSocketHandshakeError(status: .badRequest, reason: "not a WebSocket handshake: Upgrade must be websocket", headers: [])
         }
-        guard tokens("connection").contains("upgrade") else {
+        guard headers.lists("connection", token: "upgrade") else {
             throw WebSocketHandshakeError(status: .badRequest, reason: "Connection header must contain upgrade", headers: [])
         }
         guard request.version.major == 1 && request.version.minor >= 1 else {
@@ -64,7 +61,7 @@ public struct WebSocketHandshake: Sendable {
         else {
             throw WebSocketHandshakeError(status: .badRequest, reason: "Sec-WebSocket-Key must be base64 of 16 bytes", headers: [])
         }
-        let accept = Data(SHA1.hash(Array((key + Self.guid).utf8))).base64EncodedString()
+        let accept = Self.acceptValue(forKey: key)
         let offeredProtocols = headers[canonicalForm: "sec-websocket-protocol"].map { $0.trimmingHTTPWhitespace() }
         let subprotocol = offeredProtocols.first { configuration.subprotocols.contains($0) }
         var deflate: NegotiatedDeflate?
