@@ -206,19 +206,28 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         self.cancelTimers()
         let channel = context.channel
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        return context.writeAndFlush(self.wrapOutboundOut(.head(head))).flatMapThrowing {
+        // Two callbacks, not a chain of four futures: every connection that upgrades runs this.
+        let upgraded = context.eventLoop.makePromise(of: Void.self)
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(self.wrapOutboundOut(.head(head)), promise: written)
+        written.futureResult.whenComplete { result in
+            guard case .success = result else { return Self.abandonUpgrade(channel, upgraded, result) }
             bound.value.removeHTTPHandlers()
-        }.flatMap {
-            configure(channel)
-        }.flatMapThrowing {
-            // Removing the decoder forwards the bytes it holds to the new protocol's handlers.
-            bound.value.removeDecoder(from: channel.pipeline)
-            // Reading was held while the handler decided; the new protocol reads from here on.
-            if readWasHeld { channel.read() }
-        }.flatMapErrorThrowing { error in
-            channel.close(promise: nil)
-            throw error
+            configure(channel).whenComplete { result in
+                guard case .success = result else { return Self.abandonUpgrade(channel, upgraded, result) }
+                // Removing the decoder forwards the bytes it holds to the new protocol's handlers.
+                bound.value.removeDecoder(from: channel.pipeline)
+                // Reading was held while the handler decided; the new protocol reads from here on.
+                if readWasHeld { channel.read() }
+                upgraded.succeed(())
+            }
         }
+        return upgraded.futureResult
+    }
+
+    private static func abandonUpgrade(_ channel: any Channel, _ upgraded: EventLoopPromise<Void>, _ result: Result<Void, any Error>) {
+        channel.close(promise: nil)
+        upgraded.completeWith(result)
     }
 
     private func removeHTTPHandlers() {
