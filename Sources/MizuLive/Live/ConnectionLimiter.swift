@@ -102,9 +102,12 @@ final class ConnectionLimiter: Sendable {
     func takeSubscription(_ key: ClientKey) -> Bool {
         let limit = self.limits.maxTopicsPerClient
         return self.state.withLockedValue { state in
-            guard let client = state.clients[key] else { return true }
+            // Read, change, write back: an optional-chained `+=` goes through the dictionary's
+            // modify coroutine, whose frame is allocated on every call.
+            guard var client = state.clients[key] else { return true }
             guard client.subscriptions < limit else { return false }
-            state.clients[key]?.subscriptions += 1
+            client.subscriptions += 1
+            state.clients[key] = client
             return true
         }
     }
@@ -113,8 +116,9 @@ final class ConnectionLimiter: Sendable {
     func releaseSubscriptions(_ key: ClientKey, count: Int) {
         guard count > 0 else { return }
         self.state.withLockedValue { state in
-            guard let subscriptions = state.clients[key]?.subscriptions else { return }
-            state.clients[key]?.subscriptions = max(0, subscriptions - count)
+            guard var client = state.clients[key] else { return }
+            client.subscriptions = max(0, client.subscriptions - count)
+            state.clients[key] = client
         }
     }
 
@@ -124,7 +128,9 @@ final class ConnectionLimiter: Sendable {
     fileprivate func release(_ key: ClientKey) {
         self.state.withLockedValue { state in
             state.total -= 1
-            state.clients[key]?.sessions -= 1
+            guard var client = state.clients[key] else { return }
+            client.sessions -= 1
+            state.clients[key] = client
         }
     }
 
