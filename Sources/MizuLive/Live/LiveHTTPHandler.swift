@@ -91,7 +91,7 @@ struct LiveHTTPHandler: HTTPHandler {
         var budget = max(0, headerBytes)
         // A fresh array of exactly the kept headers: removing in place keeps the capacity.
         kept.headers = HTTPHeaders(request.headers.filter { header in
-            guard !Self.handshakeHeaders.contains(where: { ASCIICase.equal(header.name.utf8, $0.utf8) }) else { return false }
+            guard !Self.handshakeHeaders.contains(where: { ASCIICase.equal(header.name, $0) }) else { return false }
             let size = header.name.utf8.count + header.value.utf8.count
             guard size <= budget else { return false }
             budget -= size

@@ -50,7 +50,15 @@ extension ServerCore {
 
     private func presenceInfo(_ session: Live.Session, _ presence: Live.PresenceOptions) -> Data {
         if let info = presence.info?(session), !info.isEmpty, info.withUnsafeBytes({ JSONScanner.isValue($0) }) { return info }
-        if presence.info == nil, let value = session.value as? any Encodable, let data = try? JSONEncoder().encode(value) { return data }
+        guard presence.info == nil else { return Data("null".utf8) }
+        // The common value, a user's ID, written directly: JSONEncoder costs more than the rest
+        // of a presence join (a connect profile: 1.6 % of the server's CPU).
+        if let text = session.value as? String {
+            var buffer = ByteBuffer()
+            JSONString.write(text, into: &buffer)
+            return Data(buffer.readableBytesView)
+        }
+        if let value = session.value as? any Encodable, let data = try? JSONEncoder().encode(value) { return data }
         return Data("null".utf8)
     }
 
