@@ -10,8 +10,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
 shift || true
-clone=$(mktemp -d /tmp/mizu-loaded.XXXXXX)
-git clone -q . "$clone"
+# MIZU_LOADED_CLONE=DIR runs in an earlier clone instead (its builds cached), moved to HEAD.
+if [ -n "${MIZU_LOADED_CLONE:-}" ]; then
+  clone=$MIZU_LOADED_CLONE
+  head=$(git rev-parse HEAD)
+  git -C "$clone" fetch -q origin && git -C "$clone" checkout -q --detach "$head"
+else
+  clone=$(mktemp -d /tmp/mizu-loaded.XXXXXX)
+  git clone -q . "$clone"
+fi
 if [ "${MIZU_LOADED_WARM:-0}" = 1 ]; then
   start=$(date +%s)
   (cd "$clone" &&
@@ -33,7 +40,7 @@ for _ in $(seq 1 "$cores"); do
   hogs+=($!)
 done
 trap 'kill "${hogs[@]}" 2>/dev/null || true' EXIT
-echo "clone: $clone ($(git rev-parse --short HEAD)); $cores CPU hogs: ${hogs[*]}"
+echo "clone: $clone ($(git -C "$clone" rev-parse --short HEAD)); $cores CPU hogs: ${hogs[*]}"
 failed=0
 for run in $(seq 1 "$runs"); do
   start=$(date +%s)
