@@ -29,7 +29,7 @@ final class MemoryPresence: Sendable {
     }
 
     private static func member(_ id: Live.SessionID, _ entry: Entry) -> Live.PresenceMember {
-        Live.PresenceMember(session: id.text, info: entry.info, joinedAt: entry.joinedAt)
+        PresenceRecord(id: id, info: entry.info, joinedAt: entry.joinedAt).member
     }
 
     /// False when the session was not a member.
