@@ -8,6 +8,8 @@
 #   scripts/autobahn.sh --client [--quick|--record]
 #                                  the client half instead: the fuzzingserver against a release
 #                                  build of EchoClient (WebSocketClient), same cases and verdicts
+#   scripts/autobahn.sh --prepare  installs the suite and builds both release binaries, then
+#                                  exits: after it the two halves can run at once (test.sh does)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -22,6 +24,7 @@ for argument in "$@"; do
       cases='["1.*","2.*","3.*","4.*","5.*","6.*","7.*","10.*","12.1.*","13.1.*","13.3.*","13.5.*","13.7.*"]' ;;
     --record) mode=record ;;
     --client) side=client ;;
+    --prepare) mode=prepare ;;
   esac
 done
 
@@ -58,13 +61,21 @@ wait_for_port() {
   done
   return 1
 }
-product=$([ "$side" = server ] && echo EchoServer || echo EchoClient)
-echo "== building $product (release)"
-if ! swift build -c release --product "$product" > "$root/.build-autobahn/build.log" 2>&1; then
-  # Never a stale binary: a failed build fails the run, with its reason.
-  echo "FAILED: the release build of $product:"; grep -E "error" "$root/.build-autobahn/build.log" | head -20
-  exit 1
+build_release() {  # build_release PRODUCT
+  echo "== building $1 (release)"
+  if ! swift build -c release --product "$1" > "$root/.build-autobahn/build-$1.log" 2>&1; then
+    # Never a stale binary: a failed build fails the run, with its reason.
+    echo "FAILED: the release build of $1:"; grep -E "error" "$root/.build-autobahn/build-$1.log" | head -20
+    exit 1
+  fi
+}
+if [ "$mode" = prepare ]; then
+  build_release EchoServer
+  build_release EchoClient
+  exit 0
 fi
+product=$([ "$side" = server ] && echo EchoServer || echo EchoClient)
+build_release "$product"
 bin=$(swift build -c release --show-bin-path)/$product
 work="$root/.build-autobahn/run-$side"
 rm -rf "$work" && mkdir -p "$work"
