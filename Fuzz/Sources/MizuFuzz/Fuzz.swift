@@ -10,7 +10,7 @@
 public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     guard let start, count > 0 else { return 0 }
     let input = UnsafeRawBufferPointer(start: start + 1, count: count - 1)
-    switch start.load(as: UInt8.self) % 17 {
+    switch start.load(as: UInt8.self) % 18 {
     case 0: WebSocketFuzzTargets.webSocketFrames(input)
     case 1: LiveFuzzTargets.envelope(input)
     case 2: WebSocketFuzzTargets.extensionHeader(input)
@@ -27,7 +27,8 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     case 13: HTTPFuzzTargets.requestHead(input)
     case 14: WebSocketFuzzTargets.webSocketClientFrames(input)
     case 15: LiveFuzzTargets.command(input)
-    default: LiveClientFuzzTargets.serverFrame(input)
+    case 16: LiveClientFuzzTargets.serverFrame(input)
+    default: WebSocketFuzzTargets.headerTokens(input)
     }
     return 0
 }
