@@ -44,7 +44,7 @@ struct ClusterBarrierTests {
         broker.redirected(command, .tryAgain, from: owner)
         try await Task.sleep(for: .milliseconds(500))
         #expect(!broker.held.withLockedValue { $0.isEmpty }, "written before every primary answered its barrier")
-        _ = try await eventually("written once the paused primary answered", timeout: Patience.scaled(.seconds(10))) {
+        _ = try await eventually("written once the paused primary answered", timeout: .seconds(10)) {
             broker.held.withLockedValue { $0.isEmpty } ? true : nil
         }
         #expect(broker.statistics.dropped == 0)

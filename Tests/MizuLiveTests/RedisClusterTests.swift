@@ -131,7 +131,7 @@ import Testing
         _ = try await eventually("the publisher started") { rounds.withLockedValue { $0 } > 50 ? true : nil }
         try await fault()
         let start = rounds.withLockedValue { $0 }
-        _ = try await eventually("\(after) more rounds", timeout: Patience.scaled(.seconds(20))) { rounds.withLockedValue { $0 } > start + after ? true : nil }
+        _ = try await eventually("\(after) more rounds", timeout: .seconds(20)) { rounds.withLockedValue { $0 } > start + after ? true : nil }
         stop.withLockedValue { $0 = true }
         await publisher.value
         #expect(refusedUntouched.withLockedValue { $0 }.isEmpty, "publishes refused on rooms the fault left alone")
@@ -186,7 +186,7 @@ import Testing
                 let others = rooms.dropFirst()
                 let accepted = try await self.publishSteadily(a.server, topics: rooms.map(\.topic), untouched: Set(others.map(\.topic))) {
                     #expect(try await replica.command(["CLUSTER", "FAILOVER"]) == .simpleString("OK"))
-                    _ = try await eventually("both nodes follow the new map", timeout: Patience.scaled(.seconds(10))) {
+                    _ = try await eventually("both nodes follow the new map", timeout: .seconds(10)) {
                         a.broker.primaries.contains("127.0.0.1:\(replica.port)") && b.broker.primaries.contains("127.0.0.1:\(replica.port)") ? true : nil
                     }
                 }
@@ -234,7 +234,7 @@ import Testing
                 // other rooms' publishes are held and written again, their senders told nothing.
                 let accepted = try await self.publishSteadily(a.server, topics: rooms.map(\.topic), untouched: Set(rooms.dropFirst().map(\.topic))) {
                     try await victim.stop()
-                    _ = try await eventually("both nodes follow the promoted replica", timeout: Patience.scaled(.seconds(15))) {
+                    _ = try await eventually("both nodes follow the promoted replica", timeout: .seconds(15)) {
                         a.broker.primaries.contains(replica.description) && b.broker.primaries.contains(replica.description) ? true : nil
                     }
                 }
@@ -277,7 +277,7 @@ import Testing
                     for node in cluster.nodes {
                         _ = try await node.command(["CLUSTER", "SETSLOT", String(slot), "NODE", targetID])
                     }
-                    _ = try await eventually("both nodes follow the slot", timeout: Patience.scaled(.seconds(10))) {
+                    _ = try await eventually("both nodes follow the slot", timeout: .seconds(10)) {
                         let moved = { (broker: Live.RedisClusterBroker) in
                             broker.state.withLockedValue { $0.topology.primary(of: slot) } == rooms[1].owner
                         }

@@ -23,7 +23,7 @@ final class RedisTestCluster: Sendable {
                 nodes.append(try await RedisTestServer.start(extraArguments: [
                     "--cluster-enabled", "yes", "--cluster-config-file", directory.appendingPathComponent("nodes-\(index).conf").path,
                     "--cluster-node-timeout", "1000", "--dir", directory.path,
-                ], clusterBus: true))
+                ]))
             }
             let cluster = RedisTestCluster(nodes: nodes, directory: directory)
             try await cluster.create(replicas: replicas)
@@ -46,7 +46,7 @@ final class RedisTestCluster: Sendable {
         _ = try await eventually("redis-cli --cluster create to finish", timeout: .seconds(60)) { process.isRunning ? nil : true }
         guard process.terminationStatus == 0 else { throw CreateFailed(status: process.terminationStatus) }
         for node in self.nodes {
-            _ = try await eventuallyAsync("cluster_state:ok on \(node.port)", timeout: Patience.scaled(.seconds(3))) { () -> Bool? in
+            _ = try await eventuallyAsync("cluster_state:ok on \(node.port)", timeout: .seconds(3)) { () -> Bool? in
                 guard case .bulkString(let info?) = try await node.command(["CLUSTER", "INFO"]) else { return nil }
                 return String(buffer: info).contains("cluster_state:ok") ? true : nil
             }
@@ -57,7 +57,7 @@ final class RedisTestCluster: Sendable {
     /// slots are assigned).
     func waitForReplicas(_ replicas: Int) async throws {
         let asked = ClusterNodeAddress(host: "127.0.0.1", port: self.nodes[0].port)
-        _ = try await eventuallyAsync("every primary with \(replicas) replicas", timeout: Patience.scaled(.seconds(3))) { () -> Bool? in
+        _ = try await eventuallyAsync("every primary with \(replicas) replicas", timeout: .seconds(3)) { () -> Bool? in
             guard let topology = ClusterTopology(slotsReply: try await self.nodes[0].command(["CLUSTER", "SLOTS"]), asked: asked),
                   topology.coversEverySlot, topology.shards.allSatisfy({ $0.replicas.count == replicas })
             else { return nil }

@@ -42,13 +42,32 @@ final class RedisTestServer: Sendable {
         self.extraArguments = extraArguments
     }
 
-    /// `clusterBus`: the port 10,000 above is free too (a cluster node's bus).
+    /// `clusterBus`: the port 10,000 above is free too (a cluster node's bus); implied by
+    /// `--cluster-enabled yes`. A port can be taken by another process between the check and
+    /// redis-server's bind (the machine is shared): a server that exits before it listens is
+    /// started again on another port, up to three times.
     static func start(
         password: String? = nil, tls: (certificate: String, key: String)? = nil, extraArguments: [String] = [], clusterBus: Bool = false
     ) async throws -> RedisTestServer {
-        let server = RedisTestServer(port: try await Self.freePort(clusterBus: clusterBus), password: password, tls: tls, extraArguments: extraArguments)
-        try await server.launch()
-        return server
+        let bus = clusterBus || extraArguments.contains("--cluster-enabled")
+        var attempt = 1
+        while true {
+            let server = RedisTestServer(port: try await Self.freePort(clusterBus: bus), password: password, tls: tls, extraArguments: extraArguments)
+            do {
+                try await server.launch()
+                return server
+            } catch let exited as ExitedBeforeListening where attempt < 3 {
+                attempt += 1
+                print("redis-server on \(server.port) exited before listening, trying another port: \(exited)")
+            }
+        }
+    }
+
+    struct ExitedBeforeListening: Error, CustomStringConvertible {
+        let port: Int
+        let status: Int32
+        let output: String
+        var description: String { "redis-server for port \(self.port) exited with status \(self.status) before listening; it said: \(self.output)" }
     }
 
     var url: String { "\(self.tls == nil ? "redis" : "rediss")://\(self.password.map { ":\($0)@" } ?? "")127.0.0.1:\(self.port)" }
@@ -84,12 +103,22 @@ final class RedisTestServer: Sendable {
         }
         if let password = self.password { arguments += ["--requirepass", password] }
         process.arguments = arguments + self.extraArguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        // Its log (warnings and up) in a file: the reason, if it exits before listening.
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("mizu-redis-\(self.port)-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: log) }
+        let output = try FileHandle(forWritingTo: log)
+        defer { try? output.close() }
+        process.standardOutput = output
+        process.standardError = output
         try process.run()
         self.running.withLockedValue { $0 = process }
         Self.record(process.processIdentifier)
-        _ = try await eventually("redis-server listening on \(self.port)", timeout: .seconds(10)) { () -> Bool? in
+        _ = try await eventuallyAsync("redis-server listening on \(self.port)", timeout: .seconds(10)) { () -> Bool? in
+            guard process.isRunning else {
+                let said = ((try? String(contentsOf: log, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+                throw ExitedBeforeListening(port: self.port, status: process.terminationStatus, output: String(said.suffix(600)))
+            }
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(fd) }
             var address = sockaddr_in()
@@ -200,15 +229,5 @@ final class RedisTestServer: Sendable {
     struct NoFreePort: Error, CustomStringConvertible {
         let range: Range<Int>
         var description: String { "no free port for redis-server in \(self.range)" }
-    }
-}
-
-/// Polls an async `probe` every 20 ms until it returns a value, for at most `timeout`.
-func eventuallyAsync<T>(_ what: String, timeout: TimeAmount = .seconds(10), _ probe: () async throws -> T?) async throws -> T {
-    let deadline = NIODeadline.now() + timeout
-    while true {
-        if let value = try await probe() { return value }
-        guard NIODeadline.now() < deadline else { throw RawClient.Timeout(waitingFor: what, received: "") }
-        try await Task.sleep(nanoseconds: 20_000_000)
     }
 }
