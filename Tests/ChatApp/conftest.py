@@ -10,15 +10,20 @@ import time
 
 import pytest
 
+# How much slower than an idle machine the run may be (scripts/test.sh sets it; see
+# Tests/Support/Patience.swift): every wait for the server, a browser or a redis-server is
+# multiplied by it.
+PATIENCE = max(1, int(os.environ.get("MIZU_TEST_PATIENCE", "1")))
+
 BIN = os.environ.get("CHATAPP_BIN", ".build/debug/ChatApp")
 
 
 def stop_process(process):
-    """SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    """SIGTERM, then SIGKILL if it has not exited within 10 s (times the patience)."""
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=10 * PATIENCE)
         except subprocess.TimeoutExpired:
             process.kill()
 
@@ -28,7 +33,7 @@ class ChatServer:
         self.process = subprocess.Popen(
             [BIN, "--host", "127.0.0.1", "--port", str(port), *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.time() + 30
+        deadline = time.time() + 30 * PATIENCE
         self.port = None
         while time.time() < deadline:
             line = self.process.stdout.readline()
@@ -88,7 +93,7 @@ class RedisServer:
             [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
+        deadline = time.time() + 10 * PATIENCE
         while time.time() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
@@ -104,7 +109,7 @@ class RedisServer:
 
     def command(self, *args):
         """One command through a raw RESP exchange; returns the reply's first line(s) as text."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5 * PATIENCE) as conn:
             request = f"*{len(args)}\r\n" + "".join(f"${len(str(a).encode())}\r\n{a}\r\n" for a in args)
             conn.sendall(request.encode())
             return conn.recv(65536).decode()
@@ -114,7 +119,7 @@ class RedisServer:
         return int(reply[3].lstrip(":"))
 
     def wait_for_subscribers(self, channel, count, timeout=10):
-        deadline = time.time() + timeout
+        deadline = time.time() + timeout * PATIENCE
         while time.time() < deadline:
             if self.subscribers(channel) == count:
                 return

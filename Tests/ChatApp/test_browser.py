@@ -5,7 +5,7 @@ import shutil
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import ChatServer, redis_and_two_chats
+from conftest import PATIENCE, ChatServer, redis_and_two_chats
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.environ.get("ARTIFACTS_DIR", "artifacts")
@@ -25,7 +25,7 @@ def join(page, url, name):
     page.goto(url)
     page.fill("#name", name)
     page.press("#name", "Enter")
-    expect(page.locator("#status")).to_have_text("connected", timeout=10000)
+    expect(page.locator("#status")).to_have_text("connected", timeout=10000 * PATIENCE)
 
 
 def test_two_people_chat_and_the_page_reconnects(browser):
@@ -66,13 +66,13 @@ def test_two_people_chat_and_the_page_reconnects(browser):
         # The server restarts on the same port: both pages reconnect and chat again.
         port = server.port
         server.stop()
-        expect(alice.locator("#status")).to_have_text("reconnecting", timeout=10000)
+        expect(alice.locator("#status")).to_have_text("reconnecting", timeout=10000 * PATIENCE)
         server = ChatServer.on_port(port)
-        expect(alice.locator("#status")).to_have_text("connected", timeout=20000)
-        expect(bob.locator("#status")).to_have_text("connected", timeout=20000)
+        expect(alice.locator("#status")).to_have_text("connected", timeout=20000 * PATIENCE)
+        expect(bob.locator("#status")).to_have_text("connected", timeout=20000 * PATIENCE)
         alice.fill("#message", "back again")
         alice.press("#message", "Enter")
-        expect(bob.locator("#messages")).to_contain_text("back again", timeout=10000)
+        expect(bob.locator("#messages")).to_contain_text("back again", timeout=10000 * PATIENCE)
     finally:
         server.stop()
 
@@ -121,7 +121,7 @@ def test_the_page_shows_every_message_once_across_a_redis_link_drop(browser):
             alice.fill("#message", f"drop-{n:02d}")
             alice.press("#message", "Enter")
             alice.wait_for_timeout(20)
-        expect(bob.locator("#messages li", has_text="drop-")).to_have_count(40, timeout=20000)
+        expect(bob.locator("#messages li", has_text="drop-")).to_have_count(40, timeout=20000 * PATIENCE)
         texts = bob.locator("#messages li .text").all_text_contents()
         assert [t for t in texts if t.startswith("drop-")] == [f"drop-{n:02d}" for n in range(40)]
         expect(bob.locator("#notice")).to_be_hidden()
@@ -153,15 +153,15 @@ def test_a_late_joiner_sees_who_is_here_and_what_was_said_and_recovers_after_a_r
         # Bob's server restarts while his tab is open; alice posts meanwhile on hers.
         port = b.port
         b.stop()
-        expect(bob.locator("#status")).to_have_text("reconnecting", timeout=10000)
+        expect(bob.locator("#status")).to_have_text("reconnecting", timeout=10000 * PATIENCE)
         alice.fill("#message", "posted while bob was away")
         alice.press("#message", "Enter")
         expect(alice.locator("#messages li", has_text="posted while bob was away")).to_have_count(1)
         b = ChatServer.on_port(port, "--redis", redis.url)
         started.append(b)
-        expect(bob.locator("#status")).to_have_text("connected", timeout=20000)
+        expect(bob.locator("#status")).to_have_text("connected", timeout=20000 * PATIENCE)
         # Recovered: exactly once, after what he had, and nothing he had shown twice.
-        expect(bob.locator("#messages li", has_text="posted while bob was away")).to_have_count(1, timeout=10000)
+        expect(bob.locator("#messages li", has_text="posted while bob was away")).to_have_count(1, timeout=10000 * PATIENCE)
         expect(bob.locator("#messages li", has_text="said before bob came")).to_have_count(1)
         expect(bob.locator("#messages li").last).to_contain_text("posted while bob was away")
         expect(bob.locator("#notice")).to_be_hidden()

@@ -33,8 +33,10 @@ class ChatClientProcess:
         self.lines = []
         self.status = []
         self.raw = []
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self.readers = [threading.Thread(target=self._read_stdout, daemon=True),
+                        threading.Thread(target=self._read_stderr, daemon=True)]
+        for reader in self.readers:
+            reader.start()
 
     def _read_stdout(self):
         for line in self.process.stdout:
@@ -55,6 +57,9 @@ class ChatClientProcess:
             if predicate(self):
                 return
             if self.process.poll() is not None:
+                self.read_to_end()  # what it wrote before exiting may still be in the pipe
+                if predicate(self):
+                    return
                 break
             time.sleep(0.02)
         raise AssertionError(f"ChatClient never {what}; stdout {self.raw[-5:]}, stderr {self.status[-10:]}")
@@ -66,9 +71,16 @@ class ChatClientProcess:
         return [line["text"] for line in self.lines if user is None or line["user"] == user]
 
     def finish(self, timeout=None):
-        """EOF on stdin; returns the exit code."""
+        """EOF on stdin; returns the exit code, once all it wrote has been read."""
         self.process.stdin.close()
-        return self.process.wait(timeout=timeout or 10 * PATIENCE)
+        code = self.process.wait(timeout=timeout or 10 * PATIENCE)
+        self.read_to_end()
+        return code
+
+    def read_to_end(self):
+        """Waits for the readers to reach the exited process's end of output."""
+        for reader in self.readers:
+            reader.join(timeout=10 * PATIENCE)
 
     def stop(self):
         stop_process(self.process)
@@ -127,7 +139,7 @@ def test_unauthorized_exits_non_zero_with_one_line_and_no_retry(chat):
     client = ChatClientProcess(chat.ws, "not a token!")
     try:
         code = client.process.wait(timeout=10 * PATIENCE)
-        time.sleep(0.2)
+        client.read_to_end()
         assert code != 0
         assert len(client.status) == 1 and "401" in client.status[0], client.status
         time.sleep(1)
@@ -187,7 +199,7 @@ def test_every_message_once_in_order_across_sigterm_and_sigkill_of_its_node():
 
         # SIGTERM: node A drains (1001), the client comes back to the restarted node.
         nodes[0].process.send_signal(signal.SIGTERM)
-        nodes[0].process.wait(timeout=30)
+        nodes[0].process.wait(timeout=30 * PATIENCE)
         client.say("queued while away")  # sent once the client is back
         nodes[0] = ChatServer.on_port(port_a, "--redis", redis.url)
         seen = len(client.lines)
@@ -198,7 +210,7 @@ def test_every_message_once_in_order_across_sigterm_and_sigkill_of_its_node():
 
         # SIGKILL: no close at all; the client notices the lost connection and recovers.
         nodes[0].process.kill()
-        nodes[0].process.wait(timeout=30)
+        nodes[0].process.wait(timeout=30 * PATIENCE)
         time.sleep(0.5)
         nodes[0] = ChatServer.on_port(port_a, "--redis", redis.url)
 

@@ -1,7 +1,6 @@
 """ChatApp against ../shared/CHATAPP.md, over real sockets."""
 import asyncio
 import json
-import os
 import re
 import socket
 import struct
@@ -11,9 +10,8 @@ import urllib.request
 import pytest
 import websockets
 
-# How much slower than an idle machine the run may be (scripts/test.sh sets it; see
-# Tests/Support/Patience.swift): every wait for the server is multiplied by it.
-PATIENCE = max(1, int(os.environ.get("MIZU_TEST_PATIENCE", "1")))
+from conftest import PATIENCE
+
 TIMEOUT = 5 * PATIENCE
 
 
@@ -293,7 +291,7 @@ def test_sigterm_closes_sessions_with_1001_and_exits():
                     await asyncio.wait_for(ws.recv(), 2 * TIMEOUT)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
         run(scenario())
-        assert server.process.wait(timeout=15) == 0
+        assert server.process.wait(timeout=15 * PATIENCE) == 0
     finally:
         server.stop()
 

@@ -139,7 +139,7 @@ def test_presence_snapshot_lists_each_user_once(alone):
         await asyncio.sleep(0.2)
         assert "dana" in presence_of(alone)
         await tabs[1].close()
-        deadline = time.time() + 5
+        deadline = time.time() + 5 * PATIENCE
         while "dana" in presence_of(alone) and time.time() < deadline:
             await asyncio.sleep(0.05)
         assert "dana" not in presence_of(alone)
@@ -174,12 +174,12 @@ def test_two_nodes_share_history_and_a_killed_nodes_users_expire():
         # A third user on node B; node B is killed: no leave, no refresh. Node A stops listing
         # her within the expiry (2 s), not before her node's last refresh could lapse.
         zoe = connect_sync(b.ws + "?token=zoe", open_timeout=TIMEOUT)
-        deadline = time.time() + 5
+        deadline = time.time() + 5 * PATIENCE
         while "zoe" not in presence_of(a) and time.time() < deadline:
             time.sleep(0.05)
         assert "zoe" in presence_of(a)
         b.process.kill()
-        b.process.wait(timeout=10)
+        b.process.wait(timeout=10 * PATIENCE)
         killed = time.time()
         while "zoe" in presence_of(a) and time.time() - killed < 10 * PATIENCE:
             time.sleep(0.1)

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN, ChatServer, RedisServer
+from conftest import BIN, PATIENCE, ChatServer, RedisServer
 from test_contract import connect, recv, run, settle, subscribe
 
 
@@ -77,7 +77,7 @@ def test_two_processes_form_one_chat(redis, nodes):
         request = urllib.request.Request(
             b.http + "/api/announce", data=json.dumps({"text": "maintenance"}).encode(),
             headers={"Content-Type": "application/json"}, method="POST")
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5 * PATIENCE) as response:
             assert response.status == 204
         announcement = chat_message("server", {"text": "maintenance"})
         await expect_next(alice, announcement)
@@ -101,7 +101,7 @@ def test_a_bad_redis_stops_start_up_with_the_reason(redis):
     ]
     for url, reasons in cases:
         result = subprocess.run([BIN, "--host", "127.0.0.1", "--port", "0", "--redis", url],
-                                capture_output=True, text=True, timeout=30)
+                                capture_output=True, text=True, timeout=30 * PATIENCE)
         assert result.returncode != 0, url
         reasons = reasons if isinstance(reasons, tuple) else (reasons,)
         assert any(reason in result.stdout + result.stderr for reason in reasons), (url, result.stdout, result.stderr)
@@ -110,14 +110,14 @@ def test_a_bad_redis_stops_start_up_with_the_reason(redis):
 def get(url):
     """Status and body of a GET, whatever the status."""
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(url, timeout=10 * PATIENCE) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
 
 
 def wait_for_status(url, status, timeout=15):
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * PATIENCE
     while time.time() < deadline:
         answer = get(url)
         if answer[0] == status:

@@ -44,7 +44,7 @@ def cluster():
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             ports.append(port)
         for port in ports:
-            deadline = time.time() + 10
+            deadline = time.time() + 10 * PATIENCE
             while True:
                 try:
                     socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -54,11 +54,11 @@ def cluster():
                     time.sleep(0.05)
         subprocess.run(
             ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{port}" for port in ports], "--cluster-replicas", "1", "--cluster-yes"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60 * PATIENCE)
         deadline = time.time() + 3 * PATIENCE
         for port in ports:
             while "cluster_state:ok" not in subprocess.run(
-                    ["redis-cli", "-p", str(port), "CLUSTER", "INFO"], capture_output=True, text=True, timeout=10).stdout:
+                    ["redis-cli", "-p", str(port), "CLUSTER", "INFO"], capture_output=True, text=True, timeout=10 * PATIENCE).stdout:
                 assert time.time() < deadline, f"the cluster never became ok on {port}"
                 time.sleep(0.05)
         yield ports
@@ -88,7 +88,7 @@ def test_two_processes_on_a_cluster_form_one_chat(cluster):
             for port in cluster:
                 shard_channels |= set(subprocess.run(
                     ["redis-cli", "-p", str(port), "PUBSUB", "SHARDCHANNELS", "mizu-chat:*"],
-                    capture_output=True, text=True, timeout=10).stdout.split())
+                    capture_output=True, text=True, timeout=10 * PATIENCE).stdout.split())
             assert "mizu-chat:{" + room + "}" in shard_channels, room
         for room in rooms:
             await alice.send('{"topic":"%s","data":{"text":"hi %s"}}' % (room, room))

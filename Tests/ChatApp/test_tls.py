@@ -11,7 +11,7 @@ import pytest
 import websockets
 from playwright.sync_api import expect
 
-from conftest import BIN, ChatServer
+from conftest import BIN, PATIENCE, ChatServer
 from test_browser import browser, join  # noqa: F401  (the fixture)
 from test_contract import TIMEOUT, run
 
@@ -23,7 +23,7 @@ def certificate():
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                     "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=30)
+                   check=True, capture_output=True, timeout=30 * PATIENCE)
     return cert, key
 
 
@@ -60,7 +60,7 @@ def test_the_page_chats_over_https_and_wss_in_chromium(secure_chat, browser):  #
     assert alice.evaluate("location.protocol") == "https:"
     alice.fill("#message", "secure hello")
     alice.press("#message", "Enter")
-    expect(bob.locator("#messages")).to_contain_text("secure hello", timeout=10000)
+    expect(bob.locator("#messages")).to_contain_text("secure hello", timeout=10000 * PATIENCE)
     context.close()
 
 
@@ -69,5 +69,5 @@ def test_tls_flags_go_together_and_need_a_readable_key(certificate):
         (["--tls-cert", certificate[0]], "--tls-cert and --tls-key go together"),
         (["--tls-cert", certificate[0], "--tls-key", "/nonexistent/key.pem"], "TLS certificate or key unusable"),
     ]:
-        result = subprocess.run([BIN, "--host", "127.0.0.1", "--port", "0", *args], capture_output=True, text=True, timeout=30)
+        result = subprocess.run([BIN, "--host", "127.0.0.1", "--port", "0", *args], capture_output=True, text=True, timeout=30 * PATIENCE)
         assert result.returncode != 0 and reason in result.stdout + result.stderr, (args, result.stdout, result.stderr)

@@ -56,10 +56,11 @@ public final class HostilePeer: @unchecked Sendable {
         Glibc.close(self.fd)
     }
 
-    /// Sends all of `bytes` (within `timeout`); false if the server closed or it timed out.
+    /// Sends all of `bytes` (within `timeout`, times the patience); false if the server closed
+    /// or it timed out.
     @discardableResult
     public func send(_ bytes: [UInt8], timeout: Duration = .seconds(5)) async -> Bool {
-        let result = await Self.offThread { self.write(bytes, repeating: false, for: timeout, limit: bytes.count) }
+        let result = await Self.offThread { self.write(bytes, repeating: false, for: Patience.scaled(timeout), limit: bytes.count) }
         return !result.closed && result.written == bytes.count
     }
 
