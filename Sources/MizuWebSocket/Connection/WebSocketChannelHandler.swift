@@ -17,6 +17,12 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var parser: FrameParser
     private var assembler: MessageAssembler
     private var context: ChannelHandlerContext?
+    /// With `writesStraightToChannel`, while added: data frames and flushes go to the channel
+    /// itself, past the pipeline (no context, pipeline or head handler touched per delivery).
+    private var core: (any ChannelCore)?
+    /// Whether nothing between this handler and the socket transforms outbound bytes (no TLS):
+    /// only then may writes skip the pipeline. The server's upgrader knows; false otherwise.
+    private let writesStraightToChannel: Bool
     private var machine = WebSocketConnectionStateMachine()
     private var needsFlush = false
     private var unflushed = 0
@@ -73,8 +79,9 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
-    init(connection: WebSocketConnection, events: WebSocketEvents, settings: WebSocketSettings) {
+    init(connection: WebSocketConnection, events: WebSocketEvents, settings: WebSocketSettings, writesStraightToChannel: Bool = false) {
         self.connection = connection
+        self.writesStraightToChannel = writesStraightToChannel
         self.events = events
         self.settings = settings
         self.parser = FrameParser(maxPayloadLength: settings.configuration.maxMessageSize, role: settings.role)
@@ -83,6 +90,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if self.writesStraightToChannel { self.core = context.channel._channelCore }
         self.connection.handler = self
         if let interval = self.configuration.pingInterval {
             self.heartbeatSeat = HeartbeatWheels.join(self, interval: interval, on: context.eventLoop)
@@ -98,6 +106,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     func handlerRemoved(context: ChannelHandlerContext) {
         self.finish()
         self.context = nil
+        self.core = nil
     }
 
     // MARK: Inbound
@@ -289,7 +298,13 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
             }
             self.unflushed += 1
         }
-        context.write(self.wrapOutboundOut(frame), promise: nil)
+        if let core = self.core {
+            // The same call the head handler would make: frames written through the pipeline
+            // (control frames, the close) reach the channel in the same order.
+            core.write0(NIOAny(frame), promise: nil)
+        } else {
+            context.write(self.wrapOutboundOut(frame), promise: nil)
+        }
         self.scheduleFlush()
         return true
     }
@@ -307,7 +322,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     func flushNow() {
         guard self.needsFlush, let context else { return }
         self.needsFlush = false
-        context.flush()
+        if let core = self.core { core.flush0() } else { context.flush() }
         guard self.unflushed > 0 else { return }
         let batch = self.unflushed
         self.unflushed = 0

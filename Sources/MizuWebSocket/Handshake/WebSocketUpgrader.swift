@@ -52,8 +52,10 @@ public struct WebSocketUpgrader: Sendable {
                     sendQueueLimit: settings.configuration.maxQueuedMessages,
                     watermark: settings.configuration.sendQueueWatermark)
                 created.withLockedValue { $0 = connection }
+                // Our server's pipeline after an upgrade holds, besides this handler, only an
+                // inbound observer and, when it serves TLS (and only then), the TLS handler.
                 try channel.pipeline.syncOperations.addHandler(
-                    WebSocketChannelHandler(connection: connection, events: events, settings: settings))
+                    WebSocketChannelHandler(connection: connection, events: events, settings: settings, writesStraightToChannel: !request.isSecure))
             }
         }
         guard let connection = created.withLockedValue({ $0 }) else { throw ChannelError.ioOnClosedChannel }

@@ -13,8 +13,13 @@ extension WebSocketConnection {
     }
 
     /// Adds this connection's protocol engine to `channel`'s pipeline (on its event loop).
-    @_spi(Benchmarking) public func attach(to channel: any Channel, configuration: WebSocketConfiguration, events: WebSocketEvents = WebSocketEvents()) throws {
+    /// `writesStraightToChannel`: data frames skip the pipeline, as the server's do on a plain
+    /// (not TLS) connection; only for a pipeline with no outbound handler below this one.
+    @_spi(Benchmarking) public func attach(
+        to channel: any Channel, configuration: WebSocketConfiguration, events: WebSocketEvents = WebSocketEvents(),
+        writesStraightToChannel: Bool = false
+    ) throws {
         try channel.pipeline.syncOperations.addHandler(
-            WebSocketChannelHandler(connection: self, events: events, settings: WebSocketSettings(configuration)))
+            WebSocketChannelHandler(connection: self, events: events, settings: WebSocketSettings(configuration), writesStraightToChannel: writesStraightToChannel))
     }
 }

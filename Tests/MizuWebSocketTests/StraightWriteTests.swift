@@ -1,0 +1,72 @@
+import MizuTestSupport
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@_spi(Benchmarking) @testable import MizuWebSocket
+
+/// Data frames written straight to the channel (the server's path on a plain connection) skip
+/// the pipeline only when the handler is told to; whatever goes both ways keeps its order.
+@Suite struct StraightWriteTests {
+    /// Below the WebSocket handler: marks every buffer that passes with a leading 0xEE, as a
+    /// TLS handler would transform it.
+    final class Marker: ChannelOutboundHandler {
+        typealias OutboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            var marked = ByteBuffer(bytes: [0xEE])
+            var buffer = self.unwrapOutboundIn(data)
+            marked.writeBuffer(&buffer)
+            context.write(self.wrapOutboundOut(marked), promise: promise)
+        }
+    }
+
+    /// What reached the channel's outbound: (marked, frame) per buffer, empty buffers skipped.
+    private func written(_ channel: EmbeddedChannel) throws -> [(marked: Bool, frame: ServerFrame)] {
+        (channel.eventLoop as! EmbeddedEventLoop).run()
+        var result: [(Bool, ServerFrame)] = []
+        while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
+            guard buffer.readableBytes > 0 else { continue }
+            let marked = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == 0xEE
+            if marked { buffer.moveReaderIndex(forwardBy: 1) }
+            while let frame = ServerFrame.parse(&buffer) { result.append((marked, frame)) }
+        }
+        return result
+    }
+
+    private func attached(straight: Bool) throws -> (EmbeddedChannel, WebSocketConnection) {
+        let loop = EmbeddedEventLoop()
+        let channel = EmbeddedChannel(loop: loop)
+        try channel.pipeline.syncOperations.addHandler(Marker())
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        var configuration = WebSocketConfiguration()
+        configuration.compression = nil
+        let connection = WebSocketConnection.unattached(eventLoop: loop, sendQueueLimit: configuration.maxQueuedMessages)
+        try connection.attach(to: channel, configuration: configuration, writesStraightToChannel: straight)
+        return (channel, connection)
+    }
+
+    @Test func withoutTheFlagEveryFrameGoesThroughThePipeline() throws {
+        let (channel, connection) = try self.attached(straight: false)
+        #expect(connection.write(BroadcastFrame(text: ByteBuffer(string: "a"), sharedWindows: [], compression: PerMessageDeflateConfiguration())))
+        connection.send(text: "b")
+        let frames = try self.written(channel)
+        #expect(frames.map(\.marked) == [true, true])
+        #expect(frames.map { String(decoding: $0.frame.payload, as: UTF8.self) } == ["a", "b"])
+    }
+
+    @Test func withTheFlagDataFramesSkipThePipelineAndControlFramesDoNotAndOrderHolds() throws {
+        let (channel, connection) = try self.attached(straight: true)
+        #expect(connection.write(BroadcastFrame(text: ByteBuffer(string: "a"), sharedWindows: [], compression: PerMessageDeflateConfiguration())))
+        connection.ping([7])
+        connection.send(text: "b")
+        connection.close(code: 1000, reason: "done")
+        let frames = try self.written(channel)
+        #expect(frames.map(\.frame.opcode) == [0x1, 0x9, 0x1, 0x8])
+        #expect(frames.map(\.marked) == [false, true, false, true])
+        #expect(frames[2].frame.payload == Array("b".utf8))
+        // After the close nothing more is written, straight or not.
+        #expect(!connection.write(BroadcastFrame(text: ByteBuffer(string: "late"), sharedWindows: [], compression: PerMessageDeflateConfiguration())))
+        #expect(try self.written(channel).isEmpty)
+    }
+}
