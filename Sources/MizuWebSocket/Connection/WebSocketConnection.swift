@@ -172,7 +172,9 @@ public final class WebSocketConnection: Sendable {
     /// allocation per connection unless it compresses itself. False when it no longer sends.
     @discardableResult
     package func write(_ broadcast: BroadcastFrame) -> Bool {
-        self.eventLoop.preconditionInEventLoop()
+        // Checked in debug builds only: the fan-out calls this on each connection's loop by
+        // construction (Live groups subscribers per loop), once per delivery.
+        self.eventLoop.assertInEventLoop()
         guard let handler = self.loopHandler else { return false }
         if let frame = broadcast.frame(for: self.broadcastEncoding) {
             return handler.enqueue(frame, reserved: false)
