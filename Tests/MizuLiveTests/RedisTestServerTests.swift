@@ -1,6 +1,5 @@
 import Foundation
 import MizuTestSupport
-import NIOCore
 import Testing
 
 /// The harness every Redis suite starts its servers with: a redis-server that exits before it
@@ -8,7 +7,7 @@ import Testing
 @Suite struct RedisTestServerTests {
     @Test(.enabled(if: RedisTestServer.executable != nil))
     func aServerThatExitsBeforeListeningIsReportedWithItsReason() async throws {
-        let started = NIODeadline.now()
+        // Reported as an exit (a timeout would be another error, after the whole wait).
         do {
             let server = try await RedisTestServer.start(extraArguments: ["--maxmemory-policy", "no-such-policy"])
             try await server.stop()
@@ -16,7 +15,5 @@ import Testing
         } catch let exited as RedisTestServer.ExitedBeforeListening {
             #expect(exited.output.contains("maxmemory-policy"), "\(exited)")
         }
-        // Three attempts, each ended by the exit: far below one listening wait (10 s x patience).
-        #expect(NIODeadline.now() - started < Patience.scaled(.seconds(10)))
     }
 }
