@@ -15,18 +15,20 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     private let settings: WebSocketSettings
     private var configuration: WebSocketConfiguration { self.settings.configuration }
     private var parser: FrameParser
+    // The one-byte fields sit right after the parser, in its tail padding: declared elsewhere,
+    // each took a word of padding (the handler is kept per connection).
+    /// Whether nothing between this handler and the socket transforms outbound bytes (no TLS):
+    /// only then may writes skip the pipeline. The server's upgrader knows; false otherwise.
+    private let writesStraightToChannel: Bool
+    private var needsFlush = false
+    private var readHeld = false
     private var assembler: MessageAssembler
     private var context: ChannelHandlerContext?
     /// With `writesStraightToChannel`, while added: data frames and flushes go to the channel
     /// itself, past the pipeline (no context, pipeline or head handler touched per delivery).
     private var core: (any ChannelCore)?
-    /// Whether nothing between this handler and the socket transforms outbound bytes (no TLS):
-    /// only then may writes skip the pipeline. The server's upgrader knows; false otherwise.
-    private let writesStraightToChannel: Bool
     private var machine = WebSocketConnectionStateMachine()
-    private var needsFlush = false
     private var unflushed = 0
-    private var readHeld = false
     private var heartbeatSeat: (wheel: HeartbeatWheel<WebSocketChannelHandler>, position: HeartbeatWheel<WebSocketChannelHandler>.Position)?
     /// With `idleTimeout`: when the last bytes arrived (``idleCheck`` compares it).
     private var lastInbound = NIODeadline.uptimeNanoseconds(0)
