@@ -110,7 +110,8 @@ else
   "exclude-agent-cases": {}
 }
 JSON
-  (cd "$work" && exec "$py2" "$root/.build-autobahn/wstest.py" "$site_dir" -m fuzzingserver -s fuzzingserver.json > "$work/wstest.log" 2>&1) &
+  # --webport 0: no report web server (it takes port 8080, which anything else may hold).
+  (cd "$work" && exec "$py2" "$root/.build-autobahn/wstest.py" "$site_dir" -m fuzzingserver -s fuzzingserver.json --webport 0 > "$work/wstest.log" 2>&1) &
   wstest_pid=$!
   trap 'kill $wstest_pid 2>/dev/null || true' EXIT
   wait_for_port "$port" || { echo "FAILED: the fuzzingserver did not start"; tail -20 "$work/wstest.log"; exit 1; }
