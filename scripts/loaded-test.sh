@@ -24,7 +24,7 @@ if [ "${MIZU_LOADED_WARM:-0}" = 1 ]; then
   (cd "$clone" &&
     swift build --build-tests &&
     swift build --build-tests --traits TLS &&
-    swift build --build-tests --sanitize=thread --scratch-path .build-tsan &&
+    swift build --build-tests --sanitize=thread --scratch-path .build-tsan -Xswiftc -DMIZU_TSAN_LOCKS &&
     swift build -c release --product ChatApp &&
     swift build -c release --product AllocationGuard &&
     swift build -c release --product EchoServer &&

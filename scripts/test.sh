@@ -94,9 +94,10 @@ record "docs" $status
 if [ $quick -eq 0 ]; then
   step "swift test under ThreadSanitizer (concurrency suites)"
   set +e
-  swift build --build-tests --sanitize=thread --scratch-path .build-tsan > "$logs/tsan-build.log" 2>&1 &&
+  # MIZU_TSAN_LOCKS: pthread locks ThreadSanitizer can see, for the inline ones (InlineLock.swift).
+  swift build --build-tests --sanitize=thread --scratch-path .build-tsan -Xswiftc -DMIZU_TSAN_LOCKS > "$logs/tsan-build.log" 2>&1 &&
     TSAN_OPTIONS="suppressions=$PWD/scripts/tsan-suppressions.txt print_suppressions=1" \
-    MIZU_TEST_PATIENCE=$((MIZU_TEST_PATIENCE * 4)) timeout 1200 swift test --skip-build --sanitize=thread --scratch-path .build-tsan \
+    MIZU_TEST_PATIENCE=$((MIZU_TEST_PATIENCE * 4)) timeout 1200 swift test --skip-build --sanitize=thread --scratch-path .build-tsan -Xswiftc -DMIZU_TSAN_LOCKS \
       --filter "StressTests|LiveServerTests|WebSocketEndpointTests|RedisBackplaneTests|BrokerTests|LiveContractTests|SeedFidelityTests|ShutdownDrainTests|ServiceLifecycleTests|ConnectionLimitTests|LiveMetricsTests|WebSocketChannelHandlerTests|HeartbeatWheelTests|HostileLiveTests|HostileLiveBoundsTests|HealthTests|HistoryTests|PresenceTests|PresenceReadsTests|RedisHistoryPresenceTests|BackplaneContinuityTests|StreamContinuityTests|LiveSessionLoopTests|HistoryPresenceStoreTests|CommandTests|WebSocketClientTests|LiveClientTests|ClientCoreTests|RedisClusterTests|PublishOrderTests|StreamRewindTests|ClusterBarrierTests" > "$logs/tsan.log" 2>&1
   status=$?
   set -e

@@ -18,7 +18,7 @@ extension RequestValueKey where Value == String {
 /// request ID...). One per request, shared by every ``Ctx`` of it.
 public final class RequestValues: Sendable {
     /// Inline in the object: one allocation per request, not two (a lock box is its own).
-    private let values = Mutex<[String: any Sendable]>([:])
+    private let values = InlineLock<[String: any Sendable]>([:])
 
     init() {}
 

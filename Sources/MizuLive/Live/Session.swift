@@ -27,7 +27,7 @@ extension Live {
 
         /// Inline (a futex word on Linux), not a separate locked box: one allocation and a
         /// pthread mutex less per session.
-        private let state = Mutex(State())
+        private let state = InlineLock(State())
         private let readingPaused = Atomic<Bool>(false)
 
         /// Unread messages past this pause reading from the socket; below half, it resumes.

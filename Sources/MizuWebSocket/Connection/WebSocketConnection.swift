@@ -1,3 +1,4 @@
+import MizuHTTP
 import NIOCore
 import Synchronization
 
@@ -32,7 +33,7 @@ public final class WebSocketConnection: Sendable {
     }
     /// The end, once known, and the promise of ``closeFuture``, made only when someone asks
     /// for it (most connections are never asked: a future per connection is ~100 bytes).
-    private let ending = Mutex<(reason: WebSocketCloseReason?, promise: EventLoopPromise<WebSocketCloseReason>?)>((nil, nil))
+    private let ending = InlineLock<(reason: WebSocketCloseReason?, promise: EventLoopPromise<WebSocketCloseReason>?)>((nil, nil))
     /// Messages accepted for sending and not yet written to the socket.
     private let pending = Atomic<Int>(0)
     /// The bound on `pending`; nil is unbounded (and uncounted).
