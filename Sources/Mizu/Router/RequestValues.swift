@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// A typed key for a value middleware hands down to handlers (Go's `context.WithValue` keys).
 public struct RequestValueKey<Value: Sendable>: Sendable {
