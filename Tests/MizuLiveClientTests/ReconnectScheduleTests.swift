@@ -24,27 +24,47 @@ import Testing
             #expect(wait >= full / 2 && wait <= full, "\(wait) within half to all of \(full)")
         }
         #expect(schedule.decide(.opened, using: &random) == .none)
-        let again = try #require(self.delay(schedule.decide(.failed, using: &random)))
-        #expect(again <= .milliseconds(250), "an opened connection starts the backoff over")
+        let again = try #require(self.delay(schedule.decide(.closed(code: 1006, openFor: .seconds(10)), using: &random)))
+        #expect(again <= .milliseconds(250), "a connection that stayed open starts the backoff over")
+    }
+
+    @Test func aServerThatAcceptsAndClosesAtOnceMeetsTheGrowingBackoff() throws {
+        // Accepted, then closed within a second, again and again (a broken or hostile
+        // server): each counts as a failed attempt, so the waits grow to the cap instead of
+        // starting over at 250 ms every time.
+        var random = SeededRandom(state: 5)
+        var schedule = ReconnectSchedule(policy: ReconnectPolicy())
+        var waits: [Duration] = []
+        for _ in 0..<8 {
+            #expect(schedule.decide(.opened, using: &random) == .none)
+            waits.append(try #require(self.delay(schedule.decide(.closed(code: 1011, openFor: .milliseconds(900)), using: &random))))
+        }
+        #expect(waits.last! >= .seconds(5), "\(waits)")
+        #expect(zip(waits, waits.dropFirst()).filter { $0.1 < $0.0 / 2 }.isEmpty, "never back to the start: \(waits)")
+        var shortPolicy = ReconnectPolicy()
+        shortPolicy.stableAfter = .milliseconds(500)
+        var lenient = ReconnectSchedule(policy: shortPolicy)
+        for _ in 0..<5 { _ = lenient.decide(.failed, using: &random) }
+        #expect(self.delay(lenient.decide(.closed(code: 1011, openFor: .milliseconds(900)), using: &random))! <= .milliseconds(250))
     }
 
     @Test func closeCodesSayWhetherToComeBack() throws {
         var random = SeededRandom(state: 2)
         for code: UInt16 in [1000] {
             var schedule = ReconnectSchedule(policy: ReconnectPolicy())
-            #expect(schedule.decide(.closed(code: code), using: &random) == .stop(.closedByServer))
+            #expect(schedule.decide(.closed(code: code, openFor: .seconds(60)), using: &random) == .stop(.closedByServer))
         }
         for code: UInt16 in [1002, 1003, 1007, 1009] {
             var schedule = ReconnectSchedule(policy: ReconnectPolicy())
-            #expect(schedule.decide(.closed(code: code), using: &random) == .stop(.protocolError(code: code)))
+            #expect(schedule.decide(.closed(code: code, openFor: .seconds(60)), using: &random) == .stop(.protocolError(code: code)))
         }
         for code: UInt16 in [4500, 4700, 4999] {
             var schedule = ReconnectSchedule(policy: ReconnectPolicy())
-            #expect(schedule.decide(.closed(code: code), using: &random) == .stop(.doNotReconnect(code: code)))
+            #expect(schedule.decide(.closed(code: code, openFor: .seconds(60)), using: &random) == .stop(.doNotReconnect(code: code)))
         }
         for code: UInt16? in [nil, 1006, 1011, 4000, 4499, 3000, 0, .max] {
             var schedule = ReconnectSchedule(policy: ReconnectPolicy())
-            let wait = try #require(self.delay(schedule.decide(.closed(code: code), using: &random)), "\(String(describing: code))")
+            let wait = try #require(self.delay(schedule.decide(.closed(code: code, openFor: .seconds(60)), using: &random)), "\(String(describing: code))")
             #expect(wait >= .milliseconds(125) && wait <= .milliseconds(250))
         }
         var afterShutdown = ReconnectSchedule(policy: ReconnectPolicy())
@@ -52,7 +72,7 @@ import Testing
         for seed in 0..<50 {
             var random = SeededRandom(state: UInt64(seed))
             afterShutdown = ReconnectSchedule(policy: ReconnectPolicy())
-            waits.append(try #require(self.delay(afterShutdown.decide(.closed(code: 1001), using: &random))))
+            waits.append(try #require(self.delay(afterShutdown.decide(.closed(code: 1001, openFor: .seconds(60)), using: &random))))
         }
         #expect(waits.allSatisfy { $0 >= .zero && $0 <= .seconds(2) }, "a shutdown's clients come back spread over 0-2 s")
         #expect(waits.contains { $0 < .milliseconds(500) } && waits.contains { $0 > .milliseconds(1500) }, "spread, not bunched")
@@ -90,7 +110,7 @@ import Testing
         policy.shutdownSpread = .seconds(Int64.max)
         var schedule = ReconnectSchedule(policy: policy)
         for _ in 0..<5000 { _ = schedule.decide(.failed, using: &random) }
-        #expect(self.delay(schedule.decide(.closed(code: 1001), using: &random)) != nil)
+        #expect(self.delay(schedule.decide(.closed(code: 1001, openFor: .seconds(60)), using: &random)) != nil)
         var negative = ReconnectPolicy()
         negative.initialDelay = .seconds(-5)
         negative.maxDelay = .seconds(-1)

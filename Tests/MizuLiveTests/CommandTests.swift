@@ -90,13 +90,18 @@ import Testing
             #"{"topic":"presence","data":{"topic":"none","id":5}}"#,
             #"{"topic":"publish","data":{"topic":"elsewhere","data":1,"id":6}}"#,
             #"{"topic":"publish","data":{"topic":"room:a","id":7}}"#,
+            // Reads are held to the topic length too (a topic becomes store keys).
+            #"{"topic":"history","data":{"topic":"\#(longTopic)","id":8}}"#,
+            #"{"topic":"presence","data":{"topic":"\#(longTopic)","id":9}}"#,
             #"{"topic":"subscribe","data":"not an object"}"#,
-        ], expecting: 8)
-        #expect(sent.prefix(7).map { self.int(self.data($0)["id"]) } == [1, 2, 3, 4, 5, 6, 7])
-        #expect(sent.prefix(7).map { self.errorCode($0) } == ["not_allowed", "topic_too_long", "bad_request", "not_enabled", "not_enabled", "not_allowed", "bad_request"])
+        ], expecting: 10)
+        #expect(sent.prefix(9).map { self.int(self.data($0)["id"]) } == [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        #expect(sent.prefix(9).map { self.errorCode($0) } == [
+            "not_allowed", "topic_too_long", "bad_request", "not_enabled", "not_enabled", "not_allowed", "bad_request", "topic_too_long", "topic_too_long",
+        ])
         let error = try #require(self.data(sent[0])["error"] as? [String: Any])
         #expect(error["message"] as? String == "not allowed" && error["temporary"] as? Bool == false)
-        #expect(sent[7]["topic"] as? String == "error" && sent[7]["data"] as? String == "bad request")
+        #expect(sent[9]["topic"] as? String == "error" && sent[9]["data"] as? String == "bad request")
     }
 
     @Test func clientNumbersAtTheirExtremesAreRefusedNeverTrusted() async throws {

@@ -61,6 +61,21 @@ extension TestWebSocket {
         }
     }
 
+    @Test func aMembersDateFromAnywhereEncodesWithoutTrapping() {
+        // The application builds members too (and Redis hands back what it holds): a date no
+        // clock reads is written as the nearest integer JSON carries exactly, never a trap.
+        func encoded(_ date: Date) -> String {
+            var buffer = ByteBuffer()
+            Live.PresenceMember(session: "s", info: Data("1".utf8), joinedAt: date).encode(into: &buffer)
+            return String(buffer: buffer)
+        }
+        #expect(encoded(Date(timeIntervalSince1970: 1.5)) == #"{"session":"s","info":1,"joinedAt":1500}"#)
+        #expect(encoded(Date(timeIntervalSince1970: 1e300)).hasSuffix(#""joinedAt":9007199254740991}"#))
+        #expect(encoded(Date(timeIntervalSince1970: -1e300)).hasSuffix(#""joinedAt":-9007199254740991}"#))
+        #expect(encoded(Date(timeIntervalSince1970: .infinity)).hasSuffix(#""joinedAt":0}"#))
+        #expect(encoded(Date(timeIntervalSince1970: .nan)).hasSuffix(#""joinedAt":0}"#))
+    }
+
     @Test func infoIsTheApplicationsProjection() async throws {
         try await withLiveServer({ options in
             options.presence = Live.PresenceOptions(topics: { _ in true }, info: { session in Data(#"{"name":"\#(session.value as? String ?? "")"}"#.utf8) })

@@ -166,6 +166,36 @@ import Testing
         }
     }
 
+    /// What a shared store holds is not trusted into a client's frame: members whose fields no
+    /// node would write (a date past any clock, which trapped in the conversion back to
+    /// milliseconds; info that is not JSON) are skipped; a history read whose clock reading is
+    /// impossible is refused as a protocol violation, not computed with.
+    @Test func aSharedStoreHoldingWhatNoNodeWritesIsSkippedNotTrusted() async throws {
+        try await withRedis { redis in
+            let broker = try await Live.RedisBroker.connect(try redis.configuration())
+            do {
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                _ = try await redis.command([
+                    "HSET", "test:presence:room", "ann", "\(now)\n\"ann\"", "huge", "9223372036854775807\n{}",
+                    "low", "-9223372036854775808\n{}", "broken", "\(now)\n{\"a\":", "empty", "\(now)\n", "undated", "soon\n1",
+                ])
+                let members = try await broker.presence("room")
+                #expect(members.map(\.session) == ["ann"] && members.first?.info == Data("\"ann\"".utf8))
+            } catch {
+                await broker.close()
+                throw error
+            }
+            await broker.close()
+        }
+        let reply = { (now: String) in
+            RESPValue.array([.bulkString(ByteBuffer(string: "e")), .bulkString(ByteBuffer(string: "0")), .bulkString(ByteBuffer(string: now)), .array([])])
+        }
+        #expect(try Live.RedisBroker.parseRead(reply("1765000000000")).now == 1_765_000_000_000)
+        for impossible in ["-9223372036854775808", "-1", "9007199254740993"] {
+            #expect(throws: Live.RedisError.self, "\(impossible)") { try Live.RedisBroker.parseRead(reply(impossible)) }
+        }
+    }
+
     /// Presence that cannot be queued for Redis (the pending bytes would pass the limit) is
     /// said in the log, not dropped in silence.
     @Test func presenceThatRedisCannotTakeIsLogged() async throws {

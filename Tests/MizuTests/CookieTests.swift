@@ -16,6 +16,19 @@ import Testing
         #expect(try Cookie(name: "a", value: "b", path: nil, maxAge: -1).headerValue() == "a=b; Max-Age=0", "negative deletes, as in Go")
     }
 
+    @Test func anExpiryNoCookieDateCanSayIsLeftOutAsInGo() throws {
+        // Dates from anywhere (a client's number turned into a date) must not trap in the
+        // conversion to seconds; RFC 6265's years are 1601-9999, as Go's net/http checks.
+        for date in [Date(timeIntervalSince1970: .nan), .init(timeIntervalSince1970: .infinity), .init(timeIntervalSince1970: 1e300),
+                     .init(timeIntervalSince1970: -1e300), .init(timeIntervalSince1970: 253_402_300_800), .init(timeIntervalSince1970: -11_644_473_601)] {
+            #expect(try Cookie(name: "a", value: "b", path: nil, expires: date).headerValue() == "a=b", "\(date.timeIntervalSince1970)")
+        }
+        #expect(try Cookie(name: "a", value: "b", path: nil, expires: Date(timeIntervalSince1970: 253_402_300_799)).headerValue()
+            == "a=b; Expires=Fri, 31 Dec 9999 23:59:59 GMT")
+        #expect(try Cookie(name: "a", value: "b", path: nil, expires: Date(timeIntervalSince1970: -11_644_473_600)).headerValue()
+            == "a=b; Expires=Mon, 01 Jan 1601 00:00:00 GMT")
+    }
+
     @Test func oddCharactersAreQuotedOrRefusedWithTheReason() throws {
         #expect(try Cookie(name: "greeting", value: "hello, world").headerValue() == #"greeting="hello, world"; Path=/"#)
         #expect(try Cookie(name: "empty", value: "").headerValue() == "empty=; Path=/")

@@ -88,4 +88,20 @@ import Testing
         let garbage = WebSocketFrame(fin: true, rsv1: true, rsv2: false, rsv3: false, opcode: .binary, payload: ByteBuffer(bytes: [0xFF, 0xFF, 0xFF]))
         #expect(throws: WebSocketProtocolError.invalidPayload("invalid compressed data")) { try corrupt.receive(garbage, allocator: self.allocator) }
     }
+
+    @Test func noLimitMeansTheLargestBufferAndItsArithmeticHolds() throws {
+        // Int.max is how an application says "no limit": the limit's arithmetic (room left
+        // for inflating, header plus payload) must not overflow, and it counts as 2 GiB.
+        var configuration = WebSocketConfiguration()
+        configuration.maxMessageSize = .max
+        #expect(configuration.messageSizeLimit == WebSocketConfiguration.largestMessageSize)
+        configuration.maxMessageSize = -1
+        #expect(configuration.messageSizeLimit == 0)
+        let deflate = NegotiatedDeflate(serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 15, clientMaxWindowBits: 15)
+        let text = String(repeating: "no limit ", count: 40)
+        let compressed = try #require(Deflater(windowBits: 15, level: 6, memoryLevel: 8).compress(ByteBuffer(string: text), allocator: self.allocator, keepContext: false))
+        var assembler = MessageAssembler(maxMessageSize: WebSocketConfiguration.largestMessageSize, deflate: deflate)
+        let frame = WebSocketFrame(fin: true, rsv1: true, rsv2: false, rsv3: false, opcode: .text, payload: compressed)
+        #expect(try assembler.receive(frame, allocator: self.allocator) == .message(.text(text)))
+    }
 }

@@ -154,4 +154,18 @@ import Testing
         #expect(harness.recorder.messages.withLockedValue { $0 } == [.text("hello")])
         #expect(try harness.sent() == [ServerFrame(fin: true, rsv1: false, opcode: 0xA, payload: [7])])
     }
+
+    @Test func withNoLimitAHugeDeclaredLengthStillClosesWith1009() throws {
+        // A frame declaring 2^63 - 1 bytes against `maxMessageSize = .max` ("no limit"): the
+        // header arithmetic must not overflow (it trapped), and no buffer can hold it.
+        let harness = try Harness { $0.maxMessageSize = .max }
+        var frame = ByteBuffer(bytes: [0x82, 0x80 | 127])
+        frame.writeInteger(UInt64(Int64.max))
+        frame.writeBytes([1, 2, 3, 4])
+        try harness.channel.writeInbound(frame)
+        harness.loop.run()
+        #expect(try harness.sent().map(\.closeCode) == [1009])
+        #expect(harness.reasons.count == 1)
+    }
 }
+

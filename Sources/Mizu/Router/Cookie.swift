@@ -52,6 +52,9 @@ public struct Cookie: Sendable, Equatable {
         self.partitioned = partitioned
     }
 
+    /// Seconds since 1970 of 1601-01-01T00:00:00Z through 9999-12-31T23:59:59Z.
+    private static let writableExpiry: ClosedRange<Double> = -11_644_473_600...253_402_300_799
+
     /// The `Set-Cookie` header value. A value with a space or a comma is sent quoted (as Go
     /// does); a name that is not a token, a value or attribute with bytes a cookie cannot carry,
     /// or `SameSite=None` (`.noRestriction`) or `Partitioned` without `Secure` are refused with the reason.
@@ -73,7 +76,9 @@ public struct Cookie: Sendable, Equatable {
             }
             header += "; \(attribute)=\(text)"
         }
-        if let expires = self.expires {
+        // As Go's net/http: a date outside the years 1601-9999 (RFC 6265 5.1.1), or no date at
+        // all (NaN, infinity), is left out rather than converted (the conversion trapped).
+        if let expires = self.expires, Self.writableExpiry.contains(expires.timeIntervalSince1970) {
             header += "; Expires=" + HTTPDate.format(secondsSince1970: time_t(expires.timeIntervalSince1970.rounded(.down)))
         }
         if let maxAge = self.maxAge { header += "; Max-Age=\(max(0, maxAge))" }

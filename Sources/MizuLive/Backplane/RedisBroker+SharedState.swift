@@ -184,6 +184,9 @@ extension Live.RedisBroker: SharedState {
         return HistoryRead(epoch: read.epoch, top: read.top, entries: entries)
     }
 
+    /// 2^53 ms after 1970 (year 287,396): past any clock, within every integer type involved.
+    static let largestClockReading: Int64 = 1 << 53
+
     /// A reply of ``readScript``: the epoch, the top offset, Redis' clock (ms) and the entries
     /// with the time each was stored.
     struct StreamRead {
@@ -196,7 +199,9 @@ extension Live.RedisBroker: SharedState {
     static func parseRead(_ reply: RESPValue) throws -> StreamRead {
         if case .error(let message) = reply { throw Live.RedisError.refused(command: "EVAL", message: message) }
         guard case .array(let items?) = reply, items.count == 4, let epoch = items[0].text, let top = items[1].text.flatMap({ UInt64($0) }),
-            let now = items[2].text.flatMap({ Int64($0) }), case .array(let rawEntries?) = items[3]
+            let now = items[2].text.flatMap({ Int64($0) }), case .array(let rawEntries?) = items[3],
+            // Redis' clock in ms: what no clock reads would make the expiry arithmetic overflow.
+            (0...Self.largestClockReading).contains(now)
         else { throw Live.RedisError.protocolViolation("unexpected history reply") }
         var read = StreamRead(epoch: epoch, top: top, now: now, entries: [])
         read.entries.reserveCapacity(rawEntries.count)
@@ -223,7 +228,7 @@ extension Live.RedisBroker: SharedState {
         for start in stride(from: 0, to: members.count, by: Self.presenceBatch) {
             var arguments: [EvalArgument] = [.text(self.keyspace.key("presence", topic)), .text(self.keyspace.key("presence-expiry", topic)), .text(String(expiry.nanoseconds / 1_000_000))]
             for member in members[start..<min(members.count, start + Self.presenceBatch)] {
-                var value = Data("\(Int64(member.joinedAt.timeIntervalSince1970 * 1000))\n".utf8)
+                var value = Data("\(member.joinedAtMilliseconds)\n".utf8)
                 value.append(member.info)
                 arguments.append(.text(member.session))
                 arguments.append(.bytes(value))
@@ -260,9 +265,15 @@ extension Live.RedisBroker: SharedState {
         for index in stride(from: 0, to: items.count - 1, by: 2) {
             guard let session = items[index].text, case .bulkString(let value?) = items[index + 1] else { continue }
             let bytes = value.readableBytesView
-            guard let newline = bytes.firstIndex(of: 0x0A), let joined = Int64(String(decoding: bytes[..<newline], as: UTF8.self)) else { continue }
-            members.append(Live.PresenceMember(
-                session: session, info: Data(bytes[(newline + 1)...]), joinedAt: Date(timeIntervalSince1970: Double(joined) / 1000)))
+            // What another node wrote, or anything a shared store holds: a member whose fields
+            // this node would not have written is skipped, not trusted into a client's frame.
+            guard let newline = bytes.firstIndex(of: 0x0A),
+                let milliseconds = Int64(String(decoding: bytes[..<newline], as: UTF8.self)),
+                let joinedAt = Live.PresenceMember.joinedAt(milliseconds: milliseconds),
+                let info = value.getSlice(at: newline + 1, length: bytes.endIndex - newline - 1),
+                JSONScanner.isValue(info)
+            else { continue }
+            members.append(Live.PresenceMember(session: session, info: Data(info.readableBytesView), joinedAt: joinedAt))
         }
         return members.sorted { $0.joinedAt < $1.joinedAt }
     }

@@ -98,6 +98,10 @@ extension ServerCore {
 
     private func runHistory(_ session: Live.Session, _ request: CommandRequest, _ commands: Live.Commands) async {
         let topic = request.topic
+        // As for publish and subscribe: a topic becomes store keys and script arguments.
+        guard topic.utf8.count <= self.options.maxTopicLength else {
+            return Self.answer(session, id: request.id, .failure(.topicTooLong), legacy: false)
+        }
         guard await commands.canSubscribe(session, request.subscribeRequest) else {
             return Self.answer(session, id: request.id, .failure(.notAllowed), legacy: false)
         }
@@ -114,6 +118,9 @@ extension ServerCore {
 
     private func runPresence(_ session: Live.Session, _ request: CommandRequest, _ commands: Live.Commands) async {
         let topic = request.topic
+        guard topic.utf8.count <= self.options.maxTopicLength else {
+            return Self.answer(session, id: request.id, .failure(.topicTooLong), legacy: false)
+        }
         guard await commands.canSubscribe(session, request.subscribeRequest) else {
             return Self.answer(session, id: request.id, .failure(.notAllowed), legacy: false)
         }

@@ -5,16 +5,24 @@ extension Live {
     /// How much of a topic's stream is kept for late joiners and for recovery: the last
     /// `size` messages, none older than `ttl`. Set per topic with ``Options/history``.
     public struct HistoryPolicy: Sendable, Equatable {
-        /// Most messages kept (at least 1).
-        public var size: Int
+        /// Most messages kept (1 to ``largestSize``; a value outside is brought in).
+        public var size: Int {
+            didSet { self.size = Self.bounded(self.size) }
+        }
         /// How long a message is kept (at least 1 ms).
         public var ttl: TimeAmount
 
-        /// Keep the last `size` messages (at least 1), each for `ttl` (at least 1 ms).
+        /// The most messages a topic keeps: a recovery reads up to one more than the size in
+        /// one reply, and a reply from Redis holds at most 1,048,576 entries.
+        public static let largestSize = 1_000_000
+
+        /// Keep the last `size` messages (1 to ``largestSize``), each for `ttl` (at least 1 ms).
         public init(size: Int, ttl: TimeAmount) {
-            self.size = max(1, size)
+            self.size = Self.bounded(size)
             self.ttl = max(.milliseconds(1), ttl)
         }
+
+        private static func bounded(_ size: Int) -> Int { min(max(1, size), Self.largestSize) }
     }
 
     /// A place in a topic's stream. `offset` grows by one per message; `epoch` names one

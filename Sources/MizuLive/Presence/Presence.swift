@@ -59,7 +59,26 @@ extension Live {
             Message.writeJSONString(self.session, into: &buffer)
             buffer.writeStaticString(",\"info\":")
             buffer.writeBytes(self.info.isEmpty ? Data("null".utf8) : self.info)
-            buffer.writeString(",\"joinedAt\":\(Int64(self.joinedAt.timeIntervalSince1970 * 1000))}")
+            buffer.writeString(",\"joinedAt\":\(self.joinedAtMilliseconds)}")
+        }
+
+        /// `joinedAt` in whole milliseconds since 1970, within what JSON carries exactly
+        /// (|n| < 2^53): a date from anywhere (the application, a shared store) must not trap
+        /// in the conversion to an integer.
+        var joinedAtMilliseconds: Int64 {
+            let milliseconds = (self.joinedAt.timeIntervalSince1970 * 1000).rounded(.down)
+            guard milliseconds.isFinite else { return 0 }
+            return Int64(min(max(milliseconds, -Self.largestExactMilliseconds), Self.largestExactMilliseconds))
+        }
+
+        /// 2^53 - 1.
+        static let largestExactMilliseconds: Double = 9_007_199_254_740_991
+
+        /// The date of `milliseconds` read back from a shared store, nil when no member could
+        /// have written it.
+        static func joinedAt(milliseconds: Int64) -> Date? {
+            guard Double(milliseconds).magnitude <= Self.largestExactMilliseconds else { return nil }
+            return Date(timeIntervalSince1970: Double(milliseconds) / 1000)
         }
     }
 }

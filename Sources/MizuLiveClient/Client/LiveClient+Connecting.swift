@@ -25,8 +25,9 @@ extension LiveClient {
             let outcome: ReconnectSchedule.Event
             switch event {
             case .opened(let connection):
+                let opened = ContinuousClock.now
                 let end = await connection.closeReason()
-                outcome = .closed(code: Self.closeCode(end))
+                outcome = .closed(code: Self.closeCode(end), openFor: ContinuousClock.now - opened)
                 reason = end == .heartbeatTimeout ? "no frame for \(self.core.configuration.deadConnectionTimeout): connection dead" : end.description
             case .refused(let status, let retryAfter): outcome = .refused(status: status, retryAfter: retryAfter)
             case .failed: outcome = .failed

@@ -12,6 +12,10 @@ public struct ReconnectPolicy: Sendable, Equatable {
     /// The longest `Retry-After` honoured: a larger one (a server's mistake, or a hostile
     /// value) waits this long. Default 5 minutes.
     public var maxRetryAfter: Duration = .seconds(300)
+    /// A connection that stayed open this long starts the backoff over when it ends; one that
+    /// ends sooner counts as a failed attempt, so a server that accepts and at once closes is
+    /// not tried again four times a second forever. Default 10 s.
+    public var stableAfter: Duration = .seconds(10)
 
     /// The protocol's backoff, each value given with its property.
     public init() {}
@@ -41,7 +45,7 @@ public enum StopReason: Sendable, Equatable {
 /// bounded here before it sets a wait; no arithmetic can overflow.
 struct ReconnectSchedule {
     let policy: ReconnectPolicy
-    /// Failed attempts since the last connection that opened.
+    /// Failed attempts since the last connection that stayed open ``ReconnectPolicy/stableAfter``.
     private(set) var failures = 0
 
     init(policy: ReconnectPolicy) {
@@ -49,10 +53,11 @@ struct ReconnectSchedule {
     }
 
     enum Event: Equatable {
-        /// A connection opened: the backoff starts over.
+        /// A connection opened (the backoff starts over only once it proves stable).
         case opened
-        /// An open connection ended: the server's close code, nil without a close frame.
-        case closed(code: UInt16?)
+        /// An open connection ended after `openFor`: the server's close code, nil without a
+        /// close frame.
+        case closed(code: UInt16?, openFor: Duration)
         /// The handshake was answered with `status`, and `Retry-After` in seconds if given.
         case refused(status: Int, retryAfter: Int?)
         /// No connection (refused by the OS, timed out, an invalid 101).
@@ -69,9 +74,9 @@ struct ReconnectSchedule {
     mutating func decide(_ event: Event, using random: inout some RandomNumberGenerator) -> Decision {
         switch event {
         case .opened:
-            self.failures = 0
             return .none
-        case .closed(let code):
+        case .closed(let code, let openFor):
+            if openFor >= self.policy.stableAfter { self.failures = 0 }
             switch code {
             case 1000?: return .stop(.closedByServer)
             case let code? where [1002, 1003, 1007, 1009].contains(code): return .stop(.protocolError(code: code))

@@ -86,8 +86,8 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.writesStraightToChannel = writesStraightToChannel
         self.events = events
         self.settings = settings
-        self.parser = FrameParser(maxPayloadLength: settings.configuration.maxMessageSize, role: settings.role)
-        self.assembler = MessageAssembler(maxMessageSize: settings.configuration.maxMessageSize, deflate: connection.deflate, role: settings.role)
+        self.parser = FrameParser(maxPayloadLength: settings.configuration.messageSizeLimit, role: settings.role)
+        self.assembler = MessageAssembler(maxMessageSize: settings.configuration.messageSizeLimit, deflate: connection.deflate, role: settings.role)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

@@ -3,10 +3,17 @@ import NIOCore
 /// Settings of a WebSocket endpoint. Every property has a default.
 public struct WebSocketConfiguration: Sendable {
     /// Largest message accepted, assembled and (when compressed) inflated; larger closes
-    /// with 1009. Default 16 MiB.
+    /// with 1009. Default 16 MiB. Values past 2 GiB (`Int.max` for "no limit") count as
+    /// 2 GiB: one message is one buffer, and the limit's arithmetic must not overflow.
     public var maxMessageSize: Int = 16 * 1024 * 1024
     /// permessage-deflate settings; nil declines compression. Offered by default.
     public var compression: PerMessageDeflateConfiguration? = PerMessageDeflateConfiguration()
+    /// `maxMessageSize` as the parser and assembler apply it: 0 to 2 GiB.
+    package var messageSizeLimit: Int { min(max(self.maxMessageSize, 0), Self.largestMessageSize) }
+
+    /// What one `ByteBuffer` holds comfortably (its capacity is a `UInt32`).
+    package static let largestMessageSize = 1 << 31
+
     /// Subprotocols the server speaks; the first one the client lists that is here is chosen.
     public var subprotocols: [String] = []
     /// Send a ping this often; nil (the default) sends none. The connections of an event
