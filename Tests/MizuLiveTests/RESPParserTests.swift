@@ -26,6 +26,45 @@ import Testing
         return values
     }
 
+    /// As the connection reads: values are built only once ``RESPParser/hasCompleteValue`` says
+    /// one has arrived whole.
+    func parseAllResuming(_ chunks: [ArraySlice<UInt8>]) throws -> [RESPValue] {
+        let parser = RESPParser()
+        var progress = RESPParser.Progress()
+        var buffer = ByteBuffer()
+        var values: [RESPValue] = []
+        for chunk in chunks {
+            buffer.writeBytes(chunk)
+            while try parser.hasCompleteValue(buffer, progress: &progress) {
+                values.append(try #require(try parser.next(&buffer)))
+            }
+        }
+        #expect(buffer.readableBytes == 0)
+        return values
+    }
+
+    @Test func checksAValueArrivingInPiecesOnlyOnce() throws {
+        let bytes = Array(Self.stream.utf8)
+        for split in 1..<bytes.count {
+            #expect(try self.parseAllResuming([bytes[..<split], bytes[split...]]) == Self.expected, "split at \(split)")
+        }
+        #expect(try self.parseAllResuming(bytes.map { [$0][...] }) == Self.expected, "one byte at a time")
+        // A long reply in two reads: the bytes checked by the first are never read again (it
+        // was re-parsed from its start on every read: quadratic in the reads of one reply).
+        var text = "*1000\r\n"
+        for index in 0..<1000 { text += "$\(String(index).utf8.count)\r\n\(index)\r\n" }
+        let reply = Array(text.utf8)
+        let parser = RESPParser()
+        var progress = RESPParser.Progress()
+        var buffer = ByteBuffer(bytes: reply[..<(reply.count / 2)])
+        #expect(try !parser.hasCompleteValue(buffer, progress: &progress))
+        buffer.setBytes(Array(repeating: UInt8(ascii: "?"), count: reply.count / 4), at: buffer.readerIndex)
+        buffer.writeBytes(reply[(reply.count / 2)...])
+        #expect(try parser.hasCompleteValue(buffer, progress: &progress), "resumed where it stopped")
+        var fresh = RESPParser.Progress()
+        #expect(throws: RESPParser.Error.unknownType(UInt8(ascii: "?"))) { try parser.hasCompleteValue(buffer, progress: &fresh) }
+    }
+
     @Test func parsesEveryTypeInOnePiece() throws {
         #expect(try self.parseAll([Array(Self.stream.utf8)[...]]) == Self.expected)
     }
@@ -51,6 +90,8 @@ import Testing
         for (text, error) in cases {
             var buffer = ByteBuffer(string: text)
             #expect(throws: error, "\(text.debugDescription)") { try RESPParser().next(&buffer) }
+            var progress = RESPParser.Progress()
+            #expect(throws: error, "\(text.debugDescription)") { try RESPParser().hasCompleteValue(buffer, progress: &progress) }
         }
     }
 
@@ -64,6 +105,8 @@ import Testing
                               ("+0123456789", .lineTooLong), ("*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", .tooDeep)] {
             var buffer = ByteBuffer(string: text)
             #expect(throws: error, "\(text.debugDescription)") { try parser.next(&buffer) }
+            var progress = RESPParser.Progress()
+            #expect(throws: error, "\(text.debugDescription)") { try parser.hasCompleteValue(buffer, progress: &progress) }
         }
     }
 

@@ -34,7 +34,8 @@ struct RESPParser {
     var maxDepth = 16
 
     /// The next complete value at the front of `buffer`, consuming it; nil when more bytes
-    /// are needed (nothing is consumed then).
+    /// are needed (nothing is consumed then). For a value that arrives in many reads, see
+    /// ``hasCompleteValue(_:progress:)``.
     func next(_ buffer: inout ByteBuffer) throws(Error) -> RESPValue? {
         var cursor = buffer.readerIndex
         guard let value = try self.parse(buffer, at: &cursor, depth: 0) else { return nil }
@@ -42,50 +43,97 @@ struct RESPParser {
         return value
     }
 
-    private func parse(_ buffer: ByteBuffer, at cursor: inout Int, depth: Int) throws(Error) -> RESPValue? {
-        guard depth <= self.maxDepth else { throw .tooDeep }
-        guard let type = buffer.getInteger(at: cursor, as: UInt8.self) else { return nil }
-        var position = cursor + 1
-        guard let line = try self.line(buffer, at: &position) else { return nil }
-        let value: RESPValue
+    /// How far ``hasCompleteValue(_:progress:)`` has checked the value at the front of a
+    /// buffer: where it stopped, and the elements still owed by each array it is inside.
+    struct Progress {
+        fileprivate var readerIndex = -1
+        fileprivate var cursor = 0
+        fileprivate var owed: [Int] = []
+    }
+
+    /// Whether the value at the front of `buffer` has arrived whole, checked from where the
+    /// last call stopped (the same limits and errors as ``next(_:)``): a reply of a million
+    /// elements arriving in a thousand reads is walked once, not a thousand times over.
+    func hasCompleteValue(_ buffer: ByteBuffer, progress: inout Progress) throws(Error) -> Bool {
+        if progress.readerIndex != buffer.readerIndex {
+            // A new value (or the buffer was compacted): start at its front.
+            progress = Progress(readerIndex: buffer.readerIndex, cursor: buffer.readerIndex, owed: [1])
+        }
+        while true {
+            while progress.owed.last == 0 { progress.owed.removeLast() }
+            guard !progress.owed.isEmpty else { return true }
+            guard progress.owed.count - 1 <= self.maxDepth else { throw .tooDeep }
+            var position = progress.cursor
+            guard let element = try self.element(buffer, at: &position) else { return false }
+            progress.owed[progress.owed.count - 1] -= 1
+            if case .arrayHeader(let count?) = element, count > 0 { progress.owed.append(count) }
+            progress.cursor = position
+        }
+    }
+
+    /// One element as it appears on the wire: an array is its header, its elements follow.
+    private enum Element {
+        case value(RESPValue)
+        case arrayHeader(count: Int?)
+    }
+
+    /// The element at `position`, moving past it; nil when it has not arrived whole.
+    private func element(_ buffer: ByteBuffer, at position: inout Int) throws(Error) -> Element? {
+        guard let type = buffer.getInteger(at: position, as: UInt8.self) else { return nil }
+        var next = position + 1
+        guard let line = try self.line(buffer, at: &next) else { return nil }
+        let element: Element
         switch type {
         case UInt8(ascii: "+"):
-            value = .simpleString(line)
+            element = .value(.simpleString(line))
         case UInt8(ascii: "-"):
-            value = .error(line)
+            element = .value(.error(line))
         case UInt8(ascii: ":"):
             guard let number = Int64(line) else { throw .invalidInteger }
-            value = .integer(number)
+            element = .value(.integer(number))
         case UInt8(ascii: "$"):
             guard let length = Int(line), length >= -1 else { throw .invalidLength }
             if length == -1 {
-                value = .bulkString(nil)
+                element = .value(.bulkString(nil))
                 break
             }
             guard length <= self.maxBulkLength else { throw .tooLarge }
-            guard buffer.writerIndex - position >= length + 2 else { return nil }
-            guard buffer.getInteger(at: position + length, as: UInt16.self) == 0x0D0A else { throw .missingTerminator }
-            value = .bulkString(buffer.getSlice(at: position, length: length))
-            position += length + 2
+            guard buffer.writerIndex - next >= length + 2 else { return nil }
+            guard buffer.getInteger(at: next + length, as: UInt16.self) == 0x0D0A else { throw .missingTerminator }
+            element = .value(.bulkString(buffer.getSlice(at: next, length: length)))
+            next += length + 2
         case UInt8(ascii: "*"):
             guard let count = Int(line), count >= -1 else { throw .invalidLength }
-            if count == -1 {
-                value = .array(nil)
-                break
-            }
             guard count <= self.maxArrayLength else { throw .tooLarge }
+            element = .arrayHeader(count: count == -1 ? nil : count)
+        default:
+            throw .unknownType(type)
+        }
+        position = next
+        return element
+    }
+
+    private func parse(_ buffer: ByteBuffer, at cursor: inout Int, depth: Int) throws(Error) -> RESPValue? {
+        guard depth <= self.maxDepth else { throw .tooDeep }
+        var position = cursor
+        guard let element = try self.element(buffer, at: &position) else { return nil }
+        switch element {
+        case .value(let value):
+            cursor = position
+            return value
+        case .arrayHeader(nil):
+            cursor = position
+            return .array(nil)
+        case .arrayHeader(let count?):
             var elements: [RESPValue] = []
             elements.reserveCapacity(min(count, 64))
             for _ in 0..<count {
                 guard let element = try self.parse(buffer, at: &position, depth: depth + 1) else { return nil }
                 elements.append(element)
             }
-            value = .array(elements)
-        default:
-            throw .unknownType(type)
+            cursor = position
+            return .array(elements)
         }
-        cursor = position
-        return value
     }
 
     /// The text up to CRLF at `position`, moving past the CRLF; nil when it has not arrived.

@@ -9,9 +9,11 @@ import NIOSSL
 struct RESPDecoder: ByteToMessageDecoder {
     typealias InboundOut = RESPValue
     let parser = RESPParser()
+    /// How much of a reply arriving in pieces has been checked: each read walks only the new bytes.
+    var progress = RESPParser.Progress()
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let value = try self.parser.next(&buffer) else { return .needMoreData }
+        guard try self.parser.hasCompleteValue(buffer, progress: &self.progress), let value = try self.parser.next(&buffer) else { return .needMoreData }
         context.fireChannelRead(Self.wrapInboundOut(value))
         return .continue
     }

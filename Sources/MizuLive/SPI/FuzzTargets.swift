@@ -25,7 +25,8 @@ import NIOCore
     }
 
     /// The RESP parser as the Redis backplane drives it: values out of bytes split at one
-    /// point, every value walked (as the broker's push handling does).
+    /// point, each built once the resumable check says it arrived whole (the two must agree),
+    /// every value walked (as the broker's push handling does).
     public static func resp(_ bytes: UnsafeRawBufferPointer) {
         guard let first = bytes.first else { return }
         let body = UnsafeRawBufferPointer(rebasing: bytes.dropFirst())
@@ -34,9 +35,16 @@ import NIOCore
         parser.maxBulkLength = 1 << 16
         parser.maxArrayLength = 1 << 12
         var buffer = ByteBuffer(bytes: body[..<split])
+        var progress = RESPParser.Progress()
         do {
             for next in [body[split...], body[body.endIndex...]] {
-                while let value = try parser.next(&buffer) { Self.walk(value) }
+                while true {
+                    let complete = try parser.hasCompleteValue(buffer, progress: &progress)
+                    let value = try parser.next(&buffer)
+                    precondition(complete == (value != nil), "the resumable check and the parser disagree")
+                    guard let value else { break }
+                    Self.walk(value)
+                }
                 buffer.writeBytes(UnsafeRawBufferPointer(rebasing: next))
             }
         } catch {
