@@ -16,6 +16,7 @@ import Testing
             var leaves: [(topic: String, session: String)] = []
             var seeded: [(topic: String, top: UInt64)] = []
             var readyAsked: [String] = []
+            var historyReads: [(since: UInt64?, count: Int)] = []
         }
         let calls = NIOLockedValueBox(Calls())
         let receiver = NIOLockedValueBox<(@Sendable (String, ByteBuffer, Live.StreamPosition) -> Void)?>(nil)
@@ -35,8 +36,9 @@ import Testing
             return true
         }
         func subscriptionReady(_ topic: String) async throws { self.calls.withLockedValue { $0.readyAsked.append(topic) } }
-        func readHistory(_ topic: String, since: UInt64?, latest: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead {
-            HistoryRead(epoch: "E", top: 7, entries: [])
+        func readHistory(_ topic: String, since: UInt64?, count: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead {
+            self.calls.withLockedValue { $0.historyReads.append((since, count)) }
+            return HistoryRead(epoch: "E", top: 7, entries: [])
         }
         func presenceJoin(_ topic: String, _ members: [Live.PresenceMember], expiry: TimeAmount) {
             self.calls.withLockedValue { $0.joins.append((topic, members.map(\.session), expiry)) }
@@ -112,12 +114,27 @@ import Testing
         #expect(published)
         #expect(broker.calls.withLockedValue { ($0.historyPublishes, $0.plainPublishes) } == (["h"], []), "one atomic history publish")
         // What the read found is where this node's delivery stands.
-        let read = try await server.core.history.read("h", since: nil, latest: 0, policy: Live.HistoryPolicy(size: 10, ttl: .seconds(60)))
+        let read = try await server.core.history.read("h", since: nil, count: 0, policy: Live.HistoryPolicy(size: 10, ttl: .seconds(60)))
         try await server.core.history.ready("h")
         server.core.history.didRead("h", read)
         #expect(broker.calls.withLockedValue { $0.seeded.map(\.top) } == [7])
         #expect(broker.calls.withLockedValue { $0.readyAsked } == ["h"])
         #expect(broker.receiver.withLockedValue { $0 } != nil, "positioned messages come back through the store")
+    }
+
+    @Test func aReadAsksTheStoreForWhatItNeedsNotTheWholeStream() async throws {
+        // A client's history page after a position (a stale epoch, say) read the whole stream
+        // (the policy's size plus one) to hand back a page: now the page plus one, to tell
+        // whether more follow; the latest `n` read `n`.
+        let broker = RecordingSharedBroker()
+        var options = Live.Options()
+        options.broker = broker
+        options.history = { _ in Live.HistoryPolicy(size: 100_000, ttl: .seconds(60)) }
+        let server = Live.Server(options)
+        _ = try await server.history("h", since: Live.StreamPosition(offset: 0, epoch: "stale"), limit: 50)
+        _ = try await server.history("h", since: nil, limit: 20)
+        _ = try await server.history("h", since: Live.StreamPosition(offset: 3, epoch: "E"), limit: .max)
+        #expect(broker.calls.withLockedValue { $0.historyReads.map(\.count) } == [51, 20, 100_001])
     }
 
     @Test func memoryHistoryNumbersThisNodesAndOtherNodesMessagesInOneStreamAndForwardsItsOwn() async throws {
@@ -130,7 +147,7 @@ import Testing
         #expect(server.publish("h", Data("1".utf8)))
         #expect(store.receiveRemote("h", ByteBuffer(string: "2"), policy: Live.HistoryPolicy(size: 10, ttl: .seconds(60))))
         #expect(server.publish("h", Data("3".utf8)))
-        let read = try await store.read("h", since: 0, latest: 0, policy: Live.HistoryPolicy(size: 10, ttl: .seconds(60)))
+        let read = try await store.read("h", since: 0, count: .max, policy: Live.HistoryPolicy(size: 10, ttl: .seconds(60)))
         #expect(read.entries.map { String(decoding: $0.data, as: UTF8.self) } == ["1", "2", "3"])
         #expect(read.entries.map(\.position.offset) == [1, 2, 3])
         #expect(read.top == 3)

@@ -77,25 +77,31 @@ extension TestWebSocket {
         let policy = Live.HistoryPolicy(size: 3, ttl: .seconds(10))
         let start = NIODeadline.now()
         for index in 1...5 { _ = history.append("t", Data("\(index)".utf8), policy: policy, now: start + .seconds(Int64(index))) }
-        let all = history.read("t", since: nil, latest: 10, policy: policy, now: start + .seconds(6))
+        let all = history.read("t", since: nil, count: 10, policy: policy, now: start + .seconds(6))
         #expect(all.top == 5 && all.entries.map { String(decoding: $0.data, as: UTF8.self) } == ["3", "4", "5"])
         #expect(all.entries.map(\.position.offset) == [3, 4, 5])
         // Since a position: after it, and whether that is everything after it.
-        let after = history.read("t", since: 3, latest: 0, policy: policy, now: start + .seconds(6))
+        let after = history.read("t", since: 3, count: .max, policy: policy, now: start + .seconds(6))
         #expect(after.entries.map(\.position.offset) == [4, 5])
         #expect(after.covers(Live.StreamPosition(offset: 3, epoch: all.epoch)))
         #expect(after.covers(Live.StreamPosition(offset: 2, epoch: all.epoch)) == false)  // 3 is not in it
-        let fromTwo = history.read("t", since: 2, latest: 0, policy: policy, now: start + .seconds(6))
+        let fromTwo = history.read("t", since: 2, count: .max, policy: policy, now: start + .seconds(6))
         #expect(fromTwo.covers(Live.StreamPosition(offset: 2, epoch: all.epoch)))
-        let fromOne = history.read("t", since: 1, latest: 0, policy: policy, now: start + .seconds(6))
+        let fromOne = history.read("t", since: 1, count: .max, policy: policy, now: start + .seconds(6))
         #expect(fromOne.covers(Live.StreamPosition(offset: 1, epoch: all.epoch)) == false)  // 2 was trimmed by size
         #expect(fromTwo.covers(Live.StreamPosition(offset: 2, epoch: "other")) == false)
         #expect(fromTwo.covers(Live.StreamPosition(offset: 9, epoch: all.epoch)) == false)  // from the future
+        // A read asks for what it needs: the first `count` after a position; they continue the
+        // stream, though the top is further on.
+        let firstOne = history.read("t", since: 3, count: 1, policy: policy, now: start + .seconds(6))
+        #expect(firstOne.entries.map(\.position.offset) == [4] && firstOne.top == 5)
+        #expect(firstOne.covers(Live.StreamPosition(offset: 3, epoch: all.epoch), reading: 1))
+        #expect(!firstOne.covers(Live.StreamPosition(offset: 3, epoch: all.epoch)), "not all the way to the top")
         // Older than the TTL: gone (the stream keeps its position).
-        let later = history.read("t", since: nil, latest: 10, policy: policy, now: start + .seconds(14) + .milliseconds(500))
+        let later = history.read("t", since: nil, count: 10, policy: policy, now: start + .seconds(14) + .milliseconds(500))
         #expect(later.entries.map(\.position.offset) == [5] && later.top == 5 && later.epoch == all.epoch)
         // Reading a topic nobody published to creates nothing (clients cannot grow the table).
-        let unknown = history.read("never", since: nil, latest: 10, policy: policy, now: start)
+        let unknown = history.read("never", since: nil, count: 10, policy: policy, now: start)
         #expect(unknown.epoch == "" && unknown.top == 0 && unknown.entries.isEmpty && history.streamCount == 1)
         #expect(unknown.covers(Live.StreamPosition(offset: 0, epoch: "")))
         // All expired and idle for a TTL: forgotten; the next message starts a new epoch.

@@ -174,7 +174,7 @@ import Testing
     /// shows the slot unserved are tried again).
     private func read(_ broker: Live.RedisClusterBroker, _ topic: String, count: Int) async throws -> [String] {
         try await eventuallyAsync("\(count) messages in \(topic)'s stream") { () -> [String]? in
-            guard let read = try? await broker.readHistory(topic, since: 0, latest: 0, policy: self.policy), read.entries.count >= count else { return nil }
+            guard let read = try? await broker.readHistory(topic, since: 0, count: .max, policy: self.policy), read.entries.count >= count else { return nil }
             return read.entries.map { String(decoding: $0.data, as: UTF8.self) }
         }
     }

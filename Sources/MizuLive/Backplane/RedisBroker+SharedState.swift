@@ -166,8 +166,10 @@ extension Live.RedisBroker: SharedState {
         ]
     }
 
-    func readHistory(_ topic: String, since: UInt64?, latest: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead {
-        let count = since == nil ? max(0, latest) : policy.size + 1
+    func readHistory(_ topic: String, since: UInt64?, count: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead {
+        // The stream never holds more than its size; one more tells a reader asking past it
+        // that the history is incomplete.
+        let count = min(max(0, count), policy.size + 1)
         let arguments: [EvalArgument] = [
             .text(self.keyspace.key("history", topic)), .text(self.keyspace.key("history-meta", topic)),
             .text(since.map { String($0) } ?? "-1"), .text(String(count)),

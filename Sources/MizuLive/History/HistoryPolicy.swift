@@ -99,11 +99,13 @@ struct HistoryRead: Sendable {
     var top: UInt64
     var entries: [Live.Publication]
 
-    /// Whether `entries` hold every message after `since` (same epoch, nothing missing).
-    func covers(_ since: Live.StreamPosition) -> Bool {
+    /// Whether `entries` continue the stream right after `since` (same epoch, nothing missing):
+    /// up to the top, or up to the `count` entries the read asked for (more may follow).
+    func covers(_ since: Live.StreamPosition, reading count: Int = .max) -> Bool {
         guard since.epoch == self.epoch, since.offset <= self.top else { return false }
         if since.offset == self.top { return true }
-        return self.entries.first?.position.offset == since.offset + 1 && self.entries.last?.position.offset == self.top
+        return self.entries.first?.position.offset == since.offset + 1
+            && (self.entries.last?.position.offset == self.top || self.entries.count >= count)
     }
 }
 

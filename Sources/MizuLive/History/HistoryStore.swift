@@ -13,7 +13,8 @@ protocol HistoryStore: Sendable {
     func receiveRemote(_ topic: String, _ data: ByteBuffer, policy: Live.HistoryPolicy) -> Bool
     /// Returns once messages published on `topic` from now on reach this node.
     func ready(_ topic: String) async throws
-    func read(_ topic: String, since: UInt64?, latest: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead
+    /// The first `count` messages after `since`, or the last `count` when `since` is nil.
+    func read(_ topic: String, since: UInt64?, count: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead
     /// A subscriber's read found `read`: where this node's delivery of the topic stands if no
     /// message came yet.
     func didRead(_ topic: String, _ read: HistoryRead)
@@ -42,8 +43,8 @@ struct MemoryHistoryStore: HistoryStore {
 
     func ready(_ topic: String) async throws {}
 
-    func read(_ topic: String, since: UInt64?, latest: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead {
-        self.history.read(topic, since: since, latest: latest, policy: policy)
+    func read(_ topic: String, since: UInt64?, count: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead {
+        self.history.read(topic, since: since, count: count, policy: policy)
     }
 
     func didRead(_ topic: String, _ read: HistoryRead) {}
@@ -75,8 +76,8 @@ final class SharedHistoryStore: HistoryStore {
 
     func ready(_ topic: String) async throws { try await self.shared.subscriptionReady(topic) }
 
-    func read(_ topic: String, since: UInt64?, latest: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead {
-        try await self.shared.readHistory(topic, since: since, latest: latest, policy: policy)
+    func read(_ topic: String, since: UInt64?, count: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead {
+        try await self.shared.readHistory(topic, since: since, count: count, policy: policy)
     }
 
     func didRead(_ topic: String, _ read: HistoryRead) {

@@ -45,10 +45,11 @@ final class MemoryHistory: Sendable {
         }
     }
 
-    /// The entries after `since`, or the last `latest` when `since` is nil. A topic with no
+    /// The first `count` entries after `since`, or the last `count` when `since` is nil (a
+    /// client's read costs what it asks for, not the stream's size). A topic with no
     /// stream reads as epoch "" at offset 0, and is not created: reading never costs memory,
     /// so clients cannot grow the table by asking about topics nobody publishes to.
-    func read(_ topic: String, since: UInt64?, latest: Int, policy: Live.HistoryPolicy, now: NIODeadline = .now()) -> HistoryRead {
+    func read(_ topic: String, since: UInt64?, count: Int, policy: Live.HistoryPolicy, now: NIODeadline = .now()) -> HistoryRead {
         self.shard(topic).withLockedValue { streams in
             guard var stream = streams.removeValue(forKey: topic) else { return HistoryRead(epoch: "", top: 0, entries: []) }
             stream.trim(now: now)
@@ -56,9 +57,9 @@ final class MemoryHistory: Sendable {
             let kept = stream.entries.lazy.map { Live.Publication(data: $0.data, position: Live.StreamPosition(offset: $0.offset, epoch: stream.epoch)) }
             let chosen: [Live.Publication]
             if let since {
-                chosen = Array(kept.filter { $0.position.offset > since })
+                chosen = Array(kept.filter { $0.position.offset > since }.prefix(max(0, count)))
             } else {
-                chosen = Array(kept.suffix(max(0, latest)))
+                chosen = Array(kept.suffix(max(0, count)))
             }
             return HistoryRead(epoch: stream.epoch, top: stream.top, entries: chosen)
         }

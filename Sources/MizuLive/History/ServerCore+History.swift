@@ -10,8 +10,10 @@ extension ServerCore {
         guard let policy = self.options.history?(topic) else { throw Live.HistoryError.notEnabled(topic) }
         let limit = max(0, limit)
         if let since, since.isPlausible {
-            let read = try await self.history.read(topic, since: since.offset, latest: 0, policy: policy)
-            let complete = read.covers(since)
+            // One more than the page: whether more follow (a client's read costs its page).
+            let count = min(limit, policy.size) + 1
+            let read = try await self.history.read(topic, since: since.offset, count: count, policy: policy)
+            let complete = read.covers(since, reading: count)
             let publications = complete ? read.entries : []
             return Live.HistoryPage(
                 publications: Array(publications.prefix(limit)), top: Live.StreamPosition(offset: read.top, epoch: read.epoch),
@@ -19,7 +21,7 @@ extension ServerCore {
         }
         // No position, or one past any stream's (nothing after it; the top says where the stream is).
         let latest = since == nil ? min(limit, policy.size) : 0
-        let read = try await self.history.read(topic, since: nil, latest: latest, policy: policy)
+        let read = try await self.history.read(topic, since: nil, count: latest, policy: policy)
         return Live.HistoryPage(publications: read.entries, top: Live.StreamPosition(offset: read.top, epoch: read.epoch), isComplete: false)
     }
 
@@ -64,11 +66,13 @@ extension ServerCore {
             await hooks.beforeRead?()
             // A position past any stream's (a client's number) recovers nothing: the latest instead.
             if let since, since.isPlausible {
-                let after = try await self.history.read(topic, since: since.offset, latest: 0, policy: policy)
-                recovered = after.covers(since) && after.entries.count <= replayLimit
+                // One more than a replay may take: more than that recovers nothing anyway.
+                let count = min(replayLimit, policy.size) + 1
+                let after = try await self.history.read(topic, since: since.offset, count: count, policy: policy)
+                recovered = after.covers(since, reading: count) && after.entries.count <= replayLimit
                 read = recovered ? after : nil
             }
-            if read == nil { read = try await self.history.read(topic, since: nil, latest: min(latest, replayLimit), policy: policy) }
+            if read == nil { read = try await self.history.read(topic, since: nil, count: min(latest, replayLimit), policy: policy) }
             if let read { self.history.didRead(topic, read) }
         } catch {
             self.logger.warning("could not read the history of a topic; the session gets the live stream only", metadata: ["topic": "\(LogSafe(topic))", "error": "\(error)"])

@@ -19,7 +19,7 @@ protocol SharedState: Sendable {
     func publish(_ topic: String, _ data: Data, history: Live.HistoryPolicy) -> Bool
     /// Returns once messages published on `topic` from now on reach this node.
     func subscriptionReady(_ topic: String) async throws
-    func readHistory(_ topic: String, since: UInt64?, latest: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead
+    func readHistory(_ topic: String, since: UInt64?, count: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead
     /// Adds (or refreshes) members for `expiry`.
     func presenceJoin(_ topic: String, _ members: [Live.PresenceMember], expiry: TimeAmount)
     func presenceLeave(_ topic: String, session: String)

@@ -25,8 +25,8 @@ extension Live.RedisClusterBroker: SharedState {
         try await self.owner(of: topic).subscriptionReady(topic)
     }
 
-    func readHistory(_ topic: String, since: UInt64?, latest: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead {
-        try await self.redirected { try await self.owner(of: topic).readHistory(topic, since: since, latest: latest, policy: policy) }
+    func readHistory(_ topic: String, since: UInt64?, count: Int, policy: Live.HistoryPolicy) async throws -> HistoryRead {
+        try await self.redirected { try await self.owner(of: topic).readHistory(topic, since: since, count: count, policy: policy) }
     }
 
     func presenceJoin(_ topic: String, _ members: [Live.PresenceMember], expiry: TimeAmount) {
