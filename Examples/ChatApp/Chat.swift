@@ -32,6 +32,9 @@ let historyEnabled = NIOLockedValueBox(true)
 /// recovers what it missed while reconnecting.
 let chatHistory = Live.HistoryPolicy(size: 100, ttl: .hours(24))
 
+/// The longest topic (UTF-8 bytes) the server takes, rooms included: the library's default.
+let topicLengthLimit = 255
+
 let log = Logger(label: "chat")
 
 /// The live server (Go: `var server *live.Server`).
@@ -62,6 +65,7 @@ let server = Live.Server({
     // Several ChatApp processes sharing one Redis form one chat.
     options.broker = backplane.withLockedValue { $0 }
     options.writeDelay = writeDelay.withLockedValue { $0 }
+    options.maxTopicLength = topicLengthLimit
     // History and recovery for chat rooms; presence (shared through Redis with --redis).
     if historyEnabled.withLockedValue({ $0 }) {
         options.history = { topic in topic.hasPrefix("chat:") ? chatHistory : nil }
@@ -93,9 +97,15 @@ func handleMessage(_ s: Live.Session, _ topic: String, _ data: Data) async {
         if topic.hasPrefix("chat:") { try? s.send(Live.Message(topic: "error", data: Data(#""not allowed""#.utf8))) }
         return
     }
-    // Broadcast chat message; data goes out byte for byte (Go: json.RawMessage).
+    // Broadcast chat message; data goes out byte for byte (Go: json.RawMessage). Wrapping
+    // adds a level: data already at the deepest nesting a message may carry is bad, for good.
+    let message = chatMessage(from: s, data)
+    guard Live.Message.isValidData(message) else {
+        try? s.send(Live.Message(topic: "error", data: Data(#""bad message""#.utf8)))
+        return
+    }
     // Redis away too long (or its queue full): the sender is told, nobody else got it.
-    if !server.publish(room, chatMessage(from: s, data)) {
+    if !server.publish(room, message) {
         try? s.send(Live.Message(topic: "error", data: Data(#""not sent""#.utf8)))
     }
 }
@@ -177,9 +187,12 @@ func bearerToken(_ r: Request) -> String? {
     return String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
 }
 
-/// chat:general, presence, any chat:<room>, and the user's own user:<id>.
+/// chat:general, presence, any chat:<room>, and the user's own user:<id>. A room's name is
+/// held to the topic length the server subscribes to at all (a longer one could be published
+/// to, and its history kept, for nobody).
 func canSubscribe(_ userID: String, _ topic: String) -> Bool {
-    topic == "chat:general" || topic == "presence" || (topic.hasPrefix("chat:") && topic.count > 5) || topic == "user:" + userID
+    guard topic.utf8.count <= topicLengthLimit else { return false }
+    return topic == "chat:general" || topic == "presence" || (topic.hasPrefix("chat:") && topic.count > 5) || topic == "user:" + userID
 }
 
 func jsonString(_ text: String) -> Data {

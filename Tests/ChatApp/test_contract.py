@@ -233,6 +233,14 @@ def test_bad_input(chat):
         for bad in ["not json", "[]", '{"data":1}', '{"topic":7}']:
             await ws.send(bad)
             assert await recv(ws) == {"topic": "error", "data": "bad message"}
+        # Data already as deep as a message may nest: wrapped as a chat message it would be
+        # deeper, so it is bad for good (not "not sent", which says try again later).
+        deepest = "[" * 128 + "]" * 128
+        await ws.send('{"topic":"chat","data":' + deepest + "}")
+        assert await recv(ws) == {"topic": "error", "data": "bad message"}
+        # A room no one could subscribe to (past the topic length) is not allowed either.
+        await ws.send(json.dumps({"topic": "chat:" + "r" * 300, "data": 1}))
+        assert await recv(ws) == {"topic": "error", "data": "not allowed"}
         await subscribe(ws, "chat:general")
         await settle(ws)  # the session survived
         await ws.send("x" * 70000)

@@ -57,6 +57,21 @@ import Testing
         }
     }
 
+    @Test func aPublishNoSessionCouldReceiveIsRefused() {
+        // A topic no session may subscribe to (empty, or past maxTopicLength) would only keep
+        // history for nobody; data nested past 128 levels is no message at all.
+        let server = Live.Server(Live.Options())
+        let data = Data("1".utf8)
+        #expect(!server.publish("", data) && !server.publish(String(repeating: "t", count: 256), data))
+        #expect(server.publish(String(repeating: "t", count: 255), data))
+        #expect((try? server.publish("", encoding: 1)) == false)
+        let deepest = Data((String(repeating: "[", count: 128) + String(repeating: "]", count: 128)).utf8)
+        let tooDeep = Data((String(repeating: "[", count: 129) + String(repeating: "]", count: 129)).utf8)
+        #expect(Live.Message.isValidData(deepest) && !Live.Message.isValidData(tooDeep))
+        #expect(Live.Message.isValidData(Data()) && !Live.Message.isValidData(Data("{".utf8)))
+        #expect(server.publish("t", deepest) && !server.publish("t", tooDeep))
+    }
+
     @Test func subscribersAreIndexedByTopicAndLoopAndAnEmptyTopicLeavesNothing() throws {
         let core = try Core(sessions: 3)
         let server = core.server

@@ -25,7 +25,7 @@ protocol HistoryStore: Sendable {
 /// History kept in this process. Positions are per node: with a broker that keeps no history,
 /// other nodes' messages take their place in this node's stream as they arrive.
 struct MemoryHistoryStore: HistoryStore {
-    let history = MemoryHistory()
+    let history: MemoryHistory
     let delivery: StreamDelivery
     /// Other nodes get this node's publishes through it, if any.
     let broker: (any Live.Broker)?

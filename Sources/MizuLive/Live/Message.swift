@@ -22,6 +22,14 @@ extension Live {
             self.init(topic: topic, data: try JSONEncoder().encode(value))
         }
 
+        /// Whether `data` can go out as a message's data: empty, or one JSON value in valid
+        /// UTF-8 nested at most 128 deep. ``Server/publish(_:_:)`` drops anything else; an
+        /// application that wraps a client's data (adding a level) asks here first, to tell
+        /// the client its message is bad rather than that it was not sent.
+        public static func isValidData(_ data: Data) -> Bool {
+            data.isEmpty || data.withUnsafeBytes { JSONScanner.isValue($0) }
+        }
+
         /// Parses a client's envelope: a JSON object with a string `topic`; `data` may be
         /// any JSON value, or absent. Nil for anything else.
         public static func parse(_ bytes: some ContiguousBytes) -> Message? {

@@ -92,6 +92,15 @@ extension Live {
         /// reads them, and ``Server/subscribe(_:_:recoverFrom:latest:reply:)`` replays them.
         /// With ``Live/RedisBroker`` the history lives in Redis, shared by every node. Default nil.
         public var history: (@Sendable (String) -> HistoryPolicy?)?
+        /// Most bytes the history kept in this process holds over all topics (messages and
+        /// their bookkeeping); past it the oldest messages go first, whatever their topic, and
+        /// a recovery from before them is answered as one that came too late. Each topic's
+        /// size and TTL bound it per topic; this bounds the sum, which clients choose when they
+        /// may publish to topics of their own naming. Not used with ``Live/RedisBroker`` (bound
+        /// Redis with its `maxmemory`). Default 64 MiB.
+        public var maxHistoryBytes: Int = Options.defaultMaxHistoryBytes
+        /// The default of ``maxHistoryBytes``: 64 MiB.
+        public static let defaultMaxHistoryBytes = 64 * 1024 * 1024
         /// Presence tracking (who is subscribed to which topics). Default nil: none.
         public var presence: PresenceOptions?
         /// The standard command set (`subscribe`, `unsubscribe`, `publish`, `history`,

@@ -31,13 +31,14 @@ extension Live {
         /// Sends `data` (raw JSON) on `topic` to every subscribed session. Never blocks: the
         /// frame is encoded once and handed to each subscriber's event loop in one hop.
         /// Go's `Publish` has no result; this one says false when the message will not reach
-        /// everyone: data that is not one JSON value (dropped), or a broker that cannot take
+        /// everyone: data that is not one JSON value (dropped; see ``Message/isValidData(_:)``),
+        /// a topic that is empty or longer than ``Options/maxTopicLength`` (no session can
+        /// subscribe to it), or a broker that cannot take
         /// it (Redis away longer than `maxPublishWait`, or its queue full), in which case the
         /// other nodes never get it, nor anyone on a history topic (delivered through Redis).
         @discardableResult
         public func publish(_ topic: String, _ data: Data) -> Bool {
-            guard !topic.isEmpty else { return false }
-            return self.core.publish(topic, data)
+            self.core.publish(topic, data)
         }
 
         /// Publishes `value` encoded as JSON; the result as for ``publish(_:_:)``.

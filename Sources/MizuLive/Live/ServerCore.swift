@@ -39,7 +39,7 @@ final class ServerCore: Sendable {
     /// Whether `data` may go out as an envelope's data: empty, or one JSON value in valid
     /// UTF-8. Otherwise it is counted and (rate-limited) logged.
     func acceptsData(_ data: Data, topic: String) -> Bool {
-        if data.isEmpty || data.withUnsafeBytes({ JSONScanner.isValue($0) }) { return true }
+        if Live.Message.isValidData(data) { return true }
         self.metrics.droppedInvalid.increment()
         let count = self.invalidData.add(1, ordering: .relaxed).newValue
         if self.invalidDataLog.allows() {
@@ -69,7 +69,7 @@ final class ServerCore: Sendable {
             self.history = SharedHistoryStore(shared, delivery: delivery)
             self.presenceMembers = SharedPresenceStore(shared: shared, expiry: options.presence?.expiry ?? .seconds(30))
         } else {
-            self.history = MemoryHistoryStore(delivery: delivery, broker: options.broker)
+            self.history = MemoryHistoryStore(history: MemoryHistory(limit: options.maxHistoryBytes), delivery: delivery, broker: options.broker)
             self.presenceMembers = MemoryPresence()
         }
         options.broker?.attach { [weak self] topic, data in
@@ -121,9 +121,11 @@ final class ServerCore: Sendable {
     /// Delivers to this node's subscribers, then hands the publish to the broker for the others.
     /// Data that is not one JSON value is dropped (as Go's encoder drops it): it would make
     /// an invalid frame for every subscriber.
+    /// A topic longer than ``Live/Options/maxTopicLength`` is refused too: no session can
+    /// subscribe to it, and its history would be kept for nobody.
     @discardableResult
     func publish(_ topic: String, _ data: Data) -> Bool {
-        guard self.acceptsData(data, topic: topic) else { return false }
+        guard !topic.isEmpty, topic.utf8.count <= self.options.maxTopicLength, self.acceptsData(data, topic: topic) else { return false }
         if let policy = self.options.history?(topic) { return self.history.publish(topic, data, policy: policy) }
         self.publishLocally(topic, data)
         return self.options.broker?.tryPublish(topic, data) ?? true
