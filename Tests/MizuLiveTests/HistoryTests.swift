@@ -302,6 +302,26 @@ extension TestWebSocket {
         }
     }
 
+    @Test func aReplayLargerThanHalfTheQueuesBytesIsNotARecovery() async throws {
+        // Half of queueBytes (here 256 KiB) for a replay, as half of queueSize: twelve
+        // messages of 32 KiB do not fit, the newest eight do; the latest are cut to fit too.
+        try await withLiveServer({ historyOptions()(&$0); $0.queueBytes = 512 * 1024 }) { server, _, port in
+            let big = { (index: Int) in Data(("\"" + String(repeating: Character(String(index % 10)), count: 32 * 1024 - 2) + "\"").utf8) }
+            for index in 1...12 { server.publish("h:large", big(index)) }
+            let epoch = try await server.history("h:large").top.epoch
+            let socket = try await TestWebSocket.live(port: port, user: "ann")
+            let answer = try await socket.recover("h:large", from: Live.StreamPosition(offset: 0, epoch: epoch), latest: 12)
+            #expect(answer.data.contains(#""recovered":false"#) && answer.data.contains(#""replayed":8"#), "\(answer.data)")
+            var offsets: [UInt64] = []
+            for _ in 0..<8 { offsets.append(try #require(try await socket.readMessage().offset)) }
+            #expect(offsets == Array(5...12))
+            let near = try await TestWebSocket.live(port: port, user: "bob")
+            let recovered = try await near.recover("h:large", from: Live.StreamPosition(offset: 4, epoch: epoch))
+            #expect(recovered.data.contains(#""recovered":true"#) && recovered.data.contains(#""replayed":8"#), "\(recovered.data)")
+            for socket in [socket, near] { try await socket.close() }
+        }
+    }
+
     /// What arrives while a recovery reads is bounded too (the other half of the queue): past
     /// it the session is closed as a slow consumer, never buffered without end.
     @Test func messagesWaitingForARecoveryAreBounded() async throws {

@@ -48,6 +48,28 @@ import Testing
         await socket.client.close()
     }
 
+    @Test func aPeerLeavingMoreBytesUnreadThanTheBoundIsASlowConsumer() async throws {
+        // No bound on the count: 64 KiB messages to a peer that reads nothing fill the
+        // kernel's buffers, then ours; past 1 MiB held it is closed, not left to hold what a
+        // count of large messages allows (the count was the only bound), and the others are
+        // served meanwhile.
+        let recorder = EchoRecorder()
+        try await self.serve({ $0.maxQueuedBytes = 1 << 20 }, events: recorder.events()) { port in
+            let peer = try await self.hostileSocket(port: port)
+            let connection = try await recorder.waitForConnection(1)
+            let message = WebSocketMessage.binary([UInt8](repeating: 7, count: 64 * 1024))
+            var sent = 0
+            while recorder.reasons.withLockedValue({ $0.isEmpty }), sent < 2_000 {  // 128 MiB at most
+                try await connection.eventLoop.submit { connection.handler?.send(message) }.get()  // one per tick, each flushed
+                sent += 1
+            }
+            #expect(try await recorder.waitForReasons(1) == [.sendQueueFull])
+            #expect(sent < 200, "closed after \(sent) messages of 64 KiB: the kernel's buffers, then 1 MiB")
+            try await self.expectPromptEcho(port: port)
+            _ = peer
+        }
+    }
+
     @Test func aPingFloodFromAPeerThatNeverReadsCostsOnePongPerRead() async throws {
         let recorder = EchoRecorder()
         try await self.serve({ $0.writeStallTimeout = .milliseconds(800) }, events: recorder.events()) { port in

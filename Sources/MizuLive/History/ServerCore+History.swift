@@ -54,10 +54,12 @@ extension ServerCore {
             refused(refusal)
             return notSubscribed
         }
-        // A replay takes at most half the send queue, and what arrives meanwhile the other
-        // half: recovering never makes a session a slow consumer by itself.
+        // A replay takes at most half the send queue (in messages and in bytes), and what
+        // arrives meanwhile the other half: recovering never makes a session a slow consumer
+        // by itself.
         let queueLimit = self.webSocketConfiguration.maxQueuedMessages ?? 256
         let replayLimit = max(1, queueLimit / 2)
+        let replayBytes = (self.webSocketConfiguration.maxQueuedBytes ?? .max) / 2
         var read: HistoryRead?
         var recovered = false
         let hooks = self.recoveryTestHooks.withLockedValue { $0 }
@@ -70,9 +72,20 @@ extension ServerCore {
                 let count = min(replayLimit, policy.size) + 1
                 let after = try await self.history.read(topic, since: since.offset, count: count, policy: policy)
                 recovered = after.covers(since, reading: count) && after.entries.count <= replayLimit
+                    && Self.bytes(of: after.entries) <= replayBytes
                 read = recovered ? after : nil
             }
-            if read == nil { read = try await self.history.read(topic, since: nil, count: min(latest, replayLimit), policy: policy) }
+            if read == nil {
+                var latestRead = try await self.history.read(topic, since: nil, count: min(latest, replayLimit), policy: policy)
+                // The newest that fit the byte half.
+                var total = 0
+                let fitting = latestRead.entries.reversed().prefix { entry in
+                    total += entry.data.count
+                    return total <= replayBytes
+                }.count
+                latestRead.entries = Array(latestRead.entries.suffix(fitting))
+                read = latestRead
+            }
             if let read { self.history.didRead(topic, read) }
         } catch {
             self.logger.warning("could not read the history of a topic; the session gets the live stream only", metadata: ["topic": "\(LogSafe(topic))", "error": "\(error)"])
@@ -110,6 +123,11 @@ extension ServerCore {
         }
         guard completed else { return Live.SubscribeResult(subscribed: false, recovered: false, top: nil, replayed: 0) }
         return result
+    }
+
+    /// What a replay of `entries` puts in the send queue, about (their data; the envelopes add a little).
+    private static func bytes(of entries: [Live.Publication]) -> Int {
+        entries.reduce(0) { $0 + $1.data.count }
     }
 
     /// Forgets expired history and renews this node's presence members in a shared broker.

@@ -22,6 +22,12 @@ extension Live {
         /// Per-session send buffer, in messages; when full the session is closed. Default 256
         /// (also for zero or less, as in Go).
         public var queueSize: Int = 256
+        /// Per-session send buffer, in bytes the client has not taken yet (seen after each
+        /// write): past it the session is closed as a slow consumer, as a full ``queueSize``
+        /// closes it. The count alone let a client that reads nothing hold `queueSize` times the
+        /// largest message (1 GiB at the defaults). A recovery replays at most half of it.
+        /// Default 8 MiB, two of the largest messages ``readLimit`` lets in (also for zero or less).
+        public var queueBytes: Int = 8 * 1024 * 1024
         /// Largest client message in bytes (inflated size too); larger closes with 1009.
         /// Default 4 MiB (also for zero or less, as in Go).
         public var readLimit: Int = 4 * 1024 * 1024

@@ -327,14 +327,22 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         guard self.needsFlush, let context else { return }
         self.needsFlush = false
         if let core = self.core { core.flush0() } else { context.flush() }
-        guard self.unflushed > 0 else { return }
+        let byteLimit = self.configuration.maxQueuedBytes
+        guard self.unflushed > 0 || byteLimit != nil else { return }
         let batch = self.unflushed
         self.unflushed = 0
+        let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)
         // The common case: the socket took everything, so the batch has left the queue.
-        if let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes), buffered == 0 {
+        if buffered == 0 {
             self.connection.releaseSendSlots(batch)
             return
         }
+        if let byteLimit, let buffered, buffered > byteLimit {
+            // What the peer leaves unread is held here: past the bound it is a slow consumer.
+            self.connection.releaseSendSlots(batch)
+            return self.overflow()
+        }
+        guard batch > 0 else { return }
         self.watchOutput(context)
         // A slow reader: writes complete in order, so when this empty write is done the batch
         // before it is too.

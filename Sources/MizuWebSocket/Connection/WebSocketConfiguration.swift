@@ -36,6 +36,11 @@ public struct WebSocketConfiguration: Sendable {
     /// Messages accepted for sending but not yet written to the socket; past this the
     /// connection is closed as a slow consumer. nil (the default) is unbounded.
     public var maxQueuedMessages: Int?
+    /// Bytes written but not yet taken by the socket (the peer is not reading), as seen after
+    /// each flush; past this the connection is closed as a slow consumer, so a connection
+    /// holds a bounded amount of memory whatever the size of its messages. nil (the default)
+    /// is unbounded.
+    public var maxQueuedBytes: Int?
     /// Hold writes this long before flushing, so messages that arrive meanwhile share one
     /// syscall (Centrifugo's `write_delay`): far less CPU per message under heavy fan-out, at
     /// the price of up to this much latency. nil (the default) flushes at the end of each
