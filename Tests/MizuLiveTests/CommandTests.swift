@@ -104,6 +104,14 @@ import Testing
         #expect(sent[9]["topic"] as? String == "error" && sent[9]["data"] as? String == "bad request")
     }
 
+    @Test func aTopicTooLongIsSaidBeforeTheApplicationsRule() async throws {
+        // An application rule that refuses long names too (the ChatApp's) must not turn
+        // topic_too_long, which the protocol names, into not_allowed.
+        let harness = try await SessionLoopHarness(Self.options { $0.canSubscribe = { _, request in request.topic.utf8.count <= 10 } }, opening: true)
+        let sent = try await self.exchange(harness, [#"{"topic":"subscribe","data":{"topic":"\#(String(repeating: "t", count: 256))","id":1}}"#], expecting: 1)
+        #expect(self.errorCode(sent[0]) == "topic_too_long")
+    }
+
     @Test func clientNumbersAtTheirExtremesAreRefusedNeverTrusted() async throws {
         let harness = try await SessionLoopHarness(Self.options(), opening: true)
         let frames = [
@@ -235,6 +243,23 @@ import Testing
             let silent = try await TestWebSocket.live(port: port)
             #expect(silent.response.status == 101 && silent.response.header("sec-websocket-protocol") == nil, "nothing offered, nothing selected")
             try await silent.close()
+        }
+        // A client that pipelines more commands than the send queue holds (as MizuLiveClient
+        // resubscribing a thousand topics does) and reads the answers is no slow consumer:
+        // the answers of one burst were all counted until the tick's end, and the session was
+        // reset past the queue's size.
+        try await withLiveServer({
+            $0.commands = Live.Commands(canSubscribe: { _, _ in true }, canPublish: { _, _, _ in false })
+            $0.queueSize = 64
+        }) { _, _, port in
+            let client = try await TestWebSocket.live(port: port, headers: offer)
+            var burst: [UInt8] = []
+            for index in 0..<600 { burst += clientFrame(0x1, Array(#"{"topic":"subscribe","data":{"topic":"t\#(index)","id":\#(index)}}"#.utf8)) }
+            try await client.client.send(burst)
+            for index in 0..<600 {
+                #expect(try await client.readText() == #"{"topic":"reply","data":{"id":\#(index),"result":{"topic":"t\#(index)","recovered":false}}}"#)
+            }
+            try await client.close()
         }
         try await withLiveServer { _, _, port in
             let offered = try await TestWebSocket.live(port: port, headers: offer)

@@ -74,30 +74,37 @@ extension TestWebSocket {
 @Suite(.timeLimit(.minutes(10))) struct HistoryTests {
     @Test func memoryHistoryHoldsAtMostItsBytesOverAllTopicsOldestFirst() {
         // A client that may name topics (chat rooms) publishes to thousands of them: each
-        // topic's size and TTL hold, but only the byte bound holds their sum. Oldest go first.
+        // topic's size and TTL hold, but only the byte bound holds their sum, topics' own
+        // costs included. Oldest go first, and a topic left with nothing is forgotten.
         let message = Data(repeating: UInt8(ascii: "x"), count: 1000)
-        let cost = message.count + MemoryHistory.entryOverhead
-        let history = MemoryHistory(limit: 50 * cost)
+        let limit = 100_000
+        let history = MemoryHistory(limit: limit)
         let policy = Live.HistoryPolicy(size: 100, ttl: .hours(24))
         let start = NIODeadline.now()
         var positions: [Live.StreamPosition] = []
         for room in 0..<2_000 {
             positions.append(history.append("room:\(room)", message, policy: policy, now: start))
-            #expect(history.heldBytes <= 50 * cost)
+            #expect(history.heldBytes <= limit)
         }
-        #expect(history.heldBytes == 50 * cost)
+        let roomCost = message.count + MemoryHistory.entryOverhead + MemoryHistory.streamCost("room:1999")
+        #expect(history.heldBytes > limit - roomCost && history.streamCount == history.heldBytes / roomCost, "\(history.heldBytes)")
         let oldest = history.read("room:0", since: nil, count: 10, policy: policy, now: start)
-        #expect(oldest.entries.isEmpty && oldest.top == 1, "evicted, its stream's position kept")
+        #expect(oldest.entries.isEmpty && oldest.top == 0 && oldest.epoch == "", "evicted and forgotten: its name no longer held")
         #expect(!oldest.covers(Live.StreamPosition(offset: 0, epoch: positions[0].epoch)), "a recovery from before it is too late")
-        let newest = history.read("room:1999", since: nil, count: 10, policy: policy, now: start)
-        #expect(newest.entries.map(\.data) == [message])
+        // Shards give up their oldest in turn: what is kept is the last few dozen rooms.
+        #expect((0..<1_500).allSatisfy { history.read("room:\($0)", since: nil, count: 1, policy: policy, now: start).epoch.isEmpty })
+        // A topic keeping several messages loses its oldest first and keeps its name.
+        let deep = MemoryHistory(limit: 3 * (message.count + MemoryHistory.entryOverhead) + MemoryHistory.streamCost("deep"))
+        for _ in 0..<5 { _ = deep.append("deep", message, policy: policy, now: start) }
+        let kept = deep.read("deep", since: nil, count: 10, policy: policy, now: start)
+        #expect(kept.entries.map(\.position.offset) == [3, 4, 5] && kept.top == 5)
         // Entries trimmed by size are forgotten by the eviction order too: it stays
         // proportional to what is kept, however long a busy topic runs.
         let busy = MemoryHistory(limit: .max)
         _ = busy.append("old", message, policy: policy, now: start)
         for _ in 0..<20_000 { _ = busy.append("busy", Data("1".utf8), policy: Live.HistoryPolicy(size: 1, ttl: .hours(24)), now: start) }
         #expect(busy.orderCount <= 2 * 2 + 1024 + 1, "\(busy.orderCount)")
-        #expect(busy.heldBytes == message.count + 1 + 2 * MemoryHistory.entryOverhead)
+        #expect(busy.heldBytes == message.count + 1 + 2 * MemoryHistory.entryOverhead + MemoryHistory.streamCost("old") + MemoryHistory.streamCost("busy"))
         // Expired and swept: nothing held.
         busy.sweep(now: start + .hours(25))
         #expect(busy.heldBytes == 0 && busy.streamCount == 0)

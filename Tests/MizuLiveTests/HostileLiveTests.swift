@@ -28,7 +28,10 @@ import Testing
     }
 
     @Test func aLiveClientThatNeverReadsIsDroppedAsAStalledWriter() async throws {
-        try await withLiveServer({ $0.writeStallTimeout = .milliseconds(500); $0.queueSize = 100_000; $0.compression = false }) { server, log, port in
+        // Neither queue bound in the way (each has its own test): the stall deadline alone.
+        try await withLiveServer({
+            $0.writeStallTimeout = .milliseconds(500); $0.queueSize = 100_000; $0.queueBytes = 1 << 30; $0.compression = false
+        }) { server, log, port in
             let peer = try await self.hostileSocket(port: port, path: "/ws?user=mute")
             let session = try await log.waitFor(sessions: 1)[0]
             server.subscribe(session, "news")

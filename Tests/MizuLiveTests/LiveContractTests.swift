@@ -73,7 +73,11 @@ import Testing
         try await withLiveServer({ $0.queueSize = 4 }) { _, log, port in
             let socket = try await TestWebSocket.live(port: port)
             let session = try await log.waitFor(sessions: 1)[0]
-            // Five sends within one event-loop tick: nothing is written in between.
+            // A peer that takes nothing: it stops reading, and a 6 MB message fills the
+            // kernel's buffers (the socket is no longer writable). Then five sends within one
+            // event-loop tick: the queue counts what the socket has not taken.
+            try await socket.client.stopReading()
+            try session.send(Live.Message(topic: "t", data: Data(("\"" + String(repeating: "x", count: 6_000_000) + "\"").utf8)))
             let thrown = try await session.connection.eventLoop.submit { () -> Live.Error? in
                 for index in 0..<5 {
                     do throws(Live.Error) { try session.send(Live.Message(topic: "t", data: Data("\(index)".utf8))) } catch { return error }

@@ -119,6 +119,7 @@ import Testing
         options.queueSize = 2
         let core = try Core(sessions: 1, options: options)
         let session = core.sessions[0]
+        core.channels[0].isWritable = false  // the peer takes nothing: every send stays queued
         for index in 1...2 { try session.send(Live.Message(topic: "t", data: Data("\(index)".utf8))) }
         #expect(throws: Live.Error.queueFull) { try session.send(Live.Message(topic: "t", data: Data("3".utf8))) }
         #expect(session.isClosed && session.closeError == .queueFull, "recorded at once, before the connection's close has run")

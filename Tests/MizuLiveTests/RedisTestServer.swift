@@ -128,7 +128,29 @@ final class RedisTestServer: Sendable {
             let connected = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-            return connected == 0 ? true : nil
+            // Something listens there; ours only if the listening socket is one of its
+            // descriptors (another redis-server of a test run beside this one may have the
+            // port, and answers like ours would until ours exits).
+            return connected == 0 && Self.listens(process.processIdentifier, on: self.port) ? true : nil
+        }
+    }
+
+    /// Whether process `pid` holds the socket listening on 127.0.0.1:`port` (Linux's /proc).
+    private static func listens(_ pid: Int32, on port: Int) -> Bool {
+        let local = "0100007F:" + String(format: "%04X", port)
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return true }  // no /proc: trust the connect
+        let inodes = Set(table.split(separator: "\n").compactMap { line -> Substring? in
+            let fields = line.split(separator: " ")
+            // sl local_address rem_address st ... inode (the tenth field); 0A is LISTEN
+            guard fields.count > 9, fields[1] == local, fields[3] == "0A" else { return nil }
+            return fields[9]
+        })
+        guard let descriptors = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else { return false }
+        return descriptors.contains { descriptor in
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(descriptor)"),
+                target.hasPrefix("socket:["), target.hasSuffix("]")
+            else { return false }
+            return inodes.contains(Substring(target.dropFirst(8).dropLast()))
         }
     }
 

@@ -233,7 +233,11 @@ final class EchoRecorder: Sendable {
         try await self.serve(configuration, recorder: recorder) { (port: Int) async throws in
             let socket = try await TestWebSocket.connect(port: port, path: "/ws")
             let connection = try await recorder.waitForConnection(1)
-            // Five sends in one tick: the fifth finds four unwritten.
+            // A peer that takes nothing (it stops reading; 6 MB fill the kernel's buffers and
+            // the socket is no longer writable), then five sends in one tick: the queue is
+            // full with what the socket has not taken.
+            try await socket.client.stopReading()
+            connection.send(.binary([UInt8](repeating: 7, count: 6_000_000)))
             try await connection.eventLoop.submit {
                 for index in 0..<5 { connection.handler?.send(.text("m\(index)")) }
             }.get()

@@ -28,6 +28,10 @@ extension ServerCore {
     private func runSubscribe(_ session: Live.Session, _ request: CommandRequest, _ commands: Live.Commands) async {
         let topic = request.topic
         let id = request.id
+        // Before the application's rule, as for publish and history: the code says why.
+        guard topic.utf8.count <= self.options.maxTopicLength else {
+            return Self.answer(session, id: id, .failure(.topicTooLong), legacy: true)
+        }
         guard await commands.canSubscribe(session, request.subscribeRequest) else {
             return Self.answer(session, id: id, .failure(.notAllowed), legacy: true)
         }

@@ -4,9 +4,10 @@ import NIOCore
 import Synchronization
 
 /// Topic streams kept in this process: at most the policy's size per topic, nothing older
-/// than its TTL, at most `limit` bytes over all topics (the oldest messages go first), and a
-/// topic whose messages have all expired is forgotten by ``sweep(now:)`` (its next message
-/// starts a new epoch). Sharded by topic.
+/// than its TTL, at most `limit` bytes over all topics (the oldest messages go first, and a
+/// topic left with none is forgotten), and a topic whose messages have all expired is
+/// forgotten by ``sweep(now:)``. A forgotten topic's next message starts a new epoch. Sharded
+/// by topic.
 final class MemoryHistory: Sendable {
     struct Entry {
         var offset: UInt64
@@ -48,15 +49,22 @@ final class MemoryHistory: Sendable {
         var order = CircularBuffer<Appended>()
         var entryCount = 0
 
-        /// Removes the oldest entry this shard still holds; nil when it holds none.
+        /// Removes the oldest entry this shard still holds, and its topic when that was the
+        /// last; the bytes freed, nil when it holds none.
         mutating func evictOldest() -> Int? {
             while let next = self.order.popFirst() {
                 guard var stream = self.streams[next.topic], stream.epoch == next.epoch else { continue }
                 let removed = stream.dropFirst { $0.offset <= next.offset }
                 guard removed.count > 0 else { continue }  // already gone (size or TTL)
-                self.streams[next.topic] = stream
                 self.entryCount -= removed.count
-                return removed.bytes
+                guard stream.entries.isEmpty else {
+                    self.streams[next.topic] = stream
+                    return removed.bytes
+                }
+                // A topic with nothing left costs its name and table slot: under the bound's
+                // pressure it is forgotten (as an expired one is), not kept for a day.
+                self.streams.removeValue(forKey: next.topic)
+                return removed.bytes + MemoryHistory.streamCost(next.topic)
             }
             return nil
         }
@@ -80,6 +88,10 @@ final class MemoryHistory: Sendable {
     /// collections' growth (measured roughly; the bound is on memory, not on data alone).
     static let entryOverhead = 96
 
+    /// Bytes a topic's stream costs besides its entries: its name, its table slot, its
+    /// buffer (about 1 KiB a topic measured from outside, thousands of one-message topics).
+    static func streamCost(_ topic: String) -> Int { topic.utf8.count + 1024 }
+
     private let shards: [NIOLockedValueBox<Shard>] = (0..<16).map { _ in NIOLockedValueBox(Shard()) }
     /// Bytes held over all shards.
     private let bytes = Atomic<Int>(0)
@@ -102,7 +114,11 @@ final class MemoryHistory: Sendable {
     /// Appends `data` and returns its position.
     func append(_ topic: String, _ data: Data, policy: Live.HistoryPolicy, now: NIODeadline = .now()) -> Live.StreamPosition {
         let (position, delta) = self.shard(topic).withLockedValue { shard -> (Live.StreamPosition, Int) in
-            var stream = shard.streams.removeValue(forKey: topic) ?? Stream(ttl: policy.ttl, lastTouched: now)
+            var created = 0
+            var stream = shard.streams.removeValue(forKey: topic) ?? {
+                created = Self.streamCost(topic)
+                return Stream(ttl: policy.ttl, lastTouched: now)
+            }()
             defer { shard.streams[topic] = stream }
             stream.ttl = policy.ttl
             stream.top += 1
@@ -118,7 +134,7 @@ final class MemoryHistory: Sendable {
             let byAge = stream.dropFirst { now - $0.stored >= ttl }
             shard.entryCount += 1 - bySize.count - byAge.count
             stream.lastTouched = now
-            return (Live.StreamPosition(offset: stream.top, epoch: stream.epoch), entry.cost - bySize.bytes - byAge.bytes)
+            return (Live.StreamPosition(offset: stream.top, epoch: stream.epoch), created + entry.cost - bySize.bytes - byAge.bytes)
         }
         self.bytes.add(delta, ordering: .relaxed)
         self.evictPastLimit()
@@ -179,6 +195,7 @@ final class MemoryHistory: Sendable {
                     freed += expired.bytes
                     if let stream = shard.streams[topic], stream.entries.isEmpty, now - stream.lastTouched >= stream.ttl {
                         shard.streams.removeValue(forKey: topic)
+                        freed += Self.streamCost(topic)
                     }
                 }
                 shard.compactOrderIfNeeded()

@@ -295,13 +295,26 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
             if reserved { self.connection.releaseSendSlots(1) }
             return false
         }
-        if self.connection.sendQueueLimit != nil {
+        var burst = false
+        if let limit = self.connection.sendQueueLimit {
             guard reserved || self.connection.reserveSendSlot() else {
                 self.overflow()
                 return false
             }
             self.unflushed += 1
+            burst = self.unflushed > limit >> 1
         }
+        self.writeFrame(frame)
+        self.scheduleFlush()
+        // The queue counts what the socket has not taken, not what one tick produced: a burst
+        // (a client's pipelined commands answered at once) is flushed as it grows, so it
+        // frees its places whenever the peer keeps up (while it does not, the socket is not
+        // writable and the burst stays counted).
+        if burst, self.context?.channel.isWritable == true { self.flushNow() }
+        return true
+    }
+
+    private func writeFrame(_ frame: ByteBuffer) {
         if let core = self.core {
             // The same call the head handler would make: frames written through the pipeline
             // (control frames, the close) reach the channel in the same order.
@@ -309,8 +322,6 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         } else if let context = self.context {
             context.write(self.wrapOutboundOut(frame), promise: nil)
         }
-        self.scheduleFlush()
-        return true
     }
 
     private func scheduleFlush() {
