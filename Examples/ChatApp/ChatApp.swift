@@ -159,6 +159,11 @@ struct Announcement: Decodable {
 
 /// Publishing from an HTTP handler: `{"user":"server","data":{"text":"..."}}` on chat:general.
 @Sendable func announce(_ c: Ctx) async throws {
+    let wait = announceBudget.tryTake(ClientAddressKey(c.request.remoteAddress))
+    guard wait == 0 else {
+        c.writer.setHeader("retry-after", String(Int(wait.rounded(.up))))
+        return try await c.text(.tooManyRequests, "too many announcements, slow down")
+    }
     let announcement = try c.bindJSON(Announcement.self, limit: 16 * 1024)
     var msg = Data(#"{"user":"server","data":{"text":"#.utf8)
     msg.append(jsonString(announcement.text))

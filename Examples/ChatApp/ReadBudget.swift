@@ -10,6 +10,9 @@ import NIOCore
 let readBudget = ReadBudget(burst: 10, perSecond: 2)
 /// `GET /api/presence`, which anyone may call: its own budget, so it cannot spend the page's.
 let apiBudget = ReadBudget(burst: 10, perSecond: 2)
+/// `POST /api/announce`, which anyone may call too: an unpaced loop published 6,800 a second
+/// and pushed every real message out of chat:general's history.
+let announceBudget = ReadBudget(burst: 10, perSecond: 2)
 
 final class ReadBudget: Sendable {
     private struct Bucket {

@@ -4,6 +4,7 @@ import json
 import re
 import socket
 import struct
+import time
 import urllib.error
 import urllib.request
 
@@ -225,6 +226,27 @@ def test_announce_publishes_from_http(chat):
     with pytest.raises(urllib.error.HTTPError) as bad:
         urllib.request.urlopen(request, timeout=TIMEOUT)
     assert bad.value.code == 400
+
+
+def test_announcements_are_paced_per_client(chat):
+    """Anyone may announce: a loop of POST /api/announce (6,800 a second, every real message
+    pushed out of chat:general's history) gets 429 with Retry-After past its client's budget
+    (10 at once, 2 a second)."""
+    statuses = []
+    started = time.time()
+    for index in range(40):
+        request = urllib.request.Request(chat.http + "/api/announce", data=json.dumps({"text": f"a{index}"}).encode(),
+                                         method="POST", headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                statuses.append(response.status)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+            assert error.code == 429 and int(error.headers["Retry-After"]) >= 1
+    elapsed = time.time() - started
+    assert statuses[0] == 204 and 429 in statuses, statuses
+    # At most the burst plus what refilled while the loop ran: a bound a slow machine only widens.
+    assert statuses.count(204) <= 10 + 2 * elapsed + 1, (statuses, elapsed)
 
 
 def test_bad_input(chat):
