@@ -167,5 +167,24 @@ import Testing
         #expect(try harness.sent().map(\.closeCode) == [1009])
         #expect(harness.reasons.count == 1)
     }
-}
 
+    @Test func aMessageBegunMustEndWithinItsTimeout() throws {
+        let harness = try Harness { $0.messageTimeout = .seconds(10) }
+        // Completed in time, with a control frame between its fragments: nothing happens.
+        try harness.receive(0x1, Array("a".utf8), fin: false)
+        harness.loop.advanceTime(by: .seconds(6))
+        try harness.receive(0x9, [1])
+        try harness.receive(0x0, Array("b".utf8))
+        // The next message's deadline starts with its own first fragment, not the last one's.
+        harness.loop.advanceTime(by: .seconds(6))
+        try harness.receive(0x1, Array("c".utf8), fin: false)
+        harness.loop.advanceTime(by: .seconds(6))
+        #expect(harness.channel.isActive, "12 s after the first message began, 6 s after this one did")
+        // Trickled: a continuation now and then is no progress towards the end.
+        try harness.receive(0x0, [], fin: false)
+        harness.loop.advanceTime(by: .seconds(4))
+        #expect(try harness.sent().map(\.closeCode) == [nil, 1008], "the pong, then the close")
+        #expect(harness.recorder.messages.withLockedValue { $0 } == [.text("ab")])
+        #expect(harness.reasons == [.protocolViolation(code: 1008, reason: "message not completed in time")])
+    }
+}

@@ -28,6 +28,10 @@ extension Live {
         /// largest message (1 GiB at the defaults). A recovery replays at most half of it.
         /// Default 8 MiB, two of the largest messages ``readLimit`` lets in (also for zero or less).
         public var queueBytes: Int = 8 * 1024 * 1024
+        /// A client message sent in fragments must end within this of its first fragment;
+        /// past it the session is closed with 1008 (a client that begins messages and never
+        /// ends them holds what they have so far). Default 60 s; nil waits forever.
+        public var messageTimeout: TimeAmount? = .seconds(60)
         /// Largest client message in bytes (inflated size too); larger closes with 1009.
         /// Default 4 MiB (also for zero or less, as in Go).
         public var readLimit: Int = 4 * 1024 * 1024

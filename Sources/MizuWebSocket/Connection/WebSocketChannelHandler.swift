@@ -51,6 +51,10 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         get { self.extras?.ownDeflater }
         set { self.updateExtras(newValue != nil) { $0.ownDeflater = newValue } }
     }
+    private var messageDeadline: Scheduled<Void>? {
+        get { self.extras?.messageDeadline }
+        set { self.updateExtras(newValue != nil) { $0.messageDeadline = newValue } }
+    }
     private var closeTimer: Scheduled<Void>? {
         get { self.extras?.closeTimer }
         set { self.updateExtras(newValue != nil) { $0.closeTimer = newValue } }
@@ -128,6 +132,11 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         do {
             while self.machine.receives, let frame = try self.parser.next(&buffer) {
                 let action = try self.assembler.receive(frame, allocator: context.channel.allocator)
+                // A message begun gets its deadline; one ended drops it (frame by frame: the
+                // next message's deadline starts with its own first fragment).
+                if self.configuration.messageTimeout != nil, self.assembler.isAssembling != (self.messageDeadline != nil) {
+                    self.watchMessage(context: context)
+                }
                 self.perform(action)
             }
         } catch let violation {
@@ -426,6 +435,19 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
+    /// Arms the deadline of a message begun, or drops it once the message has ended.
+    private func watchMessage(context: ChannelHandlerContext) {
+        self.messageDeadline?.cancel()
+        self.messageDeadline = nil
+        guard self.assembler.isAssembling, self.machine.receives, let timeout = self.configuration.messageTimeout else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.messageDeadline = context.eventLoop.scheduleTask(in: timeout) {
+            let handler = bound.value
+            handler.messageDeadline = nil
+            handler.carryOut(handler.machine.protocolViolation(code: 1008, reason: "message not completed in time"))
+        }
+    }
+
     /// One timer per connection, moved on only when it fires (not per read): a peer silent for
     /// `idleTimeout` is found within that time, at the cost of one clock read per read.
     private func scheduleIdleCheck(at deadline: NIODeadline, context: ChannelHandlerContext) {
@@ -459,6 +481,8 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.pongDeadline?.cancel()
         self.idleCheck?.cancel()
         self.idleCheck = nil
+        self.messageDeadline?.cancel()
+        self.messageDeadline = nil
         self.ownDeflater = nil
         self.connection.handler = nil
         self.events.onClose(self.connection, reason)

@@ -41,6 +41,11 @@ public struct WebSocketConfiguration: Sendable {
     /// holds a bounded amount of memory whatever the size of its messages. nil (the default)
     /// is unbounded.
     public var maxQueuedBytes: Int?
+    /// A message sent in fragments must end within this of its first: a peer that begins one
+    /// and trickles the rest (an empty continuation now and then) holds what it sent so far
+    /// for as long as it likes otherwise. Past it the connection is closed with 1008. nil (the
+    /// default) waits forever.
+    public var messageTimeout: TimeAmount?
     /// Hold writes this long before flushing, so messages that arrive meanwhile share one
     /// syscall (Centrifugo's `write_delay`): far less CPU per message under heavy fan-out, at
     /// the price of up to this much latency. nil (the default) flushes at the end of each

@@ -35,6 +35,9 @@ struct MessageAssembler {
     /// Whether inflate state is allocated now (for memory tests).
     var holdsInflateState: Bool { self.inflater != nil }
 
+    /// Whether a message has begun (a first fragment) and not yet ended.
+    var isAssembling: Bool { self.partial != nil }
+
     mutating func receive(_ frame: WebSocketFrame, allocator: ByteBufferAllocator) throws(WebSocketProtocolError) -> Action {
         if frame.rsv2 || frame.rsv3 { throw .protocolError("reserved bit set without an extension") }
         switch frame.opcode {
