@@ -71,8 +71,8 @@ extension Live {
             return Int64(min(max(milliseconds, -Self.largestExactMilliseconds), Self.largestExactMilliseconds))
         }
 
-        /// 2^53 - 1.
-        static let largestExactMilliseconds: Double = 9_007_199_254_740_991
+        /// 2^53 - 1: the largest integer every JSON reader holds exactly (as stream offsets).
+        static let largestExactMilliseconds = Double(Live.StreamPosition.maxOffset)
 
         /// The date of `milliseconds` read back from a shared store, nil when no member could
         /// have written it.
