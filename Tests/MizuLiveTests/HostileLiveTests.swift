@@ -30,7 +30,8 @@ import Testing
     @Test func aLiveClientThatNeverReadsIsDroppedAsAStalledWriter() async throws {
         // Neither queue bound in the way (each has its own test): the stall deadline alone.
         try await withLiveServer({
-            $0.writeStallTimeout = .milliseconds(500); $0.queueSize = 100_000; $0.queueBytes = 1 << 30; $0.compression = false
+            $0.writeStallTimeout = .milliseconds(500); $0.queueSize = 100_000; $0.queueBytes = 1 << 30; $0.queueBytesPerClient = 1 << 30
+            $0.compression = false
         }) { server, log, port in
             let peer = try await self.hostileSocket(port: port, path: "/ws?user=mute")
             let session = try await log.waitFor(sessions: 1)[0]
@@ -64,6 +65,44 @@ import Testing
             let core = ServerCore(options: Live.Options(queueSize: queue, readLimit: read))
             #expect(core.webSocketConfiguration.maxQueuedMessages == 256)
             #expect(core.webSocketConfiguration.maxMessageSize == 4 * 1024 * 1024)
+        }
+        var options = Live.Options()
+        #expect(ServerCore(options: options).upgrader.outputLedger?.limit == 64 * 1024 * 1024, "one client's sessions are bounded by default")
+        options.queueBytesPerClient = 0
+        #expect(ServerCore(options: options).upgrader.outputLedger?.limit == 64 * 1024 * 1024)
+        options.queueBytesPerClient = 1 << 20
+        #expect(ServerCore(options: options).upgrader.outputLedger?.limit == 1 << 20)
+    }
+
+    @Test func oneClientsSessionsTogetherHoldAtMostQueueBytesPerClient() async throws {
+        // Per session a bound out of reach (64 MiB; at most 64 MiB is published): only the sum
+        // over the client's sessions can close one, and sessions of the client that read are
+        // not closed for it.
+        try await withLiveServer({
+            $0.queueSize = 100_000; $0.queueBytes = 64 << 20; $0.queueBytesPerClient = 1 << 20
+            $0.compression = false; $0.writeStallTimeout = .seconds(60)
+        }) { server, log, port in
+            var peers: [HostilePeer] = []
+            for index in 0..<4 { peers.append(try await self.hostileSocket(port: port, path: "/ws?user=mute\(index)")) }
+            let reader = try await TestWebSocket.live(port: port, user: "reader")
+            let sessions = try await log.waitFor(sessions: 5)
+            for session in sessions { server.subscribe(session, "news") }
+            let payload = Data("\"\(String(repeating: "n", count: 64 * 1024))\"".utf8)
+            var published = 0
+            while server.sessionCount == 5, published < 1_000 {
+                server.publish("news", payload)
+                published += 1
+                _ = try await reader.readText()  // one publish at a time: each one's flush is seen
+            }
+            let closes = try await log.waitFor(closes: 1)
+            #expect(closes[0].error == .queueFull)
+            #expect(closes[0].session != (try await log.session(of: "reader")).id, "the reader holds nothing")
+            #expect(published < 4 * 200, "closed after \(published) messages of 64 KiB to each")
+            let ledger = try #require(server.core.upgrader.outputLedger)
+            peers.removeAll()
+            _ = try await log.waitFor(closes: 4)
+            #expect(server.sessionCount == 1, "the reader is still served")
+            #expect(try await eventually("the ledger to empty") { ledger.clientCount == 0 ? true : nil })
         }
     }
 

@@ -70,6 +70,43 @@ import Testing
         }
     }
 
+    @Test func oneClientsConnectionsTogetherHoldAtMostTheClientBound() async throws {
+        // No bound per connection: only the sum over the client's connections can close one.
+        // Four peers that read nothing, 64 KiB to each in turn: without the client bound they
+        // hold 64 MiB each by the end (or are dropped much later by the stall deadline).
+        let recorder = EchoRecorder()
+        var configuration = WebSocketConfiguration()
+        configuration.maxQueuedBytesPerClient = 1 << 20
+        let handler = WebSocketHandler(configuration: configuration, events: recorder.events())
+        let ledger = try #require(handler.outputLedger)
+        let app = App()
+        app.get("/ws", compat(handler))
+        try await withServer(app) { (port: Int) async throws in
+            var peers: [HostilePeer] = []
+            var connections: [WebSocketConnection] = []
+            for number in 1...4 {
+                peers.append(try await self.hostileSocket(port: port))
+                connections.append(try await recorder.waitForConnection(number))
+            }
+            let message = WebSocketMessage.binary([UInt8](repeating: 7, count: 64 * 1024))
+            var sent = 0
+            while recorder.reasons.withLockedValue({ $0.isEmpty }), sent < 4_000 {
+                let connection = connections[sent % connections.count]
+                try await connection.eventLoop.submit { connection.handler?.send(message) }.get()  // each flushed
+                sent += 1
+            }
+            #expect(try await recorder.waitForReasons(1).allSatisfy { $0 == .sendQueueFull })
+            #expect(sent < 4 * 200, "closed after \(sent) messages of 64 KiB: the kernel's buffers of four, then 1 MiB")
+            #expect(ledger.held(by: ClientAddressKey(connections[0].remoteAddress)) <= 1 << 20)
+            // The same client's connection that reads is served: it holds nothing.
+            try await self.expectPromptEcho(port: port)
+            // Everyone gone, nothing is left counted.
+            peers.removeAll()
+            _ = try await recorder.waitForReasons(5)
+            #expect(try await eventually("the ledger to empty") { ledger.clientCount == 0 ? true : nil })
+        }
+    }
+
     @Test func aPingFloodFromAPeerThatNeverReadsCostsOnePongPerRead() async throws {
         let recorder = EchoRecorder()
         try await self.serve({ $0.writeStallTimeout = .milliseconds(800) }, events: recorder.events()) { port in

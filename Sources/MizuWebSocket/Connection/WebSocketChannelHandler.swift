@@ -215,6 +215,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
             self.stallWatch?.cancel()
             self.stallWatch = nil
             self.sendPendingPong()
+            self.settleHeldOutput()
             self.resumeReadingIfAllowed()
         } else {
             self.watchOutput(context)
@@ -348,17 +349,18 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.needsFlush = false
         if let core = self.core { core.flush0() } else { context.flush() }
         let byteLimit = self.configuration.maxQueuedBytes
-        guard self.unflushed > 0 || byteLimit != nil else { return }
+        guard self.unflushed > 0 || byteLimit != nil || self.settings.outputLedger != nil else { return }
         let batch = self.unflushed
         self.unflushed = 0
         let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)
         // The common case: the socket took everything, so the batch has left the queue.
         if buffered == 0 {
             self.connection.releaseSendSlots(batch)
+            _ = self.reportHeldOutput(0)
             return
         }
-        if let byteLimit, let buffered, buffered > byteLimit {
-            // What the peer leaves unread is held here: past the bound it is a slow consumer.
+        // What the peer leaves unread is held here: past either bound it is a slow consumer.
+        if let buffered, (byteLimit.map { buffered > $0 } ?? false) || !self.reportHeldOutput(buffered) {
             self.connection.releaseSendSlots(batch)
             return self.overflow()
         }
@@ -369,14 +371,45 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         let promise = context.eventLoop.makePromise(of: Void.self)
         let connection = self.connection
         let watch = NIOLoopBound(self.stallWatch, eventLoop: context.eventLoop)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         promise.futureResult.whenComplete { _ in
             connection.releaseSendSlots(batch)
             watch.value?.noteProgress()  // on the loop: the batch reached the kernel
+            handler.value.settleHeldOutput()
         }
         context.writeAndFlush(self.wrapOutboundOut(Self.emptyBuffer), promise: promise)
     }
 
     private static let emptyBuffer = ByteBuffer()
+
+    /// Tells the endpoint's per-client ledger what this connection now holds unread; false
+    /// when this connection is to close for it (its client is past
+    /// ``WebSocketConfiguration/maxQueuedBytesPerClient`` and it holds the most). Nothing to
+    /// tell (the usual case) costs a load and a comparison.
+    private func reportHeldOutput(_ bytes: Int) -> Bool {
+        // Once closed, the connection holds nothing: only the final zero is told.
+        guard let ledger = self.settings.outputLedger, bytes == 0 || self.machine.state != .closed else { return true }
+        guard bytes != (self.extras?.heldOutput ?? 0) else { return true }
+        self.updateExtras(bytes != 0) { $0.heldOutput = bytes }
+        var keepsOpen = true
+        for victim in ledger.report(self.connection, of: ClientAddressKey(self.connection.remoteAddress), holds: bytes) {
+            if victim === self.connection {
+                keepsOpen = false
+            } else {
+                // On its own loop's next turn: never inside this connection's flush.
+                victim.eventLoop.execute { victim.closeAsSlowConsumer() }
+            }
+        }
+        return keepsOpen
+    }
+
+    /// After a batch reached the kernel: what the peer took meanwhile leaves the ledger.
+    private func settleHeldOutput() {
+        guard (self.extras?.heldOutput ?? 0) != 0, let context,
+            let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)
+        else { return }
+        if !self.reportHeldOutput(buffered) { self.overflow() }
+    }
 
     // MARK: Closing
 
@@ -484,6 +517,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.messageDeadline?.cancel()
         self.messageDeadline = nil
         self.ownDeflater = nil
+        _ = self.reportHeldOutput(0)  // what the client held here is no longer held
         self.connection.handler = nil
         self.events.onClose(self.connection, reason)
         self.connection.didClose(reason)

@@ -41,6 +41,12 @@ public struct WebSocketConfiguration: Sendable {
     /// holds a bounded amount of memory whatever the size of its messages. nil (the default)
     /// is unbounded.
     public var maxQueuedBytes: Int?
+    /// The same bound over all of one client's connections together (a client is an IPv4
+    /// address or an IPv6 /64): past it the connection whose output took the client over is
+    /// closed as a slow consumer. ``maxQueuedBytes`` alone lets a client hold it once per
+    /// connection it opens. Connections whose peers read hold nothing here. nil (the default)
+    /// is unbounded.
+    public var maxQueuedBytesPerClient: Int?
     /// A message sent in fragments must end within this of its first: a peer that begins one
     /// and trickles the rest (an empty continuation now and then) holds what it sent so far
     /// for as long as it likes otherwise. Past it the connection is closed with 1008. nil (the

@@ -12,6 +12,9 @@ public struct WebSocketHandler: HTTPHandler {
         self.events = events
     }
 
+    /// What each client's connections hold unread, when the configuration bounds it.
+    package var outputLedger: ClientOutputLedger? { self.upgrader.outputLedger }
+
     public func serveHTTP(_ writer: ResponseWriter, _ request: Request) async throws {
         try await self.upgrader.upgrade(writer, request, events: self.events)
     }

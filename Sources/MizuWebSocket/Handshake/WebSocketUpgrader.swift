@@ -14,6 +14,9 @@ public struct WebSocketUpgrader: Sendable {
     /// One copy for all the connections this upgrader opens.
     private var settings: WebSocketSettings
 
+    /// What each client's connections hold unread, when the configuration bounds it.
+    package var outputLedger: ClientOutputLedger? { self.settings.outputLedger }
+
     /// An upgrader with `configuration`.
     public init(configuration: WebSocketConfiguration = WebSocketConfiguration()) {
         self.settings = WebSocketSettings(configuration)
