@@ -434,7 +434,8 @@ extension Live {
             // What a dying link handed back after the take (its close runs on the event loop).
             let late = self.outbox.withLockedValue { $0.takeAll(now: .now()) }
             for read in late.reads { read.fail(RedisError.connectionClosed) }
-            return taken.commands + late.commands
+            // Oldest first: what was written and never answered came before what was still queued.
+            return late.commands + taken.commands
         }
 
         // MARK: Publishing (on the event loop)
