@@ -29,8 +29,8 @@ extension Live {
         /// Default 8 MiB, two of the largest messages ``readLimit`` lets in (also for zero or less).
         public var queueBytes: Int = 8 * 1024 * 1024
         /// ``queueBytes`` over all of one client's sessions together (a client is an IPv4
-        /// address or an IPv6 /64): past it the session whose output took the client over is
-        /// closed as a slow consumer. Per session alone, a client that opens many sessions and
+        /// address or an IPv6 /64): past it the client's sessions holding the most are closed as
+        /// slow consumers, until the rest hold three quarters of it. Per session alone, a client that opens many sessions and
         /// reads none holds `queueBytes` in each. Sessions that read hold nothing here. Default
         /// 64 MiB (also for zero or less); behind a reverse proxy, raise it with the per-client limits.
         public var queueBytesPerClient: Int = 64 * 1024 * 1024

@@ -42,8 +42,8 @@ public struct WebSocketConfiguration: Sendable {
     /// is unbounded.
     public var maxQueuedBytes: Int?
     /// The same bound over all of one client's connections together (a client is an IPv4
-    /// address or an IPv6 /64): past it the connection whose output took the client over is
-    /// closed as a slow consumer. ``maxQueuedBytes`` alone lets a client hold it once per
+    /// address or an IPv6 /64): past it the client's connections holding the most are closed
+    /// as slow consumers, until the rest hold three quarters of it. ``maxQueuedBytes`` alone lets a client hold it once per
     /// connection it opens. Connections whose peers read hold nothing here. nil (the default)
     /// is unbounded.
     public var maxQueuedBytesPerClient: Int?
