@@ -29,11 +29,14 @@ extension Live {
         /// Default 8 MiB, two of the largest messages ``readLimit`` lets in (also for zero or less).
         public var queueBytes: Int = 8 * 1024 * 1024
         /// ``queueBytes`` over all of one client's sessions together (a client is an IPv4
-        /// address or an IPv6 /64): past it the client's sessions holding the most are closed as
-        /// slow consumers, until the rest hold three quarters of it. Per session alone, a client that opens many sessions and
-        /// reads none holds `queueBytes` in each. Sessions that read hold nothing here. Default
-        /// 64 MiB (also for zero or less); behind a reverse proxy, raise it with the per-client limits.
-        public var queueBytesPerClient: Int = 64 * 1024 * 1024
+        /// address or an IPv6 /64): past it the client's sessions holding the most are closed
+        /// as slow consumers, until the rest hold three quarters of it. Per session alone, a
+        /// client that opens many sessions and reads none holds `queueBytes` in each. Sessions
+        /// that read hold nothing here. Default 64 MiB (also for zero or less); behind a
+        /// reverse proxy, raise it with the per-client limits.
+        public var queueBytesPerClient: Int = Options.defaultQueueBytesPerClient
+        /// The default of ``queueBytesPerClient``: 64 MiB.
+        public static let defaultQueueBytesPerClient = 64 * 1024 * 1024
         /// A client message sent in fragments must end within this of its first fragment;
         /// past it the session is closed with 1008 (a client that begins messages and never
         /// ends them holds what they have so far). Default 60 s; nil waits forever.

@@ -87,7 +87,7 @@ final class ServerCore: Sendable {
         if options.commands != nil { configuration.subprotocols = [Live.Commands.subprotocol] }
         configuration.maxQueuedMessages = options.queueSize > 0 ? options.queueSize : 256
         configuration.maxQueuedBytes = options.queueBytes > 0 ? options.queueBytes : 8 * 1024 * 1024
-        configuration.maxQueuedBytesPerClient = options.queueBytesPerClient > 0 ? options.queueBytesPerClient : 64 * 1024 * 1024
+        configuration.maxQueuedBytesPerClient = options.queueBytesPerClient > 0 ? options.queueBytesPerClient : Live.Options.defaultQueueBytesPerClient
         configuration.messageTimeout = options.messageTimeout
         configuration.writeStallTimeout = options.writeStallTimeout
         configuration.pingInterval = options.heartbeatInterval

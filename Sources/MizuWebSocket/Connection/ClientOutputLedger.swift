@@ -45,11 +45,11 @@ package final class ClientOutputLedger: Sendable {
         return self.clients.withLockedValue { clients -> [WebSocketConnection] in
             var entry = clients[client] ?? Client()
             defer { clients[client] = entry.holders.isEmpty ? nil : entry }
-            var holder = entry.holders[id] ?? Holder(connection: connection, bytes: 0)
             guard bytes > 0 else {
                 if let gone = entry.holders.removeValue(forKey: id), !gone.evicted { entry.total -= gone.bytes }
                 return []
             }
+            var holder = entry.holders[id] ?? Holder(connection: connection, bytes: 0)
             guard !holder.evicted else { return [] }
             // Each count is bytes in this process's memory: far from overflowing.
             entry.total += bytes - holder.bytes

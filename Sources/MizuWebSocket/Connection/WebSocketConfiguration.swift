@@ -43,9 +43,9 @@ public struct WebSocketConfiguration: Sendable {
     public var maxQueuedBytes: Int?
     /// The same bound over all of one client's connections together (a client is an IPv4
     /// address or an IPv6 /64): past it the client's connections holding the most are closed
-    /// as slow consumers, until the rest hold three quarters of it. ``maxQueuedBytes`` alone lets a client hold it once per
-    /// connection it opens. Connections whose peers read hold nothing here. nil (the default)
-    /// is unbounded.
+    /// as slow consumers, until the rest hold three quarters of it. ``maxQueuedBytes`` alone
+    /// lets a client hold it once per connection it opens. Connections whose peers read hold
+    /// nothing here. nil (the default) is unbounded.
     public var maxQueuedBytesPerClient: Int?
     /// A message sent in fragments must end within this of its first: a peer that begins one
     /// and trickles the rest (an empty continuation now and then) holds what it sent so far
