@@ -63,6 +63,28 @@ import Testing
         #expect((held.refused + held.fresh).map { $0.order?.predecessor } == predecessors)
     }
 
+    /// However what is held came back (a primary giving back newer before older, as a
+    /// retire once did), each topic's publishes are written in publish order, in the places
+    /// its publishes held, and a predecessor that is held somewhere is kept: written first,
+    /// it is applied first. Out of order, Redis would skip every older one (it applies no
+    /// number below the last): 761 messages were lost that way once.
+    @Test func heldPublishesAreWrittenInPublishOrderWhateverOrderTheyCameBackIn() {
+        typealias Redirected = Live.RedisClusterBroker.Redirected
+        func entry(_ topic: String, _ sequence: UInt64, _ predecessor: UInt64) -> Redirected {
+            Redirected(command: Self.publishCommand(topic: topic, sequence: sequence, predecessor: predecessor), slot: 1, since: self.start)
+        }
+        var held = Live.RedisClusterBroker.Held()
+        // x:1 was applied; x:4 and x:5 came back before x:2 and x:3, y:7 between them.
+        held.refused = [entry("x", 4, 3), entry("x", 5, 4), entry("y", 7, 6), entry("x", 2, 1)]
+        held.fresh = [entry("x", 3, 2), entry("x", 8, 5)]
+        held.settlePredecessors()
+        let all = held.refused + held.fresh
+        #expect(all.map { $0.order?.sequence } == [2, 3, 7, 4, 5, 8])
+        #expect(all.map { PublishOrder.inspect($0.command)?.predecessor } == [0, 2, 0, 3, 4, 5])
+        #expect(all.map { $0.order?.predecessor } == [0, 2, 0, 3, 4, 5])
+        #expect(held.refused.count == 4 && held.fresh.count == 2)
+    }
+
     /// The script itself, on a real Redis: once-only by number, in order by predecessor.
     @Test func theScriptRefusesAPublishWhosePredecessorIsNotApplied() async throws {
         try await withRedis { redis in

@@ -102,4 +102,56 @@ import Testing
         refused.fail(Live.RedisError.overloaded)
         #expect(self.command("w", into: &outbox, at: self.start + .seconds(5)) == .dropped(report: 2))
     }
+
+    /// A retired primary's outbox: replays past their window are counted, never dropped
+    /// unseen; plain publishes are given up; the rest is returned oldest first.
+    @Test func takingEverythingCountsReplaysPastTheirWindow() {
+        var outbox = self.outbox()
+        _ = outbox.linkUp()
+        outbox.handBack([ByteBuffer(string: "old1"), ByteBuffer(string: "old2")], now: self.start)
+        outbox.handBack([ByteBuffer(string: "new1")], now: self.start + .seconds(10))
+        _ = self.command("plain;", into: &outbox)
+        _ = self.command("h;", replayable: true, into: &outbox)
+        let taken = outbox.takeAll(now: self.start + .seconds(35))
+        #expect(taken.commands.map { String(buffer: $0) } == ["new1", "h;"])
+        #expect(taken.expired == 2 && taken.givenUp == 1 && taken.reads.isEmpty)
+        #expect(outbox.pendingBytes == 0 && outbox.waitingCommands == 0)
+    }
+
+    /// While the link is down a cluster takes out the commands of the slots it holds, oldest
+    /// first; the rest stay in order, each batch's replies counted and numbered again, and a
+    /// replay past its window stays to be counted when flushed.
+    @Test func aLostLinksSelectedCommandsAreTakenOutOldestFirst() {
+        var outbox = self.outbox()
+        _ = outbox.linkUp()
+        outbox.handBack([ByteBuffer(string: "x0;")], now: self.start - .seconds(31))
+        _ = self.command("p1;", into: &outbox)
+        _ = self.command("x1;", replayable: true, into: &outbox)
+        _ = self.command("y1;", replayable: true, into: &outbox)
+        _ = self.command("x2;", replayable: true, into: &outbox)
+        // Written, then the link died before answering: its replayable commands come back.
+        let written = outbox.takeForFlush(now: self.start)
+        #expect(written.expired == 1 && self.texts(written.requests) == ["p1;x1;y1;x2;"])
+        outbox.handBack([ByteBuffer(string: "x0;")], now: self.start - .seconds(31))
+        outbox.handBack(written.requests[0].replayable.map(\.bytes), now: self.start)
+        _ = outbox.linkLost(now: self.start)
+        _ = self.command("x3;", replayable: true, into: &outbox, at: self.start + .seconds(1))
+        _ = self.command("p3;", into: &outbox, at: self.start + .seconds(1))
+        _ = self.command("y2;", replayable: true, into: &outbox, at: self.start + .seconds(1))
+        #expect(outbox.takeReplayable(now: self.start + .seconds(1)) { String(buffer: $0).hasPrefix("z") }.isEmpty)
+        let taken = outbox.takeReplayable(now: self.start + .seconds(1)) { String(buffer: $0).hasPrefix("x") }
+        #expect(taken.map { String(buffer: $0) } == ["x1;", "x2;", "x3;"])
+        #expect(outbox.waitingCommands == 4 && outbox.pendingBytes == 12, "x0 (past its window), y1, p3, y2")
+        _ = outbox.linkUp()
+        let rest = outbox.takeForFlush(now: self.start + .seconds(2))
+        #expect(rest.expired == 1 && self.texts(rest.requests) == ["y1;", "p3;y2;"])
+        #expect(rest.requests.map { $0.replayable.map(\.index) } == [[0], [1]])
+        #expect(rest.requests.map { $0.replayable.map { String(buffer: $0.bytes) } } == [["y1;"], ["y2;"]])
+        let counts = rest.requests.map { request -> Int? in
+            if case .discard(let count) = request.replies { return count }
+            return nil
+        }
+        #expect(counts == [1, 2])
+        #expect(outbox.pendingBytes == 0)
+    }
 }

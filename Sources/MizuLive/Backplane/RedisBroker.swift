@@ -413,10 +413,37 @@ extension Live {
             return self.settle(outcome, countsAsPublish: true)
         }
 
-        /// Returns once every command queued before it has been answered (or the link is
-        /// down): a cluster knows then that whatever this primary refused has come back.
-        func barrier() async {
-            _ = try? await self.request("PING") { RESPValue.writeCommand(["PING"], into: &$0) }
+        /// Returns once every command queued before it has been answered (its reply comes
+        /// after theirs): a cluster knows then that whatever this primary refused has come
+        /// back. While the link is down nothing is answered, and what waits for its return
+        /// would reach this primary after the cluster wrote later publishes of the same topics
+        /// elsewhere (and be refused, then skipped there as applied already): so the commands
+        /// of the slots `heldSlots` names are taken out and returned, oldest first, to be
+        /// written with the rest of what the cluster holds.
+        func barrier(heldSlots: () -> Set<Int>) async -> [ByteBuffer] {
+            var taken: [ByteBuffer] = []
+            while true {
+                do {
+                    _ = try await self.request("PING") { RESPValue.writeCommand(["PING"], into: &$0) }
+                    return taken
+                } catch RedisError.refused {
+                    return taken  // an error reply still comes after the replies before it
+                } catch RedisError.overloaded {
+                    // The link is up and its queue full: answers are coming; ask again shortly.
+                    try? await Task.sleep(for: .milliseconds(10))
+                } catch {
+                    let slots = heldSlots()
+                    let (more, connected) = self.outbox.withLockedValue { outbox in
+                        let more = outbox.takeReplayable(now: .now()) { command in
+                            Live.RedisClusterBroker.slot(ofCommand: command).map(slots.contains) ?? false
+                        }
+                        return (more, outbox.connected)
+                    }
+                    taken += more
+                    // Back already: what it wrote meanwhile is answered before another PING.
+                    guard connected else { return taken }
+                }
+            }
         }
 
         /// Stops this link for good and returns what waited on it (this primary no longer serves
@@ -434,6 +461,8 @@ extension Live {
             // What a dying link handed back after the take (its close runs on the event loop).
             let late = self.outbox.withLockedValue { $0.takeAll(now: .now()) }
             for read in late.reads { read.fail(RedisError.connectionClosed) }
+            let expired = taken.expired + late.expired
+            if expired > 0 { self.unanswered(expired, replay: [], reason: "came back after the replay window") }
             // Oldest first: what was written and never answered came before what was still queued.
             return late.commands + taken.commands
         }

@@ -42,9 +42,11 @@ struct RedisRequest: Sendable {
     var replayable: [ReplayableCommand] = []
 }
 
-/// One command of a batch that may be written again: its place in the batch and its bytes.
+/// One command of a batch that may be written again: its place in the batch (its reply's
+/// number and where its bytes start) and its bytes.
 struct ReplayableCommand: Sendable {
     var index: Int
+    var offset: Int
     var bytes: ByteBuffer
 }
 

@@ -132,7 +132,7 @@ struct RedisOutbox {
             bytes.writeImmutableBuffer(command)
         }
         let replayable = places.enumerated().map { index, place in
-            ReplayableCommand(index: index, bytes: bytes.getSlice(at: place.start, length: place.length)!)
+            ReplayableCommand(index: index, offset: place.start, bytes: bytes.getSlice(at: place.start, length: place.length)!)
         }
         self.replays.append((RedisRequest(bytes: bytes, replies: .discard(count: commands.count), replayable: replayable), now + self.limits.replayWindow))
         self.replayBytes += bytes.readableBytes
@@ -168,7 +168,7 @@ struct RedisOutbox {
         guard self.batchCount > 0 else { return }
         // Slices are taken now, when nothing more is written to these bytes (a slice held
         // while writing would make every later write copy the buffer).
-        let replayable = self.batchReplayable.map { ReplayableCommand(index: $0.index, bytes: self.batch.getSlice(at: $0.start, length: $0.length)!) }
+        let replayable = self.batchReplayable.map { ReplayableCommand(index: $0.index, offset: $0.start, bytes: self.batch.getSlice(at: $0.start, length: $0.length)!) }
         self.segmentBytes += self.batch.readableBytes
         self.segments.append(RedisRequest(bytes: self.batch, replies: .discard(count: self.batchCount), replayable: replayable))
         self.batch = allocator.buffer(capacity: 1024)
@@ -189,12 +189,17 @@ struct RedisOutbox {
 
     /// Empties the outbox for another link (a cluster moved this primary's slots elsewhere):
     /// the commands that may be written again, in order, the number of others (plain
-    /// publishes, written at most once) given up, and the reads waiting (to fail).
-    mutating func takeAll(now: NIODeadline) -> (commands: [ByteBuffer], givenUp: Int, reads: [EventLoopPromise<RESPValue>]) {
+    /// publishes, written at most once) given up, the number of replays whose window passed
+    /// (they may or may not have reached Redis), and the reads waiting (to fail).
+    mutating func takeAll(now: NIODeadline) -> (commands: [ByteBuffer], givenUp: Int, expired: Int, reads: [EventLoopPromise<RESPValue>]) {
         self.closeBatch()
         var commands: [ByteBuffer] = []
         var givenUp = 0
+        var expired = 0
         var reads: [EventLoopPromise<RESPValue>] = []
+        for replay in self.replays where replay.until <= now {
+            if case .discard(let count) = replay.request.replies { expired += count }
+        }
         for request in self.replays.filter({ $0.until > now }).map(\.request) + self.segments {
             switch request.replies {
             case .one(let promise): reads.append(promise)
@@ -209,7 +214,60 @@ struct RedisOutbox {
         self.segments = []
         self.segmentBytes = 0
         self.flushScheduled = false
-        return (commands, givenUp, reads)
+        return (commands, givenUp, expired, reads)
+    }
+
+    /// Takes out the commands that may be written again and `selected` picks (a cluster's
+    /// held slots, while this link is down), oldest first: handed-back ones, then queued ones.
+    /// Everything else stays, in order; so do replays past their window (counted when
+    /// flushed, as they would have been: written elsewhere now, they could be applied twice).
+    mutating func takeReplayable(now: NIODeadline, where selected: (ByteBuffer) -> Bool) -> [ByteBuffer] {
+        self.closeBatch()
+        var taken: [ByteBuffer] = []
+        for index in self.replays.indices where self.replays[index].until > now {
+            self.replays[index].request = Self.removing(from: self.replays[index].request, selected, into: &taken)
+        }
+        for index in self.segments.indices {
+            self.segments[index] = Self.removing(from: self.segments[index], selected, into: &taken)
+        }
+        guard !taken.isEmpty else { return [] }
+        func emptied(_ request: RedisRequest) -> Bool {
+            if case .discard(0) = request.replies { return true }
+            return false
+        }
+        self.replays.removeAll { emptied($0.request) }
+        self.segments.removeAll(where: emptied)
+        self.replayBytes = self.replays.reduce(0) { $0 + $1.request.bytes.readableBytes }
+        self.segmentBytes = self.segments.reduce(0) { $0 + $1.bytes.readableBytes }
+        return taken
+    }
+
+    /// `request` without the replayable commands `selected` picks (appended to `taken`): the
+    /// bytes between them kept as they are, the replies counted and numbered again.
+    private static func removing(from request: RedisRequest, _ selected: (ByteBuffer) -> Bool, into taken: inout [ByteBuffer]) -> RedisRequest {
+        guard case .discard(let count) = request.replies else { return request }
+        let chosen = request.replayable.filter { selected($0.bytes) }
+        guard !chosen.isEmpty else { return request }
+        taken += chosen.map(\.bytes)
+        let chosenOffsets = Set(chosen.map(\.offset))
+        var bytes = ByteBufferAllocator().buffer(capacity: request.bytes.readableBytes)
+        var kept: [(index: Int, start: Int, length: Int)] = []
+        var cursor = request.bytes.readerIndex
+        var removed = 0
+        for command in request.replayable {  // in the order of their bytes
+            bytes.writeImmutableBuffer(request.bytes.getSlice(at: cursor, length: command.offset - cursor)!)
+            cursor = command.offset + command.bytes.readableBytes
+            if chosenOffsets.contains(command.offset) {
+                removed += 1
+                continue
+            }
+            kept.append((command.index - removed, bytes.writerIndex, command.bytes.readableBytes))
+            bytes.writeImmutableBuffer(command.bytes)
+        }
+        bytes.writeImmutableBuffer(request.bytes.getSlice(at: cursor, length: request.bytes.writerIndex - cursor)!)
+        // Sliced once written (a slice held while writing would make each write copy).
+        let replayable = kept.map { ReplayableCommand(index: $0.index, offset: $0.start, bytes: bytes.getSlice(at: $0.start, length: $0.length)!) }
+        return RedisRequest(bytes: bytes, replies: .discard(count: count - chosen.count), replayable: replayable)
     }
 
     /// The link is lost: requests waiting for a reply fail (returned: their callers retry);

@@ -48,20 +48,32 @@ extension Live.RedisClusterBroker {
         }
 
         /// Before a write (no barrier out, so nothing of a held slot is in flight anywhere):
-        /// a history publish whose predecessor is not the publish held before it for its
-        /// topic names none, as that predecessor is settled (applied, or given up: a
-        /// predecessor never applied would otherwise refuse it for ever).
+        /// each publisher's held publishes are put in publish order (in the places they held
+        /// among the rest), and one whose predecessor is not held names none, as that
+        /// predecessor is settled (applied, or given up: a predecessor never applied would
+        /// otherwise refuse it for ever). However they came back, none is then written after a
+        /// later one of its topic, where Redis would skip it (it applies a number once, and
+        /// none below the last it applied).
         mutating func settlePredecessors() {
-            var heldBefore: [String: UInt64] = [:]
-            func settle(_ entry: inout Redirected) {
-                guard let order = entry.order else { return }
-                defer { heldBefore[order.publisherKey] = order.sequence }
-                guard order.predecessor != 0, heldBefore[order.publisherKey] != order.predecessor else { return }
-                entry.command = PublishOrder.clearingPredecessor(of: entry.command)
-                entry.order?.predecessor = 0
+            var places: [String: [(fresh: Bool, index: Int)]] = [:]
+            for (index, entry) in self.refused.enumerated() {
+                if let key = entry.order?.publisherKey { places[key, default: []].append((false, index)) }
             }
-            for index in self.refused.indices { settle(&self.refused[index]) }
-            for index in self.fresh.indices { settle(&self.fresh[index]) }
+            for (index, entry) in self.fresh.enumerated() {
+                if let key = entry.order?.publisherKey { places[key, default: []].append((true, index)) }
+            }
+            for spots in places.values {
+                var entries = spots.map { $0.fresh ? self.fresh[$0.index] : self.refused[$0.index] }
+                entries.sort { ($0.order?.sequence ?? 0) < ($1.order?.sequence ?? 0) }
+                let held = Set(entries.compactMap { $0.order?.sequence })
+                for (spot, var entry) in zip(spots, entries) {
+                    if let order = entry.order, order.predecessor != 0, !held.contains(order.predecessor) {
+                        entry.command = PublishOrder.clearingPredecessor(of: entry.command)
+                        entry.order?.predecessor = 0
+                    }
+                    if spot.fresh { self.fresh[spot.index] = entry } else { self.refused[spot.index] = entry }
+                }
+            }
         }
     }
 
@@ -151,7 +163,7 @@ extension Live.RedisClusterBroker {
         }
         guard let barrier else { return }  // asked: the map stays until the migration ends
         if barrier {
-            for each in [shard] + others { self.await { await each.barrier() } }
+            self.runBarriers(([shard] + others).map { each in { await each.barrier(heldSlots: self.heldSlots) } })
         }
         self.refreshSoon()
         self.scheduleRedispatch()
@@ -164,6 +176,11 @@ extension Live.RedisClusterBroker {
             held.slots.formUnion(slots)
             held.barriers += barriers
         }
+    }
+
+    /// The slots held now (a barrier on a lost link takes their commands out of its queue).
+    func heldSlots() -> Set<Int> {
+        self.held.withLockedValue { $0.slots }
     }
 
     /// Runs the barriers announced to ``hold(slots:barriers:)``: each returns the commands its

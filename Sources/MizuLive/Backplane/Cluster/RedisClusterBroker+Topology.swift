@@ -156,7 +156,7 @@ extension Live.RedisClusterBroker {
         // What waited on a retired primary goes to its slots' new owners; a primary that
         // remains has given back what it refused once its barrier is answered.
         var work: [@Sendable () async -> [ByteBuffer]] = retired.map { shard in { await shard.retire() } }
-        work += remaining.map { shard in { await shard.barrier(); return [] } }
+        work += remaining.map { shard in { await shard.barrier(heldSlots: self.heldSlots) } }
         // One barrier was announced per primary losing slots; retiring covers some of them,
         // and may cover more (a primary that lost no slot: it had none).
         if work.count != losing.count { self.hold(slots: [], barriers: work.count - losing.count) }
