@@ -9,15 +9,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-scratch="$root/.build-mutants/tree"
-mkdir -p "$scratch"
-# The working tree as it is (tracked and new files, no build output). Files deleted or moved
-# since the last run must not linger in the copy (a stale source still compiles): the source
-# folders are copied afresh, with their times, so the build stays incremental.
-rm -rf "$scratch/Sources" "$scratch/Tests" "$scratch/Examples" "$scratch/Benchmarks" "$scratch/Fuzz"
-git ls-files -co --exclude-standard -z | rsync -a --delete-missing-args --from0 --files-from=- ./ "$scratch/"
-export CHATAPP_BIN="$scratch/.build/debug/ChatApp"
-cd "$scratch"
+# --check only verifies, in the working tree, that every mutation's text is still in its file
+# (the test script runs it: a refactor must not leave mutants that no longer apply).
+if [ "${1:-}" != "--check" ]; then
+  scratch="$root/.build-mutants/tree"
+  mkdir -p "$scratch"
+  # The working tree as it is (tracked and new files, no build output). Files deleted or moved
+  # since the last run must not linger in the copy (a stale source still compiles): the source
+  # folders are copied afresh, with their times, so the build stays incremental.
+  rm -rf "$scratch/Sources" "$scratch/Tests" "$scratch/Examples" "$scratch/Benchmarks" "$scratch/Fuzz"
+  git ls-files -co --exclude-standard -z | rsync -a --delete-missing-args --from0 --files-from=- ./ "$scratch/"
+  export CHATAPP_BIN="$scratch/.build/debug/ChatApp"
+  cd "$scratch"
+fi
 exec python3 - "$@" <<'PY'
 import subprocess, sys, time, pathlib
 
@@ -65,7 +69,7 @@ MUTATIONS = [
     ("ws-handshake-body-accepted", "Sources/MizuWebSocket/Handshake/WebSocketHandshake.swift",
      "throw WebSocketHandshakeError(status: .badRequest, reason: \"a WebSocket handshake carries no body\", headers: [])", "_ = 0", "HostileWebSocket"),
     ("ws-unmasked-frames-accepted", "Sources/MizuWebSocket/Framing/FrameParser.swift",
-     "guard second & 0x80 != 0 else { throw .protocolError(\"unmasked client frame\") }", "_ = second", "Frame|LiveServer|WebSocketEndpoint"),
+     "case .server: guard masked else { throw .protocolError(\"unmasked client frame\") }", "case .server: break", "Frame|LiveServer|WebSocketEndpoint"),
     ("ws-frame-at-limit-refused", "Sources/MizuWebSocket/Framing/FrameParser.swift",
      "guard length <= self.maxPayloadLength else { throw .messageTooLarge }", "guard length < self.maxPayloadLength else { throw .messageTooLarge }", "LiveContract|Frame"),
     ("ws-text-utf8-unchecked", "Sources/MizuWebSocket/Framing/MessageAssembler.swift",
@@ -89,7 +93,7 @@ MUTATIONS = [
     ("topic-cap-off", "Sources/MizuLive/Live/Session.swift",
      "guard state.topics.count < limit, self.core.limiter.takeSubscription(client) else { return nil }", "guard self.core.limiter.takeSubscription(client) else { return nil }", "HostileLive"),
     ("invalid-json-published", "Sources/MizuLive/Live/ServerCore.swift",
-     "if data.isEmpty || data.withUnsafeBytes({ JSONScanner.isValue($0) }) { return true }", "if true { return true }", "SeedFidelity"),
+     "if Live.Message.isValidData(data) { return true }", "if true { return true }", "SeedFidelity"),
     ("bad-message-reply-out-of-order", "Sources/MizuLive/Live/SessionOpening.swift",
      "session.enqueue(.bad(Data(message.data.readableBytesView)))", "try? session.send(Live.Message(topic: \"error\", data: Data(#\"\"bad message\"\"#.utf8)))", "SeedFidelity"),
     ("reads-never-pause-for-the-app", "Sources/MizuLive/Live/Session.swift",
@@ -102,8 +106,8 @@ MUTATIONS = [
      "let full = min(self.cap.nanoseconds, self.base.nanoseconds << min(self.failures, 20))", "let full = self.base.nanoseconds << min(self.failures, 20)", "RedisReconnect"),
     ("redis-non-json-delivered", "Sources/MizuLive/Backplane/RedisBroker+Subscriptions.swift",
      "guard JSONScanner.isValue(data) else {", "guard true else {", "RedisBackplane"),
-    ("chatapp-unsubscribe-does-nothing", "Examples/ChatApp/Chat.swift",
-     "server.unsubscribe(s, req.topic)", "_ = req", "pytest:unsubscribe"),
+    ("chatapp-unsubscribe-does-nothing", "Sources/MizuLive/Commands/ServerCore+Commands.swift",
+     "session.unsubscribe(request.topic)", "_ = request", "pytest:unsubscribe"),
     ("chatapp-own-user-topic-refused", "Examples/ChatApp/Chat.swift",
      "|| topic == \"user:\" + userID", "|| false", "pytest:subscription_rules"),
     ("recovery-replays-covered-messages-again", "Sources/MizuLive/History/ServerCore+History.swift",
@@ -115,7 +119,7 @@ MUTATIONS = [
     ("recovered-with-another-epoch", "Sources/MizuLive/History/HistoryPolicy.swift",
      "guard since.epoch == self.epoch, since.offset <= self.top else { return false }", "guard since.offset <= self.top else { return false }", "HistoryTests"),
     ("history-not-trimmed-to-size", "Sources/MizuLive/History/MemoryHistory.swift",
-     "while stream.entries.count > policy.size { stream.entries.removeFirst() }", "", "HistoryTests"),
+     "var excess = stream.entries.count - policy.size", "var excess = 0", "HistoryTests"),
     ("presence-member-kept-after-close", "Sources/MizuLive/Live/Session.swift",
      "                self.core.left(self, topics)\n", "", "PresenceTests"),
     ("presence-never-refreshed", "Sources/MizuLive/Presence/PresenceStore.swift",
@@ -128,13 +132,13 @@ MUTATIONS = [
      "                    writer.abandon()\n", "", "StreamingTests"),
     # Issue 25's seams: the stores, the HTTP machine's actions, one slow-consumer rule.
     ("shared-presence-leave-unconditional", "Sources/MizuLive/Presence/PresenceStore.swift",
-     "guard self.local.leave(topic, session: session) else { return false }", "_ = self.local.leave(topic, session: session)", "HistoryPresenceStore|RedisHistoryPresence"),
+     "guard self.local.leave(topic, id: id) else { return false }", "_ = self.local.leave(topic, id: id)", "HistoryPresenceStore|RedisHistoryPresence"),
     ("memory-history-not-forwarded", "Sources/MizuLive/History/HistoryStore.swift",
      "return self.broker?.tryPublish(topic, data) ?? true", "return true", "HistoryPresenceStore|HistoryTests|BrokerTests"),
     ("held-read-never-granted", "Sources/MizuHTTP/Connection/HTTPConnectionStateMachine.swift",
      "if self.readHeld && self.mayRead {", "if false && self.mayRead {", "HTTPConnectionStateMachine|HTTPConnectionHandler|HostileHTTP"),
     ("continuity-tracks-unwanted-topics", "Sources/MizuLive/Backplane/RedisBroker+Continuity.swift",
-     "guard links.confirmed.contains(topic) else { return }\n        self.carryOut(links.continuity.received", "self.carryOut(links.continuity.received", "RedisHistoryPresence|BackplaneContinuity"),
+     "guard links.confirmed.contains(topic) else { return }\n        if let waiting = links.awaitingHandOver[topic] {", "if let waiting = links.awaitingHandOver[topic] {", "RedisHistoryPresence|BackplaneContinuity"),
     ("continuity-tracks-unconfirmed-topics", "Sources/MizuLive/Backplane/RedisBroker+Continuity.swift",
      "guard links.confirmed.contains(topic) else { return }", "guard links.wanted.contains(topic) else { return }", "BackplaneContinuity"),
     # Issue 27: the cluster broker's mechanisms, each removed alone.
@@ -196,6 +200,13 @@ MUTATIONS = [
     ("client-drops-the-epoch-check", "Sources/MizuLiveClient/Subscriptions/StreamTracker.swift",
      "guard incoming.epoch == last.epoch else { return .gap }", "", "StreamTracker"),
 ]
+
+if sys.argv[1:] == ["--check"]:
+    stale = [m[0] for m in MUTATIONS if pathlib.Path(m[1]).read_text().count(m[2]) != 1]
+    for name in stale:
+        print(f"stale mutant: {name}: its original text is not in its file exactly once")
+    print(f"{len(MUTATIONS) - len(stale)} of {len(MUTATIONS)} mutations apply")
+    sys.exit(1 if stale else 0)
 
 wanted = set(sys.argv[1:])
 selected = [m for m in MUTATIONS if not wanted or m[0] in wanted]

@@ -67,9 +67,9 @@ for traits in "" "TLS"; do
   fi
 done
 
-step "architecture: each module imports only what ARCHITECTURE.md allows"
+step "architecture: each module imports only what ARCHITECTURE.md allows; every mutant applies"
 set +e
-bash scripts/check-architecture.sh
+bash scripts/check-architecture.sh && bash scripts/mutants.sh --check
 status=$?
 set -e
 record "architecture" $status
