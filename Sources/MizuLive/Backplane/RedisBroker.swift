@@ -417,9 +417,10 @@ extension Live {
         /// after theirs): a cluster knows then that whatever this primary refused has come
         /// back. While the link is down nothing is answered, and what waits for its return
         /// would reach this primary after the cluster wrote later publishes of the same topics
-        /// elsewhere (and be refused, then skipped there as applied already): so the commands
-        /// of the slots `heldSlots` names are taken out and returned, oldest first, to be
-        /// written with the rest of what the cluster holds.
+        /// elsewhere (and be refused, then skipped there as applied already): so the history
+        /// publishes of the slots `heldSlots` names are taken out and returned, oldest first,
+        /// to be written with the rest of what the cluster holds. Presence writes stay: they
+        /// are never held, and taken out they could land behind a later one of their member.
         func barrier(heldSlots: () -> Set<Int>) async -> [ByteBuffer] {
             var taken: [ByteBuffer] = []
             while true {
@@ -433,13 +434,15 @@ extension Live {
                     try? await Task.sleep(for: .milliseconds(10))
                 } catch {
                     let slots = heldSlots()
-                    let (more, connected) = self.outbox.withLockedValue { outbox in
+                    let (more, connected, waiting) = self.outbox.withLockedValue { outbox in
                         let more = outbox.takeReplayable(now: .now()) { command in
-                            Live.RedisClusterBroker.slot(ofCommand: command).map(slots.contains) ?? false
+                            guard let slot = Live.RedisClusterBroker.slot(ofCommand: command), slots.contains(slot) else { return false }
+                            return PublishOrder.inspect(command) != nil
                         }
-                        return (more, outbox.connected)
+                        return (more, outbox.connected, outbox.waitingCommands)
                     }
                     taken += more
+                    if !more.isEmpty { self.metrics.waiting.record(waiting) }
                     // Back already: what it wrote meanwhile is answered before another PING.
                     guard connected else { return taken }
                 }
