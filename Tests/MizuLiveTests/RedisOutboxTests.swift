@@ -1,4 +1,5 @@
 @testable import MizuLive
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import Testing
@@ -153,5 +154,35 @@ import Testing
         }
         #expect(counts == [1, 2])
         #expect(outbox.pendingBytes == 0)
+    }
+
+    /// A batch with commands taken out goes through the reply handler as one: a refusal names
+    /// the command at its new place, and a link that dies hands back the right ones.
+    @Test func aBatchWithCommandsTakenOutIsAnsweredAtItsNewPlaces() throws {
+        var outbox = self.outbox()
+        _ = outbox.linkUp()
+        _ = outbox.linkLost(now: self.start)
+        for text in ["p1;", "x1;", "y1;", "p2;", "y2;"] {
+            _ = self.command(text, replayable: !text.hasPrefix("p"), into: &outbox, at: self.start + .seconds(1))
+        }
+        #expect(outbox.takeReplayable(now: self.start + .seconds(1)) { String(buffer: $0) == "x1;" }.count == 1)
+        _ = outbox.linkUp()
+        let requests = outbox.takeForFlush(now: self.start + .seconds(2)).requests
+        #expect(self.texts(requests) == ["p1;y1;p2;y2;"])
+        let refused = NIOLockedValueBox<[String?]>([])
+        let handedBack = NIOLockedValueBox<[String]>([])
+        let handler = RedisReplyHandler(
+            healthCheck: nil, pubSub: false, onPush: { _ in },
+            onDiscardedError: { _, command in refused.withLockedValue { $0.append(command.map { String(buffer: $0) }) } },
+            onWritable: {},
+            onUnanswered: { _, replay in handedBack.withLockedValue { $0 += replay.map { String(buffer: $0) } } })
+        let channel = EmbeddedChannel(handler: handler)
+        try channel.writeOutbound(requests[0])
+        try channel.writeInbound(RESPValue.simpleString("OK"))  // p1
+        try channel.writeInbound(RESPValue.error("MOVED 1 127.0.0.1:1"))  // y1
+        try channel.writeInbound(RESPValue.error("ERR p2"))  // p2: not replayable
+        _ = try channel.finish(acceptAlreadyClosed: true)  // y2 never answered
+        #expect(refused.withLockedValue { $0 } == ["y1;", nil])
+        #expect(handedBack.withLockedValue { $0 } == ["y2;"])
     }
 }

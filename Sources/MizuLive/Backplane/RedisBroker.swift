@@ -421,6 +421,8 @@ extension Live {
         /// publishes of the slots `heldSlots` names are taken out and returned, oldest first,
         /// to be written with the rest of what the cluster holds. Presence writes stay: they
         /// are never held, and taken out they could land behind a later one of their member.
+        /// An `ASKING` queued before a taken command stays, and applies to the next command:
+        /// one for a slot this primary serves, or asked there with its own `ASKING`.
         func barrier(heldSlots: () -> Set<Int>) async -> [ByteBuffer] {
             var taken: [ByteBuffer] = []
             while true {
