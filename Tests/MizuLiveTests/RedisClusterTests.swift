@@ -143,7 +143,10 @@ import Testing
     private func expectNoRedirects(_ metrics: TestMetrics, on shards: [ClusterNodeAddress]) {
         for shard in shards {
             let redirects = metrics.counterTotal(label: "mizu_live_cluster_redirects_total", dimensions: [("shard", shard.description)])
-            #expect(redirects == 0, "\(shard) refused \(redirects) commands, its primary untouched by the fault")
+            let kinds = ["moved", "ask", "tryagain", "clusterdown", "order", "other"].map { kind in
+                "\(kind) \(metrics.counterTotal(label: "mizu_live_cluster_redirects_total", dimensions: [("shard", shard.description), ("kind", kind)]))"
+            }
+            #expect(redirects == 0, "\(shard) refused \(redirects) commands (\(kinds.joined(separator: ", "))), its primary untouched by the fault")
         }
     }
 
