@@ -172,8 +172,8 @@ MUTATIONS = [
     ("cluster-held-not-in-publish-order", "Sources/MizuLive/Backplane/Cluster/RedisClusterBroker+Redirects.swift",
      "entries.sort { ($0.order?.sequence ?? 0) < ($1.order?.sequence ?? 0) }", "_ = entries", "PublishOrder"),
     ("retired-expired-replays-uncounted", "Sources/MizuLive/Backplane/RedisOutbox.swift",
-     "            if case .discard(let count) = replay.request.replies { expired += count }\n        }\n        for request in self.replays.filter",
-     "            _ = replay\n        }\n        for request in self.replays.filter", "RedisOutbox"),
+     "            } else if case .discard(let count) = replay.request.replies {\n                expired += count\n            }",
+     "            } else if case .discard(let count) = replay.request.replies {\n                _ = count\n            }", "RedisOutbox"),
     ("full-queue-left-open", "Sources/MizuWebSocket/Connection/WebSocketConnection.swift",
      "            self.closeAsSlowConsumer()\n            return .queueFull", "            return .queueFull", "WebSocketChannelHandler|LiveCore"),
     # MizuLiveClient (issue 26): each mechanism of the client, removed alone.

@@ -197,10 +197,15 @@ struct RedisOutbox {
         var givenUp = 0
         var expired = 0
         var reads: [EventLoopPromise<RESPValue>] = []
-        for replay in self.replays where replay.until <= now {
-            if case .discard(let count) = replay.request.replies { expired += count }
+        var live: [RedisRequest] = []
+        for replay in self.replays {
+            if replay.until > now {
+                live.append(replay.request)
+            } else if case .discard(let count) = replay.request.replies {
+                expired += count
+            }
         }
-        for request in self.replays.filter({ $0.until > now }).map(\.request) + self.segments {
+        for request in live + self.segments {
             switch request.replies {
             case .one(let promise): reads.append(promise)
             case .discard(let count):
