@@ -69,4 +69,67 @@ import Testing
         #expect(!connection.write(BroadcastFrame(text: ByteBuffer(string: "late"), sharedWindows: [], compression: PerMessageDeflateConfiguration())))
         #expect(try self.written(channel).isEmpty)
     }
+
+    /// The channel's writes as they arrived (one buffer each), and the frames in each.
+    private func writes(_ channel: EmbeddedChannel) throws -> [[String]] {
+        (channel.eventLoop as! EmbeddedEventLoop).run()
+        var result: [[String]] = []
+        while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
+            guard buffer.readableBytes > 0 else { continue }
+            var frames: [String] = []
+            while let frame = ServerFrame.parse(&buffer) { frames.append(String(decoding: frame.payload, as: UTF8.self)) }
+            #expect(buffer.readableBytes == 0)
+            result.append(frames)
+        }
+        return result
+    }
+
+    private func broadcast(_ text: String) -> BroadcastFrame {
+        BroadcastFrame(text: ByteBuffer(string: text), sharedWindows: [], compression: PerMessageDeflateConfiguration())
+    }
+
+    @Test func framesOfOneTickReachTheChannelAsOneWriteAndTheSharedFrameStaysIntact() throws {
+        let (first, firstConnection) = try self.attached(straight: true)
+        let (second, secondConnection) = try self.attached(straight: true)
+        let a = self.broadcast("a"), b = self.broadcast("b"), c = self.broadcast("c")
+        for broadcast in [a, b, c] {
+            #expect(firstConnection.write(broadcast))
+            #expect(secondConnection.write(broadcast))
+        }
+        #expect(try self.writes(first) == [["a", "b", "c"]])
+        #expect(try self.writes(second) == [["a", "b", "c"]])
+        // Copied on write: the frame every connection shares still holds its own frame only.
+        #expect(a.plain.readableBytes == 3)
+        // A single frame in a tick goes as it is, and the next tick starts a new batch.
+        #expect(firstConnection.write(b))
+        #expect(try self.writes(first) == [["b"]])
+    }
+
+    @Test func largeFramesAreHandedOverAsTheyAreAndABatchIsBounded() throws {
+        let (channel, connection) = try self.attached(straight: true)
+        let large = String(repeating: "L", count: WebSocketChannelHandler.coalescedFrameLimit + 1)
+        let small = String(repeating: "s", count: 1000)
+        #expect(connection.write(self.broadcast("a")))
+        #expect(connection.write(self.broadcast(large)))
+        // Past the batch bound a new batch begins.
+        let perBatch = WebSocketChannelHandler.coalescedBatchLimit / 1004
+        for _ in 0..<(perBatch + 1) { #expect(connection.write(self.broadcast(small))) }
+        let writes = try self.writes(channel)
+        #expect(writes.count == 3)
+        #expect(writes.first == ["a"])
+        #expect(writes.dropFirst().first?.first == large)
+        #expect(writes.flatMap { $0 } == ["a", large] + Array(repeating: small, count: perBatch + 1))
+    }
+
+    @Test func controlFramesAndTheCloseComeAfterTheFramesHeldBeforeThem() throws {
+        let (channel, connection) = try self.attached(straight: true)
+        #expect(connection.write(self.broadcast("a")))
+        #expect(connection.write(self.broadcast("b")))
+        connection.ping([7])
+        #expect(connection.write(self.broadcast("c")))
+        connection.close(code: 1000, reason: "done")
+        let frames = try self.written(channel)
+        #expect(frames.map(\.frame.opcode) == [0x1, 0x1, 0x9, 0x1, 0x8])
+        #expect(frames.map(\.marked) == [false, false, true, false, true])
+    }
 }

@@ -76,6 +76,13 @@ package struct BroadcastFrame: Sendable {
     /// the variant it negotiated; the fan-out's inner loop, in this module so the per-connection
     /// call is not a call across modules.
     package func write(to connections: [WebSocketConnection]) {
-        for connection in connections { connection.write(self) }
+        // The array keeps every connection alive for the loop: none is retained per delivery.
+        // At fan-out rates a retain is a locked write to a line that is cold, and it keeps the
+        // processor from fetching the next connection's lines meanwhile.
+        connections.withUnsafeBufferPointer { connections in
+            for index in connections.indices {
+                _ = Unmanaged.passUnretained(connections[index])._withUnsafeGuaranteedRef { $0.write(self) }
+            }
+        }
     }
 }

@@ -27,6 +27,11 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// With `writesStraightToChannel`, while added: data frames and flushes go to the channel
     /// itself, past the pipeline (no context, pipeline or head handler touched per delivery).
     private var core: (any ChannelCore)?
+    /// With `core`: the data frames written since the last flush, not yet handed to the
+    /// channel. The first is the caller's buffer as is (a broadcast's shared frame: no copy);
+    /// a second small one makes it this connection's own buffer (copy on write) and the rest
+    /// are appended, so a busy tick costs the channel one write, not one per frame.
+    private var coalesced: ByteBuffer?
     private var machine = WebSocketConnectionStateMachine()
     private var unflushed = 0
     private var heartbeatSeat: (wheel: HeartbeatWheel<WebSocketChannelHandler>, position: HeartbeatWheel<WebSocketChannelHandler>.Position)?
@@ -113,6 +118,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.finish()
         self.context = nil
         self.core = nil
+        self.coalesced = nil
     }
 
     // MARK: Inbound
@@ -292,6 +298,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func sendControl(_ opcode: WebSocketOpcode, _ payload: ByteBuffer) {
         guard self.machine.sends, let context else { return }
+        self.writeCoalesced()
         context.write(self.wrapOutboundOut(self.frame(opcode, payload, allocator: context.channel.allocator)), promise: nil)
         self.scheduleFlush()
     }
@@ -325,13 +332,38 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     private func writeFrame(_ frame: ByteBuffer) {
-        if let core = self.core {
-            // The same call the head handler would make: frames written through the pipeline
-            // (control frames, the close) reach the channel in the same order.
-            core.write0(NIOAny(frame), promise: nil)
-        } else if let context = self.context {
-            context.write(self.wrapOutboundOut(frame), promise: nil)
+        guard self.core != nil else {
+            self.context?.write(self.wrapOutboundOut(frame), promise: nil)
+            return
         }
+        guard self.coalesced != nil else {
+            self.coalesced = frame
+            return
+        }
+        // Copying a small frame costs less than a write of its own through NIO (a pending
+        // write, its lifecycle checks and retains); a large one is handed over as it is.
+        if frame.readableBytes <= Self.coalescedFrameLimit,
+            self.coalesced!.readableBytes + frame.readableBytes <= Self.coalescedBatchLimit
+        {
+            self.coalesced!.writeImmutableBuffer(frame)
+        } else {
+            self.writeCoalesced()
+            self.coalesced = frame
+        }
+    }
+
+    /// Frames up to this size are copied into the tick's batch.
+    static let coalescedFrameLimit = 1024
+    /// A batch is handed to the channel once it would grow past this.
+    static let coalescedBatchLimit = 16 * 1024
+
+    /// Hands the frames held since the last flush to the channel, the same call the head
+    /// handler would make: whatever goes through the pipeline (control frames, the close)
+    /// comes after this, so frames reach the channel in the order they were written.
+    private func writeCoalesced() {
+        guard let batch = self.coalesced else { return }
+        self.coalesced = nil
+        self.core?.write0(NIOAny(batch), promise: nil)
     }
 
     private func scheduleFlush() {
@@ -347,7 +379,12 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     func flushNow() {
         guard self.needsFlush, let context else { return }
         self.needsFlush = false
-        if let core = self.core { core.flush0() } else { context.flush() }
+        if let core = self.core {
+            self.writeCoalesced()
+            core.flush0()
+        } else {
+            context.flush()
+        }
         let byteLimit = self.configuration.maxQueuedBytes
         guard self.unflushed > 0 || byteLimit != nil || self.settings.outputLedger != nil else { return }
         let batch = self.unflushed
@@ -431,10 +468,12 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
             return
         case .closeTCP:
             self.cumulation = nil
+            self.coalesced = nil
             context.channel.closeDroppingUnsentOutput()
         case .sendClose(let code, let text, let thenCloseTCP):
             let allocator = context.channel.allocator
             let frame = self.frame(.close, FrameWriter.closePayload(code: code, reason: text, allocator: allocator), allocator: allocator)
+            self.writeCoalesced()
             self.needsFlush = false
             if thenCloseTCP {
                 self.cumulation = nil

@@ -177,11 +177,16 @@ public final class WebSocketConnection: Sendable {
         // construction (Live groups subscribers per loop), once per delivery.
         self.eventLoop.assertInEventLoop()
         guard let handler = self.loopHandler else { return false }
-        if let frame = broadcast.frame(for: self.broadcastEncoding) {
-            return handler.enqueue(frame, reserved: false)
+        // Not retained again (see BroadcastFrame.write): its pipeline holds it through this
+        // call even if the call closes the channel (NIO removes handlers on a later tick).
+        return Unmanaged.passUnretained(handler)._withUnsafeGuaranteedRef { handler in
+            if case .plain = self.broadcastEncoding { return handler.enqueue(broadcast.plain, reserved: false) }
+            if let frame = broadcast.frame(for: self.broadcastEncoding) {
+                return handler.enqueue(frame, reserved: false)
+            }
+            handler.send(WebSocketMessage(dataOpcode: .text, data: broadcast.payload))
+            return true
         }
-        handler.send(WebSocketMessage(dataOpcode: .text, data: broadcast.payload))
-        return true
     }
 
     private func onLoop(_ body: @escaping @Sendable (WebSocketChannelHandler) -> Void) {
