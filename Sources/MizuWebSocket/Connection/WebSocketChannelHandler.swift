@@ -345,6 +345,13 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         if frame.readableBytes <= Self.coalescedFrameLimit,
             self.coalesced!.readableBytes + frame.readableBytes <= Self.coalescedBatchLimit
         {
+            if self.coalesced!.capacity < Self.coalescedFirstCapacity {
+                // The second frame of a tick: more tend to follow, so the batch gets room for
+                // several at once instead of growing by doubling from one frame's size.
+                var batch = Self.batchAllocator.buffer(capacity: Self.coalescedFirstCapacity)
+                batch.writeImmutableBuffer(self.coalesced!)
+                self.coalesced = batch
+            }
             self.coalesced!.writeImmutableBuffer(frame)
         } else {
             self.writeCoalesced()
@@ -352,6 +359,9 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
+    /// A tick's batch starts with room for this much.
+    static let coalescedFirstCapacity = 2048
+    private static let batchAllocator = ByteBufferAllocator()
     /// Frames up to this size are copied into the tick's batch.
     static let coalescedFrameLimit = 1024
     /// A batch is handed to the channel once it would grow past this.
