@@ -70,6 +70,30 @@ import Testing
         #expect(slow.admit(self.v4("10.0.0.1"), now: start) == .tooManyConnects(retryAfter: 10))
     }
 
+    @Test func oneClientsMessagesArePacedTogetherAndOwedTurnsQueue() throws {
+        let limiter = ConnectionLimiter(.init(
+            maxSessions: 100, maxSessionsPerClient: 100, connectsPerSecond: 1_000, connectBurst: 1_000,
+            messagesPerSecond: 2, messageBurst: 3))
+        let start = NIODeadline.now()
+        let (a, b) = (ConnectionLimiter.ClientKey(self.v4("10.0.0.1")), ConnectionLimiter.ClientKey(self.v4("10.0.0.2")))
+        #expect(limiter.takeMessageTurn(a, now: start) == nil, "a client without a session is not tracked, not paced")
+        let sessions = [self.v4("10.0.0.1"), self.v4("10.0.0.1"), self.v4("10.0.0.2")].compactMap { self.ticket(limiter.admit($0, now: start)) }
+        #expect(sessions.count == 3)
+        for _ in 0..<3 { #expect(limiter.takeMessageTurn(a, now: start) == nil, "a burst") }
+        #expect(limiter.takeMessageTurn(a, now: start) == .milliseconds(500))
+        #expect(limiter.takeMessageTurn(a, now: start) == .seconds(1), "the next turn comes a token later")
+        #expect(limiter.takeMessageTurn(b, now: start) == nil, "another client is not paced")
+        // A second later two tokens came, both owed: the next turn is half a second away.
+        #expect(limiter.takeMessageTurn(a, now: start + .seconds(1)) == .milliseconds(500))
+        // After a long quiet the bucket is full again, and no fuller.
+        let later = start + .seconds(100)
+        for _ in 0..<3 { #expect(limiter.takeMessageTurn(a, now: later) == nil) }
+        #expect(limiter.takeMessageTurn(a, now: later) == .milliseconds(500))
+        let unpaced = ConnectionLimiter(.init(maxSessions: 10, maxSessionsPerClient: 10, connectsPerSecond: 1, connectBurst: 1))
+        _ = unpaced.admit(self.v4("10.0.0.1"), now: start)
+        for _ in 0..<100 { #expect(unpaced.takeMessageTurn(a, now: start) == nil) }
+    }
+
     @Test func forgottenClientsDoNotAccumulate() {
         let limiter = self.limiter(total: 1_000_000, rate: 10, burst: 10)
         let start = NIODeadline.now()

@@ -60,6 +60,30 @@ import Testing
         }
     }
 
+    @Test func oneClientsMessagesArePacedAcrossItsSessionsAndAnotherClientsAreNot() async throws {
+        #expect(Live.Options().messagesPerSecond == 10_000, "paced by default")
+        try await withLiveServer({ $0.messagesPerSecond = 2; $0.messageBurst = 2 }) { _, log, port in
+            let first = try await TestWebSocket.live(port: port, user: "a1")
+            let second = try await TestWebSocket.live(port: port, user: "a2")
+            let other = try await TestWebSocket.connect(port: port, path: "/ws?user=b", from: "127.0.0.2")
+            #expect(other.response.status == 101)
+            _ = try await log.waitFor(sessions: 3)
+            let started = NIODeadline.now()
+            for socket in [first, second] {
+                for index in 0..<3 { try await socket.send(text: #"{"topic":"a","data":\#(index)}"#) }
+            }
+            try await other.send(text: #"{"topic":"b","data":0}"#)
+            // Six messages of one client: two at once, then two a second, so the last is handled
+            // two seconds after the first at the earliest (a slow machine only makes it later).
+            let handled = try await log.waitFor(messages: 7)
+            let elapsed = NIODeadline.now() - started
+            #expect(elapsed >= .milliseconds(1_950), "handled after \(elapsed)")
+            // The other client's message did not wait behind the first client's debt.
+            let otherAt = try #require(handled.firstIndex { $0.topic == "b" })
+            #expect(otherAt < 6, "the other client's message came at \(otherAt)")
+        }
+    }
+
     @Test func goDefaultsForZeroAndNegativeLimits() {
         for (queue, read) in [(0, 0), (-5, -1)] {
             let core = ServerCore(options: Live.Options(queueSize: queue, readLimit: read))
@@ -72,6 +96,12 @@ import Testing
         #expect(ServerCore(options: options).upgrader.outputLedger?.limit == 64 * 1024 * 1024)
         options.queueBytesPerClient = 1 << 20
         #expect(ServerCore(options: options).upgrader.outputLedger?.limit == 1 << 20)
+        for rate in [0, -1, .nan] {
+            options.messagesPerSecond = rate
+            options.messageBurst = Int(rate.isNaN ? 0 : rate)
+            let limits = ServerCore(options: options).limiter.limits
+            #expect(limits.messagesPerSecond == 10_000 && limits.messageBurst == 20_000)
+        }
     }
 
     @Test func oneClientsSessionsTogetherHoldAtMostQueueBytesPerClient() async throws {

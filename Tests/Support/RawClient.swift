@@ -65,13 +65,15 @@ public final class RawClient: Sendable {
     /// Connects to 127.0.0.1:`port`; a small `receiveBufferSize` makes a slow reader easy to
     /// stage; `tls` speaks TLS first (only in builds with the `TLS` trait).
     public static func connect(
-        port: Int, timeout: TimeAmount = .seconds(5), receiveBufferSize: Int? = nil, tls: TLSTrust? = nil
+        port: Int, timeout: TimeAmount = .seconds(5), receiveBufferSize: Int? = nil, tls: TLSTrust? = nil, from source: String? = nil
     ) async throws -> RawClient {
         let state = NIOLockedValueBox(State())
         var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         if let receiveBufferSize {
             bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBufferSize))
         }
+        // Another loopback address (127.0.0.2 ...) is another client to per-client limits.
+        if let source { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0)) }
         let channel = try await bootstrap
             .connectTimeout(Patience.scaled(timeout))
             .channelOption(.allowRemoteHalfClosure, value: true)

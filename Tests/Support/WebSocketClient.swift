@@ -51,8 +51,8 @@ public struct TestWebSocket: Sendable {
     }
 
     /// Connects and completes the handshake; the response may be a refusal.
-    public static func connect(port: Int, path: String = "/", headers: [String] = []) async throws -> TestWebSocket {
-        let client = try await RawClient.connect(port: port)
+    public static func connect(port: Int, path: String = "/", headers: [String] = [], from source: String? = nil) async throws -> TestWebSocket {
+        let client = try await RawClient.connect(port: port, from: source)
         try await client.send(Self.handshakeRequest(path: path, extraHeaders: headers))
         let response = try await client.readResponse()
         return TestWebSocket(client: client, response: response)

@@ -5,7 +5,8 @@ import Synchronization
 
 /// Admission of new sessions: at most ``Limits/maxSessions`` in total and
 /// ``Limits/maxSessionsPerClient`` per client address, and per client a token bucket of
-/// handshakes (``Limits/connectsPerSecond``, bursts of ``Limits/connectBurst``). A client is
+/// handshakes (``Limits/connectsPerSecond``, bursts of ``Limits/connectBurst``) and one of
+/// its sessions' messages together (``Limits/messagesPerSecond``). A client is
 /// an IPv4 address or an IPv6 /64 (one subscriber's prefix, so a single host cannot rotate
 /// addresses past the limit). What it remembers is bounded: an address appears only while
 /// it has sessions or its bucket is refilling, and idle entries are swept as the table grows.
@@ -17,6 +18,10 @@ final class ConnectionLimiter: Sendable {
         var connectBurst: Int
         /// Subscriptions of all one client's sessions together.
         var maxTopicsPerClient: Int = .max
+        /// Messages all one client's sessions send together, per second, in bursts of
+        /// `messageBurst`; `.infinity` for no pacing.
+        var messagesPerSecond: Double = .infinity
+        var messageBurst: Int = 1
     }
 
     enum Decision: Equatable {
@@ -52,6 +57,9 @@ final class ConnectionLimiter: Sendable {
         var subscriptions = 0
         var tokens: Double
         var refilledAt: NIODeadline
+        /// The message bucket: below zero it is owed (messages given a later turn).
+        var messageTokens: Double?
+        var messagesRefilledAt = NIODeadline.uptimeNanoseconds(0)
     }
 
     private struct State {
@@ -109,6 +117,31 @@ final class ConnectionLimiter: Sendable {
             client.subscriptions += 1
             state.clients[key] = client
             return true
+        }
+    }
+
+    /// Takes the turn of one message of `key`'s sessions: nil when it may be handled now,
+    /// else how long it waits. Turns are handed out in order: a message that must wait owes
+    /// its token, so the next one waits a token longer, and a client's sessions together are
+    /// paced at ``Limits/messagesPerSecond`` however many it opens. A client the limiter does
+    /// not track (no admitted session: an embedded test channel) is not paced.
+    func takeMessageTurn(_ key: ClientKey, now: NIODeadline = .now()) -> TimeAmount? {
+        let rate = self.limits.messagesPerSecond
+        guard rate.isFinite else { return nil }
+        let burst = Double(max(1, self.limits.messageBurst))
+        return self.state.withLockedValue { state -> TimeAmount? in
+            guard var client = state.clients[key] else { return nil }
+            var tokens = client.messageTokens ?? burst
+            let elapsed = Double(max(0, (now - client.messagesRefilledAt).nanoseconds)) / 1e9
+            tokens = min(burst, tokens + elapsed * rate)
+            tokens -= 1
+            client.messageTokens = tokens
+            client.messagesRefilledAt = now
+            state.clients[key] = client
+            guard tokens < 0 else { return nil }
+            // Bounded: a client owes at most one message per session (each waits in turn).
+            let seconds = min(-tokens / rate, 86_400)
+            return .nanoseconds(Int64((seconds * 1e9).rounded(.up)))
         }
     }
 

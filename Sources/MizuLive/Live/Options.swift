@@ -103,6 +103,21 @@ extension Live {
         public var connectsPerSecond: Double = 1_000
         /// Handshakes a client may make at once before ``connectsPerSecond`` paces it.
         public var connectBurst: Int = 2_000
+        /// Messages per second that one client's sessions together have handled (by the
+        /// command set, ``onMessage`` or ``onBadMessage``), with bursts of ``messageBurst``;
+        /// past it each message waits its turn, and a client that keeps sending finds its
+        /// sockets no longer read (its messages wait in TCP, not here). One client then costs
+        /// at most this many messages' CPU however many sessions it opens. Default 10,000/s,
+        /// bursts of 20,000 (out of the way of a busy publisher; a public chat of people would
+        /// set tens); `.infinity` does not pace; zero or less is the default. Behind a reverse
+        /// proxy every client has the proxy's address: raise it or pace at the proxy.
+        public var messagesPerSecond: Double = Options.defaultMessagesPerSecond
+        /// Messages a client's sessions may send at once before ``messagesPerSecond`` paces them.
+        public var messageBurst: Int = Options.defaultMessageBurst
+        /// The default of ``messagesPerSecond``: 10,000.
+        public static let defaultMessagesPerSecond: Double = 10_000
+        /// The default of ``messageBurst``: 20,000.
+        public static let defaultMessageBurst = 20_000
         /// Where the server's metrics go (`mizu_live_*`, listed in the README); nil (the
         /// default) uses whatever `MetricsSystem.bootstrap` installed.
         public var metricsFactory: (any MetricsFactory)?

@@ -56,7 +56,10 @@ final class ServerCore: Sendable {
         self.limiter = ConnectionLimiter(ConnectionLimiter.Limits(
             maxSessions: max(1, options.maxSessions), maxSessionsPerClient: max(1, options.maxSessionsPerClient),
             connectsPerSecond: max(0.001, options.connectsPerSecond), connectBurst: max(1, options.connectBurst),
-            maxTopicsPerClient: max(1, options.maxTopicsPerClient)))
+            maxTopicsPerClient: max(1, options.maxTopicsPerClient),
+            // Go's rule for a limit of zero or less (and NaN): the default.
+            messagesPerSecond: options.messagesPerSecond > 0 ? options.messagesPerSecond : Live.Options.defaultMessagesPerSecond,
+            messageBurst: options.messageBurst > 0 ? options.messageBurst : Live.Options.defaultMessageBurst))
         var webSocket = Self.webSocketConfiguration(options, compression: self.compression)
         let highWater = self.metrics.sendQueueHighWater
         webSocket.sendQueueWatermark = SendQueueWatermark { highWater.record($0) }

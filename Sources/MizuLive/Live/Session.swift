@@ -233,6 +233,11 @@ extension Live {
 
         private func drainInbox() async {
             while let (item, remaining) = self.state.withLock({ $0.inbox.next() }) {
+                if item.isClientMessage, let wait = self.core.limiter.takeMessageTurn(self.clientKey) {
+                    // Paced: meanwhile the inbox fills and the socket stops being read. A
+                    // cancelled sleep (shutdown) ends early; the message is still handled.
+                    try? await Task.sleep(nanoseconds: UInt64(max(0, wait.nanoseconds)))
+                }
                 await self.runHook(item)
                 if !remaining.isAbove(Self.inboxHighWater / 2, bytes: Self.inboxHighWaterBytes / 2),
                     self.readingPaused.exchange(false, ordering: .relaxed)

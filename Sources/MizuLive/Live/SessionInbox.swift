@@ -10,6 +10,14 @@ struct SessionInbox {
         case bad(Data)
         case close
 
+        /// A message the client sent (paced per client), not a lifecycle hook.
+        var isClientMessage: Bool {
+            switch self {
+            case .message, .bad: true
+            case .open, .close: false
+            }
+        }
+
         /// The bytes it holds (the topic, the data).
         var size: Int {
             switch self {
