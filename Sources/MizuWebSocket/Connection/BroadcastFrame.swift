@@ -79,9 +79,12 @@ package struct BroadcastFrame: Sendable {
         // The array keeps every connection alive for the loop: none is retained per delivery.
         // At fan-out rates a retain is a locked write to a line that is cold, and it keeps the
         // processor from fetching the next connection's lines meanwhile.
+        // The plain frame is taken out once: read inside the loop through `self`, it was
+        // retained and released per delivery.
+        let plain = self.plain
         connections.withUnsafeBufferPointer { connections in
             for index in connections.indices {
-                _ = Unmanaged.passUnretained(connections[index])._withUnsafeGuaranteedRef { $0.write(self) }
+                _ = Unmanaged.passUnretained(connections[index])._withUnsafeGuaranteedRef { $0.write(self, plain: plain) }
             }
         }
     }

@@ -305,7 +305,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     /// Queues an encoded data frame; false when the connection no longer sends. `reserved`
     /// says the caller already took its place in the send queue (and on false it is given back).
-    func enqueue(_ frame: ByteBuffer, reserved: Bool) -> Bool {
+    func enqueue(_ frame: borrowing ByteBuffer, reserved: Bool) -> Bool {
         // The fan-out's inner loop: no reference is taken that the path does not use (each
         // costs a retain and a release per delivery on objects that are cold at low rates).
         guard self.machine.sends, self.context != nil else {
@@ -331,13 +331,14 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         return true
     }
 
-    private func writeFrame(_ frame: ByteBuffer) {
+    /// Borrowed: the shared frame is retained only where it is kept.
+    private func writeFrame(_ frame: borrowing ByteBuffer) {
         guard self.core != nil else {
-            self.context?.write(self.wrapOutboundOut(frame), promise: nil)
+            self.context?.write(self.wrapOutboundOut(copy frame), promise: nil)
             return
         }
         guard self.coalesced != nil else {
-            self.coalesced = frame
+            self.coalesced = copy frame
             return
         }
         // Copying a small frame costs less than a write of its own through NIO (a pending
@@ -355,7 +356,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
             self.coalesced!.writeImmutableBuffer(frame)
         } else {
             self.writeCoalesced()
-            self.coalesced = frame
+            self.coalesced = copy frame
         }
     }
 

@@ -173,14 +173,21 @@ public final class WebSocketConnection: Sendable {
     /// allocation per connection unless it compresses itself. False when it no longer sends.
     @discardableResult
     package func write(_ broadcast: BroadcastFrame) -> Bool {
+        self.write(broadcast, plain: broadcast.plain)
+    }
+
+    /// ``write(_:)`` with the broadcast's plain frame already at hand (the fan-out's loop).
+    func write(_ broadcast: BroadcastFrame, plain: borrowing ByteBuffer) -> Bool {
         // Checked in debug builds only: the fan-out calls this on each connection's loop by
         // construction (Live groups subscribers per loop), once per delivery.
         self.eventLoop.assertInEventLoop()
-        guard let handler = self.loopHandler else { return false }
-        // Not retained again (see BroadcastFrame.write): its pipeline holds it through this
-        // call even if the call closes the channel (NIO removes handlers on a later tick).
-        return Unmanaged.passUnretained(handler)._withUnsafeGuaranteedRef { handler in
-            if case .plain = self.broadcastEncoding { return handler.enqueue(broadcast.plain, reserved: false) }
+        // Not retained (see BroadcastFrame.write): its pipeline holds it through this call
+        // even if the call closes the channel (NIO removes handlers on a later tick).
+        guard let handler = self.loopHandler.map({ Unmanaged.passUnretained($0) }) else { return false }
+        if case .plain = self.broadcastEncoding {
+            return handler._withUnsafeGuaranteedRef { $0.enqueue(plain, reserved: false) }
+        }
+        return handler._withUnsafeGuaranteedRef { handler in
             if let frame = broadcast.frame(for: self.broadcastEncoding) {
                 return handler.enqueue(frame, reserved: false)
             }
