@@ -32,8 +32,13 @@ enum SocketFanOutGuard {
         do {
             clients = try await self.connect(10, port: port, server: server, first: 0)
             let few = try await self.loopAllocations(server: server, clients: clients, window: window)
+            let fewBurst = try await self.burstAllocations(server: server, clients: clients, window: window)
             clients += try await self.connect(10, port: port, server: server, first: 10)
             let many = try await self.loopAllocations(server: server, clients: clients, window: window)
+            let manyBurst = try await self.burstAllocations(server: server, clients: clients, window: window)
+            // Ten frames to a connection in one tick go out as one batch: one allocation for
+            // the connection's batch (room for them all at once), not one or more per frame.
+            check("socket publish burst (10 in one tick), event loop, per connection", measured: (manyBurst - fewBurst) / 10, budget: 1.05, unit: "allocations")
             // The loop's counts carry +-0.02 of noise (a window's own tasks vary by two
             // allocations in 100 publishes); one more allocation per publish or per delivery
             // adds 1.0, so 0.05 over the count tells them apart.
@@ -98,6 +103,26 @@ enum SocketFanOutGuard {
         }
         let loop = try await window.stop() - window.overhead()
         return (Double(loop) / Double(publishes), Double(publisher) / Double(publishes))
+    }
+
+    /// Per burst of `burst` publishes made in one task on the server's loop (so their frames
+    /// share a tick): what the loop's thread allocates, publishes and deliveries together.
+    static func burstAllocations(
+        server: Live.Server, clients: [TestWebSocket], window: LoopAllocationWindow, burst: Int = 10
+    ) async throws -> Double {
+        let frame = EmbeddedFanOutGuard.message
+        let publishBurst = { try await window.eventLoop.submit { for _ in 0..<burst { server.publish("room", frame) } }.get() }
+        for _ in 0..<5 {
+            try await publishBurst()
+            for _ in 0..<burst { try await self.readOne(clients) }
+        }
+        let bursts = 20
+        try await window.start()
+        for _ in 0..<bursts {
+            try await publishBurst()
+            for _ in 0..<burst { try await self.readOne(clients) }
+        }
+        return Double(try await window.stop() - window.overhead()) / Double(bursts)
     }
 
     /// Per message a client sends: read, parsed, given to onMessage, published to every session.

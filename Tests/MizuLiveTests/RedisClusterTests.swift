@@ -139,14 +139,18 @@ import Testing
     }
 
     /// A room on a primary the fault left alone was never refused by it: nothing of it was
-    /// redirected, held or written again.
-    private func expectNoRedirects(_ metrics: TestMetrics, on shards: [ClusterNodeAddress]) {
+    /// redirected, held or written again. `allowing` names refusals that primary may still
+    /// give while the cluster settles (never a redirect: that would be our map sending the
+    /// room elsewhere).
+    private func expectNoRedirects(_ metrics: TestMetrics, on shards: [ClusterNodeAddress], allowing allowed: Set<String> = []) {
+        let kinds = ["moved", "ask", "tryagain", "clusterdown", "order", "other"]
         for shard in shards {
-            let redirects = metrics.counterTotal(label: "mizu_live_cluster_redirects_total", dimensions: [("shard", shard.description)])
-            let kinds = ["moved", "ask", "tryagain", "clusterdown", "order", "other"].map { kind in
-                "\(kind) \(metrics.counterTotal(label: "mizu_live_cluster_redirects_total", dimensions: [("shard", shard.description), ("kind", kind)]))"
+            let counts = kinds.map { kind in
+                (kind, metrics.counterTotal(label: "mizu_live_cluster_redirects_total", dimensions: [("shard", shard.description), ("kind", kind)]))
             }
-            #expect(redirects == 0, "\(shard) refused \(redirects) commands (\(kinds.joined(separator: ", "))), its primary untouched by the fault")
+            let unexpected = counts.filter { !allowed.contains($0.0) }.map(\.1).reduce(0, +)
+            let listed = counts.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
+            #expect(unexpected == 0, "\(shard) refused \(unexpected) commands it should not have (\(listed)), its primary untouched by the fault")
         }
     }
 
@@ -204,7 +208,12 @@ import Testing
                 #expect(metrics.counterTotal(label: "mizu_live_cluster_resubscribes_total", dimensions: [("shard", promoted.description)]) >= 1)
                 #expect(metrics.counterTotal(label: "mizu_live_cluster_map_changes_total") >= 2, "both nodes read the new map")
                 #expect(try metrics.expectGauge("mizu_live_broker_connected", [("shard", promoted.description)]).lastValue == 1)
-                self.expectNoRedirects(metrics, on: others.map(\.owner))
+                // Around a manual failover another primary can judge the cluster down for a
+                // moment (Redis' full coverage, while the demoted primary is paused): it then
+                // refuses with CLUSTERDOWN, and the topic's next publish with ORDER until the
+                // refused one is written again (seen in 1 of 6 runs of this suite alone,
+                // 2026-12-07: "clusterdown 1, order 1", every message delivered in order).
+                self.expectNoRedirects(metrics, on: others.map(\.owner), allowing: ["clusterdown", "order"])
                 try await bob.close()
             }
         }
