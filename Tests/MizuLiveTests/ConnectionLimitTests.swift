@@ -89,9 +89,36 @@ import Testing
         let later = start + .seconds(100)
         for _ in 0..<3 { #expect(limiter.takeMessageTurn(a, now: later) == nil) }
         #expect(limiter.takeMessageTurn(a, now: later) == .milliseconds(500))
+        // A turn given back (its session closed while it waited) shortens the next wait.
+        limiter.returnMessageTurn(a)
+        #expect(limiter.takeMessageTurn(a, now: later) == .milliseconds(500))
+        // A clock read before another thread's (the lock taken later) never moves the refill back.
+        #expect(limiter.takeMessageTurn(a, now: later - .seconds(50)) == .seconds(1))
         let unpaced = ConnectionLimiter(.init(maxSessions: 10, maxSessionsPerClient: 10, connectsPerSecond: 1, connectBurst: 1))
         _ = unpaced.admit(self.v4("10.0.0.1"), now: start)
         for _ in 0..<100 { #expect(unpaced.takeMessageTurn(a, now: start) == nil) }
+    }
+
+    @Test func aClientThatOwesMessageTurnsIsNotForgotten() throws {
+        let limiter = ConnectionLimiter(.init(
+            maxSessions: 1_000_000, maxSessionsPerClient: 10, connectsPerSecond: 1_000, connectBurst: 1,
+            messagesPerSecond: 1, messageBurst: 1))
+        let start = NIODeadline.now()
+        let owing = ConnectionLimiter.ClientKey(self.v4("10.9.9.9"))
+        let session = try #require(self.ticket(limiter.admit(self.v4("10.9.9.9"), now: start)))
+        for _ in 0..<100 { _ = limiter.takeMessageTurn(owing, now: start) }
+        session.release()
+        // Others come and go (each sweep keeps those still refilling), then more 10 s later,
+        // when the first ones' buckets are full: the table is swept of them.
+        for index in 0..<1_100 {
+            self.ticket(limiter.admit(self.v4("10.1.\(index / 256).\(index % 256)"), now: start + .seconds(1)))?.release()
+        }
+        for index in 0..<1_000 {
+            self.ticket(limiter.admit(self.v4("10.2.\(index / 256).\(index % 256)"), now: start + .seconds(10)))?.release()
+        }
+        #expect(limiter.trackedClients < 1_100, "swept")
+        _ = try #require(self.ticket(limiter.admit(self.v4("10.9.9.9"), now: start + .seconds(10))))
+        #expect(limiter.takeMessageTurn(owing, now: start + .seconds(10)) != nil, "its debt survived the sweep: still paced")
     }
 
     @Test func forgottenClientsDoNotAccumulate() {

@@ -84,6 +84,23 @@ import Testing
         }
     }
 
+    @Test func aSessionThatClosesWhileItsMessagesWaitDropsThemAndClosesAtOnce() async throws {
+        // One message every 20 s: the third would be handled 40 s after the first.
+        try await withLiveServer({ $0.messagesPerSecond = 0.05; $0.messageBurst = 1 }) { server, log, port in
+            let socket = try await TestWebSocket.live(port: port, user: "a")
+            _ = try await log.waitFor(sessions: 1)
+            for index in 0..<3 { try await socket.send(text: #"{"topic":"a","data":\#(index)}"#) }
+            _ = try await log.waitFor(messages: 1)
+            let closing = NIODeadline.now()
+            try await socket.close()
+            _ = try await log.waitFor(closes: 1)
+            let took = NIODeadline.now() - closing
+            #expect(took < .seconds(15), "onClose ran \(took) after the close: the waiting messages held it")
+            #expect(log.messages.withLockedValue { $0.count } == 1, "a closed session's waiting messages are dropped")
+            #expect(server.sessionCount == 0)
+        }
+    }
+
     @Test func goDefaultsForZeroAndNegativeLimits() {
         for (queue, read) in [(0, 0), (-5, -1)] {
             let core = ServerCore(options: Live.Options(queueSize: queue, readLimit: read))

@@ -177,12 +177,11 @@ extension RawClient {
             try App.defaultAddress(["PORT": "80a"])
         }
         #expect(throws: HTTPError.self) { try App.defaultAddress(["PORT": "70000"]) }
-        // For real: PORT=0 picks a free port.
-        setenv("PORT", "0", 1)
-        defer { unsetenv("PORT") }
+        // For real: PORT=0 picks a free port. Not through setenv: the process's environment
+        // changed while another test starts a redis-server (which copies it) crashed the run.
         let app = App(logsRequests: false)
         app.get("/") { c in try await c.text(.ok, "from PORT") }
-        let serving = Task { try await app.listen() }
+        let serving = Task { try await app.listen(environment: ["PORT": "0"]) }
         let port = try await eventually("the app listening") { app.localAddress?.port }
         #expect(try await request(port: port, "GET", "/").text == "from PORT")
         await app.shutdown()

@@ -197,7 +197,13 @@ public final class App: Routing, HTTPHandler {
     /// Serves on the port in the `PORT` environment variable (as hosting platforms set it), or
     /// on 8080 without one; all interfaces. A `PORT` that is not a port number is an error.
     public func listen() async throws {
-        try await self.listen(try Self.defaultAddress(ProcessInfo.processInfo.environment))
+        try await self.listen(environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// ``listen()`` with `environment` for the process's (tests: changing the process's own
+    /// races with any thread that reads it, such as one starting a process).
+    func listen(environment: [String: String]) async throws {
+        try await self.listen(try Self.defaultAddress(environment))
     }
 
     /// `":$PORT"`, or `":8080"` when `PORT` is unset or empty.

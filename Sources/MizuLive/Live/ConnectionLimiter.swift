@@ -123,8 +123,10 @@ final class ConnectionLimiter: Sendable {
     /// Takes the turn of one message of `key`'s sessions: nil when it may be handled now,
     /// else how long it waits. Turns are handed out in order: a message that must wait owes
     /// its token, so the next one waits a token longer, and a client's sessions together are
-    /// paced at ``Limits/messagesPerSecond`` however many it opens. A client the limiter does
-    /// not track (no admitted session: an embedded test channel) is not paced.
+    /// paced at ``Limits/messagesPerSecond`` however many it opens. Each session waits for
+    /// one turn at a time and a closed one gives its turn back (``returnMessageTurn(_:)``),
+    /// so a client owes at most about one turn per session. A client the limiter does not
+    /// track (no admitted session: an embedded test channel) is not paced.
     func takeMessageTurn(_ key: ClientKey, now: NIODeadline = .now()) -> TimeAmount? {
         let rate = self.limits.messagesPerSecond
         guard rate.isFinite else { return nil }
@@ -136,12 +138,26 @@ final class ConnectionLimiter: Sendable {
             tokens = min(burst, tokens + elapsed * rate)
             tokens -= 1
             client.messageTokens = tokens
-            client.messagesRefilledAt = now
+            // Never back: a clock read before another thread took the lock would count
+            // time twice on the next call.
+            client.messagesRefilledAt = max(client.messagesRefilledAt, now)
             state.clients[key] = client
             guard tokens < 0 else { return nil }
-            // Bounded: a client owes at most one message per session (each waits in turn).
+            // An overflow guard: the owed turns are bounded by the client's sessions.
             let seconds = min(-tokens / rate, 86_400)
             return .nanoseconds(Int64((seconds * 1e9).rounded(.up)))
+        }
+    }
+
+    /// Gives back a turn taken for a message that was not handled (its session closed while
+    /// it waited).
+    func returnMessageTurn(_ key: ClientKey) {
+        guard self.limits.messagesPerSecond.isFinite else { return }
+        let burst = Double(max(1, self.limits.messageBurst))
+        self.state.withLockedValue { state in
+            guard var client = state.clients[key], let tokens = client.messageTokens else { return }
+            client.messageTokens = min(burst, tokens + 1)
+            state.clients[key] = client
         }
     }
 
@@ -167,12 +183,17 @@ final class ConnectionLimiter: Sendable {
         }
     }
 
-    /// Forgets clients with no session whose bucket is full again (they would start from a
-    /// full bucket anyway); the next sweep waits until the table has doubled from what is left.
+    /// Forgets clients with no session whose buckets are full again (they would start from
+    /// full buckets anyway; a client that still owes message turns is kept); the next sweep
+    /// waits until the table has doubled from what is left.
     private static func sweep(_ state: inout State, limits: Limits, now: NIODeadline) {
         let refill = Double(limits.connectBurst) / max(limits.connectsPerSecond, 1e-9)
+        let messageBurst = Double(max(1, limits.messageBurst))
         state.clients = state.clients.filter { _, client in
-            client.sessions > 0 || Double((now - client.refilledAt).nanoseconds) / 1e9 < refill
+            if client.sessions > 0 || Double((now - client.refilledAt).nanoseconds) / 1e9 < refill { return true }
+            guard let tokens = client.messageTokens, limits.messagesPerSecond.isFinite else { return false }
+            let elapsed = Double(max(0, (now - client.messagesRefilledAt).nanoseconds)) / 1e9
+            return tokens + elapsed * limits.messagesPerSecond < messageBurst
         }
         state.sweepAt = max(1024, state.clients.count * 2)
     }

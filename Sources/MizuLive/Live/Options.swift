@@ -106,8 +106,10 @@ extension Live {
         /// Messages per second that one client's sessions together have handled (by the
         /// command set, ``onMessage`` or ``onBadMessage``), with bursts of ``messageBurst``;
         /// past it each message waits its turn, and a client that keeps sending finds its
-        /// sockets no longer read (its messages wait in TCP, not here). One client then costs
-        /// at most this many messages' CPU however many sessions it opens. Default 10,000/s,
+        /// sockets no longer read (its messages wait in TCP, not here; a session left unread
+        /// longer than the heartbeat's timeout is closed, its pongs unread too). A session that
+        /// closes drops its messages still waiting for a turn. One client then costs at most
+        /// this many messages' CPU however many sessions it opens. Default 10,000/s,
         /// bursts of 20,000 (out of the way of a busy publisher; a public chat of people would
         /// set tens); `.infinity` does not pace; zero or less is the default. Behind a reverse
         /// proxy every client has the proxy's address: raise it or pace at the proxy.

@@ -231,12 +231,31 @@ extension Live {
             }
         }
 
+        /// Waits `wait` for a paced message's turn (meanwhile the inbox fills and the socket
+        /// stops being read); false, at once, when the session closes first. In slices, so a
+        /// closing session (a shutdown closes them all) stops waiting within one.
+        private func waitForTurn(_ wait: TimeAmount) async -> Bool {
+            var left = max(0, wait.nanoseconds)
+            while left > 0 {
+                if self.isClosed { return false }
+                let slice = min(left, Self.turnWaitSlice)
+                try? await Task.sleep(nanoseconds: UInt64(slice))
+                left -= slice
+            }
+            return true
+        }
+
+        private static let turnWaitSlice: Int64 = 50_000_000
+
         private func drainInbox() async {
             while let (item, remaining) = self.state.withLock({ $0.inbox.next() }) {
-                if item.isClientMessage, let wait = self.core.limiter.takeMessageTurn(self.clientKey) {
-                    // Paced: meanwhile the inbox fills and the socket stops being read. A
-                    // cancelled sleep (shutdown) ends early; the message is still handled.
-                    try? await Task.sleep(nanoseconds: UInt64(max(0, wait.nanoseconds)))
+                if item.isClientMessage, let wait = self.core.limiter.takeMessageTurn(self.clientKey),
+                    !(await self.waitForTurn(wait))
+                {
+                    // Closed while it waited: the turn goes back and the message is dropped, so
+                    // a client cannot leave closed sessions queueing paced work (and memory).
+                    self.core.limiter.returnMessageTurn(self.clientKey)
+                    continue
                 }
                 await self.runHook(item)
                 if !remaining.isAbove(Self.inboxHighWater / 2, bytes: Self.inboxHighWaterBytes / 2),

@@ -20,6 +20,9 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Whether nothing between this handler and the socket transforms outbound bytes (no TLS):
     /// only then may writes skip the pipeline. The server's upgrader knows; false otherwise.
     private let writesStraightToChannel: Bool
+    /// Whether `coalesced` is this connection's own batch (appended to in place), not a
+    /// frame held as it came (possibly shared by every subscriber: never appended to).
+    private var coalescedIsBatch = false
     private var needsFlush = false
     private var readHeld = false
     private var assembler: MessageAssembler
@@ -119,6 +122,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.context = nil
         self.core = nil
         self.coalesced = nil
+        self.coalescedIsBatch = false
     }
 
     // MARK: Inbound
@@ -337,27 +341,31 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
             self.context?.write(self.wrapOutboundOut(copy frame), promise: nil)
             return
         }
-        guard self.coalesced != nil else {
+        guard let held = self.coalesced else {
             self.coalesced = copy frame
             return
         }
         // Copying a small frame costs less than a write of its own through NIO (a pending
         // write, its lifecycle checks and retains); a large one is handed over as it is.
-        if frame.readableBytes <= Self.coalescedFrameLimit,
-            self.coalesced!.readableBytes + frame.readableBytes <= Self.coalescedBatchLimit
-        {
-            if self.coalesced!.capacity < Self.coalescedFirstCapacity {
-                // The second frame of a tick: more tend to follow, so the batch gets room for
-                // several at once instead of growing by doubling from one frame's size.
-                var batch = Self.batchAllocator.buffer(capacity: Self.coalescedFirstCapacity)
-                batch.writeImmutableBuffer(self.coalesced!)
-                self.coalesced = batch
+        let small = frame.readableBytes <= Self.coalescedFrameLimit
+        if self.coalescedIsBatch {
+            if small, held.readableBytes + frame.readableBytes <= Self.coalescedBatchLimit {
+                self.coalesced!.writeImmutableBuffer(frame)
+                return
             }
-            self.coalesced!.writeImmutableBuffer(frame)
-        } else {
-            self.writeCoalesced()
-            self.coalesced = copy frame
+        } else if small, held.readableBytes <= Self.coalescedFrameLimit {
+            // The second frame of a tick: more tend to follow, so the batch is made with room
+            // for several at once (not grown by doubling), and the held frame, which may be a
+            // broadcast's shared buffer, is copied into it, never appended to.
+            var batch = Self.batchAllocator.buffer(capacity: Self.coalescedFirstCapacity)
+            batch.writeImmutableBuffer(held)
+            batch.writeImmutableBuffer(frame)
+            self.coalesced = batch
+            self.coalescedIsBatch = true
+            return
         }
+        self.writeCoalesced()
+        self.coalesced = copy frame
     }
 
     /// A tick's batch starts with room for this much.
@@ -374,6 +382,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     private func writeCoalesced() {
         guard let batch = self.coalesced else { return }
         self.coalesced = nil
+        self.coalescedIsBatch = false
         self.core?.write0(NIOAny(batch), promise: nil)
     }
 
@@ -479,7 +488,9 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
             return
         case .closeTCP:
             self.cumulation = nil
-            self.coalesced = nil
+            // Handed over, not dropped here: output still queued is what makes the close a
+            // reset (`closeDroppingUnsentOutput`), which drops it.
+            self.writeCoalesced()
             context.channel.closeDroppingUnsentOutput()
         case .sendClose(let code, let text, let thenCloseTCP):
             let allocator = context.channel.allocator
