@@ -28,7 +28,13 @@ mkdir -p "$logs"
 # Servers the Swift tests start record their PIDs here; whatever is left is ended on exit.
 export MIZU_TEST_PID_FILE="$logs/test-pids"
 : > "$MIZU_TEST_PID_FILE"
+# A test step's `timeout` ends `swift test`, not the test process it started: that one would
+# go on (holding CPU and its servers) beside the next steps. Ours are under this tree.
+end_stray_test_processes() {
+  pkill -9 -f "$root/\.build[^ ]*/MizuPackageTests\.xctest" 2>/dev/null || true
+}
 cleanup() {
+  end_stray_test_processes
   while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done < "$MIZU_TEST_PID_FILE"
   [ -n "${echo_pid:-}" ] && kill "$echo_pid" 2>/dev/null || true
 }
@@ -78,6 +84,7 @@ step "swift test"
 set +e
 timeout 900 swift test --skip-build --traits TLS > "$logs/swift-test.log" 2>&1
 status=$?
+[ $status -eq 124 ] && { echo "swift test timed out (900 s)"; end_stray_test_processes; }
 set -e
 grep -E "✘|Test run with|error:" "$logs/swift-test.log" | grep -v "^\[" || true
 grep -q "✔ Test run with .* passed" "$logs/swift-test.log" || status=1
@@ -100,6 +107,7 @@ if [ $quick -eq 0 ]; then
     MIZU_TEST_PATIENCE=$((MIZU_TEST_PATIENCE * 4)) timeout 1200 swift test --skip-build --sanitize=thread --scratch-path .build-tsan -Xswiftc -DMIZU_TSAN_LOCKS \
       --filter "StressTests|LiveServerTests|WebSocketEndpointTests|RedisBackplaneTests|BrokerTests|LiveContractTests|SeedFidelityTests|ShutdownDrainTests|ServiceLifecycleTests|ConnectionLimitTests|LiveMetricsTests|WebSocketChannelHandlerTests|HeartbeatWheelTests|HostileLiveTests|HostileLiveBoundsTests|HealthTests|HistoryTests|PresenceTests|PresenceReadsTests|RedisHistoryPresenceTests|BackplaneContinuityTests|StreamContinuityTests|LiveSessionLoopTests|HistoryPresenceStoreTests|CommandTests|WebSocketClientTests|LiveClientTests|ClientCoreTests|RedisClusterTests|PublishOrderTests|StreamRewindTests|ClusterBarrierTests" > "$logs/tsan.log" 2>&1
   status=$?
+  [ $status -eq 124 ] && { echo "ThreadSanitizer run timed out (1,200 s)"; end_stray_test_processes; }
   set -e
   grep -E "✘|Test run with|ThreadSanitizer|error:" "$logs/tsan-build.log" "$logs/tsan.log" | grep -v "^\[" | head -40 || true
   # The whole report of each race (both stacks), and every suppression that matched.

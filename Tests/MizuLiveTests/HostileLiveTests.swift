@@ -62,7 +62,7 @@ import Testing
 
     @Test func oneClientsMessagesArePacedAcrossItsSessionsAndAnotherClientsAreNot() async throws {
         #expect(Live.Options().messagesPerSecond == 10_000, "paced by default")
-        try await withLiveServer({ $0.messagesPerSecond = 2; $0.messageBurst = 2 }) { _, log, port in
+        try await withLiveServer({ $0.messagesPerSecond = 1; $0.messageBurst = 2 }) { _, log, port in
             let first = try await TestWebSocket.live(port: port, user: "a1")
             let second = try await TestWebSocket.live(port: port, user: "a2")
             let other = try await TestWebSocket.connect(port: port, path: "/ws?user=b", from: "127.0.0.2")
@@ -73,11 +73,13 @@ import Testing
                 for index in 0..<3 { try await socket.send(text: #"{"topic":"a","data":\#(index)}"#) }
             }
             try await other.send(text: #"{"topic":"b","data":0}"#)
-            // Six messages of one client: two at once, then two a second, so the last is handled
-            // two seconds after the first at the earliest (a slow machine only makes it later).
-            let handled = try await log.waitFor(messages: 7)
+            // Six messages of one client: two at once, then one a second, so the last is handled
+            // four seconds after the first at the earliest (a slow machine only makes it later).
+            let handled = try await eventually("7 messages", timeout: .seconds(30)) {
+                log.messages.withLockedValue { $0.count >= 7 ? $0 : nil }
+            }
             let elapsed = NIODeadline.now() - started
-            #expect(elapsed >= .milliseconds(1_950), "handled after \(elapsed)")
+            #expect(elapsed >= .milliseconds(3_950), "handled after \(elapsed)")
             // The other client's message did not wait behind the first client's debt.
             let otherAt = try #require(handled.firstIndex { $0.topic == "b" })
             #expect(otherAt < 6, "the other client's message came at \(otherAt)")
@@ -91,11 +93,9 @@ import Testing
             _ = try await log.waitFor(sessions: 1)
             for index in 0..<3 { try await socket.send(text: #"{"topic":"a","data":\#(index)}"#) }
             _ = try await log.waitFor(messages: 1)
-            let closing = NIODeadline.now()
             try await socket.close()
             _ = try await log.waitFor(closes: 1)
-            let took = NIODeadline.now() - closing
-            #expect(took < .seconds(15), "onClose ran \(took) after the close: the waiting messages held it")
+            // Order, not speed: onClose came before any waiting message was handled.
             #expect(log.messages.withLockedValue { $0.count } == 1, "a closed session's waiting messages are dropped")
             #expect(server.sessionCount == 0)
         }
