@@ -341,7 +341,9 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
             self.context?.write(self.wrapOutboundOut(copy frame), promise: nil)
             return
         }
-        guard let held = self.coalesced else {
+        // The held buffer is read through the property only: a local copy of it would be a
+        // second reference, and appending would then copy the whole batch (copy on write).
+        guard let heldBytes = self.coalesced?.readableBytes else {
             self.coalesced = copy frame
             return
         }
@@ -349,16 +351,16 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         // write, its lifecycle checks and retains); a large one is handed over as it is.
         let small = frame.readableBytes <= Self.coalescedFrameLimit
         if self.coalescedIsBatch {
-            if small, held.readableBytes + frame.readableBytes <= Self.coalescedBatchLimit {
+            if small, heldBytes + frame.readableBytes <= Self.coalescedBatchLimit {
                 self.coalesced!.writeImmutableBuffer(frame)
                 return
             }
-        } else if small, held.readableBytes <= Self.coalescedFrameLimit {
+        } else if small, heldBytes <= Self.coalescedFrameLimit {
             // The second frame of a tick: more tend to follow, so the batch is made with room
             // for several at once (not grown by doubling), and the held frame, which may be a
             // broadcast's shared buffer, is copied into it, never appended to.
             var batch = Self.batchAllocator.buffer(capacity: Self.coalescedFirstCapacity)
-            batch.writeImmutableBuffer(held)
+            batch.writeImmutableBuffer(self.coalesced!)
             batch.writeImmutableBuffer(frame)
             self.coalesced = batch
             self.coalescedIsBatch = true
