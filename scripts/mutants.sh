@@ -179,7 +179,7 @@ MUTATIONS = [
     ("messages-not-paced", "Sources/MizuLive/Live/Session.swift",
      "if item.isClientMessage, let wait", "if item.isClientMessage, false, let wait", "HostileLive"),
     ("owed-turns-not-queued", "Sources/MizuLive/Live/ConnectionLimiter.swift",
-     "            tokens -= 1\n            client.messageTokens = tokens", "            tokens -= 1\n            client.messageTokens = max(0, tokens)", "ConnectionLimit"),
+     "            client.messageTokens = tokens\n", "            client.messageTokens = max(0, tokens)\n", "ConnectionLimit"),
     ("coalesced-not-handed-over-before-control", "Sources/MizuWebSocket/Connection/WebSocketChannelHandler.swift",
      "        self.writeCoalesced()\n        context.write(self.wrapOutboundOut(self.frame(opcode", "        context.write(self.wrapOutboundOut(self.frame(opcode", "StraightWrite"),
     ("frames-not-coalesced", "Sources/MizuWebSocket/Connection/WebSocketChannelHandler.swift",
@@ -190,7 +190,7 @@ MUTATIONS = [
     ("closed-session-keeps-waiting-its-turn", "Sources/MizuLive/Live/Session.swift",
      "                if self.isClosed { return false }", "                if false, self.isClosed { return false }", "HostileLive"),
     ("sweep-forgets-message-debt", "Sources/MizuLive/Live/ConnectionLimiter.swift",
-     "limits.messagesPerSecond.isFinite else { return false }", "limits.messagesPerSecond.isFinite, false else { return false }", "ConnectionLimit"),
+     "return limits.pacesMessages && client.messageTokens(at: now, limits) < limits.messageBucket", "return false", "ConnectionLimit"),
     # MizuLiveClient (issue 26): each mechanism of the client, removed alone.
     ("client-no-dedupe", "Sources/MizuLiveClient/Subscriptions/StreamTracker.swift",
      "if incoming.offset <= last.offset { return .duplicate }", "if incoming.offset < last.offset { return .duplicate }", "StreamTracker|ClientCore"),

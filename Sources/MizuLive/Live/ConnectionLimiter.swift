@@ -22,6 +22,11 @@ final class ConnectionLimiter: Sendable {
         /// `messageBurst`; `.infinity` for no pacing.
         var messagesPerSecond: Double = .infinity
         var messageBurst: Int = 1
+
+        /// Whether messages are paced at all.
+        var pacesMessages: Bool { self.messagesPerSecond.isFinite }
+        /// The message bucket's size (at least one token).
+        var messageBucket: Double { Double(max(1, self.messageBurst)) }
     }
 
     enum Decision: Equatable {
@@ -60,6 +65,14 @@ final class ConnectionLimiter: Sendable {
         /// The message bucket: below zero it is owed (messages given a later turn).
         var messageTokens: Double?
         var messagesRefilledAt = NIODeadline.uptimeNanoseconds(0)
+
+        /// The message tokens at `now`: what was left, refilled since, at most a full bucket
+        /// (full when none was ever taken).
+        func messageTokens(at now: NIODeadline, _ limits: Limits) -> Double {
+            guard let tokens = self.messageTokens else { return limits.messageBucket }
+            let elapsed = Double(max(0, (now - self.messagesRefilledAt).nanoseconds)) / 1e9
+            return min(limits.messageBucket, tokens + elapsed * limits.messagesPerSecond)
+        }
     }
 
     private struct State {
@@ -128,15 +141,11 @@ final class ConnectionLimiter: Sendable {
     /// so a client owes at most about one turn per session. A client the limiter does not
     /// track (no admitted session: an embedded test channel) is not paced.
     func takeMessageTurn(_ key: ClientKey, now: NIODeadline = .now()) -> TimeAmount? {
-        let rate = self.limits.messagesPerSecond
-        guard rate.isFinite else { return nil }
-        let burst = Double(max(1, self.limits.messageBurst))
+        let limits = self.limits
+        guard limits.pacesMessages else { return nil }
         return self.state.withLockedValue { state -> TimeAmount? in
             guard var client = state.clients[key] else { return nil }
-            var tokens = client.messageTokens ?? burst
-            let elapsed = Double(max(0, (now - client.messagesRefilledAt).nanoseconds)) / 1e9
-            tokens = min(burst, tokens + elapsed * rate)
-            tokens -= 1
+            let tokens = client.messageTokens(at: now, limits) - 1
             client.messageTokens = tokens
             // Never back: a clock read before another thread took the lock would count
             // time twice on the next call.
@@ -144,7 +153,7 @@ final class ConnectionLimiter: Sendable {
             state.clients[key] = client
             guard tokens < 0 else { return nil }
             // An overflow guard: the owed turns are bounded by the client's sessions.
-            let seconds = min(-tokens / rate, 86_400)
+            let seconds = min(-tokens / limits.messagesPerSecond, 86_400)
             return .nanoseconds(Int64((seconds * 1e9).rounded(.up)))
         }
     }
@@ -152,11 +161,11 @@ final class ConnectionLimiter: Sendable {
     /// Gives back a turn taken for a message that was not handled (its session closed while
     /// it waited).
     func returnMessageTurn(_ key: ClientKey) {
-        guard self.limits.messagesPerSecond.isFinite else { return }
-        let burst = Double(max(1, self.limits.messageBurst))
+        let limits = self.limits
+        guard limits.pacesMessages else { return }
         self.state.withLockedValue { state in
             guard var client = state.clients[key], let tokens = client.messageTokens else { return }
-            client.messageTokens = min(burst, tokens + 1)
+            client.messageTokens = min(limits.messageBucket, tokens + 1)
             state.clients[key] = client
         }
     }
@@ -188,12 +197,9 @@ final class ConnectionLimiter: Sendable {
     /// waits until the table has doubled from what is left.
     private static func sweep(_ state: inout State, limits: Limits, now: NIODeadline) {
         let refill = Double(limits.connectBurst) / max(limits.connectsPerSecond, 1e-9)
-        let messageBurst = Double(max(1, limits.messageBurst))
         state.clients = state.clients.filter { _, client in
             if client.sessions > 0 || Double((now - client.refilledAt).nanoseconds) / 1e9 < refill { return true }
-            guard let tokens = client.messageTokens, limits.messagesPerSecond.isFinite else { return false }
-            let elapsed = Double(max(0, (now - client.messagesRefilledAt).nanoseconds)) / 1e9
-            return tokens + elapsed * limits.messagesPerSecond < messageBurst
+            return limits.pacesMessages && client.messageTokens(at: now, limits) < limits.messageBucket
         }
         state.sweepAt = max(1024, state.clients.count * 2)
     }

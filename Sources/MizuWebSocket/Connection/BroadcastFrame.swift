@@ -76,11 +76,9 @@ package struct BroadcastFrame: Sendable {
     /// the variant it negotiated; the fan-out's inner loop, in this module so the per-connection
     /// call is not a call across modules.
     package func write(to connections: [WebSocketConnection]) {
-        // The array keeps every connection alive for the loop: none is retained per delivery.
-        // At fan-out rates a retain is a locked write to a line that is cold, and it keeps the
-        // processor from fetching the next connection's lines meanwhile.
-        // The plain frame is taken out once: read inside the loop through `self`, it was
-        // retained and released per delivery.
+        // Nothing is retained per delivery (at fan-out rates a retain is a locked write to a
+        // cold line): the array keeps every connection alive for the loop, and the plain frame
+        // is taken out once (read through `self` inside the loop, it was retained each time).
         let plain = self.plain
         connections.withUnsafeBufferPointer { connections in
             for index in connections.indices {

@@ -32,8 +32,8 @@ final class WebSocketChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var core: (any ChannelCore)?
     /// With `core`: the data frames written since the last flush, not yet handed to the
     /// channel. The first is the caller's buffer as is (a broadcast's shared frame: no copy);
-    /// a second small one makes it this connection's own buffer (copy on write) and the rest
-    /// are appended, so a busy tick costs the channel one write, not one per frame.
+    /// small ones after it are copied into a batch of this connection's own, so a busy tick
+    /// costs the channel one write, not one per frame.
     private var coalesced: ByteBuffer?
     private var machine = WebSocketConnectionStateMachine()
     private var unflushed = 0
