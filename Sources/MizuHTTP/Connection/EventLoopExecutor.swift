@@ -47,4 +47,41 @@ extension Task where Failure == Never {
         }
         return Task(operation: operation)
     }
+
+    /// Like ``on(_:_:)``, but called on `eventLoop` the task starts at once, on the calling
+    /// thread, and runs until it first waits; only what follows a wait is queued on the loop.
+    /// A request whose answer needs no waiting (a WebSocket upgrade that completes at once)
+    /// then costs no trip through the loop's queue. The caller must be ready for `operation`
+    /// to run, and even finish, before this returns.
+    @discardableResult
+    package static func startingNow(on eventLoop: any EventLoop, _ operation: sending @escaping @isolated(any) () async -> Success) -> Task<Success, Never> {
+        if #available(macOS 26.0, iOS 26.0, *), eventLoop.inEventLoop {
+            return Task.immediate(executorPreference: EventLoopExecutor.of(eventLoop), operation: operation)
+        }
+        return Task.on(eventLoop, operation)
+    }
+}
+
+extension EventLoopFuture where Value: Sendable {
+    /// The future's value, without suspending when it is already complete and the caller is
+    /// on its loop (a write the socket took at once): a suspension costs a trip through the
+    /// loop's queue to resume.
+    package func valueWithoutWaitingIfDone() async throws -> Value {
+        if let result = self.resultIfDone() { return try result.get() }
+        return try await self.get()
+    }
+
+    /// The result when the future is complete and the caller is on its loop, else nil.
+    private func resultIfDone() -> Result<Value, any Error>? {
+        guard self.eventLoop.inEventLoop else { return nil }
+        let settled = SettledResult<Value>()
+        // On the loop a complete future runs its callback before `whenComplete` returns.
+        self.assumeIsolated().whenComplete { settled.result = $0 }
+        return settled.result
+    }
+}
+
+/// A callback's result read back on the same thread.
+private final class SettledResult<Value> {
+    var result: Result<Value, any Error>?
 }

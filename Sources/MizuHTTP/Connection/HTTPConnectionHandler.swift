@@ -125,11 +125,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.close(promise: nil)
             return
         }
-        switch actions.start {
-        case .finalError(let status, let reason): self.writeFinalError(status, reason, context: context)
-        case .request(let request, _): self.run(request, context: context)
-        case nil: break
-        }
+        if case .finalError(let status, let reason) = actions.start { self.writeFinalError(status, reason, context: context) }
         if actions.read { context.read() }
         switch actions.deadline {
         case .keep: break
@@ -140,6 +136,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .arm(let deadline):
             self.armInputTimer(deadline, context: context)
         }
+        // Last: the handler starts running here and now, and may answer, finish (performing
+        // the machine's next actions, nested) or upgrade (this handler then leaves the
+        // pipeline) before `run` returns. Nothing of these actions may be left for after it.
+        if case .request(let request, _) = actions.start { self.run(request, context: context) }
     }
 
     private func run(_ request: Request, context: ChannelHandlerContext) {

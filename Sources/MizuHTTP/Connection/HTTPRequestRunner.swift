@@ -1,7 +1,8 @@
 import Logging
 import NIOCore
 
-/// Runs one request's handler in its own task on the connection's loop, and makes sure the
+/// Runs one request's handler in its own task on the connection's loop (started at once, in
+/// the caller's stack, until it first waits), and makes sure the
 /// response ends whatever the handler does: a thrown error before the head becomes a 500, one
 /// after it cuts the body short (no terminating chunk), so the client sees it as incomplete.
 struct HTTPRequestRunner {
@@ -15,7 +16,7 @@ struct HTTPRequestRunner {
         let logger = self.logger
         let metrics = self.metrics
         let started = NIODeadline.now()
-        Task.on(eventLoop) {
+        Task.startingNow(on: eventLoop) {
             var failed = false
             do {
                 try await handler.serveHTTP(writer, request)

@@ -208,7 +208,7 @@ public final class ResponseWriter: Sendable {
             state.status = .switchingProtocols
             return Self.head(state)
         }
-        try await self.connection.upgrade(head: head, configure: configure).get()
+        try await self.connection.upgrade(head: head, configure: configure).valueWithoutWaitingIfDone()
     }
 
     private func takeStreamingParts(_ state: inout State) -> [HTTPServerResponsePart] {
@@ -230,7 +230,7 @@ public final class ResponseWriter: Sendable {
 
     private func send(_ parts: [HTTPServerResponsePart]) async throws {
         do {
-            try await self.connection.write(parts, isHeadRequest: self.isHead).get()
+            try await self.connection.write(parts, isHeadRequest: self.isHead).valueWithoutWaitingIfDone()
         } catch {
             throw Error.connectionClosed
         }
