@@ -168,4 +168,34 @@ import Testing
         #expect(httpLeft, "the HTTP handler left the pipeline")
         try await channel.close()
     }
+
+    /// A handler that needs no waiting runs and answers inside the read that completed its
+    /// request: no trip through the loop's queue (the loop is never run here). An upgrade is
+    /// done before that read returns, so reading never stops around it (the bytes after the
+    /// head follow one loop turn later, when NIO's decoder hands its leftovers over).
+    @Test func aHandlerThatNeedsNoWaitingAnswersWithinTheReadThatCompletedItsRequest() async throws {
+        let channel = try await self.channel()
+        try await channel.writeInbound(ByteBuffer(string: "GET /now HTTP/1.1\r\nHost: x\r\n\r\n"))
+        var text = ""
+        while let part = try await channel.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let buffer) = part { text += String(buffer: buffer) }
+        }
+        #expect(text.hasPrefix("HTTP/1.1 200") && text.hasSuffix("GET /now "), "\(text)")
+
+        let collector = Collector()
+        let upgraded = try await self.channel(handler: Upgrading(collector: collector))
+        try await upgraded.writeInbound(ByteBuffer(string: "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\nfirst bytes"))
+        var head = ""
+        while let part = try await upgraded.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let buffer) = part { head += String(buffer: buffer) }
+        }
+        #expect(head.hasPrefix("HTTP/1.1 101"), "\(head)")
+        let handedOver = try await upgraded.testingEventLoop.executeInContext {
+            (try? upgraded.pipeline.syncOperations.handler(type: HTTPConnectionHandler.self)) == nil
+                && (try? upgraded.pipeline.syncOperations.handler(type: Collector.self)) != nil
+        }
+        #expect(handedOver, "the new protocol's handler replaced HTTP's before the read returned")
+        try await channel.close()
+        try await upgraded.close()
+    }
 }

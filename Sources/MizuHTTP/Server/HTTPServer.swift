@@ -11,7 +11,8 @@ import NIOSSL
 /// Runs any ``HTTPHandler`` over HTTP/1.1 on SwiftNIO: the "standard library" server.
 public final class HTTPServer: Sendable {
     private struct State {
-        var serverChannel: (any Channel)?
+        /// The listening sockets (one per event loop on Linux, see ``Listeners``).
+        var listeners: [any Channel] = []
         var connections: [ObjectIdentifier: any Channel] = [:]
         /// Open connections per client (an entry goes with the client's last connection).
         var perClient: [ClientAddressKey: Int] = [:]
@@ -52,24 +53,35 @@ public final class HTTPServer: Sendable {
     /// Binds and starts accepting. Port 0 picks a free port; the bound address is returned.
     @discardableResult
     public func start(host: String, port: Int) async throws -> SocketAddress {
-        try await self.start { try await $0.bind(host: host, port: port).get() }
+        try self.prepareTLS()
+        let loops = Listeners.loopsListeningAlone(in: self.group, enabled: self.configuration.listenOnEveryEventLoop)
+        if loops.isEmpty {
+            return try self.listening(on: [try await self.bootstrap(group: self.group).bind(host: host, port: port).get()])
+        }
+        return try self.listening(on: try await Listeners.bindEach(host: host, port: port, loops: loops) { self.bootstrap(group: $0) })
     }
 
     /// Binds a Unix domain socket at `path` (a stale socket file there is replaced) and starts
     /// accepting: for a proxy on the same machine. The bound address is returned.
     @discardableResult
     public func start(unixSocketPath path: String) async throws -> SocketAddress {
-        try await self.start(tcp: false) { try await $0.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get() }
+        try self.prepareTLS()
+        let bootstrap = self.bootstrap(group: self.group, tcp: false)
+        return try self.listening(on: [try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()])
     }
 
-    private func start(tcp: Bool = true, bind: (ServerBootstrap) async throws -> any Channel) async throws -> SocketAddress {
+    private func prepareTLS() throws {
         #if TLS
         if let tls = self.configuration.tls {
             let context = try NIOSSLContext(configuration: tls)
             self.tlsContext.withLockedValue { $0 = context }
         }
         #endif
-        var bootstrap = ServerBootstrap(group: self.group)
+    }
+
+    /// Listening sockets accept onto `group`: a loop accepts onto itself (no hand-over).
+    private func bootstrap(group: any EventLoopGroup, tcp: Bool = true) -> ServerBootstrap {
+        let bootstrap = ServerBootstrap(group: group, childGroup: group)
             .serverChannelOption(.backlog, value: self.configuration.backlog)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -77,12 +89,12 @@ public final class HTTPServer: Sendable {
                     try self.initializeConnection(channel)
                 }
             }
-        if tcp {
-            bootstrap = bootstrap.serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-        }
-        let channel = try await bind(bootstrap)
-        self.state.withLockedValue { $0.serverChannel = channel }
-        guard let address = channel.localAddress else { throw ChannelError.unknownLocalAddress }
+        return tcp ? bootstrap.serverChannelOption(.socketOption(.so_reuseaddr), value: 1) : bootstrap
+    }
+
+    private func listening(on listeners: [any Channel]) throws -> SocketAddress {
+        self.state.withLockedValue { $0.listeners = listeners }
+        guard let address = listeners.first?.localAddress else { throw ChannelError.unknownLocalAddress }
         return address
     }
 
@@ -109,7 +121,12 @@ public final class HTTPServer: Sendable {
 
     /// The bound address, once started.
     public var localAddress: SocketAddress? {
-        self.state.withLockedValue { $0.serverChannel?.localAddress }
+        self.state.withLockedValue { $0.listeners.first?.localAddress }
+    }
+
+    /// The listening sockets' loops and addresses (for tests).
+    var listening: [(eventLoop: any EventLoop, address: SocketAddress?)] {
+        self.state.withLockedValue { $0.listeners.map { ($0.eventLoop, $0.localAddress) } }
     }
 
     /// The number of open connections (upgraded ones included).
@@ -189,11 +206,11 @@ public final class HTTPServer: Sendable {
     /// connections, which receive ``ServerQuiesceEvent``) finish within `gracePeriod`
     /// (the configuration's by default), then closes whatever is left.
     public func shutdown(gracePeriod: TimeAmount? = nil) async {
-        let (serverChannel, connections) = self.state.withLockedValue { state in
+        let (listeners, connections) = self.state.withLockedValue { state in
             state.shuttingDown = true
-            return (state.serverChannel, Array(state.connections.values))
+            return (state.listeners, Array(state.connections.values))
         }
-        try? await serverChannel?.close()
+        for listener in listeners { try? await listener.close() }
         for channel in connections {
             channel.pipeline.fireUserInboundEventTriggered(ServerQuiesceEvent())
         }
@@ -211,10 +228,10 @@ public final class HTTPServer: Sendable {
         }
     }
 
-    /// Waits until the listening socket is closed (by ``shutdown(gracePeriod:)``).
+    /// Waits until the listening sockets are closed (by ``shutdown(gracePeriod:)``).
     public func waitUntilClosed() async throws {
-        let channel = self.state.withLockedValue { $0.serverChannel }
-        try await channel?.closeFuture.get()
+        let listeners = self.state.withLockedValue { $0.listeners }
+        for listener in listeners { try await listener.closeFuture.get() }
     }
 }
 

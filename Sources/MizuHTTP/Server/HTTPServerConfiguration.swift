@@ -28,8 +28,14 @@ public struct HTTPServerConfiguration: Sendable {
     /// and closed. Default 10,000. Behind a reverse proxy every client has the proxy's
     /// address: raise it, or limit at the proxy.
     public var maxConnectionsPerClient: Int = 10_000
-    /// Listen backlog.
+    /// Listen backlog (of each listening socket).
     public var backlog: Int32 = 1024
+    /// On Linux, each event loop listens on the port with its own socket (`SO_REUSEPORT`; the
+    /// kernel spreads new connections over them) and sets up what it accepts on its own
+    /// thread: no hand-over between threads per connection. A port that another process
+    /// already listens on still fails to bind. Off, or elsewhere, or on a Unix domain socket:
+    /// one listening socket hands connections to the loops in turn. Default on.
+    public var listenOnEveryEventLoop = true
     /// Where the server's metrics go (`mizu_http_*`, see the README); nil (the default)
     /// uses whatever `MetricsSystem.bootstrap` installed, which is nothing until the
     /// application bootstraps a backend.
