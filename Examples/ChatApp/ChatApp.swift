@@ -50,6 +50,9 @@ struct ChatApp: AsyncParsableCommand {
     var tlsKey: String?
 
     func run() async throws {
+        // Every log line asks the C library for local time; with TZ unset glibc checks
+        // /etc/localtime (a stat system call) each time. Set once, first, before any thread.
+        if ProcessInfo.processInfo.environment["TZ"] == nil { setenv("TZ", ":/etc/localtime", 0) }
         LoggingSystem.bootstrap { StreamLogHandler.standardOutput(label: $0) }
         // Before the server, the app or the broker exist: their metrics are made with the factory.
         let registry = self.metrics ? PrometheusCollectorRegistry() : nil

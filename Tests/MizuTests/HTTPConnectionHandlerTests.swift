@@ -28,12 +28,11 @@ import Testing
         try await channel.testingEventLoop.executeInContext {
             let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
             let encoder = HTTPResponseEncoder()
-            let observer = ByteActivityObserver()
             let connection = HTTPConnectionHandler(
                 handler: handler, configuration: settings, logger: Logger(label: "test"),
                 metrics: HTTPMetrics(factory: NOOPMetricsHandler.instance), secure: false,
-                decoder: decoder, encoder: encoder, observer: observer)
-            try channel.pipeline.syncOperations.addHandlers([observer, decoder, encoder, connection])
+                decoder: decoder, encoder: encoder, observer: nil)
+            try channel.pipeline.syncOperations.addHandlers([decoder, encoder, connection])
         }
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
         return channel
@@ -84,6 +83,24 @@ import Testing
         #expect(text.hasPrefix("HTTP/1.1 413"), "\(text)")
         #expect(!text.contains("POST /big"))
         try? await channel.close()
+    }
+
+    /// On a kept-alive connection the next head's deadline starts with its first bytes, not
+    /// at the idle timeout: the read that brings them says so, with no handler of its own.
+    @Test func aLaterHeadThatStallsMeetsTheHeadDeadlineNotTheIdleOne() async throws {
+        let channel = try await self.channel {
+            $0.requestHeadTimeout = .seconds(10)
+            $0.idleTimeout = .seconds(60)
+        }
+        try await channel.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"))
+        _ = try await self.output(channel) { $0.contains("GET /a") }
+        await channel.testingEventLoop.advanceTime(by: .seconds(30))
+        try await channel.writeInbound(ByteBuffer(string: "GET /b HTTP/1.1\r\nHo"))
+        await channel.testingEventLoop.advanceTime(by: .seconds(9))
+        #expect(channel.isActive, "not before the head deadline")
+        await channel.testingEventLoop.advanceTime(by: .seconds(2))
+        let text = try await self.output(channel) { $0.contains("408") }
+        #expect(text.contains("HTTP/1.1 408"), "\(text)")
     }
 
     @Test func anIdleConnectionIsClosedAfterTheIdleTimeout() async throws {

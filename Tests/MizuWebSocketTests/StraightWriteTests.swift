@@ -34,8 +34,7 @@ import Testing
         return result
     }
 
-    private func attached(straight: Bool) throws -> (EmbeddedChannel, WebSocketConnection) {
-        let loop = EmbeddedEventLoop()
+    private func attached(straight: Bool, on loop: EmbeddedEventLoop = EmbeddedEventLoop()) throws -> (EmbeddedChannel, WebSocketConnection) {
         let channel = EmbeddedChannel(loop: loop)
         try channel.pipeline.syncOperations.addHandler(Marker())
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
@@ -89,8 +88,10 @@ import Testing
     }
 
     @Test func framesOfOneTickReachTheChannelAsOneWriteAndTheSharedFrameStaysIntact() throws {
-        let (first, firstConnection) = try self.attached(straight: true)
-        let (second, secondConnection) = try self.attached(straight: true)
+        // Two connections of one loop, as a publish reaches them.
+        let loop = EmbeddedEventLoop()
+        let (first, firstConnection) = try self.attached(straight: true, on: loop)
+        let (second, secondConnection) = try self.attached(straight: true, on: loop)
         let a = self.broadcast("a"), b = self.broadcast("b"), c = self.broadcast("c")
         for broadcast in [a, b, c] {
             #expect(firstConnection.write(broadcast))
@@ -103,6 +104,21 @@ import Testing
         // A single frame in a tick goes as it is, and the next tick starts a new batch.
         #expect(firstConnection.write(b))
         #expect(try self.writes(first) == [["b"]])
+    }
+
+    /// One thread, two loops (testing loops share dispatch's threads): the flush armed on the
+    /// first loop never takes the second loop's connection along (flushing it from the wrong
+    /// loop trapped); that one is flushed at once instead.
+    @Test func aConnectionOfAnotherLoopOnTheSameThreadIsFlushedOnItsOwn() throws {
+        let (first, firstConnection) = try self.attached(straight: true)
+        let (second, secondConnection) = try self.attached(straight: true)
+        #expect(firstConnection.write(self.broadcast("a")))
+        #expect(secondConnection.write(self.broadcast("b")))
+        var early = try second.readOutbound(as: ByteBuffer.self) ?? ByteBuffer()
+        let frame = ServerFrame.parse(&early)
+        #expect(frame.map { String(decoding: $0.payload, as: UTF8.self) } == "b", "flushed without its loop's task")
+        #expect(try self.writes(first) == [["a"]])
+        #expect(try self.writes(second).isEmpty)
     }
 
     @Test func largeFramesAreHandedOverAsTheyAreAndABatchIsBounded() throws {

@@ -10,7 +10,7 @@ extension Middlewares {
                 if let offered, (1...128).contains(offered.utf8.count), offered.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
                     id = offered
                 } else {
-                    var generator = SystemRandomNumberGenerator()
+                    var generator = BufferedSystemRandom()
                     id = [generator.next() as UInt64, generator.next() as UInt64]
                         .map { let digits = String($0, radix: 16); return String(repeating: "0", count: 16 - digits.count) + digits }
                         .joined()

@@ -20,7 +20,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private let logger: Logger
     private let decoder: any RemovableChannelHandler
     private let encoder: any RemovableChannelHandler
-    private let observer: ByteActivityObserver
+    /// Before the TLS handler, on TLS connections only: ciphertext counts as a head begun (a
+    /// handshake that never completes meets the head deadline). A plain connection needs no
+    /// handler of its own for that: ``channelReadComplete(context:)`` tells.
+    private let observer: ByteActivityObserver?
+    /// A request head was decoded in the current socket read.
+    private var headDecodedInThisRead = false
 
     private var context: ChannelHandlerContext?
     private var machine: HTTPConnectionStateMachine
@@ -44,7 +49,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         secure: Bool,
         decoder: any RemovableChannelHandler,
         encoder: any RemovableChannelHandler,
-        observer: ByteActivityObserver
+        observer: ByteActivityObserver?
     ) {
         self.handler = handler
         self.configuration = configuration
@@ -59,7 +64,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.observer.onBytes = { [unowned self] in
+        self.observer?.onBytes = { [unowned self] in
             self.perform(self.machine.bytesArrived())
         }
         if context.channel.isActive { self.perform(self.machine.started()) }
@@ -67,7 +72,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.cancelTimers()
-        self.observer.onBytes = nil
+        self.observer?.onBytes = nil
         self.context = nil
     }
 
@@ -86,12 +91,21 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
+            self.headDecodedInThisRead = true
             self.perform(self.machine.receivedHead(head))
         case .body(var chunk):
             self.perform(self.machine.receivedBodyPart(&chunk))
         case .end:
             self.perform(self.machine.receivedEnd(remoteAddress: context.channel.remoteAddress, secure: self.secure))
         }
+    }
+
+    /// Bytes were read. Unless they completed a head, a head has begun (or a body goes on):
+    /// its deadline runs from now, even while the parser still waits for the rest.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if self.observer == nil, !self.headDecodedInThisRead { self.perform(self.machine.bytesArrived()) }
+        self.headDecodedInThisRead = false
+        context.fireChannelReadComplete()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -233,7 +247,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func removeHTTPHandlers() {
         guard let context else { return }
         let sync = context.pipeline.syncOperations
-        sync.removeHandler(self.observer, promise: nil)
+        if let observer = self.observer { sync.removeHandler(observer, promise: nil) }
         sync.removeHandler(self.encoder, promise: nil)
         sync.removeHandler(context: context, promise: nil)
     }

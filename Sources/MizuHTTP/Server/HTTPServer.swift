@@ -177,7 +177,14 @@ public final class HTTPServer: Sendable {
         limits.maxHeaderFieldSize = self.configuration.maxHeadSize
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits))
         let encoder = HTTPResponseEncoder()
-        let observer = ByteActivityObserver()
+        #if TLS
+        let tls = self.tlsContext.withLockedValue { $0 }
+        #else
+        let tls: Never? = nil
+        #endif
+        // On TLS the observer sees the bytes as they arrive, ciphertext included: a handshake
+        // that never completes meets the request head deadline, as a slow head does.
+        let observer = tls == nil ? nil : ByteActivityObserver()
         let connection = HTTPConnectionHandler(
             handler: self.handler,
             configuration: self.configuration,
@@ -189,12 +196,10 @@ public final class HTTPServer: Sendable {
             observer: observer
         )
         let sync = channel.pipeline.syncOperations
-        // The observer sees the bytes as they arrive, ciphertext included: a TLS handshake
-        // that never completes meets the request head deadline, as a slow head does.
-        try sync.addHandler(observer)
         #if TLS
-        if let context = self.tlsContext.withLockedValue({ $0 }) {
-            try sync.addHandler(NIOSSLServerHandler(context: context))
+        if let tls, let observer {
+            try sync.addHandler(observer)
+            try sync.addHandler(NIOSSLServerHandler(context: tls))
         }
         #endif
         try sync.addHandler(decoder)

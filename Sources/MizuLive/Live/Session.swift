@@ -223,7 +223,9 @@ extension Live {
         /// taken, however slowly they take them.
         func enqueue(_ item: SessionInbox.Item) {
             let (startDrain, waiting) = self.state.withLock { $0.inbox.push(item) }
-            if startDrain { Task.on(self.connection.eventLoop) { await self.drainInbox() } }
+            // Started at once on the loop (a hook that needs no waiting runs within this
+            // call): the inbox keeps the hooks in order and one at a time, whoever calls.
+            if startDrain { Task.startingNow(on: self.connection.eventLoop) { await self.drainInbox() } }
             if waiting.isAbove(Self.inboxHighWater, bytes: Self.inboxHighWaterBytes),
                 !self.readingPaused.exchange(true, ordering: .relaxed)
             {
@@ -274,7 +276,7 @@ extension Live {
 
         /// From the system CSPRNG.
         static func random() -> SessionID {
-            var generator = SystemRandomNumberGenerator()
+            var generator = BufferedSystemRandom()
             return .random(generator.next(), generator.next())
         }
 

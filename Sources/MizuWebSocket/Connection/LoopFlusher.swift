@@ -10,6 +10,11 @@ final class LoopFlusher {
     /// The list being flushed: swapped with `dirty` or `delayed`, so neither is copied (a
     /// copy still referenced would make the next append allocate a new buffer every tick).
     private var flushing: [WebSocketChannelHandler] = []
+    /// The loops whose flush tasks are armed. A NIO loop owns its thread, but a testing loop
+    /// runs on dispatch's threads, which several loops share: a handler of another loop than
+    /// the armed one is flushed at once instead (its task would run on the wrong loop).
+    private var dirtyLoop: ObjectIdentifier?
+    private var delayedLoop: ObjectIdentifier?
 
     private static let perThread = PerThread { LoopFlusher() }
 
@@ -21,6 +26,9 @@ final class LoopFlusher {
         if self.dirty.isEmpty {
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
             eventLoop.execute { bound.value.flushAll() }
+            self.dirtyLoop = ObjectIdentifier(eventLoop)
+        } else if self.dirtyLoop != ObjectIdentifier(eventLoop) {
+            return handler.flushNow()
         }
         self.dirty.append(handler)
     }
@@ -31,6 +39,9 @@ final class LoopFlusher {
         if self.delayed.isEmpty {
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
             eventLoop.scheduleTask(in: delay) { bound.value.flushDelayed() }
+            self.delayedLoop = ObjectIdentifier(eventLoop)
+        } else if self.delayedLoop != ObjectIdentifier(eventLoop) {
+            return handler.flushNow()
         }
         self.delayed.append(handler)
     }
