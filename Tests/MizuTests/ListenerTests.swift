@@ -91,4 +91,26 @@ import Testing
             await server.shutdown(gracePeriod: .seconds(1))
         }
     }
+
+    /// Every connection, on whichever listener it came, has no Nagle delay and keep-alive
+    /// probes (on Linux inherited from the listening socket, not set per connection).
+    @Test func acceptedConnectionsHaveNoDelayAndKeepAlive() async throws {
+        try await self.withGroup { group in
+            let loops = NIOLockedValueBox<Set<ObjectIdentifier>>([])
+            let server = HTTPServer(handler: RecordingLoop(loops: loops), eventLoopGroup: group)
+            let port = try await server.start(host: "127.0.0.1", port: 0).port!
+            var clients: [RawClient] = []
+            for _ in 0..<8 { clients.append(try await RawClient.connect(port: port)) }
+            for _ in 0..<500 where server.connectionCount < 8 { try await Task.sleep(nanoseconds: 10_000_000) }
+            let channels = server.connectionChannels
+            #expect(channels.count == 8)
+            for channel in channels {
+                let noDelay = try await channel.getOption(.socketOption(.tcp_nodelay)).get()
+                let keepAlive = try await channel.getOption(.socketOption(.so_keepalive)).get()
+                #expect(noDelay != 0 && keepAlive != 0)
+            }
+            for client in clients { await client.close() }
+            await server.shutdown(gracePeriod: .seconds(1))
+        }
+    }
 }

@@ -89,7 +89,7 @@ public final class HTTPServer: Sendable {
                     try self.initializeConnection(channel)
                 }
             }
-        return tcp ? bootstrap.serverChannelOption(.socketOption(.so_reuseaddr), value: 1) : bootstrap
+        return tcp ? Self.setInheritedOptions(bootstrap.serverChannelOption(.socketOption(.so_reuseaddr), value: 1)) : bootstrap
     }
 
     private func listening(on listeners: [any Channel]) throws -> SocketAddress {
@@ -108,12 +108,27 @@ public final class HTTPServer: Sendable {
         // short request head fits; a longer one grows it on its second read) and let busy
         // connections grow it.
         try options.setOption(.recvAllocator, value: CompactRecvAllocator(initial: 256))
-        if tcp {
+        if tcp && !Self.acceptedSocketsInheritOptions {
             try options.setOption(.socketOption(.tcp_nodelay), value: 1)
-            // The kernel probes idle peers, so a vanished one is eventually noticed even by a
-            // connection that never writes.
             try options.setOption(.socketOption(.so_keepalive), value: 1)
         }
+    }
+
+    /// Linux gives an accepted socket the listening socket's `TCP_NODELAY` and `SO_KEEPALIVE`:
+    /// set once there, not with two system calls per connection.
+    #if os(Linux)
+    private static let acceptedSocketsInheritOptions = true
+    #else
+    private static let acceptedSocketsInheritOptions = false
+    #endif
+
+    /// Options every connection has: no delay for small writes, and the kernel probes idle
+    /// peers, so a vanished one is eventually noticed even by a connection that never writes.
+    private static func setInheritedOptions(_ bootstrap: ServerBootstrap) -> ServerBootstrap {
+        guard Self.acceptedSocketsInheritOptions else { return bootstrap }
+        return bootstrap
+            .serverChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .serverChannelOption(.socketOption(.so_keepalive), value: 1)
     }
 
     /// Whether connections are TLS (``HTTPServerConfiguration/tls`` is set).
@@ -127,6 +142,11 @@ public final class HTTPServer: Sendable {
     /// The listening sockets' loops and addresses (for tests).
     var listening: [(eventLoop: any EventLoop, address: SocketAddress?)] {
         self.state.withLockedValue { $0.listeners.map { ($0.eventLoop, $0.localAddress) } }
+    }
+
+    /// The open connections' channels (for tests).
+    var connectionChannels: [any Channel] {
+        self.state.withLockedValue { Array($0.connections.values) }
     }
 
     /// The number of open connections (upgraded ones included).

@@ -18,6 +18,9 @@ package struct InlineLock<Value>: ~Copyable {
     @usableFromInline package let mutex: Mutex<Value>
     #endif
 
+    // Inlinable, so each module specializes it: unspecialized, every lock made looked up its
+    // generic type's metadata at run time (seen in the connect path's profile).
+    @inlinable
     package init(_ initialValue: consuming sending Value) {
         #if MIZU_TSAN_LOCKS
         self.box = NIOLockedValueBox(initialValue)
