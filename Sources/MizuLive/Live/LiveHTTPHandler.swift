@@ -13,7 +13,8 @@ struct LiveHTTPHandler: HTTPHandler {
     /// onAuth (401), then the key and negotiation. Before the origin: a draining server
     /// answers 503, and the connection limits 503 (sessions) or 429 (handshake rate).
     func serveHTTP(_ writer: ResponseWriter, _ request: Request) async throws {
-        let options = self.core.options
+        // Fields read one by one (a copy of the whole options retains and releases each).
+        let core = self.core
         do {
             try WebSocketHandshake.checkUpgradeRequest(request)
         } catch {
@@ -43,13 +44,13 @@ struct LiveHTTPHandler: HTTPHandler {
         // handshake goes no further.
         var handedOver = false
         defer { if !handedOver { ticket.release() } }
-        guard options.allowsOrigin(of: request) else {
+        guard core.options.allowsOrigin(of: request) else {
             try await Self.refuse(writer, .forbidden, "origin not allowed")
             return
         }
         let context = Live.Context(request: request)
         var value: (any Sendable)?
-        if let onAuth = options.onAuth {
+        if let onAuth = core.options.onAuth {
             do {
                 value = try await onAuth(context, request)
             } catch {
@@ -68,8 +69,8 @@ struct LiveHTTPHandler: HTTPHandler {
             return
         }
         let opening = SessionOpening(
-            id: options.idGenerator.map { .custom($0()) } ?? .random(), value: value,
-            request: Self.kept(request, headerBytes: options.keptRequestHeaderBytes), core: self.core,
+            id: core.options.idGenerator.map { .custom($0()) } ?? .random(), value: value,
+            request: Self.kept(request, headerBytes: core.options.keptRequestHeaderBytes), core: core,
             ticket: ticket)
         handedOver = true
         do {

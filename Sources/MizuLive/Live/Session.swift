@@ -297,21 +297,23 @@ extension Live {
 extension Live.Session {
     /// Runs one hook; a session's hooks run one at a time, in order (see ``SessionInbox``).
     func runHook(_ item: SessionInbox.Item) async {
-        let options = self.core.options
+        // Fields read one by one: a copy of the whole options (35 fields, most of them
+        // references) retained and released each of them for every hook run.
+        let core = self.core
         switch item {
         case .open:
-            await options.onOpen?(Live.Context(request: self.request), self)
+            await core.options.onOpen?(Live.Context(request: self.request), self)
         case .message(let topic, let data):
-            if let commands = options.commands, await self.core.runCommand(self, topic, data, commands) { return }
-            await options.onMessage?(Live.Context(request: self.request), self, topic, data)
+            if let commands = core.options.commands, await core.runCommand(self, topic, data, commands) { return }
+            await core.options.onMessage?(Live.Context(request: self.request), self, topic, data)
         case .bad(let data):
-            if let onBadMessage = options.onBadMessage {
+            if let onBadMessage = core.options.onBadMessage {
                 await onBadMessage(self, data)
             } else {
                 try? self.send(Live.Message(topic: "error", data: Data(#""bad message""#.utf8)))
             }
         case .close:
-            await options.onClose?(self, self.closeError)
+            await core.options.onClose?(self, self.closeError)
         }
     }
 }
