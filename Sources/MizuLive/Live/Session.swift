@@ -223,9 +223,17 @@ extension Live {
         /// taken, however slowly they take them.
         func enqueue(_ item: SessionInbox.Item) {
             let (startDrain, waiting) = self.state.withLock { $0.inbox.push(item) }
-            // Started at once on the loop (a hook that needs no waiting runs within this
-            // call): the inbox keeps the hooks in order and one at a time, whoever calls.
-            if startDrain { Task.startingNow(on: self.connection.eventLoop) { await self.drainInbox() } }
+            if startDrain {
+                // The opening hook starts at once on the loop (one that needs no waiting runs
+                // within this call). Messages wait for a job of their own: the frames of one
+                // read then share one task (started at once, a burst of 128 made 128 tasks).
+                // The inbox keeps the hooks in order and one at a time either way.
+                if case .open = item {
+                    Task.startingNow(on: self.connection.eventLoop) { await self.drainInbox() }
+                } else {
+                    Task.on(self.connection.eventLoop) { await self.drainInbox() }
+                }
+            }
             if waiting.isAbove(Self.inboxHighWater, bytes: Self.inboxHighWaterBytes),
                 !self.readingPaused.exchange(true, ordering: .relaxed)
             {
