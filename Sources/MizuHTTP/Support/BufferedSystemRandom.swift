@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Synchronization
 
 /// The system's CSPRNG, read 256 bytes at a time: `SystemRandomNumberGenerator` makes one
 /// system call per value, so a 128-bit ID cost two per connection. The bytes are the kernel's
@@ -15,9 +14,10 @@ package struct BufferedSystemRandom: RandomNumberGenerator {
         Self.pool.withLock { $0.next() }
     }
 
-    private static let pool = Mutex(Pool())
+    /// `InlineLock`, not `Mutex` directly: ThreadSanitizer builds swap in a lock it can see.
+    private static let pool = InlineLock(Pool())
 
-    private struct Pool: ~Copyable {
+    private struct Pool {
         private var values = [UInt64](repeating: 0, count: 32)
         private var used = 32
 
