@@ -203,7 +203,7 @@ MUTATIONS = [
     ("listener-options-not-inherited", "Sources/MizuHTTP/Server/HTTPServer.swift",
      "        guard Self.acceptedSocketsInheritOptions else { return bootstrap }", "        return bootstrap", "ListenerTests"),
     ("flusher-takes-another-loops-connection", "Sources/MizuWebSocket/Connection/LoopFlusher.swift",
-     "} else if self.dirtyLoop != ObjectIdentifier(eventLoop) {", "} else if false {", "StraightWrite"),
+     "} else if armedLoop != ObjectIdentifier(eventLoop) {", "} else if false {", "StraightWrite"),
     # MizuLiveClient (issue 26): each mechanism of the client, removed alone.
     ("client-no-dedupe", "Sources/MizuLiveClient/Subscriptions/StreamTracker.swift",
      "if incoming.offset <= last.offset { return .duplicate }", "if incoming.offset < last.offset { return .duplicate }", "StreamTracker|ClientCore"),

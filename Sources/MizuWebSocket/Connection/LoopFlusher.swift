@@ -23,27 +23,34 @@ final class LoopFlusher {
 
     /// Flushes `handler` at the end of this tick.
     func schedule(_ handler: WebSocketChannelHandler, on eventLoop: any EventLoop) {
-        if self.dirty.isEmpty {
+        self.add(handler, to: &self.dirty, armedFor: &self.dirtyLoop, on: eventLoop) {
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
             eventLoop.execute { bound.value.flushAll() }
-            self.dirtyLoop = ObjectIdentifier(eventLoop)
-        } else if self.dirtyLoop != ObjectIdentifier(eventLoop) {
-            return handler.flushNow()
         }
-        self.dirty.append(handler)
     }
 
     /// Flushes `handler` `delay` after the first write since its loop's last delayed flush,
     /// together with every other delayed connection of the loop.
     func schedule(_ handler: WebSocketChannelHandler, after delay: TimeAmount, on eventLoop: any EventLoop) {
-        if self.delayed.isEmpty {
+        self.add(handler, to: &self.delayed, armedFor: &self.delayedLoop, on: eventLoop) {
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
             eventLoop.scheduleTask(in: delay) { bound.value.flushDelayed() }
-            self.delayedLoop = ObjectIdentifier(eventLoop)
-        } else if self.delayedLoop != ObjectIdentifier(eventLoop) {
+        }
+    }
+
+    /// Adds `handler` to `list`, arming its flush task when the list was empty; a handler of
+    /// another loop than the one armed is flushed at once.
+    private func add(
+        _ handler: WebSocketChannelHandler, to list: inout [WebSocketChannelHandler], armedFor armedLoop: inout ObjectIdentifier?,
+        on eventLoop: any EventLoop, arm: () -> Void
+    ) {
+        if list.isEmpty {
+            arm()
+            armedLoop = ObjectIdentifier(eventLoop)
+        } else if armedLoop != ObjectIdentifier(eventLoop) {
             return handler.flushNow()
         }
-        self.delayed.append(handler)
+        list.append(handler)
     }
 
     private func flushDelayed() {
