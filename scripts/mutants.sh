@@ -167,6 +167,8 @@ MUTATIONS = [
     ("cluster-barrier-on-redirecting-shard-only", "Sources/MizuLive/Backplane/Cluster/RedisClusterBroker+Redirects.swift",
      "            self.runBarriers(([shard] + others).map { each in { await each.barrier(heldSlots: self.heldSlots) } })",
      "            self.held.withLockedValue { $0.barriers -= others.count }\n            self.runBarriers([shard].map { each in { await each.barrier(heldSlots: self.heldSlots) } })", "ClusterBarrier"),
+    ("cluster-map-read-waits-forever", "Sources/MizuLive/Backplane/Cluster/RedisClusterBroker+Topology.swift",
+     "on: channel, timeout: configuration.node.connectTimeout).get()", "on: channel, timeout: .hours(1)).get()", "ClusterMapRead"),
     ("cluster-barrier-ignores-lost-link", "Sources/MizuLive/Backplane/RedisBroker.swift",
      "let slots = heldSlots()", "let slots = Set<Int>()", "ClusterBarrier"),
     ("cluster-held-not-in-publish-order", "Sources/MizuLive/Backplane/Cluster/RedisClusterBroker+Redirects.swift",

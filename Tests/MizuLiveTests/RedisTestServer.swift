@@ -170,13 +170,16 @@ final class RedisTestServer: Sendable {
     func pause() { self.running.withLockedValue { $0 }.map { _ = kill($0.processIdentifier, SIGSTOP) } }
     func resume() { self.running.withLockedValue { $0 }.map { _ = kill($0.processIdentifier, SIGCONT) } }
 
+    /// A command's answer is awaited this long: a test fails where it waited, not at its limit.
+    static let commandTimeout: TimeAmount = Patience.scaled(TimeAmount.seconds(20))
+
     /// Runs one command on a fresh connection (as redis-cli would).
     func command(_ arguments: [String]) async throws -> RESPValue {
         let channel = try await RedisConnector.connect(
             try self.configuration(), on: MultiThreadedEventLoopGroup.singleton.next(), callbacks: .init()
         ).get()
         defer { channel.close(promise: nil) }
-        return try await RedisConnector.command(arguments, on: channel).get()
+        return try await RedisConnector.command(arguments, on: channel, timeout: Self.commandTimeout).get()
     }
 
     /// Runs commands one after another on one fresh connection (`ASKING` then a command).
@@ -186,7 +189,7 @@ final class RedisTestServer: Sendable {
         ).get()
         defer { channel.close(promise: nil) }
         var replies: [RESPValue] = []
-        for arguments in list { replies.append(try await RedisConnector.command(arguments, on: channel).get()) }
+        for arguments in list { replies.append(try await RedisConnector.command(arguments, on: channel, timeout: Self.commandTimeout).get()) }
         return replies
     }
 

@@ -42,7 +42,8 @@ extension Live.RedisBroker {
         /// Messages of one history topic held, in bytes, while the gap before them is read from
         /// the stream; past it later ones are read from the stream too.
         public var maxHeldStreamBytes: Int = 1024 * 1024
-        /// Time allowed for a TCP connect plus the AUTH/SELECT/PING handshake.
+        /// Time allowed for a TCP connect plus the AUTH/SELECT/PING handshake (on a cluster,
+        /// also for a node's answer to `CLUSTER SLOTS`).
         public var connectTimeout: TimeAmount = .seconds(5)
         /// How often an idle connection is PINGed; a connection silent for two intervals is
         /// dropped and reconnected (a stalled Redis, or a network path gone without a FIN).

@@ -283,12 +283,25 @@ enum RedisConnector {
         return EventLoopFuture.andAllSucceed(replies, on: channel.eventLoop)
     }
 
-    /// Sends one command and waits for its reply (tests and tools; the broker pipelines).
-    static func command(_ arguments: [String], on channel: any Channel) -> EventLoopFuture<RESPValue> {
+    /// Sends one command and waits at most `timeout` for its reply (the broker pipelines; this
+    /// is for one-off reads such as the cluster's map). A node that took the connection and then
+    /// answers nothing (stalled, paused by a failover, cut off without a FIN) fails it with
+    /// ``Live/RedisError/timeout`` and the connection is closed: a wait without a deadline here
+    /// once left a cluster broker on its old map for good.
+    static func command(_ arguments: [String], on channel: any Channel, timeout: TimeAmount) -> EventLoopFuture<RESPValue> {
         let reply = channel.eventLoop.makePromise(of: RESPValue.self)
+        let answer = channel.eventLoop.makePromise(of: RESPValue.self)
+        let timer = channel.eventLoop.scheduleTask(in: timeout) {
+            answer.fail(Live.RedisError.timeout)
+            channel.close(promise: nil)  // fails `reply` too; a completed promise keeps its first result
+        }
+        reply.futureResult.whenComplete { result in
+            timer.cancel()
+            answer.completeWith(result)
+        }
         var bytes = channel.allocator.buffer(capacity: 64)
         RESPValue.writeCommand(arguments, into: &bytes)
         channel.writeAndFlush(RedisRequest(bytes: bytes, replies: .one(reply)), promise: nil)
-        return reply.futureResult
+        return answer.futureResult
     }
 }

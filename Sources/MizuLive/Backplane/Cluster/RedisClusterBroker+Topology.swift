@@ -5,7 +5,8 @@ import NIOCore
 /// connected, topics handed from their old owner's link to their new one, retired links closed).
 extension Live.RedisClusterBroker {
     /// Asks each node in turn for `CLUSTER SLOTS` (a connection of its own, closed after);
-    /// the first readable answer wins.
+    /// the first readable answer wins. A node has the connect timeout to answer, then the
+    /// next is asked.
     static func readTopology(
         from nodes: [ClusterNodeAddress], configuration: Configuration, eventLoopGroup: any EventLoopGroup
     ) async throws -> ClusterTopology {
@@ -15,7 +16,7 @@ extension Live.RedisClusterBroker {
             do {
                 let channel = try await RedisConnector.connect(configuration.node(node), on: eventLoopGroup.next(), callbacks: .init()).get()
                 defer { channel.close(promise: nil) }
-                let reply = try await RedisConnector.command(["CLUSTER", "SLOTS"], on: channel).get()
+                let reply = try await RedisConnector.command(["CLUSTER", "SLOTS"], on: channel, timeout: configuration.node.connectTimeout).get()
                 if case .error(let message) = reply { throw Live.RedisError.refused(command: "CLUSTER SLOTS", message: message) }
                 guard let topology = ClusterTopology(slotsReply: reply, asked: node) else {
                     throw Live.RedisError.protocolViolation("unreadable CLUSTER SLOTS reply from \(node)")
