@@ -112,7 +112,7 @@ let package = Package(
         .target(
             name: "MizuLiveClient",
             dependencies: [
-                "MizuWebSocket",
+                "MizuHTTP", "MizuWebSocket",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -179,7 +179,7 @@ let package = Package(
         .target(
             name: "MizuTestSupport",
             dependencies: [
-                "Mizu", "CZlib",
+                "Mizu", "MizuHTTP", "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -326,6 +326,35 @@ def test_sigterm_closes_sessions_with_1001_and_exits():
         server.stop()
 
 
+def test_a_second_sigterm_closes_every_connection_at_once():
+    """The first SIGTERM drains gracefully; a client that never answers its close holds that
+    for seconds. The second closes every connection at once and the process exits (0): it
+    was ignored before, and only SIGKILL cut a stuck shutdown short."""
+    from conftest import ChatServer
+    server = ChatServer()
+    try:
+        sock = raw_upgrade(server, "stuck")  # never reads: its close is never answered
+        server.process.terminate()
+        deadline = time.monotonic() + 10 * PATIENCE
+        while not any("shutting down" in line for line in server.log):
+            assert time.monotonic() < deadline, "no shutdown logged"
+            time.sleep(0.01)
+        server.process.terminate()
+        assert server.process.wait(timeout=10 * PATIENCE) == 0
+        time.sleep(0.1)  # the log reader's last lines
+        assert any("again: closing every connection now" in line for line in server.log), "".join(server.log[-10:])
+        sock.settimeout(5 * PATIENCE)
+        data = b""
+        while True:  # the 1001 close frame, then the end of the connection
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        sock.close()
+    finally:
+        server.stop()
+
+
 def test_health_endpoints(chat):
     for path in ("/livez", "/readyz"):
         with urllib.request.urlopen(chat.http + path, timeout=TIMEOUT) as response:

@@ -71,6 +71,29 @@ import Testing
         }
     }
 
+    /// A token provider that never answers (an auth server gone silent; it ignores cancellation
+    /// too) costs one attempt, not the client: the attempt fails at the handshake timeout and
+    /// the next asks again. Waited for without a deadline, it held the client's only task.
+    @Test func aTokenProviderThatNeverAnswersCostsOneAttempt() async throws {
+        try await withFixture { fixture in
+            let asked = NIOLockedValueBox(0)
+            let silent = Gate()
+            let client = LiveClient.of(fixture, user: "unused") {
+                $0.handshakeTimeout = Patience.scaled(.milliseconds(500))
+                $0.token = {
+                    let number = asked.withLockedValue { $0 += 1; return $0 }
+                    if number == 1 { await silent.wait() }
+                    return "ann-\(number)"
+                }
+            }
+            try await withDeadline("the client connected despite the silent provider", timeout: .seconds(20)) { try await client.connect() }
+            _ = try await fixture.session(of: "ann-2")
+            #expect(!silent.isOpen, "the first ask is still unanswered")
+            silent.open()
+            await client.close()
+        }
+    }
+
     /// README's quick start (with the fixture's URL, user and a history topic).
     @Test func theReadmeQuickStartWorks() async throws {
         try await withFixture { fixture in

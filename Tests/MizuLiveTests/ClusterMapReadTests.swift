@@ -64,8 +64,10 @@ import Testing
             answering.close(promise: nil)
         }
         let nodes = [silent, answering].map { ClusterNodeAddress(host: "127.0.0.1", port: $0.localAddress!.port!) }
-        let topology = try await Live.RedisClusterBroker.readTopology(
-            from: nodes, configuration: self.configuration(timeout: .milliseconds(300)), eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        let configuration = self.configuration(timeout: .milliseconds(300))
+        let topology = try await withDeadline("the map read") {
+            try await Live.RedisClusterBroker.readTopology(from: nodes, configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        }
         #expect(topology.primaries == [ClusterNodeAddress(host: "127.0.0.1", port: 7001)])
         #expect(topology.coversEverySlot)
     }
@@ -75,9 +77,11 @@ import Testing
         defer { silent.close(promise: nil) }
         let node = ClusterNodeAddress(host: "127.0.0.1", port: silent.localAddress!.port!)
         let start = NIODeadline.now()
+        let configuration = self.configuration(timeout: .milliseconds(300))
         await #expect(throws: Live.RedisError.timeout) {
-            _ = try await Live.RedisClusterBroker.readTopology(
-                from: [node], configuration: self.configuration(timeout: .milliseconds(300)), eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+            _ = try await withDeadline("the map read") {
+                try await Live.RedisClusterBroker.readTopology(from: [node], configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+            }
         }
         #expect(NIODeadline.now() - start >= .milliseconds(300), "it waited the timeout")
     }

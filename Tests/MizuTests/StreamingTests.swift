@@ -168,23 +168,4 @@ extension RawClient {
             #expect(received.contains("started") && !received.contains("never") && !received.hasSuffix("0\r\n\r\n"))
         }
     }
-
-    @Test func listenTakesThePortFromTheEnvironment() async throws {
-        #expect(try App.defaultAddress([:]) == ":8080")
-        #expect(try App.defaultAddress(["PORT": ""]) == ":8080")
-        #expect(try App.defaultAddress(["PORT": " 3000 "]) == ":3000")
-        #expect(throws: HTTPError(.internalServerError, "invalid PORT \"80a\": expected a port number (0-65535)")) {
-            try App.defaultAddress(["PORT": "80a"])
-        }
-        #expect(throws: HTTPError.self) { try App.defaultAddress(["PORT": "70000"]) }
-        // For real: PORT=0 picks a free port. Not through setenv: the process's environment
-        // changed while another test starts a redis-server (which copies it) crashed the run.
-        let app = App(logsRequests: false)
-        app.get("/") { c in try await c.text(.ok, "from PORT") }
-        let serving = Task { try await app.listen(environment: ["PORT": "0"]) }
-        let port = try await eventually("the app listening") { app.localAddress?.port }
-        #expect(try await request(port: port, "GET", "/").text == "from PORT")
-        await app.shutdown()
-        try await serving.value
-    }
 }

@@ -100,14 +100,25 @@ public final class RawClient: Sendable {
         return RawClient(channel: channel, state: state)
     }
 
-    /// Sends bytes as one write.
-    public func send(_ bytes: [UInt8]) async throws {
-        try await self.channel.writeAndFlush(self.channel.allocator.buffer(bytes: bytes))
+    /// Sends bytes as one write; a server that takes none of them within `timeout` (times the
+    /// patience) fails it with ``Timeout`` and the connection is closed.
+    public func send(_ bytes: [UInt8], timeout: TimeAmount = .seconds(10)) async throws {
+        let channel = self.channel
+        let sent = channel.eventLoop.makePromise(of: Void.self)
+        let timer = channel.eventLoop.scheduleTask(in: Patience.scaled(timeout)) {
+            sent.fail(Timeout(waitingFor: "the server to take \(bytes.count) bytes", received: ""))
+            channel.close(promise: nil)  // fails the write too; the promise keeps its first result
+        }
+        channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).whenComplete { result in
+            timer.cancel()
+            sent.completeWith(result)
+        }
+        try await sent.futureResult.get()
     }
 
     /// Sends text as one write.
-    public func send(_ text: String) async throws {
-        try await self.send(Array(text.utf8))
+    public func send(_ text: String, timeout: TimeAmount = .seconds(10)) async throws {
+        try await self.send(Array(text.utf8), timeout: timeout)
     }
 
     /// Stops reading from the socket (a stalled consumer); the kernel buffers fill up.

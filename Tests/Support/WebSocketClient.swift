@@ -71,21 +71,28 @@ public struct TestWebSocket: Sendable {
     }
 
     /// The next frame that is not a ping: the server's heartbeat may come first on a slow run.
+    /// `timeout` bounds each frame, six times it the whole wait (pings alone must not keep it
+    /// going).
     public func readFrameSkippingPings(timeout: TimeAmount = .seconds(5)) async throws -> ServerFrame {
+        let deadline = NIODeadline.now() + Patience.scaled(timeout * 6)
         while true {
             let frame = try await self.readFrame(timeout: timeout)
             if frame.opcode != 0x9 { return frame }
+            guard NIODeadline.now() < deadline else { throw RawClient.Timeout(waitingFor: "a frame other than a ping", received: "pings") }
         }
     }
 
-    /// Reads frames until a close frame, then expects the TCP connection to end.
+    /// Reads frames until a close frame, then expects the TCP connection to end. `timeout`
+    /// bounds each frame, six times it the whole wait (a server that never stops sending).
     public func expectClose(timeout: TimeAmount = .seconds(5)) async throws -> ServerFrame {
+        let deadline = NIODeadline.now() + Patience.scaled(timeout * 6)
         while true {
             let frame = try await self.readFrame(timeout: timeout)
             if frame.opcode == 0x8 {
                 _ = try await self.client.waitForClose(timeout: timeout)
                 return frame
             }
+            guard NIODeadline.now() < deadline else { throw RawClient.Timeout(waitingFor: "a close frame", received: "other frames (last opcode \(frame.opcode))") }
         }
     }
 }

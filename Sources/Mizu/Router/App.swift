@@ -225,13 +225,38 @@ public final class App: Routing, HTTPHandler {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 let signal = await signals.next()
-                self.logger.info("received signal \(signal), shutting down")
-                await self.shutdown()
+                guard signal != 0 else { return }  // the server closed by itself
+                self.logger.info("received signal \(signal), shutting down (the same again closes every connection at once)")
+                await self.shutdown(forcedBy: signals)
             }
             group.addTask { try? await server?.waitUntilClosed() }
             await group.next()
             group.cancelAll()
             signals.stop()
+        }
+    }
+
+    /// ``shutdown()``, cut short by a second signal: every connection is closed at once and the
+    /// hooks still running are left behind (a hook waiting on a peer that never answers must
+    /// not keep an operator from stopping the process, short of SIGKILL).
+    private func shutdown(forcedBy signals: SignalWatcher) async {
+        let (ended, ending) = AsyncStream.makeStream(of: Int32?.self)
+        // Unstructured: a task group would wait for a stuck hook at its end.
+        Task {
+            await self.shutdown()
+            ending.yield(nil)
+        }
+        let again = Task {
+            let signal = await signals.next()
+            if signal != 0 { ending.yield(signal) }
+        }
+        defer { again.cancel() }
+        for await event in ended {
+            if let signal = event {
+                self.logger.warning("received signal \(signal) again: closing every connection now")
+                await self.state.withLockedValue { $0.server }?.shutdown(gracePeriod: .zero)
+            }
+            break
         }
     }
 

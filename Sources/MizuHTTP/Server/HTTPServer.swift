@@ -244,8 +244,10 @@ public final class HTTPServer: Sendable {
             try? await Task.sleep(nanoseconds: 10_000_000)
         }
         let leftovers = self.state.withLockedValue { Array($0.connections.values) }
+        // All closed at once, then awaited: a TLS close waits for the peer's close_notify (up to
+        // swift-nio-ssl's 5 s), so one after another, N silent peers took N times that.
+        for channel in leftovers { channel.close(promise: nil) }
         for channel in leftovers {
-            channel.close(promise: nil)
             // The close future, not the close call: the table drops a connection in a
             // callback on it (registered first, so run first), and `close()` can return
             // before that has run. Returning after it means no connection is left counted.

@@ -1,3 +1,4 @@
+import MizuHTTP
 import MizuWebSocket
 import NIOCore
 
@@ -62,7 +63,10 @@ extension LiveClient {
         var headers = configuration.headers.map { ($0.name, $0.value) }
         if let provider = configuration.token {
             do {
-                if let token = try await provider() {
+                // A provider that never answers (its auth server gone silent) must cost one
+                // attempt, not the client's only task.
+                let limit = configuration.handshakeTimeout
+                if let token = try await withAbandoningDeadline(limit, expired: { TokenExpired(limit: limit) }, provider) {
                     switch configuration.tokenPlacement {
                     case .authorizationBearer: headers.append(("Authorization", "Bearer " + token))
                     case .query(let name): url = Self.adding(query: name, value: token, to: url)
@@ -171,4 +175,10 @@ extension LiveClient {
         }
         return encoded
     }
+}
+
+/// The token provider did not answer within the handshake timeout.
+struct TokenExpired: Error, CustomStringConvertible {
+    let limit: Duration
+    var description: String { "no token within \(self.limit)" }
 }

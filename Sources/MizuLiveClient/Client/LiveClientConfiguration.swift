@@ -22,7 +22,8 @@ extension LiveClient {
         /// A connection that carries no frame for this long is dead and replaced (the server
         /// pings every 25 s by default). Default 35 s.
         public var deadConnectionTimeout: Duration = .seconds(35)
-        /// The longest a connect and handshake may take. Default 10 s.
+        /// The longest a connect and handshake may take, and apart from them the longest the
+        /// ``token`` provider may take (past it the attempt failed and is retried). Default 10 s.
         public var handshakeTimeout: Duration = .seconds(10)
         /// Requests (publishes, reads, first subscribes) waiting for a connection: past either
         /// bound a request fails at once with ``LiveClientError/queueFull``. Defaults 1,000 and 1 MiB.

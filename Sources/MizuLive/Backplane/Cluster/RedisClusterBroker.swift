@@ -146,7 +146,10 @@ extension Live {
                 return Array(state.shards.values)
             }
             self.refreshTask.withLockedValue { $0 }?.cancel()
-            for shard in shards { await shard.close() }
+            // Together: a TLS link's close may wait for the node's close_notify (up to 5 s).
+            await withTaskGroup(of: Void.self) { group in
+                for shard in shards { group.addTask { await shard.close() } }
+            }
         }
 
         // MARK: Routing
