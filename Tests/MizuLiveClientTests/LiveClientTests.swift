@@ -94,6 +94,36 @@ import Testing
         }
     }
 
+    /// A call made while the server cannot be reached (the client retries for ever by default)
+    /// fails with `timeout` after the request timeout instead of waiting for a connection that
+    /// may never come; its place in the queue is given back.
+    @Test func aCallWhileTheServerIsAwayFailsAtTheRequestTimeout() async throws {
+        var configuration = LiveClient.Configuration()
+        configuration.requestTimeout = .milliseconds(200)
+        configuration.reconnect.initialDelay = .milliseconds(20)
+        configuration.reconnect.maxDelay = .milliseconds(200)
+        configuration.maxQueuedRequests = 2
+        let client = LiveClient(url: "ws://127.0.0.1:1/ws", configuration: configuration)  // nothing listens there
+        let connecting = Task { try? await client.connect() }
+        func outcome(_ call: @escaping @Sendable () async throws -> Void) async throws -> String {
+            try await withDeadline("a call made while disconnected to end") {
+                do {
+                    try await call()
+                    return "answered"
+                } catch {
+                    return "\(error)"
+                }
+            }
+        }
+        async let history = outcome { _ = try await client.history("h:room") }
+        async let publish = outcome { try await client.publish("h:room", json: "{}") }
+        #expect(try await [history, publish] == ["\(LiveClientError.timeout)", "\(LiveClientError.timeout)"])
+        // Both places in the queue are free again.
+        #expect(try await outcome { _ = try await client.presence("h:room") } == "\(LiveClientError.timeout)")
+        await client.close(flushTimeout: .zero)
+        _ = await connecting.value
+    }
+
     /// README's quick start (with the fixture's URL, user and a history topic).
     @Test func theReadmeQuickStartWorks() async throws {
         try await withFixture { fixture in

@@ -24,6 +24,7 @@ extension ClientCore {
                     continue
                 }
                 request.sentOn = generation
+                request.timeout?.cancel()  // the wait for a connection is over
                 request.timeout = self.scheduleTimeout(id, generation: generation, on: connection)
                 state.requests[id] = request
             }
@@ -49,7 +50,7 @@ extension ClientCore {
                 case .call(let continuation):
                     if request.command.isIdempotent {
                         state.requests[id]?.sentOn = nil
-                        state.requests[id]?.timeout = nil
+                        state.requests[id]?.timeout = self.scheduleQueuedTimeout(id)
                         again.append(id)
                     } else {
                         state.requests[id] = nil

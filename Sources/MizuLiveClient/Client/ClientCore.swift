@@ -165,6 +165,7 @@ final class ClientCore: Sendable {
             else { return nil }
             state.unsent.append(id)
             state.unsentBytes += frame.readableBytes
+            if case .call = kind { request.timeout = self.scheduleQueuedTimeout(id) }
         }
         state.requests[id] = request
         return id
@@ -173,6 +174,27 @@ final class ClientCore: Sendable {
     func scheduleTimeout(_ id: UInt64, generation: Int, on connection: WebSocketConnection) -> Scheduled<Void> {
         connection.eventLoop.scheduleTask(in: self.configuration.requestTimeout.timeAmount) { [weak self] in
             self?.timedOut(id, generation: generation)
+        }
+    }
+
+    /// A call waiting for a connection has `requestTimeout` to be sent: while the server stays
+    /// away (the client retries for ever by default) its caller learns so, not never.
+    func scheduleQueuedTimeout(_ id: UInt64) -> Scheduled<Void> {
+        self.configuration.eventLoopGroup.next().scheduleTask(in: self.configuration.requestTimeout.timeAmount) { [weak self] in
+            self?.timedOutWaiting(id)
+        }
+    }
+
+    private func timedOutWaiting(_ id: UInt64) {
+        self.withState { state, effects in
+            guard let request = state.requests[id], request.sentOn == nil, case .call(let continuation) = request.kind,
+                let place = state.unsent.firstIndex(of: id)
+            else { return }
+            state.requests[id] = nil
+            state.unsent.remove(at: place)
+            state.unsentBytes -= request.frame.readableBytes
+            effects.replies.append((continuation, .failure(.timeout)))
+            self.signalFlushedIfIdle(&state, &effects)
         }
     }
 

@@ -17,7 +17,9 @@ extension LiveClient {
         public var headers: [(name: String, value: String)] = []
         /// When to try again (PROTOCOL.md's rules).
         public var reconnect = ReconnectPolicy()
-        /// How long a request may wait for its answer once sent. Default 10 s.
+        /// How long a request may wait for its answer once sent, and (a publish, history or
+        /// presence call made while disconnected) for a connection to send it on: past either
+        /// it fails with ``LiveClientError/timeout``. Default 10 s.
         public var requestTimeout: Duration = .seconds(10)
         /// A connection that carries no frame for this long is dead and replaced (the server
         /// pings every 25 s by default). Default 35 s.

@@ -3,7 +3,8 @@ public enum LiveClientError: Error, Sendable, Equatable, CustomStringConvertible
     /// The server answered with an error (PROTOCOL.md's codes: `not_allowed`, `bad_request`,
     /// `unavailable`...). `temporary`: the same request may succeed later.
     case server(code: String, message: String, temporary: Bool)
-    /// No answer within ``LiveClient/Configuration/requestTimeout`` of the request being sent.
+    /// No answer within ``LiveClient/Configuration/requestTimeout`` of the request being sent,
+    /// or no connection to send it on within as long.
     case timeout
     /// The connection ended after a publish was sent and before its answer: it may or may not
     /// have been published. (Reads and subscribes are sent again by themselves.)
