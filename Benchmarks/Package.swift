@@ -40,6 +40,15 @@ let package = Package(
             path: "Sources/ClientBench"
         ),
         .executableTarget(
+            name: "nio-floor",
+            dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Sources/NIOFloor"
+        ),
+        .executableTarget(
             name: "hb-chat",
             dependencies: [
                 .product(name: "Hummingbird", package: "hummingbird"),

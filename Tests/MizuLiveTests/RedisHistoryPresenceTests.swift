@@ -152,7 +152,7 @@ import Testing
                 let ann = try await TestWebSocket.live(port: a.port, user: "ann")
                 try await ann.subscribe("room")
                 _ = try await eventuallyAsync("ann present") { try await b.server.presenceCount("room") == 1 ? true : nil }
-                async let shutdown: Void = a.server.shutdown(timeout: .seconds(3), spread: .zero)
+                async let shutdown: Void = a.server.shutdown(timeout: Patience.scaled(.seconds(3)), spread: .zero)  // a loaded run is slow
                 // The server's 1001 (it waits for the answer before it closes the TCP connection).
                 var frame = try await ann.readFrame()
                 while frame.opcode != 0x8 { frame = try await ann.readFrame() }
