@@ -12,8 +12,7 @@ import Testing
 @Suite(.timeLimit(.minutes(2))) struct ClusterMapReadTests {
     /// A cluster node as far as the map read goes: PONG to the handshake, then to `CLUSTER
     /// SLOTS` either a map with every slot on one primary, or silence.
-    private final class StubNode: ChannelInboundHandler, @unchecked Sendable {
-        // @unchecked: `received` is touched only on the channel's event loop (channelRead).
+    private final class StubNode: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
         typealias OutboundOut = ByteBuffer
         let answersSlots: Bool
