@@ -41,6 +41,25 @@ import Testing
         }
     }
 
+    @Test func aStreamedHEADAnswerCarriesNoChunkTerminator() async throws {
+        let app = App()
+        // Flushed: the head leaves before the body is known, so it says chunked.
+        app.get("/stream") { c in
+            try await c.writer.write("first ")
+            try await c.writer.flush()
+            try await c.writer.write("second")
+        }
+        try await withServer(app) { (port: Int) async throws in
+            let client = try await RawClient.connect(port: port)
+            // Both at once: a "0\r\n\r\n" after the HEAD answer would be read as the next response.
+            try await client.send("HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            let head = try await client.readResponse(headRequest: true)
+            #expect(head.status == 200 && head.header("transfer-encoding") == "chunked")
+            let get = try await client.readResponse()
+            #expect(get.status == 200 && get.text == "first second")
+        }
+    }
+
     @Test func responsesSwitchToChunkedWhenStreamed() async throws {
         let app = App()
         app.get("/big") { c in

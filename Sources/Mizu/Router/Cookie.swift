@@ -59,7 +59,7 @@ public struct Cookie: Sendable, Equatable {
     /// does); a name that is not a token, a value or attribute with bytes a cookie cannot carry,
     /// or `SameSite=None` (`.noRestriction`) or `Partitioned` without `Secure` are refused with the reason.
     public func headerValue() throws(CookieError) -> String {
-        guard !self.name.isEmpty, self.name.utf8.allSatisfy(Self.isTokenByte) else {
+        guard !self.name.isEmpty, self.name.utf8.allSatisfy(HTTPToken.isTokenCharacter) else {
             throw CookieError("cookie name \"\(self.name)\" is not an RFC 6265 token")
         }
         var value = self.value
@@ -93,16 +93,6 @@ public struct Cookie: Sendable, Equatable {
             header += "; Partitioned"
         }
         return header
-    }
-
-    /// RFC 9110 tchar (the fuzz targets check header names with it too).
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
     }
 
     /// RFC 6265 cookie-octet: visible ASCII but `"`, `,`, `;` and `\`.

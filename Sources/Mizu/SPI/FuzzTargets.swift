@@ -170,7 +170,7 @@ import NIOPosix
             let colon = line.firstIndex(of: UInt8(ascii: ":")) ?? line.endIndex
             let name = line[..<colon], value = colon == line.endIndex ? line[colon...] : line[(colon + 1)...]
             // NIO's parser refuses a field name that is not a token: such a head never gets here.
-            guard !name.isEmpty, name.allSatisfy(Cookie.isTokenByte) else { return }
+            guard !name.isEmpty, name.allSatisfy(HTTPToken.isTokenCharacter) else { return }
             headers.add(name: Self.text(name), value: Self.text(value).trimmingHTTPWhitespace())
         }
         let head = HTTPRequestHead(

@@ -12,14 +12,15 @@ import NIOTLS
 /// reaches back through ``ConnectionBridge``.
 final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
 
     private let handler: any HTTPHandler
     private let configuration: HTTPServerConfiguration
     private let logger: Logger
     private let decoder: any RemovableChannelHandler
-    private let encoder: any RemovableChannelHandler
+    /// Responses leave as bytes written here: no encoder handler to add, or remove on an upgrade.
+    private var framer = HTTPResponseFramer()
     /// Before the TLS handler, on TLS connections only: ciphertext counts as a head begun (a
     /// handshake that never completes meets the head deadline). A plain connection needs no
     /// handler of its own for that: ``channelReadComplete(context:)`` tells.
@@ -48,7 +49,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         metrics: HTTPMetrics,
         secure: Bool,
         decoder: any RemovableChannelHandler,
-        encoder: any RemovableChannelHandler,
         observer: ByteActivityObserver?
     ) {
         self.handler = handler
@@ -57,7 +57,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         self.metrics = metrics
         self.secure = secure
         self.decoder = decoder
-        self.encoder = encoder
         self.observer = observer
         self.machine = HTTPConnectionStateMachine(maxBodySize: configuration.maxBodySize, secure: secure)
     }
@@ -133,7 +132,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func perform(_ actions: HTTPConnectionStateMachine.Actions) {
         guard let context else { return }
         if let version = actions.sendContinue {
-            context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .continue))), promise: nil)
+            let line: StaticString = version.minor == 0 ? "HTTP/1.0 100 Continue\r\n\r\n" : "HTTP/1.1 100 Continue\r\n\r\n"
+            context.writeAndFlush(self.wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(staticString: line))), promise: nil)
         }
         if actions.close {
             context.close(promise: nil)
@@ -173,18 +173,42 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Nil when the connection is gone (or upgraded): the caller fails the write.
     func writeResponse(_ parts: [HTTPServerResponsePart], isHeadRequest: Bool) -> EventLoopFuture<Void>? {
         guard let context, !self.machine.upgrading else { return nil }
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        for (index, part) in parts.enumerated() {
-            var part = part
-            if case .head(var head) = part {
+        let allocator = context.channel.allocator
+        // The bytes in order; small parts join the head's buffer (one write of one buffer).
+        var pending: ByteBuffer?
+        var out: [IOData] = []
+        func append(_ part: IOData) {
+            if case .byteBuffer(var bytes) = part, pending != nil, bytes.readableBytes <= HTTPResponseFramer.coalescedBodyLimit {
+                pending!.writeBuffer(&bytes)
+                return
+            }
+            if let buffered = pending { out.append(.byteBuffer(buffered)) }
+            pending = nil
+            if case .byteBuffer(let bytes) = part { pending = bytes } else { out.append(part) }
+        }
+        for part in parts {
+            switch part {
+            case .head(var head):
                 let asked = head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
                 if self.machine.responseHeadLeaving(handlerAskedToClose: asked) == .close {
                     head.headers.replaceOrAdd(name: "connection", value: "close")
                 }
                 if !head.headers.contains(name: "date") { head.headers.add(name: "date", value: HTTPDate.now) }
-                part = .head(head)
+                if let buffered = pending { out.append(.byteBuffer(buffered)) }
+                pending = self.framer.head(head, headRequest: isHeadRequest, allocator: allocator)
+            case .body(let body):
+                for bytes in self.framer.body(body, allocator: allocator) { append(bytes) }
+            case .end:
+                if let end = self.framer.end(allocator: allocator) { append(.byteBuffer(end)) }
             }
-            context.write(self.wrapOutboundOut(part), promise: index == parts.count - 1 ? promise : nil)
+        }
+        if let buffered = pending { out.append(.byteBuffer(buffered)) }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        // Nothing to send (the end of a body with a known length) still goes through as an empty
+        // write: its promise then completes after the earlier writes, which a close waits for.
+        if out.isEmpty { out.append(.byteBuffer(ByteBuffer())) }
+        for (index, part) in out.enumerated() {
+            context.write(self.wrapOutboundOut(part), promise: index == out.count - 1 ? promise : nil)
         }
         context.flush()
         // What the kernel would not take waits on the peer: a peer that never reads must not
@@ -194,18 +218,19 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func writeFinalError(_ status: HTTPResponseStatus, _ reason: String, context: ChannelHandlerContext) {
-        let body = context.channel.allocator.buffer(string: reason + "\n")
+        let body = reason + "\n"
         let headers: HTTPHeaders = [
             "content-type": "text/plain; charset=utf-8",
-            "content-length": String(body.readableBytes),
+            "content-length": String(body.utf8.count),
             "connection": "close",
             "date": HTTPDate.now,
         ]
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        var framer = HTTPResponseFramer()
+        var bytes = framer.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers), headRequest: false, allocator: context.channel.allocator)
+        bytes.writeString(body)
         // Closed once written; a peer that never reads meets the write-stall deadline.
         let channel = context.channel
-        context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in
+        context.writeAndFlush(self.wrapOutboundOut(.byteBuffer(bytes))).whenComplete { _ in
             channel.close(promise: nil)
         }
     }
@@ -223,7 +248,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         // Two callbacks, not a chain of four futures: every connection that upgrades runs this.
         let upgraded = context.eventLoop.makePromise(of: Void.self)
         let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(self.wrapOutboundOut(.head(head)), promise: written)
+        let bytes = self.framer.head(head, headRequest: false, allocator: context.channel.allocator)
+        context.writeAndFlush(self.wrapOutboundOut(.byteBuffer(bytes)), promise: written)
         written.futureResult.whenComplete { result in
             guard case .success = result else { return Self.abandonUpgrade(channel, upgraded, result) }
             bound.value.removeHTTPHandlers()
@@ -248,7 +274,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard let context else { return }
         let sync = context.pipeline.syncOperations
         if let observer = self.observer { sync.removeHandler(observer, promise: nil) }
-        sync.removeHandler(self.encoder, promise: nil)
         sync.removeHandler(context: context, promise: nil)
     }
 

@@ -196,7 +196,6 @@ public final class HTTPServer: Sendable {
         limits.maxHeaderListSize = self.configuration.maxHeadSize
         limits.maxHeaderFieldSize = self.configuration.maxHeadSize
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits))
-        let encoder = HTTPResponseEncoder()
         #if TLS
         let tls = self.tlsContext.withLockedValue { $0 }
         #else
@@ -212,7 +211,6 @@ public final class HTTPServer: Sendable {
             metrics: self.metrics,
             secure: self.isSecure,
             decoder: decoder,
-            encoder: encoder,
             observer: observer
         )
         let sync = channel.pipeline.syncOperations
@@ -223,7 +221,6 @@ public final class HTTPServer: Sendable {
         }
         #endif
         try sync.addHandler(decoder)
-        try sync.addHandler(encoder)
         try sync.addHandler(connection)
     }
 

@@ -1,3 +1,5 @@
+import MizuHTTP
+
 /// One extension offer from `Sec-WebSocket-Extensions` (RFC 6455 section 9.1).
 struct ExtensionOffer: Equatable {
     var name: String
@@ -44,7 +46,7 @@ enum ExtensionHeaderParser {
                         if scanner.peek == UInt8(ascii: "\"") {
                             guard let quoted = scanner.quotedString() else { return nil }
                             // RFC 6455 section 9.1: a quoted value must still be a token.
-                            guard !quoted.isEmpty, quoted.utf8.allSatisfy(Scanner.isTokenCharacter) else { return nil }
+                            guard !quoted.isEmpty, quoted.utf8.allSatisfy(HTTPToken.isTokenCharacter) else { return nil }
                             parameterValue = quoted
                         } else {
                             guard let token = scanner.token() else { return nil }
@@ -80,7 +82,7 @@ enum ExtensionHeaderParser {
 
         mutating func token() -> String? {
             let start = self.index
-            while let byte = self.peek, Self.isTokenCharacter(byte) { self.advance() }
+            while let byte = self.peek, HTTPToken.isTokenCharacter(byte) { self.advance() }
             guard self.index > start else { return nil }
             return String(decoding: self.bytes[start..<self.index], as: UTF8.self)
         }
@@ -102,16 +104,6 @@ enum ExtensionHeaderParser {
                 }
             }
             return nil  // unterminated
-        }
-
-        /// tchar (RFC 7230 section 3.2.6).
-        static func isTokenCharacter(_ byte: UInt8) -> Bool {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                return true
-            default:
-                return Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
-            }
         }
     }
 }
