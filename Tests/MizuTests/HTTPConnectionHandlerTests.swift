@@ -26,12 +26,11 @@ import Testing
         let settings = configuration
         // The pipeline HTTPServer builds for a plain connection, built on the channel's loop.
         try await channel.testingEventLoop.executeInContext {
-            let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
             let connection = HTTPConnectionHandler(
                 handler: handler, configuration: settings, logger: Logger(label: "test"),
                 metrics: HTTPMetrics(factory: NOOPMetricsHandler.instance), secure: false,
-                decoder: decoder, observer: nil)
-            try channel.pipeline.syncOperations.addHandlers([decoder, connection])
+                observer: nil)
+            try channel.pipeline.syncOperations.addHandler(connection)
         }
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
         return channel

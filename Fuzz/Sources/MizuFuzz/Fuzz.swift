@@ -10,7 +10,7 @@
 public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     guard let start, count > 0 else { return 0 }
     let input = UnsafeRawBufferPointer(start: start + 1, count: count - 1)
-    switch start.load(as: UInt8.self) % 18 {
+    switch start.load(as: UInt8.self) % 19 {
     case 0: WebSocketFuzzTargets.webSocketFrames(input)
     case 1: LiveFuzzTargets.envelope(input)
     case 2: WebSocketFuzzTargets.extensionHeader(input)
@@ -28,7 +28,8 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     case 14: WebSocketFuzzTargets.webSocketClientFrames(input)
     case 15: LiveFuzzTargets.command(input)
     case 16: LiveClientFuzzTargets.serverFrame(input)
-    default: WebSocketFuzzTargets.headerTokens(input)
+    case 17: WebSocketFuzzTargets.headerTokens(input)
+    default: HTTPFuzzTargets.requestParser(input)
     }
     return 0
 }

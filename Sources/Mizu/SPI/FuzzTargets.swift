@@ -187,6 +187,14 @@ import NIOPosix
         _ = Self.context(request).cookie("session")
     }
 
+    /// Raw bytes through the connection's request parser and SwiftNIO's (llhttp): they must
+    /// frame them alike (see ``RequestParserDifferential``), whole or fed in two parts.
+    public static func requestParser(_ bytes: UnsafeRawBufferPointer) {
+        if let disagreement = RequestParserDifferential.disagreement(Array(bytes)) {
+            preconditionFailure("request parsers disagree on \(Array(bytes)): \(disagreement)")
+        }
+    }
+
     // MARK: Support
 
     /// What a JSON body is decoded into: keyed, unkeyed and single-value containers, optionals,

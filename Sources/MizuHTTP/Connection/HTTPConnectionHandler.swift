@@ -5,20 +5,28 @@ import NIOHTTP1
 import NIOTLS
 #endif
 
-/// One HTTP/1.1 connection: carries out what its ``HTTPConnectionStateMachine`` decides
-/// (requests assembled within bounds, answered in order, deadlines, backpressure, upgrades).
+/// One HTTP/1.1 connection: reads requests from bytes (``HTTPRequestParser``), writes
+/// responses as bytes (``HTTPResponseFramer``) and carries out what its
+/// ``HTTPConnectionStateMachine`` decides (requests assembled within bounds, answered in order,
+/// deadlines, backpressure, upgrades). One handler per connection: on an upgrade it hands the
+/// bytes after the request to the new protocol's handlers and leaves.
 ///
 /// Everything here runs on the channel's event loop; the handler runs in a task and
 /// reaches back through ``ConnectionBridge``.
 final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
     typealias OutboundIn = IOData
     typealias OutboundOut = IOData
 
     private let handler: any HTTPHandler
     private let configuration: HTTPServerConfiguration
     private let logger: Logger
-    private let decoder: any RemovableChannelHandler
+    private var parser: HTTPRequestParser
+    /// Read and not yet parsed: a head or chunk line in progress, or, once the input has stopped
+    /// (an upgrade or CONNECT request, an error, the last request), what follows it.
+    private var inbound = HTTPConnectionHandler.noBytes
+    private static let noBytes = ByteBuffer()
     /// Responses leave as bytes written here: no encoder handler to add, or remove on an upgrade.
     private var framer = HTTPResponseFramer()
     /// Before the TLS handler, on TLS connections only: ciphertext counts as a head begun (a
@@ -48,7 +56,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         logger: Logger,
         metrics: HTTPMetrics,
         secure: Bool,
-        decoder: any RemovableChannelHandler,
         observer: ByteActivityObserver?
     ) {
         self.handler = handler
@@ -56,7 +63,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         self.logger = logger
         self.metrics = metrics
         self.secure = secure
-        self.decoder = decoder
+        self.parser = HTTPRequestParser(maxHeadSize: configuration.maxHeadSize)
         self.observer = observer
         self.machine = HTTPConnectionStateMachine(maxBodySize: configuration.maxBodySize, secure: secure)
     }
@@ -88,15 +95,36 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: Reading requests
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch self.unwrapInboundIn(data) {
-        case .head(let head):
-            self.headDecodedInThisRead = true
-            self.perform(self.machine.receivedHead(head))
-        case .body(var chunk):
-            self.perform(self.machine.receivedBodyPart(&chunk))
-        case .end:
-            self.perform(self.machine.receivedEnd(remoteAddress: context.channel.remoteAddress, secure: self.secure))
+        var bytes = self.unwrapInboundIn(data)
+        if self.inbound.readableBytes == 0 {
+            self.inbound = bytes
+        } else {
+            // What is left unparsed is bounded (a head, a chunk line, one held read): keep only it.
+            self.inbound.discardReadBytes()
+            self.inbound.writeBuffer(&bytes)
         }
+        self.parseInput(context)
+    }
+
+    /// Hands the parser's events to the machine until the bytes run out or the input stops:
+    /// after an upgrade or CONNECT request, an error or the last request, the bytes are not
+    /// HTTP's; they wait (reads are held) for the new protocol's handlers, or for nothing.
+    private func parseInput(_ context: ChannelHandlerContext) {
+        while self.context != nil, self.machine.input != .stopped, let event = self.parser.next(&self.inbound) {
+            switch event {
+            case .head(let head):
+                self.headDecodedInThisRead = true
+                self.perform(self.machine.receivedHead(head))
+            case .body(var chunk):
+                self.perform(self.machine.receivedBodyPart(&chunk))
+            case .end:
+                self.perform(self.machine.receivedEnd(remoteAddress: context.channel.remoteAddress, secure: self.secure))
+            case .refused(let status, let reason):
+                self.perform(self.machine.reject(status, reason))
+            }
+        }
+        // All parsed: the read's buffer goes back to the channel for its next read.
+        if self.context != nil, self.inbound.readableBytes == 0 { self.inbound = Self.noBytes }
     }
 
     /// Bytes were read. Unless they completed a head, a head has begun (or a body goes on):
@@ -108,20 +136,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let parserError = error as? HTTPParserError {
-            switch parserError {
-            case .headerOverflow:
-                self.perform(self.machine.reject(.requestHeaderFieldsTooLarge, "request head exceeds \(self.configuration.maxHeadSize) bytes"))
-            default:
-                self.perform(self.machine.reject(.badRequest, "malformed request: \(parserError)"))
-            }
-            return
-        }
-        if error is ByteToMessageDecoderError {
-            // The parser stopped after an error already answered: read nothing more.
-            self.perform(self.machine.reject(.badRequest, "malformed request"))
-            return
-        }
         self.logger.debug("connection error", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }
@@ -252,11 +266,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.writeAndFlush(self.wrapOutboundOut(.byteBuffer(bytes)), promise: written)
         written.futureResult.whenComplete { result in
             guard case .success = result else { return Self.abandonUpgrade(channel, upgraded, result) }
-            bound.value.removeHTTPHandlers()
             configure(channel).whenComplete { result in
                 guard case .success = result else { return Self.abandonUpgrade(channel, upgraded, result) }
-                // Removing the decoder forwards the bytes it holds to the new protocol's handlers.
-                bound.value.removeDecoder(from: channel.pipeline)
+                bound.value.handOver()
                 // Reading was held while the handler decided; the new protocol reads from here on.
                 if readWasHeld { channel.read() }
                 upgraded.succeed(())
@@ -270,15 +282,19 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         upgraded.completeWith(result)
     }
 
-    private func removeHTTPHandlers() {
+    /// The new protocol's handlers are in place (after this one): they get the bytes that came
+    /// after the request, and this handler (and a TLS connection's observer) leaves.
+    private func handOver() {
         guard let context else { return }
+        let leftover = self.inbound
+        self.inbound = Self.noBytes
         let sync = context.pipeline.syncOperations
         if let observer = self.observer { sync.removeHandler(observer, promise: nil) }
+        if leftover.readableBytes > 0 {
+            context.fireChannelRead(self.wrapInboundOut(leftover))
+            context.fireChannelReadComplete()
+        }
         sync.removeHandler(context: context, promise: nil)
-    }
-
-    private func removeDecoder(from pipeline: ChannelPipeline) {
-        pipeline.syncOperations.removeHandler(self.decoder, promise: nil)
     }
 
     /// Why an upgrade could not happen.
@@ -290,6 +306,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: Flow control and timers
 
     func read(context: ChannelHandlerContext) {
+        // While the new protocol's handlers are set up behind this one, their reads are theirs.
+        if self.machine.upgrading {
+            context.read()
+            return
+        }
         self.perform(self.machine.readAsked())
     }
 
@@ -322,6 +343,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             self.machine.tlsHandshakeCompleted()
         }
         #endif
+        // Set up behind this one, the new protocol's handlers get every event from here on.
+        if self.machine.upgrading {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
         if event is ServerQuiesceEvent {
             self.perform(self.machine.quiesce())
             return
@@ -341,11 +367,20 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .body: delay = self.configuration.requestBodyTimeout
         }
         // The loop's clock: an embedded loop's is virtual, and its timers follow it.
-        let due = context.eventLoop.now + delay
+        let now = context.eventLoop.now
+        let due = now + delay
         self.inputDeadline = (deadline, due)
         if self.inputTimer != nil, self.inputTimerFiresAt <= due { return }
         self.inputTimer?.cancel()
-        self.scheduleInputTimer(at: due, context: context)
+        // A new timer fires at the earliest any deadline armed from now could fall (each is now
+        // plus one of the timeouts): the connection's next arms only move the deadline, never the
+        // timer. A connection that arms idle, then head, then upgrades schedules one task, not two;
+        // the price is one early wake-up of a connection idle past the shortest timeout.
+        self.scheduleInputTimer(at: min(due, now + self.shortestInputTimeout), context: context)
+    }
+
+    private var shortestInputTimeout: TimeAmount {
+        min(self.configuration.idleTimeout, self.configuration.requestHeadTimeout, self.configuration.requestBodyTimeout)
     }
 
     private func scheduleInputTimer(at due: NIODeadline, context: ChannelHandlerContext) {

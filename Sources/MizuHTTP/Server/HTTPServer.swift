@@ -192,10 +192,6 @@ public final class HTTPServer: Sendable {
             }
             self.metrics.connections.decrement()
         }
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderListSize = self.configuration.maxHeadSize
-        limits.maxHeaderFieldSize = self.configuration.maxHeadSize
-        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits))
         #if TLS
         let tls = self.tlsContext.withLockedValue { $0 }
         #else
@@ -210,7 +206,6 @@ public final class HTTPServer: Sendable {
             logger: self.logger,
             metrics: self.metrics,
             secure: self.isSecure,
-            decoder: decoder,
             observer: observer
         )
         let sync = channel.pipeline.syncOperations
@@ -220,7 +215,6 @@ public final class HTTPServer: Sendable {
             try sync.addHandler(NIOSSLServerHandler(context: tls))
         }
         #endif
-        try sync.addHandler(decoder)
         try sync.addHandler(connection)
     }
 
