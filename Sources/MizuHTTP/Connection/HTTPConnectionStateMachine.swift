@@ -196,7 +196,7 @@ package struct HTTPConnectionStateMachine {
             // RFC 9112 section 6.1: chunked is the only transfer coding this server understands.
             if codings.count > 1 { return (.notImplemented, "unsupported transfer coding") }
         }
-        // llhttp has checked the digits; one past Int.max (2^63 and up) is too large, not absent.
+        // The parser has checked the digits; one past Int.max (2^63 and up) is too large, not absent.
         if let length = head.headers.first(name: "content-length").flatMap(ClientNumber.saturating), length > maxBodySize {
             return (.payloadTooLarge, "request body exceeds \(maxBodySize) bytes")
         }
