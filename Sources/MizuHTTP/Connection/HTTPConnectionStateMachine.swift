@@ -181,7 +181,8 @@ package struct HTTPConnectionStateMachine {
 
     /// RFC 9112 and our limits: what no handler should see.
     static func refusal(of head: HTTPRequestHead, maxBodySize: Int) -> (HTTPResponseStatus, String)? {
-        let hosts = head.headers[canonicalForm: "host"].count
+        var hosts = 0
+        for (name, _) in head.headers where ASCIICase.equal(name, "host") { hosts += 1 }
         // RFC 9112 section 3.2: HTTP/1.1 requires exactly one Host; none of any version has two.
         if hosts > 1 || (hosts == 0 && (head.version.major, head.version.minor) >= (1, 1)) {
             return (.badRequest, hosts > 1 ? "more than one Host header" : "missing Host header")
@@ -189,7 +190,8 @@ package struct HTTPConnectionStateMachine {
         // RFC 3986 has no raw backslash in a URI, and browsers read one as a slash: a target
         // with it could turn into "//host" on its way back out (a redirect's Location).
         if head.uri.utf8.contains(UInt8(ascii: "\\")) { return (.badRequest, "backslash in request target") }
-        let codings = head.headers[canonicalForm: "transfer-encoding"].map { $0.lowercased() }
+        // (Looked up only when present: the common request has none, and the split allocates.)
+        let codings = head.headers.contains(name: "transfer-encoding") ? head.headers[canonicalForm: "transfer-encoding"].map { $0.lowercased() } : []
         if let final = codings.last {
             // RFC 9112 section 6.3: a request whose final coding is not chunked has no knowable length.
             guard final == "chunked" else { return (.badRequest, "chunked must be the final transfer coding") }

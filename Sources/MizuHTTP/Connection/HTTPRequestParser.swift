@@ -217,12 +217,12 @@ package struct HTTPRequestParser {
                 case .failure(let refusal):
                     return .failure(refusal)
                 case .success(let (name, value)):
-                    if name.count == 14, Self.equalsIgnoringCase(name, "content-length") {
+                    if ASCIICase.equal(name, "content-length") {
                         lengthFields += 1
                         // RFC 9112 section 6.3: one length, digits alone; two (even equal) are refused.
                         guard lengthFields == 1, let length = ClientNumber.saturating(value) else { return refuse("invalid Content-Length") }
                         contentLength = length
-                    } else if name.count == 17, Self.equalsIgnoringCase(name, "transfer-encoding") {
+                    } else if ASCIICase.equal(name, "transfer-encoding") {
                         sawTransferEncoding = true
                         codings += value.split(separator: ",").map { $0.trimmingHTTPWhitespace() }
                     }
@@ -233,7 +233,7 @@ package struct HTTPRequestParser {
             if sawTransferEncoding {
                 // RFC 9112 section 6.1: both is a smuggling attempt; a length unknowable without chunked.
                 guard contentLength == nil else { return refuse("both Content-Length and Transfer-Encoding") }
-                guard let final = codings.last, Self.equalsIgnoringCase(final, "chunked") else {
+                guard let final = codings.last, ASCIICase.equal(final, "chunked") else {
                     return refuse("chunked must be the final transfer coding")
                 }
                 framing = .chunked
@@ -469,12 +469,6 @@ package struct HTTPRequestParser {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
         default: nil
         }
-    }
-
-    private static func equalsIgnoringCase(_ text: String, _ lowercase: StaticString) -> Bool {
-        let other = UnsafeRawBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
-        guard text.utf8.count == other.count else { return false }
-        return zip(text.utf8, other).allSatisfy { ($0 | 0x20) == $1 || $0 == $1 }
     }
 }
 

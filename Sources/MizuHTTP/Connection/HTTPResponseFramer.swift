@@ -23,7 +23,7 @@ struct HTTPResponseFramer {
     mutating func head(_ head: HTTPResponseHead, headRequest: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
         var headers = head.headers
         self.chunked = Self.frame(&headers, status: head.status, version: head.version)
-        self.bodyless = headRequest && head.status != .continue
+        self.bodyless = headRequest
         if self.bodyless { self.chunked = false }
         var buffer = allocator.buffer(capacity: 256)
         Self.writeStatusLine(head, into: &buffer)
