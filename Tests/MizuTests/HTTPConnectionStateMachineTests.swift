@@ -121,6 +121,24 @@ import Testing
         _ = busy.bytesArrived()
         #expect(self.said(busy.receivedHead(self.head(.POST, [("host", "x"), ("content-length", "2"), ("expect", "100-continue")]))) == "arm body",
                 "a pipelined body waits for the response before it: no 100 yet")
+        // RFC 9110 sections 10.1.1 and 15.2: HTTP/1.0's expectations are ignored, and it gets no 1xx.
+        var old = HTTPConnectionStateMachine(maxBodySize: 100)
+        _ = old.bytesArrived()
+        #expect(self.said(old.receivedHead(self.head(.POST, version: .http1_0, [("content-length", "2"), ("expect", "100-continue")]))) == "arm body")
+        var oldTeapot = HTTPConnectionStateMachine(maxBodySize: 100)
+        _ = oldTeapot.bytesArrived()
+        #expect(self.said(oldTeapot.receivedHead(self.head(.POST, version: .http1_0, [("content-length", "2"), ("expect", "teapot")]))) == "arm body")
+    }
+
+    @Test func aHostThatIsNotUriHostAndPortIsRefused() {
+        for valid in ["x", "", "example.com:8080", "127.0.0.1:", "[::1]", "[::1]:443", "a%20b", "xn--bcher-kva.example", "a!$&'()*+,;=b"] {
+            #expect(HostField.isValid(valid), "\(valid.debugDescription)")
+            #expect(HTTPConnectionStateMachine.refusal(of: self.head(.GET, [("host", valid)]), maxBodySize: 100) == nil, "\(valid.debugDescription)")
+        }
+        for invalid in ["a b", "x/y", "x@y", "x:abc", "[::1", "[]", "\u{FF}", "x?y#z", "a%2", "a%zz", "[::1]x", "x:80:80"] {
+            #expect(!HostField.isValid(invalid), "\(invalid.debugDescription)")
+            #expect(HTTPConnectionStateMachine.refusal(of: self.head(.GET, [("host", invalid)]), maxBodySize: 100)?.1 == "invalid Host header")
+        }
     }
 
     @Test func framingRulesOfRFC9112() {

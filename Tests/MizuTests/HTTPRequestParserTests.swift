@@ -15,8 +15,8 @@ import Testing
     }
 
     /// Every event for `input`, fed `step` bytes at a time (nil: all at once).
-    private func events(_ input: String, step: Int? = nil, maxHeadSize: Int = 1024) -> [Seen] {
-        var parser = HTTPRequestParser(maxHeadSize: maxHeadSize)
+    private func events(_ input: String, step: Int? = nil, maxHeadSize: Int = 1024, maxBodySize: Int = .max) -> [Seen] {
+        var parser = HTTPRequestParser(maxHeadSize: maxHeadSize, maxBodySize: maxBodySize)
         var buffer = ByteBuffer()
         var seen: [Seen] = []
         let bytes = Array(input.utf8)
@@ -90,6 +90,8 @@ import Testing
             ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;\t=y\r\n", 400, "invalid chunk extension"),
             ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;a=\"x\r\n", 400, "invalid chunk extension"),
             ("GET h:443 HTTP/1.1\r\n\r\n", 400, "invalid request target"),
+            // RFC 9112 section 3.2.4: the asterisk is a server-wide OPTIONS, nothing else.
+            ("GET * HTTP/1.1\r\n\r\n", 400, "invalid request target"),
             ("GET ht5tp://h/ HTTP/1.1\r\n\r\n", 400, "invalid request target"),
             ("GET /a b HTTP/1.1\r\n\r\n", 400, "malformed HTTP version"),
             ("GET  / HTTP/1.1\r\n\r\n", 400, "malformed request line"),
@@ -107,6 +109,20 @@ import Testing
 
     @Test func aLaterMinorVersionOfHTTP1IsReadAs11() {
         self.check("GET / HTTP/1.7\r\n\r\n", [.head("GET / 1.1 []"), .end])
+        self.check("OPTIONS * HTTP/1.1\r\n\r\n", [.head("OPTIONS * 1.1 []"), .end])
+    }
+
+    @Test func aChunkDeclaringMoreThanTheBodyLimitIsRefusedBeforeItsBytes() {
+        let head = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        // 0x65 = 101 bytes against a limit of 100: refused at the size line.
+        #expect(self.events(head + "65\r\n", maxBodySize: 100).last == .refused(413, "request body exceeds 100 bytes"))
+        // Two chunks of 64: the second size line takes the body past the limit.
+        let two = head + "40\r\n" + String(repeating: "a", count: 64) + "\r\n40\r\n"
+        #expect(self.events(two, maxBodySize: 100).last == .refused(413, "request body exceeds 100 bytes"))
+        // Sizes that overflow together saturate (no trap) and are refused.
+        let huge = head + "7fffffffffffffff\r\na\r\n7fffffffffffffff\r\n"
+        #expect(self.events(huge, maxBodySize: 100).last == .refused(413, "request body exceeds 100 bytes"))
+        #expect(self.events(head + "64\r\n", maxBodySize: 100).last == .head("POST / 1.1 [Transfer-Encoding=chunked]"))
     }
 
     @Test func numbersAtTheirExtremesNeverTrap() {

@@ -207,6 +207,8 @@ import Testing
                 ("GET /fast HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),  // two
                 ("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
                 ("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400),  // chunked not last
+                ("GET /fast HTTP/1.1\r\nHost: a b\r\n\r\n", 400),  // not uri-host [":" port]
+                ("GET /fast HTTP/1.1\r\nHost: x/y\r\n\r\n", 400),
             ] {
                 let client = try await RawClient.connect(port: port)
                 try await client.send(request)
@@ -218,6 +220,11 @@ import Testing
             let old = try await RawClient.connect(port: port)
             try await old.send("GET /fast HTTP/1.0\r\n\r\n")
             #expect(try await old.readResponse().status == 200)
+            // An empty Host is valid (a target without an authority), and so is an IP literal.
+            let empty = try await RawClient.connect(port: port)
+            try await empty.send("GET /fast HTTP/1.1\r\nHost:\r\n\r\nGET /fast HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n")
+            #expect(try await empty.readResponse().status == 200)
+            #expect(try await empty.readResponse().status == 200)
         }
     }
 

@@ -63,7 +63,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         self.logger = logger
         self.metrics = metrics
         self.secure = secure
-        self.parser = HTTPRequestParser(maxHeadSize: configuration.maxHeadSize)
+        self.parser = HTTPRequestParser(maxHeadSize: configuration.maxHeadSize, maxBodySize: configuration.maxBodySize)
         self.observer = observer
         self.machine = HTTPConnectionStateMachine(maxBodySize: configuration.maxBodySize, secure: secure)
     }

@@ -126,7 +126,9 @@ package struct HTTPConnectionStateMachine {
     package mutating func receivedHead(_ head: HTTPRequestHead) -> Actions {
         guard self.input == .idle || self.input == .head else { return self.reject(.badRequest, "malformed request") }
         if let (status, reason) = Self.refusal(of: head, maxBodySize: self.maxBodySize) { return self.reject(status, reason) }
-        let expect = head.headers.first(name: "expect")
+        // RFC 9110 section 10.1.1: an HTTP/1.0 request's expectation is ignored (and section 15.2:
+        // no 1xx answer goes to an HTTP/1.0 client, which could take it for the final one).
+        let expect = (head.version.major, head.version.minor) >= (1, 1) ? head.headers.first(name: "expect") : nil
         if let expect, expect.lowercased() != "100-continue" { return self.reject(.expectationFailed, "unsupported expectation") }
         self.input = .body
         self.bodyHead = head
@@ -187,6 +189,8 @@ package struct HTTPConnectionStateMachine {
         if hosts > 1 || (hosts == 0 && (head.version.major, head.version.minor) >= (1, 1)) {
             return (.badRequest, hosts > 1 ? "more than one Host header" : "missing Host header")
         }
+        // RFC 9112 section 3.2: a Host that is not `uri-host [":" port]` is refused (empty is valid).
+        if let host = head.headers.first(name: "host"), !HostField.isValid(host) { return (.badRequest, "invalid Host header") }
         // RFC 3986 has no raw backslash in a URI, and browsers read one as a slash: a target
         // with it could turn into "//host" on its way back out (a redirect's Location).
         if head.uri.utf8.contains(UInt8(ascii: "\\")) { return (.badRequest, "backslash in request target") }

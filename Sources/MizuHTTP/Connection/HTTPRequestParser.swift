@@ -39,9 +39,14 @@ package struct HTTPRequestParser {
 
     private var state = State.head(scanned: 0, skipped: 0)
     private let maxHeadSize: Int
+    private let maxBodySize: Int
+    /// The chunk sizes of the current body so far (saturating): a chunk that declares more than
+    /// the limit is refused when its size line arrives, not after the bytes have.
+    private var declaredBodySize = 0
 
-    package init(maxHeadSize: Int) {
+    package init(maxHeadSize: Int, maxBodySize: Int = .max) {
         self.maxHeadSize = maxHeadSize
+        self.maxBodySize = maxBodySize
     }
 
     /// Waiting for the rest of a head or trailer section (bytes of it may have arrived).
@@ -123,7 +128,9 @@ package struct HTTPRequestParser {
             case .success(let (parsed, framing)):
                 switch framing {
                 case .length(let length): self.state = .body(remaining: length)
-                case .chunked: self.state = .chunkLine(scanned: 0)
+                case .chunked:
+                    self.state = .chunkLine(scanned: 0)
+                    self.declaredBodySize = 0
                 }
                 return .head(parsed)
             }
@@ -195,7 +202,9 @@ package struct HTTPRequestParser {
             guard target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return refuse("invalid character in the request target") }
             let isConnect = methodBytes.elementsEqual("CONNECT".utf8)
             // RFC 9112 section 3.2: authority-form is CONNECT's alone; others are a path, `*` or absolute.
-            guard isConnect || Self.isOriginAsteriskOrAbsoluteForm(target) else { return refuse("invalid request target") }
+            guard isConnect || Self.isOriginAsteriskOrAbsoluteForm(target, options: methodBytes.elementsEqual("OPTIONS".utf8)) else {
+                return refuse("invalid request target")
+            }
             guard var version = Self.version(requestLine[(secondSpace + 1)...]) else { return refuse("malformed HTTP version") }
             // RFC 9110 section 2.5: a later minor version of 1 is read as 1.1; another major is not ours.
             guard version.major == 1 else { return refuse("HTTP version not supported", .httpVersionNotSupported) }
@@ -254,10 +263,10 @@ package struct HTTPRequestParser {
         return index
     }
 
-    /// `/...`, `*`, or `scheme://...`.
-    private static func isOriginAsteriskOrAbsoluteForm(_ target: Slice<UnsafeRawBufferPointer>) -> Bool {
+    /// `/...`, `scheme://...`, or `*` for OPTIONS alone (RFC 9112 section 3.2.4).
+    private static func isOriginAsteriskOrAbsoluteForm(_ target: Slice<UnsafeRawBufferPointer>, options: Bool) -> Bool {
         guard let first = target.first else { return false }
-        if first == UInt8(ascii: "/") || target.elementsEqual("*".utf8) { return true }
+        if first == UInt8(ascii: "/") || (options && target.elementsEqual("*".utf8)) { return true }
         guard let colon = target.firstIndex(of: UInt8(ascii: ":")), colon > target.startIndex else { return false }
         // Letters only (as llhttp): an origin server has no use for other schemes' digits or signs.
         guard target[target.startIndex..<colon].allSatisfy(Self.isLetter) else { return false }
@@ -328,6 +337,11 @@ package struct HTTPRequestParser {
                 self.state = .trailers(scanned: 0)
                 return self.trailers(&buffer, scanned: 0)
             case .success(let size):
+                let (total, overflow) = self.declaredBodySize.addingReportingOverflow(size)
+                self.declaredBodySize = overflow ? .max : total
+                guard self.declaredBodySize <= self.maxBodySize else {
+                    return self.fail(.payloadTooLarge, "request body exceeds \(self.maxBodySize) bytes")
+                }
                 self.state = .chunkData(remaining: size)
                 return self.next(&buffer)
             }
