@@ -118,4 +118,28 @@ import Testing
             #expect(middle.header("content-length") == String(131080 - 65530 + 1))
         }
     }
+
+    @Test func aRangeWithAnIfRangeThatNoLongerMatchesGetsTheWholeFile() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mizu-static-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "0123456789".write(to: directory.appendingPathComponent("digits.txt"), atomically: true, encoding: .utf8)
+        let app = App(logsRequests: false)
+        app.staticFiles("/", directory: directory.path)
+        try await withServer(app) { (port: Int) async throws in
+            let plain = try await request(port: port, "GET", "/digits.txt")
+            let lastModified = try #require(plain.header("last-modified"))
+            let etag = try #require(plain.header("etag"))
+            // RFC 9110 section 13.1.5: the exact date still matches; a weak tag never does (a weak
+            // validator cannot promise the bytes are the same), nor does another date or garbage.
+            let cases: [(String, Int)] = [
+                (lastModified, 206), (etag, 200), ("\"nope\"", 200), ("Mon, 01 Jan 1990 00:00:00 GMT", 200), ("garbage", 200), ("\"", 200),
+            ]
+            for (condition, status) in cases {
+                let response = try await request(port: port, "GET", "/digits.txt", headers: ["Range": "bytes=0-1", "If-Range": condition])
+                #expect(response.status == status, "If-Range: \(condition)")
+                #expect(response.text == (status == 206 ? "01" : "0123456789"), "If-Range: \(condition)")
+            }
+        }
+    }
 }

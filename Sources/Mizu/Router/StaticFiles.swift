@@ -69,7 +69,7 @@ enum StaticFiles {
             return
         }
         var range = 0..<size
-        if ctx.request.method == .GET, let header = ctx.request.header("range") {
+        if ctx.request.method == .GET, let header = ctx.request.header("range"), Self.rangeApplies(ctx.request, etag: etag, modified: modified) {
             switch ByteRange.parse(header, size: size) {
             case .whole:
                 break
@@ -123,6 +123,18 @@ enum StaticFiles {
             return modified <= date
         }
         return false
+    }
+
+    /// RFC 9110 section 13.1.5: with `If-Range`, a range is served only while the file is the one
+    /// the client has part of: a strong entity-tag that matches (ours are weak, so none does) or
+    /// the exact `Last-Modified` date. Anything else, malformed included, gets the whole file, so a
+    /// resumed download is never spliced from two versions.
+    static func rangeApplies(_ request: Request, etag: String, modified: Int) -> Bool {
+        guard let condition = request.header("if-range")?.trimmingHTTPWhitespace() else { return true }
+        if condition.hasPrefix("\"") || condition.hasPrefix("W/") {
+            return !condition.hasPrefix("W/") && !etag.hasPrefix("W/") && condition == etag
+        }
+        return HTTPDate.parse(condition) == modified
     }
 
     /// The file for a decoded request path, or nil when it is not a regular file inside `root`.

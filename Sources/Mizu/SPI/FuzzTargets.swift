@@ -183,6 +183,7 @@ import NIOPosix
         guard case .request(let request, _)? = machine.receivedEnd(remoteAddress: nil).start else { return }
         _ = request.keepAlive
         _ = StaticFiles.notModified(request, etag: "W/\"1f4-5f5e1000\"", modified: 1_600_000_000)
+        _ = StaticFiles.rangeApplies(request, etag: "W/\"1f4-5f5e1000\"", modified: 1_600_000_000)
         _ = ResponseCompression.acceptsGzip(request.header("accept-encoding"))
         _ = Self.context(request).cookie("session")
     }
