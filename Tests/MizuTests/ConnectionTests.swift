@@ -101,6 +101,28 @@ import Testing
         }
     }
 
+    @Test func anEarlyErrorAnswerReachesAClientThatGoesOnSending() async throws {
+        // RFC 9112 section 9.6: closing with its upload unread would reset the connection, and
+        // the client, still sending, would never see the 413. The server closes its output and
+        // reads (and drops) the rest first.
+        var configuration = HTTPServerConfiguration()
+        configuration.maxBodySize = 64 * 1024
+        try await withServer(self.echoApp(configuration: configuration)) { (port: Int) async throws in
+            let client = try await RawClient.connect(port: port)
+            try await client.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n")
+            // Sent before reading, as an uploading client does; the 413 has left meanwhile.
+            for _ in 0..<3 {
+                try await client.send(Array(repeating: UInt8(ascii: "a"), count: 16 * 1024))
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let response = try await client.readResponse()
+            #expect(response.status == 413)
+            #expect(response.header("connection") == "close")
+            _ = try await client.waitForClose()
+            await client.close()
+        }
+    }
+
     @Test func headOverLimitIs431() async throws {
         var configuration = HTTPServerConfiguration()
         configuration.maxHeadSize = 1024

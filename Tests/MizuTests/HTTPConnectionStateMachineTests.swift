@@ -17,6 +17,7 @@ import Testing
         var words: [String] = []
         if actions.sendContinue != nil { words.append("100") }
         if actions.close { words.append("close") }
+        if actions.closeOutput { words.append("close-output") }
         switch actions.start {
         case .request(_, let last)?: words.append(last ? "request(last)" : "request")
         case .finalError(let status, _)?: words.append("error \(status.code)")
@@ -128,6 +129,33 @@ import Testing
         var oldTeapot = HTTPConnectionStateMachine(maxBodySize: 100)
         _ = oldTeapot.bytesArrived()
         #expect(self.said(oldTeapot.receivedHead(self.head(.POST, version: .http1_0, [("content-length", "2"), ("expect", "teapot")]))) == "arm body")
+    }
+
+    @Test func anErrorAnswerIsFollowedByDrainingTheInputWithinItsBounds() {
+        func refused() -> HTTPConnectionStateMachine {
+            var machine = HTTPConnectionStateMachine(maxBodySize: 100)
+            _ = machine.bytesArrived()
+            _ = machine.receivedHead(self.head(.POST, [("host", "x"), ("content-length", "101")]))
+            return machine
+        }
+        // RFC 9112 section 9.6: the output closes, the input is read and dropped, the linger runs.
+        var machine = refused()
+        #expect(self.said(machine.finalAnswerWritten(canHalfClose: true)) == "close-output read arm linger")
+        #expect(self.said(machine.readAsked()) == "read", "reads go on while draining, whatever the output")
+        #expect(self.said(machine.dropped(60)) == "")
+        #expect(self.said(machine.dropped(41)) == "close", "past maxBodySize bytes dropped")
+        var lingering = refused()
+        _ = lingering.finalAnswerWritten(canHalfClose: true)
+        #expect(self.said(lingering.deadlineExpired(.linger)) == "close")
+        var peerDone = refused()
+        _ = peerDone.finalAnswerWritten(canHalfClose: true)
+        #expect(self.said(peerDone.inputClosed()) == "close")
+        var shuttingDown = refused()
+        _ = shuttingDown.finalAnswerWritten(canHalfClose: true)
+        #expect(self.said(shuttingDown.quiesce()) == "close")
+        // TLS (no half-close of its own here): closed at once, as before.
+        var secure = refused()
+        #expect(self.said(secure.finalAnswerWritten(canHalfClose: false)) == "close")
     }
 
     @Test func aHostThatIsNotUriHostAndPortIsRefused() {

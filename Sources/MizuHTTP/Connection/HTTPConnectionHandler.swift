@@ -96,6 +96,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = self.unwrapInboundIn(data)
+        if self.machine.input == .draining {
+            self.perform(self.machine.dropped(bytes.readableBytes))
+            return
+        }
         if self.inbound.readableBytes == 0 {
             self.inbound = bytes
         } else {
@@ -110,7 +114,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// after an upgrade or CONNECT request, an error or the last request, the bytes are not
     /// HTTP's; they wait (reads are held) for the new protocol's handlers, or for nothing.
     private func parseInput(_ context: ChannelHandlerContext) {
-        while self.context != nil, self.machine.input != .stopped, let event = self.parser.next(&self.inbound) {
+        while self.context != nil, self.machine.parsesInput, let event = self.parser.next(&self.inbound) {
             switch event {
             case .head(let head):
                 self.headDecodedInThisRead = true
@@ -154,6 +158,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
         if case .finalError(let status, let reason) = actions.start { self.writeFinalError(status, reason, context: context) }
+        if actions.closeOutput { context.close(mode: .output, promise: nil) }
         if actions.read { context.read() }
         switch actions.deadline {
         case .keep: break
@@ -242,11 +247,20 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         var framer = HTTPResponseFramer()
         var bytes = framer.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers), headRequest: false, allocator: context.channel.allocator)
         bytes.writeString(body)
-        // Closed once written; a peer that never reads meets the write-stall deadline.
+        // Once written, the output closes and the input drains (or, on TLS, all closes); a peer
+        // that never reads meets the write-stall deadline.
         let channel = context.channel
-        context.writeAndFlush(self.wrapOutboundOut(.byteBuffer(bytes))).whenComplete { _ in
-            channel.close(promise: nil)
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.writeAndFlush(self.wrapOutboundOut(.byteBuffer(bytes))).whenComplete { result in
+            guard case .success = result else { return channel.close(promise: nil) }
+            bound.value.finalAnswerWritten()
         }
+    }
+
+    private func finalAnswerWritten() {
+        guard let context else { return }
+        // A TLS output closes with TLS' own alert, which the handler there does not do alone.
+        self.perform(self.machine.finalAnswerWritten(canHalfClose: !self.secure && context.channel.isActive))
     }
 
     // MARK: Upgrades
@@ -365,6 +379,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .idle: delay = self.configuration.idleTimeout
         case .head: delay = self.configuration.requestHeadTimeout
         case .body: delay = self.configuration.requestBodyTimeout
+        case .linger: delay = self.configuration.lingeringCloseTimeout
         }
         // The loop's clock: an embedded loop's is virtual, and its timers follow it.
         let now = context.eventLoop.now
@@ -405,7 +420,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let peer = context.channel.remoteAddress.map { "\($0)" } ?? "?"
         if self.machine.awaitingTLSHandshake {
             self.logger.debug("TLS handshake timeout", metadata: ["peer": "\(peer)"])
-        } else if deadline != .idle {
+        } else if deadline == .head || deadline == .body {
             self.logger.debug("request timeout", metadata: ["peer": "\(peer)", "waiting": "\(deadline)"])
         }
         self.perform(self.machine.deadlineExpired(deadline))

@@ -12,6 +12,7 @@ import NIOHTTP1
 /// | `head` (first byte of a head seen) | `requestHeadTimeout`, from that byte | `maxHeadSize` |
 /// | `body` (head parsed) | `requestBodyTimeout`, from the head | `maxBodySize` |
 /// | `stopped` (nothing more is read) | none of its own: the response's | one read |
+/// | `draining` (an error answer sent, output closed, input read and dropped) | `lingeringCloseTimeout` | nothing kept; `maxBodySize` bytes at most |
 ///
 /// Output: a peer that leaves our responses unread makes the socket unwritable; reading then
 /// stops, and `writeStallTimeout` without progress closes the connection.
@@ -23,11 +24,14 @@ package struct HTTPConnectionStateMachine {
         /// After an upgrade or CONNECT request (the parser has stopped), an error, or the last
         /// request of the connection.
         case stopped
+        /// An error answer is out and the output closed: what the client still sends is read and
+        /// dropped until it closes too, so that closing never resets the connection under it.
+        case draining
     }
 
     /// The input deadline in force.
     package enum Deadline: Equatable {
-        case idle, head, body
+        case idle, head, body, linger
     }
 
     /// A request read ahead, or an error answer that waits for earlier responses.
@@ -50,6 +54,8 @@ package struct HTTPConnectionStateMachine {
         package var deadline = DeadlineChange.keep
         /// Close the connection (nothing else is then asked).
         package var close = false
+        /// Close the output only (send FIN), before any read asked here.
+        package var closeOutput = false
 
         static let closeNow = Actions(close: true)
     }
@@ -98,6 +104,8 @@ package struct HTTPConnectionStateMachine {
     /// A TLS connection whose handshake has not completed: any deadline then closes it at
     /// once (an answer could not be written before the handshake anyway).
     private(set) var awaitingTLSHandshake: Bool
+    /// Bytes dropped while draining.
+    private var drained = 0
 
     package init(maxBodySize: Int, secure: Bool = false) {
         self.maxBodySize = maxBodySize
@@ -181,6 +189,34 @@ package struct HTTPConnectionStateMachine {
         return self.settle()
     }
 
+    /// An error answer has been written. Where the output can be closed alone (not TLS), it
+    /// is, and the input is drained until the peer closes, the linger deadline, or `maxBodySize`
+    /// bytes (RFC 9112 section 9.6); otherwise the connection closes now.
+    mutating func finalAnswerWritten(canHalfClose: Bool) -> Actions {
+        guard canHalfClose, self.input != .draining else { return .closeNow }
+        self.input = .draining
+        self.drained = 0
+        var actions = self.settle()
+        actions.closeOutput = true
+        actions.read = true
+        self.readHeld = false
+        return actions
+    }
+
+    /// `count` bytes arrived while draining: dropped, and past the budget the connection closes.
+    mutating func dropped(_ count: Int) -> Actions {
+        let (total, overflow) = self.drained.addingReportingOverflow(count)
+        self.drained = overflow ? .max : total
+        guard self.drained <= self.maxBodySize else {
+            self.input = .stopped
+            return .closeNow
+        }
+        return Actions()
+    }
+
+    /// Whether bytes read now are requests to parse (not another protocol's, and not dropped).
+    var parsesInput: Bool { self.input != .stopped && self.input != .draining }
+
     /// RFC 9112 and our limits: what no handler should see.
     static func refusal(of head: HTTPRequestHead, maxBodySize: Int) -> (HTTPResponseStatus, String)? {
         var hosts = 0
@@ -258,6 +294,8 @@ package struct HTTPConnectionStateMachine {
     /// Whether the socket may be read now: never while the peer leaves our output unread,
     /// after the input stopped, or beyond one request read ahead of the one being answered.
     var mayRead: Bool {
+        // Draining drops what it reads: it needs no room for output.
+        if self.input == .draining { return true }
         guard self.writable, !self.upgrading, self.input != .stopped else { return false }
         return !(self.responding && !self.pending.isEmpty)
     }
@@ -270,6 +308,7 @@ package struct HTTPConnectionStateMachine {
         case .head: return self.responding ? nil : .head
         case .body: return .body
         case .stopped: return nil
+        case .draining: return .linger
         }
     }
 
@@ -300,12 +339,20 @@ package struct HTTPConnectionStateMachine {
             return self.reject(.requestTimeout, "request head not received in time")
         case .body:
             return self.reject(.requestTimeout, "request body not received in time")
+        case .linger:
+            self.input = .stopped
+            return .closeNow
         }
     }
 
     /// Graceful shutdown: finish what is in progress, then close.
     mutating func quiesce() -> Actions {
         self.quiescing = true
+        // A connection that only drains after an error answer has nothing left to finish.
+        if self.input == .draining {
+            self.input = .stopped
+            return .closeNow
+        }
         if self.responding { self.closeAfterResponse = true }
         if self.input == .idle { self.input = .stopped }
         return !self.responding && self.pending.isEmpty && self.input == .stopped ? .closeNow : self.settle()
@@ -313,6 +360,10 @@ package struct HTTPConnectionStateMachine {
 
     /// The peer closed its sending side: answer what was asked, then close.
     mutating func inputClosed() -> Actions {
+        if self.input == .draining {
+            self.input = .stopped
+            return .closeNow
+        }
         if self.input == .head || self.input == .body {
             // A request cut off in the middle can never complete.
             self.bodyHead = nil

@@ -21,6 +21,11 @@ public struct HTTPServerConfiguration: Sendable {
     public var writeStallTimeout: TimeAmount = .seconds(30)
     /// An idle keep-alive connection (no request started) is closed after this. Default 60 s.
     public var idleTimeout: TimeAmount = .seconds(60)
+    /// After an error answer (400, 408, 413, 431...) the server stops sending but reads and drops
+    /// what the client still sends, up to this long (and up to `maxBodySize` bytes), before it
+    /// closes: closing with unread input resets the connection, and a client still uploading would
+    /// lose the answer (RFC 9112 section 9.6). Plain connections only. Default 5 s.
+    public var lingeringCloseTimeout: TimeAmount = .seconds(5)
     /// How long graceful shutdown lets in-flight requests finish before closing. Default 10 s.
     public var shutdownGracePeriod: TimeAmount = .seconds(10)
     /// Connections one client (an IPv4 address or an IPv6 /64) may hold open at once,
