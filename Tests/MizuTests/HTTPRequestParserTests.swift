@@ -1,5 +1,6 @@
 @_spi(Fuzzing) import Mizu
 @testable import MizuHTTP
+import MizuTestSupport
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -193,29 +194,20 @@ import Testing
 /// Requests built from parts that matter to framing, some of them broken, then mutated a byte
 /// at a time: deterministic (a fixed seed), so a disagreement found is found again.
 struct RequestGenerator {
-    private var state: UInt64
+    private var random: SeededRandom
 
-    init(seed: UInt64) { self.state = seed }
+    init(seed: UInt64) { self.random = SeededRandom(state: seed) }
 
-    private mutating func random() -> UInt64 {
-        // SplitMix64.
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    private mutating func pick<T>(_ choices: [T]) -> T { choices[Int(self.random() % UInt64(choices.count))] }
+    private mutating func pick<T>(_ choices: [T]) -> T { choices[Int(self.random.next() % UInt64(choices.count))] }
 
     mutating func next() -> [UInt8] {
         var text = ""
-        for _ in 0..<Int(1 + self.random() % 3) { text += self.message() }
+        for _ in 0..<Int(1 + self.random.next() % 3) { text += self.message() }
         var bytes = Array(text.utf8)
-        if self.random() % 3 == 0, !bytes.isEmpty {
-            for _ in 0..<Int(1 + self.random() % 3) {
-                let index = Int(self.random() % UInt64(bytes.count))
-                switch self.random() % 3 {
+        if self.random.next() % 3 == 0, !bytes.isEmpty {
+            for _ in 0..<Int(1 + self.random.next() % 3) {
+                let index = Int(self.random.next() % UInt64(bytes.count))
+                switch self.random.next() % 3 {
                 case 0: bytes[index] = self.pick([0, 9, 10, 13, 32, 44, 58, 59, 0x7F, 0x80, 0xFF, UInt8(ascii: "0"), UInt8(ascii: "a")])
                 case 1: bytes.insert(self.pick([10, 13, 32, 9, UInt8(ascii: ":"), UInt8(ascii: "5")]), at: index)
                 default: bytes.remove(at: index)
@@ -232,13 +224,13 @@ struct RequestGenerator {
         let version = self.pick(["HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/1.2", "HTTP/2.0", "HTTP/1.1 ", "HTTP/11"])
         var lines = ["\(method) \(target) \(version)"]
         var body = ""
-        for _ in 0..<Int(self.random() % 4) {
+        for _ in 0..<Int(self.random.next() % 4) {
             lines.append(self.pick(["Host: x", "Accept: */*", "X-Empty:", "X-Spaces:   v  ", "Connection: keep-alive", "Connection: close",
                                     "Upgrade: websocket", "Expect: 100-continue", "X-Tab:\tv\t", "Cookie: a=b; c=d"]))
         }
-        switch self.random() % 6 {
+        switch self.random.next() % 6 {
         case 0:
-            let length = Int(self.random() % 6)
+            let length = Int(self.random.next() % 6)
             lines.append(self.pick(["Content-Length: \(length)", "content-length:\(length)", "Content-Length: 0\(length)"]))
             body = String(repeating: "b", count: length)
         case 1:

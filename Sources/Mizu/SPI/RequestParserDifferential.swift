@@ -29,6 +29,17 @@ import NIOHTTP1
         /// Ours ran out of bytes inside a head or trailer section (judged once it is complete).
         package var awaitsFieldSection = false
 
+        mutating func began(_ head: HTTPRequestHead) { self.messages.append(Message(head: head)) }
+
+        mutating func received(_ chunk: ByteBuffer) { self.messages[self.messages.count - 1].body += chunk.readableBytesView }
+
+        /// The message ended; whether it was the connection's last HTTP (nothing after it is read).
+        mutating func ended() -> Bool {
+            self.messages[self.messages.count - 1].ended = true
+            self.stoppedAfterLast = Self.isLast(self.messages[self.messages.count - 1].head)
+            return self.stoppedAfterLast
+        }
+
         package var description: String {
             let messages = self.messages.map { "\($0.head.method) \($0.head.uri) \($0.head.version) \($0.head.headers.map { "\($0.name)=\($0.value)" }) body \($0.body.count) ended \($0.ended)" }
             return "\(messages) refusal: \(self.refusal ?? "none")"
@@ -168,15 +179,11 @@ import NIOHTTP1
             while let event = parser.next(&buffer) {
                 switch event {
                 case .head(let head):
-                    outcome.messages.append(.init(head: head))
+                    outcome.began(head)
                 case .body(let chunk):
-                    outcome.messages[outcome.messages.count - 1].body += chunk.readableBytesView
+                    outcome.received(chunk)
                 case .end:
-                    outcome.messages[outcome.messages.count - 1].ended = true
-                    if Outcome.isLast(outcome.messages[outcome.messages.count - 1].head) {
-                        outcome.stoppedAfterLast = true
-                        break feeding
-                    }
+                    if outcome.ended() { break feeding }
                 case .refused(_, let reason):
                     outcome.refusal = reason
                     break feeding
@@ -201,13 +208,11 @@ import NIOHTTP1
         reading: while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) {
             switch part {
             case .head(let head):
-                outcome.messages.append(.init(head: head))
+                outcome.began(head)
             case .body(let chunk):
-                outcome.messages[outcome.messages.count - 1].body += chunk.readableBytesView
+                outcome.received(chunk)
             case .end:
-                outcome.messages[outcome.messages.count - 1].ended = true
-                if Outcome.isLast(outcome.messages[outcome.messages.count - 1].head) {
-                    outcome.stoppedAfterLast = true
+                if outcome.ended() {
                     // What llhttp said of bytes after the last request is not ours to compare.
                     outcome.refusal = nil
                     break reading
