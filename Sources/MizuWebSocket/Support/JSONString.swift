@@ -5,25 +5,49 @@ import NIOCore
 /// U+2028/U+2029 too, so the text is also a valid JavaScript literal.
 package enum JSONString {
     package static func write(_ string: String, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("\"")
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": buffer.writeStaticString("\\\"")
-            case "\\": buffer.writeStaticString("\\\\")
-            case "\n": buffer.writeStaticString("\\n")
-            case "\r": buffer.writeStaticString("\\r")
-            case "\t": buffer.writeStaticString("\\t")
-            case "\u{2028}": buffer.writeStaticString("\\u2028")
-            case "\u{2029}": buffer.writeStaticString("\\u2029")
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    buffer.writeString("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
-                } else {
-                    buffer.writeString(String(scalar))
+        buffer.writeInteger(UInt8(ascii: "\""))
+        var string = string
+        // Over the UTF-8 bytes, copying the runs that need no escape whole (a String per
+        // character showed in the connect path's profile).
+        string.withUTF8 { bytes in
+            var runStart = 0
+            var index = 0
+            while index < bytes.count {
+                let byte = bytes[index]
+                // U+2028 and U+2029 are E2 80 A8 and E2 80 A9.
+                let separator = byte == 0xE2 && index + 2 < bytes.count && bytes[index + 1] == 0x80 && (bytes[index + 2] | 1) == 0xA9
+                guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 || separator else {
+                    index += 1
+                    continue
                 }
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[runStart..<index]))
+                if separator {
+                    buffer.writeStaticString(bytes[index + 2] == 0xA8 ? "\\u2028" : "\\u2029")
+                    index += 3
+                } else {
+                    Self.writeEscape(byte, into: &buffer)
+                    index += 1
+                }
+                runStart = index
             }
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[runStart..<bytes.count]))
         }
-        buffer.writeStaticString("\"")
+        buffer.writeInteger(UInt8(ascii: "\""))
+    }
+
+    private static func writeEscape(_ byte: UInt8, into buffer: inout ByteBuffer) {
+        switch byte {
+        case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
+        case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
+        case UInt8(ascii: "\n"): buffer.writeStaticString("\\n")
+        case UInt8(ascii: "\r"): buffer.writeStaticString("\\r")
+        case UInt8(ascii: "\t"): buffer.writeStaticString("\\t")
+        default:
+            // Other control characters: \u00XX, lowercase hex.
+            func hexDigit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10 }
+            buffer.writeStaticString("\\u00")
+            buffer.writeInteger(hexDigit(byte >> 4))
+            buffer.writeInteger(hexDigit(byte & 0x0F))
+        }
     }
 }
