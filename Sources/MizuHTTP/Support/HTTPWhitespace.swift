@@ -20,3 +20,19 @@ extension StringProtocol {
         return String(decoding: bytes[first...last], as: UTF8.self)
     }
 }
+
+extension String {
+    /// As StringProtocol's, for a `String`: the generic one is not specialized across modules,
+    /// and the handshake's header checks call it on every connect.
+    package func trimmingHTTPWhitespace() -> String {
+        var bytes = self
+        return bytes.withUTF8 { utf8 in
+            var first = 0
+            var end = utf8.count
+            while first < end, utf8[first] == 0x20 || utf8[first] == 0x09 { first += 1 }
+            while end > first, utf8[end - 1] == 0x20 || utf8[end - 1] == 0x09 { end -= 1 }
+            if first == 0 && end == utf8.count { return self }
+            return String(decoding: UnsafeBufferPointer(rebasing: utf8[first..<end]), as: UTF8.self)
+        }
+    }
+}
