@@ -28,6 +28,8 @@ import NIOHTTP1
         package var stoppedAfterLast = false
         /// Ours ran out of bytes inside a head or trailer section (judged once it is complete).
         package var awaitsFieldSection = false
+        /// Ours read whitespace around a chunk's extensions (BWS, which llhttp refuses).
+        package var sawChunkLineWhitespace = false
 
         mutating func began(_ head: HTTPRequestHead) { self.messages.append(Message(head: head)) }
 
@@ -99,10 +101,13 @@ import NIOHTTP1
                 return "only ours refused (\(reason)): NIO \(nio)"
             }
             return Self.agreeBefore(ours, nio) ? nil : "ours \(ours) / NIO \(nio)"
-        case (nil, _?):
+        case (nil, let refusal?):
             // Ours may still wait for the rest of a head that llhttp already judged: it refuses
-            // once that head is complete, too large or too slow. Anything else accepted is a finding.
-            guard Self.waitsInsideAHead(bytes, ours) else { return "only NIO refused: ours \(ours) / NIO \(nio)" }
+            // once that head is complete, too large or too slow. And RFC 9110 section 5.6.3 has a
+            // recipient accept whitespace around chunk extensions (BWS), which llhttp refuses.
+            // Anything else accepted is a finding.
+            let bws = ours.sawChunkLineWhitespace && refusal.contains("chunk")
+            guard Self.waitsInsideAHead(bytes, ours) || bws else { return "only NIO refused: ours \(ours) / NIO \(nio)" }
             return Self.agreeBefore(ours, nio) ? nil : "ours \(ours) / NIO \(nio)"
         case (_?, _?):
             return Self.agreeBefore(ours, nio) ? nil : "ours \(ours) / NIO \(nio)"
@@ -191,6 +196,7 @@ import NIOHTTP1
             }
         }
         outcome.awaitsFieldSection = outcome.refusal == nil && !outcome.stoppedAfterLast && parser.awaitsFieldSection
+        outcome.sawChunkLineWhitespace = parser.sawChunkLineWhitespace
         return outcome
     }
 

@@ -40,6 +40,9 @@ package struct HTTPRequestParser {
     private var state = State.head(scanned: 0, skipped: 0)
     private let maxHeadSize: Int
     private let maxBodySize: Int
+    /// A chunk line had whitespace around its extensions (RFC 9110 section 5.6.3's BWS, which a
+    /// recipient must accept; llhttp refuses it): the differential check's one leniency of ours.
+    package private(set) var sawChunkLineWhitespace = false
     /// The chunk sizes of the current body so far (saturating): a chunk that declares more than
     /// the limit is refused when its size line arrives, not after the bytes have.
     private var declaredBodySize = 0
@@ -330,13 +333,16 @@ package struct HTTPRequestParser {
         case .success(let end):
             let line = buffer.readSlice(length: end)!
             buffer.moveReaderIndex(forwardBy: 2)
-            switch Self.chunkSize(line) {
+            var blank = false
+            switch Self.chunkSize(line, sawBlank: &blank) {
             case .failure(let refusal):
                 return self.fail(refusal.status, refusal.reason)
             case .success(0):
+                if blank { self.sawChunkLineWhitespace = true }
                 self.state = .trailers(scanned: 0)
                 return self.trailers(&buffer, scanned: 0)
             case .success(let size):
+                if blank { self.sawChunkLineWhitespace = true }
                 let (total, overflow) = self.declaredBodySize.addingReportingOverflow(size)
                 self.declaredBodySize = overflow ? .max : total
                 guard self.declaredBodySize <= self.maxBodySize else {
@@ -350,7 +356,7 @@ package struct HTTPRequestParser {
 
     /// RFC 9112 section 7.1: hex digits, then extensions (ignored, but held to their grammar:
     /// `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`).
-    private static func chunkSize(_ line: ByteBuffer) -> Result<Int, Refusal> {
+    private static func chunkSize(_ line: ByteBuffer, sawBlank: inout Bool) -> Result<Int, Refusal> {
         line.withUnsafeReadableBytes { bytes in
             var size = 0
             var index = 0
@@ -364,14 +370,19 @@ package struct HTTPRequestParser {
             guard index == bytes.count || bytes[index] == UInt8(ascii: ";") || Self.isBlank(bytes[index]) else {
                 return .failure(Refusal(status: .badRequest, reason: "invalid chunk size"))
             }
-            return Self.chunkExtensionsAreWellFormed(bytes, from: index)
+            return Self.chunkExtensionsAreWellFormed(bytes, from: index, sawBlank: &sawBlank)
                 ? .success(size) : .failure(Refusal(status: .badRequest, reason: "invalid chunk extension"))
         }
     }
 
-    private static func chunkExtensionsAreWellFormed(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Bool {
+    private static func chunkExtensionsAreWellFormed(_ bytes: UnsafeRawBufferPointer, from start: Int, sawBlank: inout Bool) -> Bool {
         var index = start
-        func skipBlanks() { while index < bytes.count, Self.isBlank(bytes[index]) { index += 1 } }
+        func skipBlanks() {
+            while index < bytes.count, Self.isBlank(bytes[index]) {
+                sawBlank = true
+                index += 1
+            }
+        }
         func token() -> Bool {
             let first = index
             while index < bytes.count, HTTPToken.isTokenCharacter(bytes[index]) { index += 1 }
