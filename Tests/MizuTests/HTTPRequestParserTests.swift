@@ -94,6 +94,8 @@ import Testing
             ("GET h:443 HTTP/1.1\r\n\r\n", 400, "invalid request target"),
             // RFC 9112 section 3.2.4: the asterisk is a server-wide OPTIONS, nothing else.
             ("GET * HTTP/1.1\r\n\r\n", 400, "invalid request target"),
+            ("CONNECT a#f HTTP/1.1\r\n\r\n", 400, "invalid request target"),
+            ("CONNECT h HTTP/1.1\r\n\r\n", 400, "invalid request target"),
             ("GET ht5tp://h/ HTTP/1.1\r\n\r\n", 400, "invalid request target"),
             ("GET /a b HTTP/1.1\r\n\r\n", 400, "malformed HTTP version"),
             ("GET  / HTTP/1.1\r\n\r\n", 400, "malformed request line"),
@@ -164,7 +166,7 @@ import Testing
     @Test func theSameFramingAsNIOsParserOverAGeneratedCorpus() {
         var generator = RequestGenerator(seed: 0x5EED_2026)
         var disagreements: [String] = []
-        for _ in 0..<5000 {
+        for _ in 0..<10000 {
             let bytes = generator.next()
             if let disagreement = RequestParserDifferential.disagreement(bytes) {
                 disagreements.append("\(bytes): \(disagreement)")
@@ -220,11 +222,13 @@ struct RequestGenerator {
         var text = ""
         for _ in 0..<Int(1 + self.random.next() % 3) { text += self.message() }
         var bytes = Array(text.utf8)
+        // Cut short sometimes: a parser must judge what it has so far the same way.
+        if self.random.next() % 4 == 0, !bytes.isEmpty { bytes = Array(bytes.prefix(Int(self.random.next() % UInt64(bytes.count)))) }
         if self.random.next() % 3 == 0, !bytes.isEmpty {
             for _ in 0..<Int(1 + self.random.next() % 3) {
                 let index = Int(self.random.next() % UInt64(bytes.count))
                 switch self.random.next() % 3 {
-                case 0: bytes[index] = self.pick([0, 9, 10, 13, 32, 44, 58, 59, 0x7F, 0x80, 0xFF, UInt8(ascii: "0"), UInt8(ascii: "a")])
+                case 0: bytes[index] = self.pick([0, 9, 10, 13, 32, 34, 44, 58, 59, 61, 92, 0x7F, 0x80, 0xFF, UInt8(ascii: "0"), UInt8(ascii: "a")])
                 case 1: bytes.insert(self.pick([10, 13, 32, 9, UInt8(ascii: ":"), UInt8(ascii: "5")]), at: index)
                 default: bytes.remove(at: index)
                 }
@@ -251,7 +255,7 @@ struct RequestGenerator {
             body = String(repeating: "b", count: length)
         case 1:
             lines.append(self.pick(["Transfer-Encoding: chunked", "transfer-encoding: CHUNKED", "Transfer-Encoding: gzip, chunked"]))
-            body = self.pick(["3\r\nabc\r\n0\r\n\r\n", "1;x=y\r\nz\r\n0\r\nT: v\r\n\r\n", "0\r\n\r\n", "A\r\n0123456789\r\n0\r\n\r\n"])
+            body = self.pick(["3\r\nabc\r\n0\r\n\r\n", "1;x=y\r\nz\r\n0\r\nT: v\r\n\r\n", "0\r\n\r\n", "A\r\n0123456789\r\n0\r\n\r\n", "2 ; a=\"q \\\" r\" ;b\r\nzz\r\n0;e\r\n\r\n"])
         case 2:
             lines.append(self.pick(["Content-Length: 2", "Content-Length: 2, 2", "Content-Length: -1", "Content-Length: 1x"]))
             lines.append(self.pick(["Transfer-Encoding: chunked", "Content-Length: 3", "X: y"]))

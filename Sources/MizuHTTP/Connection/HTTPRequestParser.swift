@@ -52,10 +52,11 @@ package struct HTTPRequestParser {
         self.maxBodySize = maxBodySize
     }
 
-    /// Waiting for the rest of a head or trailer section (bytes of it may have arrived).
-    package var awaitsFieldSection: Bool {
+    /// Waiting for the end of a line: of a head, a trailer section or a chunk-size line (what is
+    /// in it is judged once it is complete, or at its size bound).
+    package var awaitsLineEnd: Bool {
         switch self.state {
-        case .head, .trailers: true
+        case .head, .trailers, .chunkLine: true
         default: false
         }
     }
@@ -204,10 +205,10 @@ package struct HTTPRequestParser {
             // RFC 9112 section 3.2: visible ASCII only (no control, space or byte above 0x7E).
             guard target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return refuse("invalid character in the request target") }
             let isConnect = methodBytes.elementsEqual("CONNECT".utf8)
-            // RFC 9112 section 3.2: authority-form is CONNECT's alone; others are a path, `*` or absolute.
-            guard isConnect || Self.isOriginAsteriskOrAbsoluteForm(target, options: methodBytes.elementsEqual("OPTIONS".utf8)) else {
-                return refuse("invalid request target")
-            }
+            // RFC 9112 section 3.2: authority-form (`host:port`) is CONNECT's alone; others are a
+            // path, `*` (OPTIONS) or absolute.
+            let validForm = isConnect ? Self.isAuthorityForm(target) : Self.isOriginAsteriskOrAbsoluteForm(target, options: methodBytes.elementsEqual("OPTIONS".utf8))
+            guard validForm else { return refuse("invalid request target") }
             guard var version = Self.version(requestLine[(secondSpace + 1)...]) else { return refuse("malformed HTTP version") }
             // RFC 9110 section 2.5: a later minor version of 1 is read as 1.1; another major is not ours.
             guard version.major == 1 else { return refuse("HTTP version not supported", .httpVersionNotSupported) }
@@ -274,6 +275,13 @@ package struct HTTPRequestParser {
         // Letters only (as llhttp): an origin server has no use for other schemes' digits or signs.
         guard target[target.startIndex..<colon].allSatisfy(Self.isLetter) else { return false }
         return target[colon...].starts(with: "://".utf8)
+    }
+
+    /// `uri-host ":" port` (RFC 9112 section 3.2.3).
+    private static func isAuthorityForm(_ target: Slice<UnsafeRawBufferPointer>) -> Bool {
+        let text = String(decoding: target, as: UTF8.self)
+        guard let colon = text.utf8.lastIndex(of: UInt8(ascii: ":")), text.utf8.index(after: colon) != text.utf8.endIndex else { return false }
+        return HostField.isValid(text) && !text.hasSuffix("]")
     }
 
     private static func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") }
