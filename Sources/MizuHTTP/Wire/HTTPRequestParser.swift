@@ -22,7 +22,7 @@ package struct HTTPRequestParser {
         case refused(HTTPResponseStatus, String)
     }
 
-    private enum State {
+    enum State {
         /// Looking for the end of a head; `scanned` bytes (past leading empty lines) have no end in them.
         case head(scanned: Int, skipped: Int)
         case body(remaining: Int)
@@ -37,15 +37,15 @@ package struct HTTPRequestParser {
     /// The longest chunk-size line, extensions included, waited for.
     package static let maxChunkLineSize = 4096
 
-    private var state = State.head(scanned: 0, skipped: 0)
-    private let maxHeadSize: Int
-    private let maxBodySize: Int
+    var state = State.head(scanned: 0, skipped: 0)
+    let maxHeadSize: Int
+    let maxBodySize: Int
     /// A chunk line had whitespace around its extensions (RFC 9110 section 5.6.3's BWS, which a
     /// recipient must accept; llhttp refuses it): the differential check's one leniency of ours.
-    package private(set) var sawChunkLineWhitespace = false
+    package internal(set) var sawChunkLineWhitespace = false
     /// The chunk sizes of the current body so far (saturating): a chunk that declares more than
     /// the limit is refused when its size line arrives, not after the bytes have.
-    private var declaredBodySize = 0
+    var declaredBodySize = 0
 
     package init(maxHeadSize: Int, maxBodySize: Int = .max) {
         self.maxHeadSize = maxHeadSize
@@ -143,7 +143,7 @@ package struct HTTPRequestParser {
 
     private var tooLarge: String { "request head exceeds \(self.maxHeadSize) bytes" }
 
-    private enum Search {
+    enum Search {
         case found(Int)
         case notYet(scanned: Int)
         case tooLarge
@@ -152,7 +152,7 @@ package struct HTTPRequestParser {
 
     /// Where the first empty line starts (after at least one line), scanning from `start`: every
     /// LF must follow a CR, and every CR precede an LF.
-    private static func findEmptyLine(in buffer: ByteBuffer, from start: Int, limit: Int) -> Search {
+    static func findEmptyLine(in buffer: ByteBuffer, from start: Int, limit: Int) -> Search {
         buffer.withUnsafeReadableBytes { bytes in
             var index = start
             while index < bytes.count {
@@ -261,7 +261,7 @@ package struct HTTPRequestParser {
     }
 
     /// Where the line from `start` ends (its CR); the caller's bytes end with CRLF.
-    private static func lineEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+    static func lineEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
         var index = start
         while bytes[index] != Byte.cr { index += 1 }
         return index
@@ -296,7 +296,7 @@ package struct HTTPRequestParser {
 
     /// One `name: value` line (RFC 9112 section 5): a token, a colon at once, the value without
     /// its surrounding whitespace; no control character but HTAB in it.
-    private static func field(_ line: UnsafeRawBufferPointer) -> Result<(String, String), Refusal> {
+    static func field(_ line: UnsafeRawBufferPointer) -> Result<(String, String), Refusal> {
         if let first = line.first, first == Byte.space || first == Byte.tab {
             return .failure(Refusal(status: .badRequest, reason: "obsolete line folding"))
         }
@@ -314,179 +314,19 @@ package struct HTTPRequestParser {
         return .success((String(decoding: line[0..<colon], as: UTF8.self), String(decoding: value, as: UTF8.self)))
     }
 
-    // MARK: Chunked bodies
-
-    private mutating func chunkLine(_ buffer: inout ByteBuffer, scanned: Int) -> Event? {
-        let found: Result<Int, Refusal>? = buffer.withUnsafeReadableBytes { bytes in
-            var index = scanned
-            while index < bytes.count, index <= Self.maxChunkLineSize {
-                if bytes[index] == Byte.lf { return .failure(Refusal(status: .badRequest, reason: "a line ends with LF alone")) }
-                if bytes[index] == Byte.cr {
-                    guard index + 1 < bytes.count else { return nil }
-                    guard bytes[index + 1] == Byte.lf else { return .failure(Refusal(status: .badRequest, reason: "a CR not followed by LF")) }
-                    return .success(index)
-                }
-                index += 1
-            }
-            return index > Self.maxChunkLineSize ? .failure(Refusal(status: .badRequest, reason: "chunk-size line too long")) : nil
-        }
-        switch found {
-        case nil:
-            // Scanned up to a trailing CR (judged with its next byte) or the end.
-            let unscanned = buffer.readableBytesView.last == Byte.cr ? 1 : 0
-            self.state = .chunkLine(scanned: max(0, buffer.readableBytes - unscanned))
-            return nil
-        case .failure(let refusal):
-            return self.fail(refusal.status, refusal.reason)
-        case .success(let end):
-            let line = buffer.readSlice(length: end)!
-            buffer.moveReaderIndex(forwardBy: 2)
-            var blank = false
-            switch Self.chunkSize(line, sawBlank: &blank) {
-            case .failure(let refusal):
-                return self.fail(refusal.status, refusal.reason)
-            case .success(0):
-                if blank { self.sawChunkLineWhitespace = true }
-                self.state = .trailers(scanned: 0)
-                return self.trailers(&buffer, scanned: 0)
-            case .success(let size):
-                if blank { self.sawChunkLineWhitespace = true }
-                let (total, overflow) = self.declaredBodySize.addingReportingOverflow(size)
-                self.declaredBodySize = overflow ? .max : total
-                guard self.declaredBodySize <= self.maxBodySize else {
-                    return self.fail(.payloadTooLarge, "request body exceeds \(self.maxBodySize) bytes")
-                }
-                self.state = .chunkData(remaining: size)
-                return self.next(&buffer)
-            }
-        }
-    }
-
-    /// RFC 9112 section 7.1: hex digits, then extensions (ignored, but held to their grammar:
-    /// `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`).
-    private static func chunkSize(_ line: ByteBuffer, sawBlank: inout Bool) -> Result<Int, Refusal> {
-        line.withUnsafeReadableBytes { bytes in
-            var size = 0
-            var index = 0
-            while index < bytes.count, let digit = Self.hexValue(bytes[index]) {
-                let (shifted, overflow) = size.multipliedReportingOverflow(by: 16)
-                guard !overflow else { return .failure(Refusal(status: .payloadTooLarge, reason: "chunk size too large")) }
-                size = shifted + digit
-                index += 1
-            }
-            guard index > 0 else { return .failure(Refusal(status: .badRequest, reason: "invalid chunk size")) }
-            guard index == bytes.count || bytes[index] == UInt8(ascii: ";") || Self.isBlank(bytes[index]) else {
-                return .failure(Refusal(status: .badRequest, reason: "invalid chunk size"))
-            }
-            return Self.chunkExtensionsAreWellFormed(bytes, from: index, sawBlank: &sawBlank)
-                ? .success(size) : .failure(Refusal(status: .badRequest, reason: "invalid chunk extension"))
-        }
-    }
-
-    private static func chunkExtensionsAreWellFormed(_ bytes: UnsafeRawBufferPointer, from start: Int, sawBlank: inout Bool) -> Bool {
-        var index = start
-        func skipBlanks() {
-            while index < bytes.count, Self.isBlank(bytes[index]) {
-                sawBlank = true
-                index += 1
-            }
-        }
-        func token() -> Bool {
-            let first = index
-            while index < bytes.count, HTTPToken.isTokenCharacter(bytes[index]) { index += 1 }
-            return index > first
-        }
-        func quotedString() -> Bool {
-            index += 1  // the opening quote
-            while index < bytes.count {
-                switch bytes[index] {
-                case UInt8(ascii: "\""):
-                    index += 1
-                    return true
-                case UInt8(ascii: "\\"):
-                    guard index + 1 < bytes.count, Self.isFieldByte(bytes[index + 1]) else { return false }
-                    index += 2
-                default:
-                    guard Self.isFieldByte(bytes[index]) else { return false }
-                    index += 1
-                }
-            }
-            return false
-        }
-        while index < bytes.count {
-            skipBlanks()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ";") else { return false }
-            index += 1
-            skipBlanks()
-            guard token() else { return false }
-            let afterName = index
-            skipBlanks()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "=") {
-                index += 1
-                skipBlanks()
-                guard index < bytes.count else { return false }
-                guard bytes[index] == UInt8(ascii: "\"") ? quotedString() : token() else { return false }
-            } else {
-                // Blanks not followed by `=` must lead to the next `;`.
-                index = afterName
-                if index < bytes.count, !Self.isBlank(bytes[index]), bytes[index] != UInt8(ascii: ";") { return false }
-            }
-        }
-        return true
-    }
-
-    private static func isBlank(_ byte: UInt8) -> Bool { byte == Byte.space || byte == Byte.tab }
-
-    /// HTAB, SP, visible ASCII or obs-text: what a field value (or quoted text) may hold.
-    private static func isFieldByte(_ byte: UInt8) -> Bool { byte == Byte.tab || (byte >= 0x20 && byte != 0x7F) }
-
-    /// The trailer section after the last chunk: fields checked as a head's, then dropped.
-    private mutating func trailers(_ buffer: inout ByteBuffer, scanned: Int) -> Event? {
-        if buffer.readableBytesView.starts(with: Self.crlf) {
-            buffer.moveReaderIndex(forwardBy: 2)
-            self.state = .head(scanned: 0, skipped: 0)
-            return .end
-        }
-        if buffer.readableBytes < 2 {
-            if let first = buffer.readableBytesView.first, first == Byte.lf { return self.fail(.badRequest, "a line ends with LF alone") }
-            return nil
-        }
-        switch Self.findEmptyLine(in: buffer, from: scanned, limit: self.maxHeadSize) {
-        case .malformed(let reason):
-            return self.fail(.badRequest, reason)
-        case .tooLarge:
-            return self.fail(.requestHeaderFieldsTooLarge, "trailer section exceeds \(self.maxHeadSize) bytes")
-        case .notYet(let scannedNow):
-            self.state = .trailers(scanned: scannedNow)
-            return nil
-        case .found(let end):
-            let section = buffer.readSlice(length: end)!
-            buffer.moveReaderIndex(forwardBy: 2)
-            let malformed = section.withUnsafeReadableBytes { bytes -> Refusal? in
-                var start = 0
-                while start < bytes.count {
-                    let end = Self.lineEnd(bytes, from: start)
-                    if case .failure(let refusal) = Self.field(UnsafeRawBufferPointer(rebasing: bytes[start..<end])) { return refusal }
-                    start = end + 2
-                }
-                return nil
-            }
-            if let malformed { return self.fail(malformed.status, malformed.reason) }
-            self.state = .head(scanned: 0, skipped: 0)
-            return .end
-        }
-    }
-
     // MARK: Support
 
-    private mutating func fail(_ status: HTTPResponseStatus, _ reason: String) -> Event {
+    /// HTAB, SP, visible ASCII or obs-text: what a field value (or quoted text) may hold.
+    static func isFieldByte(_ byte: UInt8) -> Bool { byte == Byte.tab || (byte >= 0x20 && byte != 0x7F) }
+
+    mutating func fail(_ status: HTTPResponseStatus, _ reason: String) -> Event {
         self.state = .failed
         return .refused(status, reason)
     }
 
-    private static let crlf: [UInt8] = [Byte.cr, Byte.lf]
+    static let crlf: [UInt8] = [Byte.cr, Byte.lf]
 
-    private enum Byte {
+    enum Byte {
         static let cr: UInt8 = 13
         static let lf: UInt8 = 10
         static let space: UInt8 = 32
@@ -494,14 +334,4 @@ package struct HTTPRequestParser {
     }
 
     private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
-
-    private static func hexValue(_ byte: UInt8) -> Int? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
-        default: nil
-        }
-    }
 }
-
