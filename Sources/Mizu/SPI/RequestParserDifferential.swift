@@ -31,6 +31,8 @@ import NIOHTTP1
         package var awaitsLineEnd = false
         /// Ours read whitespace around a chunk's extensions (BWS, which llhttp refuses).
         package var sawChunkLineWhitespace = false
+        /// Ours read a request line's HTTP/1.2 to 1.9 as 1.1 (llhttp refuses those).
+        package var sawLaterMinorVersion = false
 
         mutating func began(_ head: HTTPRequestHead) { self.messages.append(Message(head: head)) }
 
@@ -93,7 +95,7 @@ import NIOHTTP1
         let ours = parse(bytes, nil)
         let split = parse(bytes, bytes.count / 2)
         guard ours == split else { return "fed whole and in two parts, ours differs: \(ours) / \(split)" }
-        let nio = self.nio(Self.laterMinorVersionsAs11(bytes))
+        let nio = self.nio(bytes)
         switch (ours.refusal, nio.refusal) {
         case (nil, nil):
             return Self.sameFraming(ours, nio) ? nil : "ours \(ours) / NIO \(nio)"
@@ -109,29 +111,13 @@ import NIOHTTP1
             // Anything else accepted is a finding.
             // Likewise OWS after a Content-Length's digits is not part of the value (RFC 9110 5.5);
             // llhttp refuses it, and ours accepts nothing else there but digits.
-            let lenient = ours.sawChunkLineWhitespace || refusal.contains("content-length")
+            // And HTTP/1.2 to 1.9 are read as 1.1 (RFC 9110 section 2.5); llhttp refuses them.
+            let lenient = ours.sawChunkLineWhitespace || ours.sawLaterMinorVersion || refusal.contains("content-length")
             guard Self.waitsInsideAHead(bytes, ours) || lenient else { return "only NIO refused: ours \(ours) / NIO \(nio)" }
             return Self.agreeBefore(ours, nio) ? nil : "ours \(ours) / NIO \(nio)"
         case (_?, _?):
             return Self.agreeBefore(ours, nio) ? nil : "ours \(ours) / NIO \(nio)"
         }
-    }
-
-    /// Ours reads HTTP/1.2 to 1.9 as 1.1 (RFC 9110 section 2.5), llhttp refuses them: NIO gets
-    /// them as 1.1 (same length, so the framing compared is unchanged).
-    private static func laterMinorVersionsAs11(_ bytes: [UInt8]) -> [UInt8] {
-        var bytes = bytes
-        let version = Array(" HTTP/1.".utf8)
-        var index = 0
-        while index + version.count + 2 < bytes.count {
-            if bytes[index..<(index + version.count)].elementsEqual(version), case let minor = bytes[index + version.count],
-                minor >= UInt8(ascii: "2"), minor <= UInt8(ascii: "9"), bytes[index + version.count + 1] == 13
-            {
-                bytes[index + version.count] = UInt8(ascii: "1")
-            }
-            index += 1
-        }
-        return bytes
     }
 
     /// Both framed the same requests alike (NIO may have read past a last request; ours stops).
@@ -200,6 +186,7 @@ import NIOHTTP1
         }
         outcome.awaitsLineEnd = outcome.refusal == nil && !outcome.stoppedAfterLast && parser.awaitsLineEnd
         outcome.sawChunkLineWhitespace = parser.sawChunkLineWhitespace
+        outcome.sawLaterMinorVersion = parser.sawLaterMinorVersion
         return outcome
     }
 

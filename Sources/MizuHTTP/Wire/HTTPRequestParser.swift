@@ -43,6 +43,8 @@ package struct HTTPRequestParser {
     /// A chunk line had whitespace around its extensions (RFC 9110 section 5.6.3's BWS, which a
     /// recipient must accept; llhttp refuses it): the differential check's one leniency of ours.
     package internal(set) var sawChunkLineWhitespace = false
+    /// A request line said HTTP/1.2 to 1.9, read as 1.1 (RFC 9110 section 2.5; llhttp refuses it).
+    package private(set) var sawLaterMinorVersion = false
     /// The chunk sizes of the current body so far (saturating): a chunk that declares more than
     /// the limit is refused when its size line arrives, not after the bytes have.
     var declaredBodySize = 0
@@ -130,6 +132,7 @@ package struct HTTPRequestParser {
             case .failure(let refusal):
                 return self.fail(refusal.status, refusal.reason)
             case .success(let (parsed, framing)):
+                if Self.saysLaterMinorVersion(head) { self.sawLaterMinorVersion = true }
                 switch framing {
                 case .length(let length): self.state = .body(remaining: length)
                 case .chunked:
@@ -285,6 +288,13 @@ package struct HTTPRequestParser {
     }
 
     private static func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") }
+
+    /// The request line (the head's first) ends in `1.2` to `1.9`.
+    private static func saysLaterMinorVersion(_ head: ByteBuffer) -> Bool {
+        let bytes = head.readableBytesView
+        guard let cr = bytes.firstIndex(of: Byte.cr), cr - bytes.startIndex >= 3 else { return false }
+        return bytes[cr - 3] == UInt8(ascii: "1") && bytes[cr - 2] == UInt8(ascii: ".") && bytes[cr - 1] >= UInt8(ascii: "2") && bytes[cr - 1] <= UInt8(ascii: "9")
+    }
 
     /// `HTTP/d.d`, exactly.
     private static func version(_ bytes: Slice<UnsafeRawBufferPointer>) -> HTTPVersion? {
