@@ -113,7 +113,7 @@ import NIOHTTP1
             // llhttp refuses it, and ours accepts nothing else there but digits.
             // And HTTP/1.2 to 1.9 are read as 1.1 (RFC 9110 section 2.5); llhttp refuses them.
             let lenient = ours.sawChunkLineWhitespace || ours.sawLaterMinorVersion || refusal.contains("content-length")
-            guard Self.waitsInsideAHead(bytes, ours) || lenient else { return "only NIO refused: ours \(ours) / NIO \(nio)" }
+            guard Self.waitsForALineEnd(ours) || lenient else { return "only NIO refused: ours \(ours) / NIO \(nio)" }
             return Self.agreeBefore(ours, nio) ? nil : "ours \(ours) / NIO \(nio)"
         case (_?, _?):
             return Self.agreeBefore(ours, nio) ? nil : "ours \(ours) / NIO \(nio)"
@@ -159,7 +159,7 @@ import NIOHTTP1
     }
 
     /// Ours produced no refusal and waits for the end of a line (not for body bytes).
-    private static func waitsInsideAHead(_ bytes: [UInt8], _ ours: Outcome) -> Bool {
+    private static func waitsForALineEnd(_ ours: Outcome) -> Bool {
         !ours.stoppedAfterLast && ours.awaitsLineEnd
     }
 

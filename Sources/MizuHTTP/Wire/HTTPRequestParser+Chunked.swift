@@ -29,15 +29,15 @@ extension HTTPRequestParser {
             let line = buffer.readSlice(length: end)!
             buffer.moveReaderIndex(forwardBy: 2)
             var blank = false
-            switch Self.chunkSize(line, sawBlank: &blank) {
+            let size = Self.chunkSize(line, sawBlank: &blank)
+            if blank { self.sawChunkLineWhitespace = true }
+            switch size {
             case .failure(let refusal):
                 return self.fail(refusal.status, refusal.reason)
             case .success(0):
-                if blank { self.sawChunkLineWhitespace = true }
                 self.state = .trailers(scanned: 0)
                 return self.trailers(&buffer, scanned: 0)
             case .success(let size):
-                if blank { self.sawChunkLineWhitespace = true }
                 let (total, overflow) = self.declaredBodySize.addingReportingOverflow(size)
                 self.declaredBodySize = overflow ? .max : total
                 guard self.declaredBodySize <= self.maxBodySize else {
