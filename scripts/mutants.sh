@@ -73,6 +73,8 @@ MUTATIONS = [
      "!HostField.isValid(host)", "host.isEmpty && false", "HTTPConnectionStateMachine|HostileHTTP"),
     ("if-range-ignored", "Sources/Mizu/Router/StaticFiles.swift",
      ", Self.rangeApplies(ctx.request, etag: etag, modified: modified) {", " {", "StaticFiles"),
+    ("timeout-cut-waits-for-handler", "Sources/Mizu/Middleware/Timeout.swift",
+     "ctx.writer.cut()", "ctx.writer.abandon()", "StreamingTests"),
     ("no-lingering-close", "Sources/MizuHTTP/Connection/HTTPConnectionHandler.swift",
      "self.machine.finalAnswerWritten(canHalfClose: !self.secure && context.channel.isActive)",
      "self.machine.finalAnswerWritten(canHalfClose: false)", "anEarlyErrorAnswer"),

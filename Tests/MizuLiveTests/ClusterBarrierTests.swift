@@ -30,8 +30,16 @@ struct ClusterBarrierTests {
     /// number below the last). The barrier takes the held slots' commands out of that queue
     /// instead, to be written with the rest in publish order.
     @Test func aBarrierOnALostLinkTakesTheHeldSlotsCommandsAlong() async throws {
-        // The lost link stays away for the test's length: its queue is what the barrier sees.
-        try await self.withBroker(configure: { $0.node.reconnectDelay = .seconds(5) }, self.checkBarrierOnALostLink)
+        // The lost link stays away for the test's length and its queue stays open: the queue is
+        // what the barrier sees. (A 5 s delay, jittered down to 2.5, was once shorter than a
+        // TSan run's steps: the link came back, wrote the queue, and the wait for it to hold
+        // one command never ended.)
+        try await self.withBroker(
+            configure: {
+                $0.node.reconnectDelay = .hours(1)
+                $0.node.maxReconnectDelay = .hours(1)
+                $0.node.maxPublishWait = .hours(1)
+            }, self.checkBarrierOnALostLink)
     }
 
     private func withBroker(
@@ -80,8 +88,10 @@ struct ClusterBarrierTests {
         let owner = try broker.state.withLockedValue { state in try #require(state.topology.primary(of: slot).flatMap { state.shards[$0] }) }
         let node = try #require(cluster.node(ClusterNodeAddress(host: "127.0.0.1", port: owner.configuration.port)))
         let policy = Live.HistoryPolicy(size: 1000, ttl: .seconds(60))
-        // The failover's pause: the primary takes the commands and answers none.
-        _ = try await node.command(["CLIENT", "PAUSE", "5000", "ALL"])
+        // The failover's pause: the primary takes the commands and answers none, for longer
+        // than any run needs to reach the retire (an answer before it would take a publish
+        // out of what is given back).
+        _ = try await node.command(["CLIENT", "PAUSE", "120000", "ALL"])
         for number in 1...20 { #expect(broker.publish("h:x", Data("\(number)".utf8), history: policy)) }
         _ = try await eventually("20 publishes written, unanswered") { owner.statistics.waiting == 0 ? true : nil }
         // A starved event loop: the next publishes stay queued, and the close waits for the gate.

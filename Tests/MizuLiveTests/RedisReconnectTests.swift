@@ -69,4 +69,13 @@ import Testing
         #expect(backoff.failures == 0)
         #expect(backoff.delay(jitter: 1) == .milliseconds(100))
     }
+
+    /// A base of hours doubled twenty times is past Int64's nanoseconds: the cap, never a
+    /// wrapped (negative, so immediate) delay.
+    @Test func aLongBaseDoubledPastTheRangeStaysAtItsCap() {
+        var backoff = ReconnectBackoff(base: .hours(3), cap: .hours(6), healthyAfter: .hours(12))
+        for _ in 0..<40 { backoff.attemptFailed() }
+        #expect(backoff.delay(jitter: 1) == .hours(6))
+        #expect(backoff.delay(jitter: 0) == .hours(3))
+    }
 }

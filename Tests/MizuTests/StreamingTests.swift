@@ -133,8 +133,8 @@ extension RawClient {
         let handlerMayReturn = Gate()
         let app = App(logsRequests: false)
         app.use { next in { c in c.writer.setHeader("x-outer", "kept"); try await next(c) } }
-        app.use(Middlewares.timeout(.milliseconds(200)))
-        app.get("/slow") { c in
+        // The slow handler waits for the test, so its short deadline holds on any machine.
+        app.with(Middlewares.timeout(.milliseconds(200))).get("/slow") { c in
             c.writer.setHeader("x-inner", "dropped")
             await handlerMayReturn.wait()
             do {
@@ -144,15 +144,19 @@ extension RawClient {
                 lateWrite.withLockedValue { $0 = "\(error)" }
             }
         }
-        app.get("/fast") { c in try await c.text(.ok, "in time") }
-        app.get("/streaming") { c in
+        // These must start answering before their deadline: a loaded run once took more than
+        // 200 ms to reach the streaming handler's first write.
+        let streamMayGoOn = Gate()
+        let generous = app.with(Middlewares.timeout(Patience.scaled(.milliseconds(500))))
+        generous.get("/fast") { c in try await c.text(.ok, "in time") }
+        generous.get("/streaming") { c in
             try await c.stream { writer in
                 try await writer.write("started")
-                try? await Task.sleep(nanoseconds: 1_000_000_000)
+                await streamMayGoOn.wait()  // opened once the test has ended
                 try await writer.write("never")
             }
         }
-        defer { handlerMayReturn.open() }
+        defer { handlerMayReturn.open(); streamMayGoOn.open() }
         try await withServer(app) { (port: Int) async throws in
             let slow = try await request(port: port, "GET", "/slow")
             #expect(!handlerMayReturn.isOpen && lateWrite.withLockedValue { $0 } == nil, "answered before the handler returned")

@@ -26,7 +26,7 @@ extension Middlewares {
                     // The deadline came first: answer now, not when the handler notices.
                     group.cancelAll()
                     if try await ctx.writer.finishEarly(.serviceUnavailable, text: message, headers: outerHeaders) { return }
-                    ctx.writer.abandon()  // the handler's later writes are refused too
+                    ctx.writer.cut()  // closed now, and the handler's later writes are refused
                     throw TimeoutError.responseCut
                 }
             }

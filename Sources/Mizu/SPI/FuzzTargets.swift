@@ -300,4 +300,6 @@ private struct DetachedConnection: ResponseConnection {
     func upgrade(head: HTTPResponseHead, configure: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Void> {
         MultiThreadedEventLoopGroup.singleton.any().makeFailedFuture(ChannelError.ioOnClosedChannel)
     }
+
+    func cut() {}
 }

@@ -30,6 +30,14 @@ struct ConnectionBridge: ResponseConnection {
         }
     }
 
+    func cut() {
+        if self.eventLoop.inEventLoop {
+            self.handler.value.cutResponse()
+        } else {
+            self.eventLoop.execute { self.handler.value.cutResponse() }
+        }
+    }
+
     func requestFinished(failed: Bool) {
         if self.eventLoop.inEventLoop {
             self.handler.value.requestFinished(failed: failed)

@@ -184,6 +184,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
+    /// The response cannot be completed: closed now (its handler's end, when it comes, finds
+    /// the connection gone).
+    func cutResponse() {
+        self.context?.close(promise: nil)
+    }
+
     func requestFinished(failed: Bool) {
         guard self.context != nil else { return }
         self.perform(self.machine.responseFinished(failed: failed))

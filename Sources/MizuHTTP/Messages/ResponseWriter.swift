@@ -196,6 +196,14 @@ public final class ResponseWriter: Sendable {
         self.state.withLockedValue { $0.finished = true }
     }
 
+    /// Abandons the response and closes the connection now, while its handler may still run
+    /// (a deadline passed mid-stream): the client sees the body cut at once, not when the
+    /// handler next writes or returns.
+    package func cut() {
+        self.abandon()
+        self.connection.cut()
+    }
+
     /// Answers `101 Switching Protocols` with the set headers and hands the connection to
     /// `configure`, which adds the new protocol's handlers. Bytes that arrived after the
     /// request head reach those handlers; nothing is lost.
@@ -251,4 +259,6 @@ public final class ResponseWriter: Sendable {
 package protocol ResponseConnection: Sendable {
     func write(_ parts: [HTTPServerResponsePart], isHeadRequest: Bool) -> EventLoopFuture<Void>
     func upgrade(head: HTTPResponseHead, configure: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Void>
+    /// Closes the connection at once: the response under way will not be completed.
+    func cut()
 }

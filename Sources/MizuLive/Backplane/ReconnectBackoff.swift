@@ -41,7 +41,9 @@ struct ReconnectBackoff {
     /// The wait before the next attempt: `base` doubled per failure, at most `cap`, then
     /// jittered into its upper half by `unit` (0...1) so many nodes do not retry in step.
     func delay(jitter unit: Double) -> TimeAmount {
-        let full = min(self.cap.nanoseconds, self.base.nanoseconds << min(self.failures, 20))
+        // Checked: a shift would drop the high bits of a long base (hours) and go negative.
+        let (grown, overflow) = max(0, self.base.nanoseconds).multipliedReportingOverflow(by: 1 << min(self.failures, 20))
+        let full = overflow ? max(0, self.cap.nanoseconds) : min(max(0, self.cap.nanoseconds), grown)
         return .nanoseconds(full / 2 + Int64(Double(full / 2) * min(max(unit, 0), 1)))
     }
 }
