@@ -49,7 +49,8 @@ class ChatServer:
             raise RuntimeError("ChatApp did not report its address")
         # Keep reading its log, so a chatty server never blocks on a full pipe.
         self.log = []
-        threading.Thread(target=self._drain, daemon=True).start()
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
 
     def _drain(self):
         for line in self.process.stdout:

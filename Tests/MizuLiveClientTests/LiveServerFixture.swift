@@ -98,6 +98,8 @@ extension LiveClient {
         configuration.tokenPlacement = .query(name: "user")
         configuration.requestTimeout = Patience.scaled(.seconds(10))
         configuration.handshakeTimeout = Patience.scaled(.seconds(10))
+        // The fixture's server pings at a patience-scaled interval: the client waits as long.
+        configuration.deadConnectionTimeout = Patience.scaled(.seconds(35))
         // Reconnects in these tests should come fast; the backoff's shape is ReconnectScheduleTests'.
         configuration.reconnect.initialDelay = .milliseconds(20)
         configuration.reconnect.maxDelay = .milliseconds(200)

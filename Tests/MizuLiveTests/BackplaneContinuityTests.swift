@@ -2,6 +2,7 @@ import Foundation
 import Mizu
 @testable import MizuLive
 import MizuTestSupport
+import NIOConcurrencyHelpers
 import NIOCore
 import Testing
 
@@ -16,24 +17,64 @@ import Testing
         configuration.maxReconnectDelay = .milliseconds(300)
     }
 
-    /// A reconnect at least 1 s away (0.5-1 of it, jittered), longer on a slower run (the
-    /// patience: 3 s at test.sh's 10, 12 s under ThreadSanitizer): the publishes right after a
-    /// cut must fall into the gap even when a loaded machine leaves this test's task waiting for
-    /// a while (under ThreadSanitizer it once waited past a 1 s reconnect, and with another
-    /// heavy job on the machine past a 0.5 s one, and never saw the link down).
-    private func slowerReconnect(_ configuration: inout Live.RedisBroker.Configuration) {
-        let delay = max(TimeAmount.seconds(1), Patience.scaled(.milliseconds(300)))
-        configuration.reconnectDelay = delay
-        configuration.maxReconnectDelay = delay
+    /// No link timer ends a test's fault: no health check drops a link of a stopped Redis and
+    /// no publish waiting for its link is given up, however slow the run (a stop of more than
+    /// two 5 s intervals under ThreadSanitizer would otherwise add a loss of its own).
+    private func patientLinks(_ configuration: inout Live.RedisBroker.Configuration) {
+        configuration.healthCheckInterval = .hours(1)
+        configuration.maxPublishWait = .hours(1)
     }
 
-    /// Cuts `broker`'s subscriber link and returns once the broker noticed: the link is down,
-    /// or (this task held past the reconnect) back again, which the expectation then says.
-    private func cutSubscriber(of broker: Live.RedisBroker, _ redis: RedisTestServer) async throws {
-        let before = broker.statistics.reconnects
-        try await self.kill(redis, port: try await broker.linkPorts().subscriber)
-        _ = try await eventually("the cut noticed") { !broker.isSubscriberUp || broker.statistics.reconnects > before ? true : nil }
-        #expect(!broker.isSubscriberUp, "the test's task was held past the reconnect: the gap under test never opened")
+    /// Two nodes whose links the test can hold down as long as it wants: each node signs in
+    /// as a Redis user of its own, which ``hold(_:of:user:_:)`` turns off (its reconnects are
+    /// refused) and ``release(_:_:)`` on again. No timer decides when a cut link comes back, so
+    /// no loaded run finds it back before the test's step (a reconnect delay once did: under
+    /// ThreadSanitizer the test's task slept past it and never saw the link down).
+    private func withHoldableNodes(
+        _ redis: RedisTestServer,
+        configure: (inout Live.RedisBroker.Configuration) -> Void = { _ in },
+        _ body: (_ a: (server: Live.Server, broker: Live.RedisBroker, port: Int), _ b: (server: Live.Server, broker: Live.RedisBroker, port: Int)) async throws -> Void
+    ) async throws {
+        var configurations: [Live.RedisBroker.Configuration] = []
+        for user in ["node-a", "node-b"] {
+            _ = try await redis.command(["ACL", "SETUSER", user, "on", ">pw-\(user)", "~*", "&*", "+@all"])
+            var configuration = try redis.configuration()
+            configuration.username = user
+            configuration.password = "pw-\(user)"
+            self.patientLinks(&configuration)
+            configure(&configuration)
+            configurations.append(configuration)
+        }
+        let made = NIOLockedValueBox(0)
+        try await withTwoServers(
+            connect: {
+                let index = made.withLockedValue { count in
+                    defer { count += 1 }
+                    return count
+                }
+                return try await Live.RedisBroker.connect(configurations[index])
+            }, close: { await $0.close() }, options: historyOptions(size: 1_000), body)
+    }
+
+    /// Cuts `roles` of `broker` (signed in as `user`) and keeps them down until ``release(_:_:)``.
+    private func hold(_ roles: [Live.RedisBroker.Role], of broker: Live.RedisBroker, user: String, _ redis: RedisTestServer) async throws {
+        _ = try await redis.command(["ACL", "SETUSER", user, "off"])
+        let ports = try await broker.linkPorts()
+        for role in roles { try await self.kill(redis, port: role == .publisher ? ports.publisher : ports.subscriber) }
+        _ = try await eventually("the cut noticed") {
+            roles.allSatisfy { $0 == .publisher ? !broker.outbox.withLockedValue(\.connected) : !broker.isSubscriberUp } ? true : nil
+        }
+    }
+
+    /// Lets `user` sign in again; with `server`, only once h:chat's stream in Redis holds
+    /// `offset` (the messages published while the link was down are in the gap for certain).
+    private func release(_ user: String, _ redis: RedisTestServer, once server: Live.Server? = nil, holds offset: UInt64 = 0) async throws {
+        if let server {
+            _ = try await eventuallyAsync("h:chat's stream at \(offset)") {
+                try await server.history("h:chat", limit: 1).top.offset >= offset ? true : nil
+            }
+        }
+        _ = try await redis.command(["ACL", "SETUSER", user, "on"])
     }
 
     private func kill(_ redis: RedisTestServer, port: Int?) async throws {
@@ -56,10 +97,14 @@ import Testing
         #expect(Set(messages.compactMap(\.epoch)).count == 1, "\(who): one epoch")
     }
 
-    /// Publishes 1...count on A's server, one every 2 ms, running `fault` before `faultAt`.
-    private func publish(_ server: Live.Server, count: Int, faultAt: Int, fault: () async throws -> Void) async throws {
+    /// Publishes 1...count on A's server, one every 2 ms, running `fault` before `faultAt`
+    /// and `mend` before `mendAt`.
+    private func publish(
+        _ server: Live.Server, count: Int, faultAt: Int, fault: () async throws -> Void, mendAt: Int = .max, mend: () async throws -> Void = {}
+    ) async throws {
         for index in 1...count {
             if index == faultAt { try await fault() }
+            if index == mendAt { try await mend() }
             server.publish("h:chat", Data("\(index)".utf8))
             try await Task.sleep(nanoseconds: 2_000_000)
         }
@@ -67,14 +112,14 @@ import Testing
 
     @Test func theSubscriberLinkCutWhilePublishingLosesNothing() async throws {
         try await withRedis { redis in
-            try await withTwoNodes(redis, configure: self.slowerReconnect, options: historyOptions(size: 1_000)) { a, b in
+            try await self.withHoldableNodes(redis) { a, b in
                 let ann = try await TestWebSocket.live(port: a.port, user: "ann")
                 let bob = try await TestWebSocket.live(port: b.port, user: "bob")
                 _ = try await ann.recover("h:chat")
                 _ = try await bob.recover("h:chat")
-                try await self.publish(a.server, count: 100, faultAt: 30) {
-                    try await self.cutSubscriber(of: b.broker, redis)
-                }
+                try await self.publish(
+                    a.server, count: 100, faultAt: 30, fault: { try await self.hold([.subscriber], of: b.broker, user: "node-b", redis) },
+                    mendAt: 60, mend: { try await self.release("node-b", redis, once: a.server, holds: 59) })
                 self.expectContiguous(try await self.read(ann, 100), from: 1, "ann")
                 self.expectContiguous(try await self.read(bob, 100), from: 1, "bob")
                 #expect(b.broker.statistics.reconnects >= 1, "the link was cut")
@@ -94,7 +139,7 @@ import Testing
     /// arrive (no loss), in order, before 61...80, which waited for the link.
     @Test(arguments: [false, true]) func aPublisherLinkCutWithPublishesUnansweredLosesAndRepeatsNothing(reset: Bool) async throws {
         try await withRedis { redis in
-            try await withTwoNodes(redis, options: historyOptions(size: 1_000)) { a, b in
+            try await withTwoNodes(redis, configure: self.patientLinks, options: historyOptions(size: 1_000)) { a, b in
                 let ann = try await TestWebSocket.live(port: a.port, user: "ann")
                 let bob = try await TestWebSocket.live(port: b.port, user: "bob")
                 _ = try await ann.recover("h:chat")
@@ -158,18 +203,12 @@ import Testing
 
     @Test func bothLinksOfTheReceivingNodeCutLoseNothing() async throws {
         try await withRedis { redis in
-            try await withTwoNodes(redis, configure: self.slowerReconnect, options: historyOptions(size: 1_000)) { a, b in
+            try await self.withHoldableNodes(redis) { a, b in
                 let bob = try await TestWebSocket.live(port: b.port, user: "bob")
                 _ = try await bob.recover("h:chat")
-                try await self.publish(a.server, count: 100, faultAt: 40) {
-                    let before = b.broker.statistics.reconnects
-                    let ports = try await b.broker.linkPorts()
-                    try await self.kill(redis, port: ports.publisher)
-                    try await self.kill(redis, port: ports.subscriber)
-                    _ = try await eventually("the cuts noticed") {
-                        b.broker.isFullyDisconnected || b.broker.statistics.reconnects > before ? true : nil
-                    }
-                }
+                try await self.publish(
+                    a.server, count: 100, faultAt: 40, fault: { try await self.hold([.publisher, .subscriber], of: b.broker, user: "node-b", redis) },
+                    mendAt: 70, mend: { try await self.release("node-b", redis, once: a.server, holds: 69) })
                 self.expectContiguous(try await self.read(bob, 100), from: 1, "bob")
                 #expect(b.broker.statistics.caughtUp >= 1)
                 try await bob.close()
@@ -204,11 +243,13 @@ import Testing
     /// missing, so the node finds it by the stream's position after the resubscribe.
     @Test func aQuietTopicsOnlyMessageInTheGapArrives() async throws {
         try await withRedis { redis in
-            try await withTwoNodes(redis, configure: self.slowerReconnect, options: historyOptions(size: 1_000)) { a, b in
+            try await self.withHoldableNodes(redis) { a, b in
                 let bob = try await TestWebSocket.live(port: b.port, user: "bob")
                 _ = try await bob.recover("h:chat")
-                try await self.cutSubscriber(of: b.broker, redis)
+                try await self.hold([.subscriber], of: b.broker, user: "node-b", redis)
                 a.server.publish("h:chat", Data("1".utf8))
+                // In the stream before the link is back (a publish goes out at the next tick).
+                try await self.release("node-b", redis, once: a.server, holds: 1)
                 self.expectContiguous(try await self.read(bob, 1), from: 1, "bob")
                 // At least: a position check that runs while a message is still in flight on
                 // pub/sub reads it too (counted; its pub/sub copy is then dropped as a repeat).
@@ -225,7 +266,7 @@ import Testing
     /// the node "repair" a gap that is not there).
     @Test func aMessageOfTheOldSubscriptionIsNotTakenForTheNewOnes() async throws {
         try await withRedis { redis in
-            try await withTwoNodes(redis, options: historyOptions(size: 1_000)) { a, b in
+            try await withTwoNodes(redis, configure: self.patientLinks, options: historyOptions(size: 1_000)) { a, b in
                 for n in 1...5 { a.server.publish("h:chat", Data("\(n)".utf8)) }
                 let epoch = try await eventuallyAsync("five in the stream") {
                     let top = try await a.server.history("h:chat", limit: 1).top
@@ -318,14 +359,14 @@ import Testing
     /// and goes out, in order, when the link is back (nothing dropped, no gap in the stream).
     @Test func publishesWaitForTheirNodesLinkToComeBack() async throws {
         try await withRedis { redis in
-            try await withTwoNodes(redis, configure: self.slowReconnect, options: historyOptions(size: 1_000)) { a, b in
+            try await self.withHoldableNodes(redis) { a, b in
                 let bob = try await TestWebSocket.live(port: b.port, user: "bob")
                 _ = try await bob.recover("h:chat")
                 for index in 1...10 { #expect(a.server.publish("h:chat", Data("\(index)".utf8))) }
-                try await self.kill(redis, port: try await a.broker.linkPorts().publisher)
-                _ = try await eventually("A noticed") { a.broker.isConnected ? nil : true }
+                try await self.hold([.publisher], of: a.broker, user: "node-a", redis)
                 for index in 11...30 { #expect(a.server.publish("h:chat", Data("\(index)".utf8)), "queued for the link's return") }
-                if !a.broker.isConnected { #expect(a.broker.statistics.waiting > 0) }
+                _ = try await eventually("the publishes waiting") { a.broker.statistics.waiting > 0 ? true : nil }
+                try await self.release("node-a", redis)
                 self.expectContiguous(try await self.read(bob, 30), from: 1, "bob")
                 #expect(a.broker.statistics.dropped == 0)
                 try await bob.close()
@@ -337,12 +378,12 @@ import Testing
     /// the sender with an error), and the drop is counted.
     @Test func aPublishThatCannotReachRedisIsRefusedNotSwallowed() async throws {
         try await withRedis { redis in
-            try await withTwoNodes(redis, configure: { self.slowReconnect(&$0); $0.maxPublishWait = .zero }, options: historyOptions(size: 1_000)) { a, _ in
-                try await self.kill(redis, port: try await a.broker.linkPorts().publisher)
-                _ = try await eventually("A noticed") { a.broker.isConnected ? nil : true }
+            try await self.withHoldableNodes(redis, configure: { $0.maxPublishWait = .zero }) { a, _ in
+                try await self.hold([.publisher], of: a.broker, user: "node-a", redis)
                 #expect(!a.server.publish("h:chat", Data("1".utf8)), "a history topic's message reaches no one")
                 #expect(!a.server.publish("plain", Data("1".utf8)), "another topic's reaches no other node")
                 #expect(a.broker.statistics.dropped == 2)
+                try await self.release("node-a", redis)
                 _ = try await eventually("A back") { a.broker.isConnected ? true : nil }
                 #expect(a.server.publish("h:chat", Data("2".utf8)))
             }

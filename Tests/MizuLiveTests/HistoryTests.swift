@@ -10,7 +10,7 @@ import Testing
 /// client's `recover` message (`{"topic":T,"offset":N,"epoch":E,"latest":L}`, offset and
 /// epoch optional) subscribes from that position, answered first by
 /// `{"topic":"subscribed","data":{"recovered":B,"offset":N,"epoch":E,"replayed":R}}`.
-func historyOptions(size: Int = 100, ttl: TimeAmount = .seconds(60), queueSize: Int = 256) -> (inout Live.Options) -> Void {
+func historyOptions(size: Int = 100, ttl: TimeAmount = .hours(1), queueSize: Int = 256) -> (inout Live.Options) -> Void {
     { options in
         options.queueSize = queueSize
         options.history = { $0.hasPrefix("h:") ? Live.HistoryPolicy(size: size, ttl: ttl) : nil }

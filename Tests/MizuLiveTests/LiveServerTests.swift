@@ -253,7 +253,7 @@ extension TestWebSocket {
         }) { _, _, port in
             let socket = try await TestWebSocket.live(port: port)
             try await socket.send(text: "oops")
-            for _ in 0..<200 where seen.withLockedValue({ $0.isEmpty }) { try await Task.sleep(nanoseconds: 10_000_000) }
+            _ = try await eventually("the bad message seen") { seen.withLockedValue { $0.isEmpty ? nil : true } }
             #expect(seen.withLockedValue { $0 } == ["oops"])
             try await socket.close()
         }

@@ -90,12 +90,14 @@ extension TestWebSocket {
 }
 
 @Suite struct LogThrottleTests {
-    @Test func oneLinePerInterval() async throws {
+    @Test func oneLinePerInterval() {
+        // Given times: a call the machine delays must not decide the outcome.
         let throttle = LogThrottle(every: .milliseconds(200))
-        #expect(throttle.allows())
-        #expect(!throttle.allows() && !throttle.allows())
-        try await Task.sleep(nanoseconds: 250_000_000)
-        #expect(throttle.allows())
-        #expect(!throttle.allows())
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        #expect(throttle.allows(at: start))
+        #expect(!throttle.allows(at: start) && !throttle.allows(at: start + .milliseconds(199)))
+        #expect(throttle.allows(at: start + .milliseconds(200)))
+        #expect(!throttle.allows(at: start + .milliseconds(250)))
+        #expect(throttle.allows(at: start + .milliseconds(450)))
     }
 }

@@ -158,7 +158,7 @@ import Testing
     /// and those accepted are all written, in order, once the slot is served again.
     @Test func publishesHeldForAnUnservedSlotAreBoundedInBytes() async throws {
         let limit = 64 * 1024
-        try await self.withOneNodeCluster(configure: { $0.maxPendingPublishBytes = limit; $0.maxPublishWait = .seconds(60) }) { redis, broker in
+        try await self.withOneNodeCluster(configure: { $0.maxPendingPublishBytes = limit; $0.maxPublishWait = .hours(1) }) { redis, broker in
             #expect(broker.publish("h:x", Data("0".utf8), history: self.policy))
             _ = try await self.read(broker, "h:x", count: 1)
             let slot = broker.keyspace.slot("h:x")
@@ -190,7 +190,7 @@ import Testing
         }
     }
 
-    let policy = Live.HistoryPolicy(size: 10_000, ttl: .seconds(60))
+    let policy = Live.HistoryPolicy(size: 10_000, ttl: .hours(1))
 
     /// A topic's stream once it holds `count` messages (reads refused while the broker's map
     /// shows the slot unserved are tried again).
@@ -221,6 +221,12 @@ import Testing
                 return info.contains("cluster_state:ok") ? true : nil
             }
             var node = try redis.configuration(prefix: "mizu:")
+            // No link timer ends a test's step, however slow the run: a publish held for an
+            // unserved slot is given up past maxPublishWait (5 s by default, which a TSan run's
+            // steps can outlast), and a link behind a paused write is dropped after two silent
+            // health-check intervals.
+            node.maxPublishWait = .hours(1)
+            node.healthCheckInterval = .hours(1)
             configure(&node)
             let broker = try await Live.RedisClusterBroker.connect(.init(seeds: [("127.0.0.1", redis.port)], node: node))
             do {

@@ -107,6 +107,9 @@ import Testing
         // reads (and drops) the rest first.
         var configuration = HTTPServerConfiguration()
         configuration.maxBodySize = 64 * 1024
+        // The drain outlasts any run's sends (its 5 s default need not: a slow run's later
+        // send would meet the reset this test is about).
+        configuration.lingeringCloseTimeout = .hours(1)
         try await withServer(self.echoApp(configuration: configuration)) { (port: Int) async throws in
             let client = try await RawClient.connect(port: port)
             try await client.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n")

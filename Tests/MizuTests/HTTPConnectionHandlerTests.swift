@@ -1,6 +1,7 @@
 import CoreMetrics
 import Logging
 @testable import MizuHTTP
+import MizuTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
@@ -39,7 +40,8 @@ import Testing
     /// What the handler wrote until `predicate` holds for it (the handler runs in a task).
     private func output(_ channel: NIOAsyncTestingChannel, until predicate: (String) -> Bool) async throws -> String {
         var text = ""
-        for _ in 0..<2_000 {
+        let deadline = NIODeadline.now() + Patience.scaled(.seconds(5))
+        while NIODeadline.now() < deadline {
             // Work queued from the loop itself (the handler's task) runs when the loop is run.
             await channel.testingEventLoop.run()
             while let part = try await channel.readOutbound(as: IOData.self) {

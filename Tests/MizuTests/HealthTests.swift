@@ -37,10 +37,9 @@ import Testing
         let port = address.port!
         #expect(try await request(port: port, "GET", "/readyz").status == 200)
         let shutdown = Task { await app.shutdown() }
-        var ready = try await request(port: port, "GET", "/readyz")
-        for _ in 0..<500 where ready.status == 200 {
-            try await Task.sleep(nanoseconds: 10_000_000)
-            ready = try await request(port: port, "GET", "/readyz")
+        let ready = try await eventuallyAsync("readyz turned") { () -> HTTPTestResponse? in
+            let ready = try await request(port: port, "GET", "/readyz")
+            return ready.status == 200 ? nil : ready
         }
         #expect(ready.status == 503 && ready.text == "shutting down\n")
         #expect(try await request(port: port, "GET", "/livez").status == 200, "alive while draining")

@@ -188,7 +188,7 @@ import Testing
 
     @Test func aSlowButSteadyReaderIsNotCutOff() async throws {
         // The deadline a reader that resumes must beat: scaled, or a slow run's late resume fails it.
-        try await withServer(self.app { $0.writeStallTimeout = Patience.scaled(.milliseconds(300)) }) { (port: Int) async throws in
+        try await withServer(self.app { $0.writeStallTimeout = Patience.scaled(.seconds(1)) }) { (port: Int) async throws in
             let client = try await RawClient.connect(port: port, receiveBufferSize: 4096)
             try await client.stopReading()
             try await client.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")

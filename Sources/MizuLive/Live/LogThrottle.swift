@@ -14,7 +14,12 @@ final class LogThrottle: Sendable {
 
     /// True for the first call of each interval.
     func allows() -> Bool {
-        let now = NIODeadline.now().uptimeNanoseconds
+        self.allows(at: NIODeadline.now())
+    }
+
+    /// ``allows()`` at `deadline` (tests give the time; a real caller, the clock's).
+    func allows(at deadline: NIODeadline) -> Bool {
+        let now = deadline.uptimeNanoseconds
         let last = self.last.load(ordering: .relaxed)
         guard last == 0 || now &- last >= UInt64(self.interval.nanoseconds) else { return false }
         return self.last.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
