@@ -9,12 +9,15 @@ from conftest import PATIENCE, ChatServer, redis_and_two_chats
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.environ.get("ARTIFACTS_DIR", "artifacts")
+# Every wait on the page is scaled like the rest of the suite (Playwright's own 5 s and 30 s
+# defaults are a fast machine's).
+expect.set_options(timeout=5000 * PATIENCE)
 
 
 @pytest.fixture()
 def browser():
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], timeout=30000 * PATIENCE)
         try:
             yield browser
         finally:
@@ -22,6 +25,7 @@ def browser():
 
 
 def join(page, url, name):
+    page.set_default_timeout(30000 * PATIENCE)
     page.goto(url)
     page.fill("#name", name)
     page.press("#name", "Enter")

@@ -93,11 +93,14 @@ def assert_contiguous(lines):
     assert len({line["epoch"] for line in lines}) == 1
 
 
-def publish(ws_url, user, room, texts, interval):
-    """Another client publishing steadily (plain WebSocket, the contract's room message)."""
+def publish(ws_url, user, room, texts, interval, permits=None):
+    """Another client publishing steadily (plain WebSocket, the contract's room message); with
+    `permits` (a semaphore), each message waits for one: the test decides how many go out."""
     async def scenario():
         async with websockets.connect(f"{ws_url}?token={user}", open_timeout=TIMEOUT) as ws:
             for text in texts:
+                if permits is not None:
+                    await asyncio.to_thread(permits.acquire)
                 await ws.send(json.dumps({"topic": f"chat:{room}", "data": {"text": text}}))
                 await asyncio.sleep(interval)
             # A round trip: everything sent before it has been published.
@@ -198,17 +201,22 @@ def test_every_message_once_in_order_across_sigterm_and_sigkill_of_its_node():
         client.wait_for_status("connected")
         redis.wait_for_subscribers("mizu-chat:chat:cc-nodes", 1)
         texts = [str(n) for n in range(200)]
-        publisher = threading.Thread(target=publish, args=(node_b.ws, "writer", "cc-nodes", texts, 0.02))
+        # The test hands out the messages, phase by phase: while the client is away at most 40
+        # are published, well inside the room's history (100), however slow a restart is (a
+        # steady 50 a second could pass 100 while a loaded machine restarted the node).
+        permits = threading.Semaphore(0)
+        publisher = threading.Thread(target=publish, args=(node_b.ws, "writer", "cc-nodes", texts, 0.02, permits))
         publisher.start()
-        client.wait_for(lambda c: len(c.lines) >= 20, "received the first messages")
+        permits.release(20)
+        client.wait_for(lambda c: len(c.texts("writer")) >= 20, "received the first messages")
 
         # SIGTERM: node A drains (1001), the client comes back to the restarted node.
         nodes[0].process.send_signal(signal.SIGTERM)
         nodes[0].process.wait(timeout=30 * PATIENCE)
         client.say("queued while away")  # sent once the client is back
+        permits.release(40)
         nodes[0] = ChatServer.on_port(port_a, "--redis", redis.url)
-        seen = len(client.lines)
-        client.wait_for(lambda c: len(c.lines) >= seen + 20, "received messages after the SIGTERM restart")
+        client.wait_for(lambda c: len(c.texts("writer")) >= 60, "received messages after the SIGTERM restart")
         # Delivered before the SIGKILL: a publish still in flight when its node dies is
         # reported lost, not sent twice (a loaded run once killed the node first).
         client.wait_for(lambda c: "queued while away" in c.texts("reader"), "the message queued while away")
@@ -216,8 +224,10 @@ def test_every_message_once_in_order_across_sigterm_and_sigkill_of_its_node():
         # SIGKILL: no close at all; the client notices the lost connection and recovers.
         nodes[0].process.kill()
         nodes[0].process.wait(timeout=30 * PATIENCE)
+        permits.release(40)
         time.sleep(0.5)
         nodes[0] = ChatServer.on_port(port_a, "--redis", redis.url)
+        permits.release(len(texts) - 100)
 
         publisher.join(timeout=120 * PATIENCE)
         client.wait_for(lambda c: len(c.texts("writer")) >= len(texts), "received every message", timeout=30 * PATIENCE)

@@ -164,15 +164,19 @@ def test_two_nodes_share_history_and_a_killed_nodes_users_expire():
             answer = await ask(bob, history=50)
             got, _ = await texts(bob, answer["offset"] if answer["offset"] < 50 else 50)
             assert got[-3:] == ["a0", "a1", "a2"]
-            # Both nodes see both users.
+            # Both nodes see both users (each node's write to Redis is queued, not awaited).
             for node in (a, b):
+                deadline = time.time() + 10 * PATIENCE
+                while not {"alice", "bob"} <= set(presence_of(node)) and time.time() < deadline:
+                    await asyncio.sleep(0.05)
                 assert {"alice", "bob"} <= set(presence_of(node))
             await bob.close()
             await alice.close()
         run(scenario())
 
         # A third user on node B; node B is killed: no leave, no refresh. Node A stops listing
-        # her within the expiry (2 s), not before her node's last refresh could lapse.
+        # her once the expiry (2 s) has passed since her node's last refresh. (No lower bound
+        # on when: a node a loaded machine starved may have refreshed late before it died.)
         zoe = connect_sync(b.ws + "?token=zoe", open_timeout=TIMEOUT)
         deadline = time.time() + 5 * PATIENCE
         while "zoe" not in presence_of(a) and time.time() < deadline:
@@ -183,11 +187,8 @@ def test_two_nodes_share_history_and_a_killed_nodes_users_expire():
         killed = time.time()
         while "zoe" in presence_of(a) and time.time() - killed < 10 * PATIENCE:
             time.sleep(0.1)
-        gone_after = time.time() - killed
-        assert "zoe" not in presence_of(a)
-        # Not before her node's last refresh could lapse (a lower bound no slow machine can
-        # break); gone at all is the point, the wait above only bounds how slow the run may be.
-        assert gone_after >= 1.0, f"zoe gone {gone_after:.1f} s after her node died (expiry 2 s, refreshed every 0.67 s)"
+        # Gone at all is the point; the wait above only bounds how slow the run may be.
+        assert "zoe" not in presence_of(a), f"zoe still listed {time.time() - killed:.1f} s after her node died"
         zoe.socket.close()
 
 
@@ -237,14 +238,15 @@ def test_a_client_asking_for_snapshots_in_a_loop_waits_and_nobody_else_does(alon
         started = time.time()
         for _ in range(14):
             await spammer.send(json.dumps({"topic": "subscribe", "data": {"topic": "presence", "snapshot": True}}))
-        # Meanwhile another session is served at once: before the spammer's 11th snapshot,
-        # which its budget holds back for half a second (an order, not a speed).
+        # Meanwhile another session is served at once: before the spammer's last snapshot,
+        # which its budget holds back for two seconds (an order, not a speed; the 11th, held
+        # half a second, was too close for a loaded machine).
         await chat(other, "still fast")
         got, _ = await texts(other, 1)
         victim_answered = time.time()
         assert got == ["still fast"]
         arrivals = await reader
-        assert victim_answered < arrivals[10], "the other session waited behind the spammer"
+        assert victim_answered < arrivals[13], "the other session waited behind the spammer"
         # 10 at once, then 2 a second: the last 4 take about 2 s.
         assert arrivals[13] - started >= 1.8
         await spammer.close()
@@ -317,8 +319,10 @@ def test_a_victim_stays_fast_while_one_client_spends_4000_reads(alone, request_d
                 await spammer.send(request)
         during = await round_trips(victim, 9)
         print(f"victim round trip: {before * 1000:.2f} ms before, {during * 1000:.2f} ms during")
-        # A relative bound, measured in the same run: a slow machine slows both.
-        assert during <= max(10 * before, 0.05 * PATIENCE), f"victim round trip {before * 1000:.1f} ms before, {during * 1000:.1f} ms during"
+        # A relative bound, measured in the same run (a slow machine slows both), with a floor
+        # a loaded run's scatter stays under (0.5 s did not) and the 5.6 s this guards against
+        # does not.
+        assert during <= max(10 * before, 0.2 * PATIENCE), f"victim round trip {before * 1000:.1f} ms before, {during * 1000:.1f} ms during"
         for spammer in spammers:
             await spammer.close()
         await victim.close()

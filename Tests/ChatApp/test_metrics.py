@@ -1,11 +1,12 @@
 """`--metrics`: the Prometheus text format at /metrics moves as a chat goes on."""
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 
 from conftest import ChatServer
-from test_contract import TIMEOUT, connect, recv_raw, run, settle, subscribe
+from test_contract import PATIENCE, TIMEOUT, connect, recv_raw, run, settle, subscribe
 
 
 def scrape(server):
@@ -51,10 +52,16 @@ def test_metrics_follow_a_chat():
             await bob.close()
 
         run(scenario())
-        for _ in range(100):
+        # The closes are counted once the server has handled them: waited for, within the
+        # patience (a hundred back-to-back scrapes were a fast machine's time).
+        deadline = time.monotonic() + 10 * PATIENCE
+        while True:
             final = scrape(server)
-            if final["mizu_live_sessions"] == 0:
+            if final["mizu_live_sessions"] == 0 and final.get('mizu_live_sessions_closed_total{reason="clean"}') == 2:
                 break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert final["mizu_live_sessions"] == 0
         assert final['mizu_live_sessions_closed_total{reason="clean"}'] == 2
         assert any(re.match(r"mizu_live_fanout_duration_seconds_count", name) for name in final)
