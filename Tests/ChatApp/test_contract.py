@@ -272,6 +272,20 @@ def test_bad_input(chat):
     run(scenario())
 
 
+def presence_of(server):
+    """Who is online, through GET /api/presence: budgeted per client (10, then 2 a second),
+    so a polling test waits its turn when told to (429 with Retry-After)."""
+    deadline = time.time() + 10 * PATIENCE
+    while True:
+        try:
+            with urllib.request.urlopen(server.http + "/api/presence", timeout=TIMEOUT) as response:
+                return json.loads(response.read())["users"]
+        except urllib.error.HTTPError as error:
+            if error.code != 429 or time.time() > deadline:
+                raise
+            time.sleep(min(float(error.headers["Retry-After"]), 0.5))
+
+
 def raw_upgrade(chat, token):
     sock = send_upgrade(chat, f"/ws?token={token}")
     head = b""
@@ -338,13 +352,7 @@ def test_a_second_sigterm_closes_every_connection_at_once():
         # session is registered, and a drain that began in between had nothing to wait for and
         # ended before the second signal (a loaded machine did so in most runs).
         deadline = time.monotonic() + 10 * PATIENCE
-        while True:
-            try:
-                with urllib.request.urlopen(server.http + "/api/presence", timeout=TIMEOUT) as response:
-                    if "stuck" in json.loads(response.read())["users"]:
-                        break
-            except urllib.error.HTTPError as error:
-                assert error.code == 429, error
+        while "stuck" not in presence_of(server):
             assert time.monotonic() < deadline, "the session never opened"
             time.sleep(0.05)
         server.process.terminate()

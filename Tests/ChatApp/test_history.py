@@ -11,7 +11,7 @@ import pytest
 from conftest import ChatServer, redis_and_two_chats
 from websockets.sync.client import connect as connect_sync
 
-from test_contract import PATIENCE, TIMEOUT, connect, run, settle, subscribe
+from test_contract import PATIENCE, TIMEOUT, connect, presence_of, run, settle, subscribe
 
 
 async def recv_full(ws):
@@ -39,20 +39,6 @@ async def texts(ws, count):
         assert message["topic"] == "chat:general", message
         received.append(message)
     return [m["data"]["data"]["text"] for m in received], {"offset": received[-1]["offset"], "epoch": received[-1]["epoch"]}
-
-
-def presence_of(server):
-    """Who is online, through GET /api/presence: budgeted per client (10, then 2 a second),
-    so a polling test waits its turn when told to (429 with Retry-After)."""
-    deadline = time.time() + 10 * PATIENCE
-    while True:
-        try:
-            with urllib.request.urlopen(server.http + "/api/presence", timeout=TIMEOUT) as response:
-                return json.loads(response.read())["users"]
-        except urllib.error.HTTPError as error:
-            if error.code != 429 or time.time() > deadline:
-                raise
-            time.sleep(min(float(error.headers["Retry-After"]), 0.5))
 
 
 @pytest.fixture(scope="module")

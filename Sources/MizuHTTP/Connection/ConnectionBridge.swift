@@ -31,18 +31,19 @@ struct ConnectionBridge: ResponseConnection {
     }
 
     func cut() {
-        if self.eventLoop.inEventLoop {
-            self.handler.value.cutResponse()
-        } else {
-            self.eventLoop.execute { self.handler.value.cutResponse() }
-        }
+        self.onLoop { $0.cutResponse() }
     }
 
     func requestFinished(failed: Bool) {
+        self.onLoop { $0.requestFinished(failed: failed) }
+    }
+
+    /// Runs `body` with the handler now when on its loop, else on the loop soon.
+    private func onLoop(_ body: @escaping @Sendable (HTTPConnectionHandler) -> Void) {
         if self.eventLoop.inEventLoop {
-            self.handler.value.requestFinished(failed: failed)
+            body(self.handler.value)
         } else {
-            self.eventLoop.execute { self.handler.value.requestFinished(failed: failed) }
+            self.eventLoop.execute { body(self.handler.value) }
         }
     }
 }

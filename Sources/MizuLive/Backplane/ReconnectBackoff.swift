@@ -42,8 +42,9 @@ struct ReconnectBackoff {
     /// jittered into its upper half by `unit` (0...1) so many nodes do not retry in step.
     func delay(jitter unit: Double) -> TimeAmount {
         // Checked: a shift would drop the high bits of a long base (hours) and go negative.
+        let cap = max(0, self.cap.nanoseconds)
         let (grown, overflow) = max(0, self.base.nanoseconds).multipliedReportingOverflow(by: 1 << min(self.failures, 20))
-        let full = overflow ? max(0, self.cap.nanoseconds) : min(max(0, self.cap.nanoseconds), grown)
+        let full = overflow ? cap : min(cap, grown)
         return .nanoseconds(full / 2 + Int64(Double(full / 2) * min(max(unit, 0), 1)))
     }
 }
